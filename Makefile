@@ -1,0 +1,34 @@
+# hubsync -- PGXS build
+#
+# The version lives in hubsync.control alone; everything else reads it.
+
+EXTENSION  = hubsync
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(dir $(firstword $(MAKEFILE_LIST)))hubsync.control)
+
+MODULE_big = hubsync
+OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA       = $(wildcard sql/hubsync--*.sql)
+
+PG_CPPFLAGS = -I$(srcdir)/src -DHUBSYNC_VERSION=\"$(EXTVERSION)\" \
+			  $(shell pkg-config --cflags libcurl libmicrohttpd)
+PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+			  -Wno-missing-field-initializers -Wmissing-prototypes
+SHLIB_LINK  = $(shell pkg-config --libs libcurl libmicrohttpd) -lcrypto
+
+REGRESS      = install guc credentials capture
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf \
+			   --load-extension=hubsync
+
+TAP_TESTS   = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# After the include: Makefile.global resets PROVE_FLAGS.
+PG_PROVE_FLAGS += -I $(srcdir)/test/perl
+
+# installcheck runs pg_regress then prove; this alias keeps one word for both.
+.PHONY: test
+test: installcheck

@@ -1,0 +1,278 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  hubsync's configuration settings and their validation.
+ *
+ * No secret is ever a setting: tokens and client secrets live in a table
+ * only the extension owner can read (see credentials.c), so they never
+ * reach pg_settings, SHOW or the server log.
+ *
+ * IDENTIFICATION
+ *	  src/guc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "hubsync.h"
+
+#include <ctype.h>
+
+#include "utils/guc.h"
+
+char	   *hubsync_database = NULL;
+int			hubsync_app_id = 0;
+char	   *hubsync_api_base_url = NULL;
+bool		hubsync_enabled = true;
+int			hubsync_webhook_port = 0;
+char	   *hubsync_webhook_listen_address = NULL;
+char	   *hubsync_webhook_public_url = NULL;
+int			hubsync_webhook_max_body = 1024 * 1024;
+int			hubsync_batch_size = 100;
+int			hubsync_batch_linger = 5;
+int			hubsync_max_inflight = 8;
+int			hubsync_rate_limit = 100;
+int			hubsync_daily_limit = 250000;
+int			hubsync_search_rate = 5;
+int			hubsync_max_attempts = 10;
+int			hubsync_retry_window = 86400;
+int			hubsync_poll_interval = 60;
+char	   *hubsync_reconcile_at = NULL;
+int			hubsync_request_timeout = 30000;
+int			hubsync_max_changes_per_xact = 10000;
+char	   *hubsync_origin = NULL;
+
+#define HUBSYNC_MAX_ORIGIN_LEN 63
+
+/*
+ * url_has_http_scheme -- true when the string starts with http:// or
+ * https://, the only schemes hubsync speaks.
+ */
+static bool
+url_has_http_scheme(const char *url)
+{
+	return pg_strncasecmp(url, "http://", 7) == 0 ||
+		pg_strncasecmp(url, "https://", 8) == 0;
+}
+
+/* check_api_base_url -- the HubSpot API root must be an http(s) URL */
+static bool
+check_api_base_url(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || !url_has_http_scheme(*newval))
+	{
+		GUC_check_errmsg("invalid value for hubsync.api_base_url: \"%s\"",
+						 *newval ? *newval : "");
+		GUC_check_errhint("Use an http:// or https:// URL, such as https://api.hubapi.com.");
+		return false;
+	}
+	return true;
+}
+
+/* check_public_url -- empty (derive it) or an http(s) URL */
+static bool
+check_public_url(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || **newval == '\0' || url_has_http_scheme(*newval))
+		return true;
+	GUC_check_errmsg("invalid value for hubsync.webhook_public_url: \"%s\"",
+					 *newval);
+	GUC_check_errhint("Use the full https:// URL HubSpot calls, or an empty string for http://<listen address>:<port>/hubspot/webhooks.");
+	return false;
+}
+
+/* check_listen_address -- the receiver needs an address to bind */
+static bool
+check_listen_address(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && **newval != '\0')
+		return true;
+	GUC_check_errmsg("hubsync.webhook_listen_address must not be empty");
+	GUC_check_errhint("Use 127.0.0.1 to listen on loopback behind a proxy, or 0.0.0.0 for all addresses.");
+	return false;
+}
+
+/*
+ * check_origin -- the change tag an application session records.  Tags
+ * beginning with "hubspot" are reserved for changes that came from HubSpot,
+ * so an application can never make its writes look like HubSpot's.
+ */
+static bool
+check_origin(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+
+	if (v == NULL || *v == '\0')
+	{
+		GUC_check_errmsg("hubsync.origin must not be empty");
+		GUC_check_errhint("Use a short tag naming the writer, such as 'app' or 'billing'.");
+		return false;
+	}
+	if (strlen(v) > HUBSYNC_MAX_ORIGIN_LEN)
+	{
+		GUC_check_errmsg("hubsync.origin is longer than %d characters",
+						 HUBSYNC_MAX_ORIGIN_LEN);
+		return false;
+	}
+	if (pg_strncasecmp(v, "hubspot", 7) == 0)
+	{
+		GUC_check_errmsg("origin tag \"%s\" is reserved", v);
+		GUC_check_errdetail("Tags beginning with \"hubspot\" mark changes that came from HubSpot.");
+		GUC_check_errhint("Choose another tag, such as 'app' or 'billing'.");
+		return false;
+	}
+	return true;
+}
+
+/* check_reconcile_at -- empty (off) or a time of day as HH:MM */
+static bool
+check_reconcile_at(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+
+	if (v == NULL || *v == '\0')
+		return true;
+	if (strlen(v) == 5 && isdigit((unsigned char) v[0]) &&
+		isdigit((unsigned char) v[1]) && v[2] == ':' &&
+		isdigit((unsigned char) v[3]) && isdigit((unsigned char) v[4]) &&
+		atoi(v) < 24 && atoi(v + 3) < 60)
+		return true;
+	GUC_check_errmsg("invalid value for hubsync.reconcile_at: \"%s\"", v);
+	GUC_check_errhint("Use a time of day as HH:MM (24-hour clock), or an empty string to turn the daily reconciliation off.");
+	return false;
+}
+
+/*
+ * hubsync_define_gucs -- define every hubsync.* setting and reserve the
+ * prefix, so a misspelt setting is reported instead of silently ignored.
+ */
+void
+hubsync_define_gucs(void)
+{
+	DefineCustomStringVariable("hubsync.database",
+							   "Database the hubsync workers connect to.",
+							   "The extension must be installed in this database.",
+							   &hubsync_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.app_id",
+							"HubSpot app id of this installation.",
+							"Used to recognise our own writes when HubSpot echoes them back as webhooks; 0 means unknown.",
+							&hubsync_app_id, 0, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("hubsync.api_base_url",
+							   "Root URL of the HubSpot API.",
+							   NULL,
+							   &hubsync_api_base_url, "https://api.hubapi.com",
+							   PGC_SIGHUP, 0, check_api_base_url, NULL, NULL);
+
+	DefineCustomBoolVariable("hubsync.enabled",
+							 "Whether the hubsync workers sync at all.",
+							 "When off, changes are still captured in the outbox and sent once it is on again.",
+							 &hubsync_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.webhook_port",
+							"TCP port of the embedded webhook receiver.",
+							"0 turns the receiver off.",
+							&hubsync_webhook_port, 0, 0, 65535,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("hubsync.webhook_listen_address",
+							   "Address the webhook receiver listens on.",
+							   NULL,
+							   &hubsync_webhook_listen_address, "127.0.0.1",
+							   PGC_SIGHUP, 0, check_listen_address, NULL, NULL);
+
+	DefineCustomStringVariable("hubsync.webhook_public_url",
+							   "Public URL HubSpot calls for webhooks.",
+							   "Its path is the path the receiver serves and it is the URL signed in v3 signatures; empty means http://<listen address>:<port>/hubspot/webhooks.",
+							   &hubsync_webhook_public_url, "",
+							   PGC_SIGHUP, 0, check_public_url, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.webhook_max_body",
+							"Largest webhook request body accepted.",
+							NULL,
+							&hubsync_webhook_max_body, 1024 * 1024,
+							1024, 64 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.batch_size",
+							"Most records sent in one HubSpot batch request.",
+							NULL,
+							&hubsync_batch_size, 100, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.batch_linger",
+							"Longest wait for a batch to fill when more changes are queued.",
+							NULL,
+							&hubsync_batch_linger, 5, 0, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.max_inflight",
+							"Most HubSpot requests in flight at once.",
+							NULL,
+							&hubsync_max_inflight, 8, 1, 64,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.rate_limit",
+							"HubSpot requests allowed per rolling 10 seconds.",
+							"Lowered automatically when HubSpot's X-HubSpot-RateLimit-Max header says less.",
+							&hubsync_rate_limit, 100, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.daily_limit",
+							"HubSpot requests allowed per day.",
+							"0 means no daily budget.",
+							&hubsync_daily_limit, 250000, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.search_rate",
+							"HubSpot search requests allowed per second.",
+							NULL,
+							&hubsync_search_rate, 5, 1, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.max_attempts",
+							"Attempts at a change that keeps failing transiently before it is dead-lettered.",
+							"A change is dead-lettered only after this many attempts and hubsync.retry_window.",
+							&hubsync_max_attempts, 10, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.retry_window",
+							"Shortest time transient failures are retried before a change is dead-lettered.",
+							NULL,
+							&hubsync_retry_window, 86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.poll_interval",
+							"Time between searches for records changed in HubSpot.",
+							NULL,
+							&hubsync_poll_interval, 60, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("hubsync.reconcile_at",
+							   "Time of day (HH:MM, server time zone) of the daily reconciliation.",
+							   "An empty string turns it off.",
+							   &hubsync_reconcile_at, "06:00",
+							   PGC_SIGHUP, 0, check_reconcile_at, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.request_timeout",
+							"Longest time one HubSpot request may take.",
+							NULL,
+							&hubsync_request_timeout, 30000, 100, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.max_changes_per_xact",
+							"Most changes one transaction may enqueue for HubSpot.",
+							"A guard against accidental mass updates; 0 means no limit.",
+							&hubsync_max_changes_per_xact, 10000, 0, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("hubsync.origin",
+							   "Tag recorded with every change this session makes.",
+							   "Tags beginning with \"hubspot\" are reserved.",
+							   &hubsync_origin, "app",
+							   PGC_USERSET, 0, check_origin, NULL, NULL);
+
+	MarkGUCPrefixReserved("hubsync");
+}

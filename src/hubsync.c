@@ -1,0 +1,43 @@
+/*-------------------------------------------------------------------------
+ *
+ * hubsync.c
+ *	  Module entry point: settings, shared memory and background workers.
+ *
+ * The settings are defined in every backend that loads the library, so
+ * that CREATE EXTENSION and the capture triggers work even when the
+ * library is not preloaded.  Shared memory and the workers exist only when
+ * it is listed in shared_preload_libraries; SQL functions that need them
+ * say so with a hint.
+ *
+ * IDENTIFICATION
+ *	  src/hubsync.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "hubsync.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/*
+ * _PG_init -- define settings; when preloaded, ask for shared memory and
+ * register the background workers.
+ */
+void
+_PG_init(void)
+{
+	if (IsBinaryUpgrade)
+		return;
+
+	hubsync_define_gucs();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	hubsync_shmem_init_hooks();
+	hubsync_register_workers();
+}

@@ -1,0 +1,107 @@
+/*-------------------------------------------------------------------------
+ *
+ * hubsync.h
+ *	  Shared declarations of the hubsync extension: settings, shared
+ *	  memory, workers and the helpers every module uses.
+ *
+ * IDENTIFICATION
+ *	  src/hubsync.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HUBSYNC_H
+#define HUBSYNC_H
+
+#include "postgres.h"
+
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#ifndef HUBSYNC_VERSION
+#define HUBSYNC_VERSION "unknown"
+#endif
+
+#define HUBSYNC_USER_AGENT "hubsync/" HUBSYNC_VERSION
+
+/* ---- settings (guc.c) ---- */
+extern char *hubsync_database;
+extern int	hubsync_app_id;
+extern char *hubsync_api_base_url;
+extern bool hubsync_enabled;
+extern int	hubsync_webhook_port;
+extern char *hubsync_webhook_listen_address;
+extern char *hubsync_webhook_public_url;
+extern int	hubsync_webhook_max_body;
+extern int	hubsync_batch_size;
+extern int	hubsync_batch_linger;
+extern int	hubsync_max_inflight;
+extern int	hubsync_rate_limit;
+extern int	hubsync_daily_limit;
+extern int	hubsync_search_rate;
+extern int	hubsync_max_attempts;
+extern int	hubsync_retry_window;
+extern int	hubsync_poll_interval;
+extern char *hubsync_reconcile_at;
+extern int	hubsync_request_timeout;
+extern int	hubsync_max_changes_per_xact;
+extern char *hubsync_origin;
+
+extern void hubsync_define_gucs(void);
+
+/* ---- workers (worker.c) ---- */
+typedef enum HubsyncWorkerKind
+{
+	HUBSYNC_WORKER_PUSH = 0,
+	HUBSYNC_WORKER_PULL,
+	HUBSYNC_WORKER_WEBHOOK,
+	HUBSYNC_NUM_WORKERS
+} HubsyncWorkerKind;
+
+typedef enum HubsyncWorkerState
+{
+	HUBSYNC_STATE_STOPPED = 0,
+	HUBSYNC_STATE_STARTING,
+	HUBSYNC_STATE_IDLE_NO_EXTENSION,
+	HUBSYNC_STATE_IDLE_STANDBY,
+	HUBSYNC_STATE_DISABLED,
+	HUBSYNC_STATE_RUNNING
+} HubsyncWorkerState;
+
+extern const char *const hubsync_worker_names[HUBSYNC_NUM_WORKERS];
+extern const char *hubsync_worker_state_name(HubsyncWorkerState state);
+extern void hubsync_register_workers(void);
+extern PGDLLEXPORT void hubsync_worker_main(Datum main_arg);
+
+/* ---- shared memory (shmem.c) ---- */
+typedef struct HubsyncWorkerSlot
+{
+	pid_t		pid;
+	Latch	   *latch;
+	HubsyncWorkerState state;
+	TimestampTz started_at;
+	pg_atomic_uint32 wake_pending;
+} HubsyncWorkerSlot;
+
+typedef struct HubsyncShared
+{
+	slock_t		mutex;			/* protects the fields below it that say so */
+	HubsyncWorkerSlot workers[HUBSYNC_NUM_WORKERS];
+	pg_atomic_uint64 credentials_version;	/* bumped by set_credentials */
+	pg_atomic_uint32 auth_failed;	/* 1 after a hard 401, until creds change */
+	pg_atomic_uint32 paused;	/* hubsync.pause() */
+} HubsyncShared;
+
+extern HubsyncShared *hubsync_shared;
+
+extern void hubsync_shmem_init_hooks(void);
+extern bool hubsync_shmem_available(void);
+extern void hubsync_require_shmem(void);
+extern void hubsync_wake_worker(HubsyncWorkerKind kind);
+extern void hubsync_wake_all_workers(void);
+
+/* ---- credentials (credentials.c) ---- */
+extern uint64 hubsync_credentials_version(void);
+
+#endif							/* HUBSYNC_H */

@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * pull_worker.c
+ *	  Main loop of the "hubsync pull" background worker.
+ *
+ * IDENTIFICATION
+ *	  src/pull_worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "hubsync.h"
+
+#include "worker.h"
+
+/*
+ * hubsync_pull_main -- wait for work; idle quietly while the extension is
+ * missing or the server is a standby.
+ */
+void
+hubsync_pull_main(void)
+{
+	for (;;)
+	{
+		bool		ready = hubsync_worker_check_ready();
+
+		hubsync_worker_wait(ready ? 1000L : 5000L);
+	}
+}

@@ -1,0 +1,132 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  hubsync's shared memory: worker slots, wake-up flags and shared
+ *	  counters that every backend and worker sees.
+ *
+ * IDENTIFICATION
+ *	  src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "hubsync.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+HubsyncShared *hubsync_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* hubsync_shmem_size -- bytes of shared memory hubsync needs */
+static Size
+hubsync_shmem_size(void)
+{
+	return MAXALIGN(sizeof(HubsyncShared));
+}
+
+/* hubsync_shmem_request -- reserve our share at postmaster start */
+static void
+hubsync_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(hubsync_shmem_size());
+}
+
+/*
+ * hubsync_shmem_startup -- attach to (and on first use, initialise) the
+ * shared struct.  Runs in the postmaster and, with EXEC_BACKEND, in every
+ * child.
+ */
+static void
+hubsync_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	hubsync_shared = NULL;
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	hubsync_shared = ShmemInitStruct("hubsync", hubsync_shmem_size(), &found);
+	if (!found)
+	{
+		int			i;
+
+		memset(hubsync_shared, 0, sizeof(HubsyncShared));
+		SpinLockInit(&hubsync_shared->mutex);
+		for (i = 0; i < HUBSYNC_NUM_WORKERS; i++)
+			pg_atomic_init_u32(&hubsync_shared->workers[i].wake_pending, 0);
+		pg_atomic_init_u64(&hubsync_shared->credentials_version, 0);
+		pg_atomic_init_u32(&hubsync_shared->auth_failed, 0);
+		pg_atomic_init_u32(&hubsync_shared->paused, 0);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* hubsync_shmem_init_hooks -- install the hooks (from _PG_init) */
+void
+hubsync_shmem_init_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = hubsync_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = hubsync_shmem_startup;
+}
+
+/* hubsync_shmem_available -- true when the library was preloaded */
+bool
+hubsync_shmem_available(void)
+{
+	return hubsync_shared != NULL;
+}
+
+/*
+ * hubsync_require_shmem -- raise a clear error in SQL functions that need
+ * the workers when the library was not preloaded.
+ */
+void
+hubsync_require_shmem(void)
+{
+	if (hubsync_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("hubsync must be loaded via \"shared_preload_libraries\""),
+				 errhint("Add hubsync to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * hubsync_wake_worker -- set a worker's latch.  The wake_pending flag lets
+ * many wakers in a burst cost one wake-up.
+ */
+void
+hubsync_wake_worker(HubsyncWorkerKind kind)
+{
+	HubsyncWorkerSlot *slot;
+	Latch	   *latch;
+
+	if (hubsync_shared == NULL)
+		return;
+	slot = &hubsync_shared->workers[kind];
+	if (pg_atomic_exchange_u32(&slot->wake_pending, 1) != 0)
+		return;
+	SpinLockAcquire(&hubsync_shared->mutex);
+	latch = slot->latch;
+	SpinLockRelease(&hubsync_shared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* hubsync_wake_all_workers -- wake every worker (settings, credentials) */
+void
+hubsync_wake_all_workers(void)
+{
+	int			i;
+
+	for (i = 0; i < HUBSYNC_NUM_WORKERS; i++)
+		hubsync_wake_worker((HubsyncWorkerKind) i);
+}

@@ -1,0 +1,304 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  What every hubsync background worker shares: registration, start-up,
+ *	  signals, the readiness check and the latch wait.
+ *
+ * hubsync runs three static workers in the database named by
+ * hubsync.database, each visible in pg_stat_activity with its own
+ * backend_type: "hubsync push" (outbox to HubSpot), "hubsync pull" (inbox,
+ * polling, backfill, reconciliation) and "hubsync webhook" (the receiver).
+ * They start only once recovery has finished, so none runs on a standby,
+ * and the postmaster restarts them a few seconds after any exit: they exit
+ * only through die() (SIGTERM, exit code 1) or an unexpected error, never
+ * with code 0, which would unregister them.
+ *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "hubsync.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "worker.h"
+
+#define HUBSYNC_RESTART_SECONDS 5
+
+const char *const hubsync_worker_names[HUBSYNC_NUM_WORKERS] = {
+	"hubsync push", "hubsync pull", "hubsync webhook"
+};
+
+HubsyncWorkerKind hubsync_my_worker_kind;
+
+/* hubsync_worker_state_name -- the word status views show for a state */
+const char *
+hubsync_worker_state_name(HubsyncWorkerState state)
+{
+	switch (state)
+	{
+		case HUBSYNC_STATE_STOPPED:
+			return "stopped";
+		case HUBSYNC_STATE_STARTING:
+			return "starting";
+		case HUBSYNC_STATE_IDLE_NO_EXTENSION:
+			return "idle: extension not installed";
+		case HUBSYNC_STATE_IDLE_STANDBY:
+			return "idle: standby";
+		case HUBSYNC_STATE_DISABLED:
+			return "idle: disabled";
+		case HUBSYNC_STATE_RUNNING:
+			return "running";
+	}
+	return "unknown";
+}
+
+/*
+ * hubsync_register_workers -- register the static workers (from _PG_init,
+ * only when preloaded).
+ */
+void
+hubsync_register_workers(void)
+{
+	int			i;
+
+	for (i = 0; i < HUBSYNC_NUM_WORKERS; i++)
+	{
+		BackgroundWorker worker;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+			BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = HUBSYNC_RESTART_SECONDS;
+		strlcpy(worker.bgw_library_name, "hubsync", BGW_MAXLEN);
+		strlcpy(worker.bgw_function_name, "hubsync_worker_main", BGW_MAXLEN);
+		strlcpy(worker.bgw_name, hubsync_worker_names[i], BGW_MAXLEN);
+		strlcpy(worker.bgw_type, hubsync_worker_names[i], BGW_MAXLEN);
+		worker.bgw_main_arg = Int32GetDatum(i);
+		RegisterBackgroundWorker(&worker);
+	}
+}
+
+/* hubsync_worker_set_state -- publish this worker's state */
+void
+hubsync_worker_set_state(HubsyncWorkerState state)
+{
+	HubsyncWorkerSlot *slot = &hubsync_shared->workers[hubsync_my_worker_kind];
+
+	SpinLockAcquire(&hubsync_shared->mutex);
+	slot->state = state;
+	SpinLockRelease(&hubsync_shared->mutex);
+}
+
+/* hubsync_worker_state -- this worker's published state */
+static HubsyncWorkerState
+hubsync_worker_state(void)
+{
+	HubsyncWorkerState state;
+
+	SpinLockAcquire(&hubsync_shared->mutex);
+	state = hubsync_shared->workers[hubsync_my_worker_kind].state;
+	SpinLockRelease(&hubsync_shared->mutex);
+	return state;
+}
+
+/* worker_detach -- clear our slot on exit so nobody sets a stale latch */
+static void
+worker_detach(int code, Datum arg)
+{
+	HubsyncWorkerSlot *slot = &hubsync_shared->workers[hubsync_my_worker_kind];
+
+	SpinLockAcquire(&hubsync_shared->mutex);
+	slot->pid = 0;
+	slot->latch = NULL;
+	slot->state = HUBSYNC_STATE_STOPPED;
+	SpinLockRelease(&hubsync_shared->mutex);
+}
+
+/*
+ * hubsync_worker_begin_xact -- start a short transaction with a snapshot,
+ * the way worker_spi does: the statement timestamp makes now() current,
+ * and the snapshot lets SPI see committed data.
+ */
+void
+hubsync_worker_begin_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (activity)
+		pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/*
+ * hubsync_worker_end_xact -- commit, flush table statistics (bgworkers
+ * must do it themselves or autovacuum never sees their writes) and go
+ * back to the memory context the caller was in.
+ */
+void
+hubsync_worker_end_xact(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
+ * hubsync_worker_check_ready -- whether there is anything to do here: the
+ * server is a primary, hubsync is enabled and the extension is installed
+ * (and not being created right now).  A change of answer is logged once;
+ * an unchanged one is silent, so an idle worker never fills the log.
+ */
+bool
+hubsync_worker_check_ready(void)
+{
+	HubsyncWorkerState old_state = hubsync_worker_state();
+	HubsyncWorkerState new_state;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (RecoveryInProgress())
+		new_state = HUBSYNC_STATE_IDLE_STANDBY;
+	else if (!hubsync_enabled)
+		new_state = HUBSYNC_STATE_DISABLED;
+	else
+	{
+		Oid			ext;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		ext = get_extension_oid("hubsync", true);
+		if (!OidIsValid(ext) ||
+			(creating_extension && CurrentExtensionObject == ext))
+			new_state = HUBSYNC_STATE_IDLE_NO_EXTENSION;
+		else
+			new_state = HUBSYNC_STATE_RUNNING;
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+	}
+
+	if (new_state != old_state)
+	{
+		hubsync_worker_set_state(new_state);
+		if (new_state == HUBSYNC_STATE_IDLE_NO_EXTENSION)
+			ereport(LOG,
+					(errmsg("%s worker is idle: extension \"hubsync\" is not installed in database \"%s\"",
+							hubsync_worker_names[hubsync_my_worker_kind],
+							hubsync_database),
+					 errhint("Run CREATE EXTENSION hubsync in that database, or set hubsync.database.")));
+		else if (new_state == HUBSYNC_STATE_DISABLED)
+			ereport(LOG,
+					(errmsg("%s worker is idle: hubsync.enabled is off",
+							hubsync_worker_names[hubsync_my_worker_kind])));
+		else if (new_state == HUBSYNC_STATE_RUNNING)
+			ereport(LOG,
+					(errmsg("%s worker started in database \"%s\"",
+							hubsync_worker_names[hubsync_my_worker_kind],
+							hubsync_database)));
+	}
+	return new_state == HUBSYNC_STATE_RUNNING;
+}
+
+/*
+ * hubsync_worker_handle_interrupts -- honour SIGTERM, ProcSignal barriers
+ * and SIGHUP.  Call after every wake-up.  Returns true when the
+ * configuration was reloaded.
+ */
+bool
+hubsync_worker_handle_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * hubsync_worker_wait -- sleep on our latch (and nothing else) for at
+ * most timeout_ms, then handle interrupts.
+ */
+void
+hubsync_worker_wait(long timeout_ms)
+{
+	(void) WaitLatch(MyLatch,
+					 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 timeout_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	hubsync_worker_consume_wake();
+	hubsync_worker_handle_interrupts();
+}
+
+/* hubsync_worker_consume_wake -- clear our wake flag; true if it was set */
+bool
+hubsync_worker_consume_wake(void)
+{
+	return pg_atomic_exchange_u32(&hubsync_shared->workers[hubsync_my_worker_kind].wake_pending, 0) != 0;
+}
+
+/*
+ * hubsync_worker_main -- entry point of every hubsync worker: set up
+ * signals, connect, publish ourselves, then run the kind's own loop.
+ */
+void
+hubsync_worker_main(Datum main_arg)
+{
+	HubsyncWorkerSlot *slot;
+
+	hubsync_my_worker_kind = (HubsyncWorkerKind) DatumGetInt32(main_arg);
+	if (hubsync_my_worker_kind < 0 || hubsync_my_worker_kind >= HUBSYNC_NUM_WORKERS)
+		elog(FATAL, "invalid hubsync worker kind %d", hubsync_my_worker_kind);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(hubsync_database, NULL, 0);
+	pgstat_report_appname(hubsync_worker_names[hubsync_my_worker_kind]);
+
+	slot = &hubsync_shared->workers[hubsync_my_worker_kind];
+	SpinLockAcquire(&hubsync_shared->mutex);
+	slot->pid = MyProcPid;
+	slot->latch = MyLatch;
+	slot->state = HUBSYNC_STATE_STARTING;
+	slot->started_at = GetCurrentTimestamp();
+	SpinLockRelease(&hubsync_shared->mutex);
+	before_shmem_exit(worker_detach, (Datum) 0);
+
+	switch (hubsync_my_worker_kind)
+	{
+		case HUBSYNC_WORKER_PUSH:
+			hubsync_push_main();
+			break;
+		case HUBSYNC_WORKER_PULL:
+			hubsync_pull_main();
+			break;
+		case HUBSYNC_WORKER_WEBHOOK:
+			hubsync_webhook_main();
+			break;
+		default:
+			break;
+	}
+
+	/* the loops never return; if one did, let the postmaster restart us */
+	proc_exit(1);
+}

@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *	  Helpers shared by the hubsync background workers' main loops.
+ *
+ * IDENTIFICATION
+ *	  src/worker.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HUBSYNC_WORKER_H
+#define HUBSYNC_WORKER_H
+
+#include "hubsync.h"
+
+extern HubsyncWorkerKind hubsync_my_worker_kind;
+
+extern void hubsync_worker_set_state(HubsyncWorkerState state);
+extern bool hubsync_worker_check_ready(void);
+extern bool hubsync_worker_handle_interrupts(void);
+extern void hubsync_worker_wait(long timeout_ms);
+extern bool hubsync_worker_consume_wake(void);
+extern void hubsync_worker_begin_xact(const char *activity);
+extern void hubsync_worker_end_xact(void);
+
+/* each worker kind's main loop; none returns */
+extern void hubsync_push_main(void) pg_attribute_noreturn();
+extern void hubsync_pull_main(void) pg_attribute_noreturn();
+extern void hubsync_webhook_main(void) pg_attribute_noreturn();
+
+#endif							/* HUBSYNC_WORKER_H */
