@@ -6,9 +6,11 @@
 -------------------------------------------------------------------------------
 -- Schemas
 -------------------------------------------------------------------------------
--- "hubsync" (created by CREATE EXTENSION from the control file) holds the
--- machinery and the SQL API; "hubspot" holds the mirror users read and write.
+-- "hubsync" holds the machinery and the SQL API; "hubspot" holds the mirror
+-- users read and write.  Both belong to the extension, so DROP EXTENSION
+-- removes them.
 
+CREATE SCHEMA hubsync;
 CREATE SCHEMA hubspot;
 COMMENT ON SCHEMA hubspot IS
   'hubsync mirror of HubSpot CRM objects: read and write these tables; changes sync both ways';
@@ -143,6 +145,8 @@ CREATE TABLE hubsync.field_owners (
 COMMENT ON TABLE hubsync.field_owners IS
   'Which side owns a property: hubspot (app SQL cannot change it), postgres (HubSpot edits are reverted), latest (newest wins, the default)';
 COMMENT ON COLUMN hubsync.field_owners.owner IS 'hubspot, postgres or latest';
+
+GRANT SELECT ON hubsync.object_types, hubsync.property_map, hubsync.field_owners TO PUBLIC;
 
 -------------------------------------------------------------------------------
 -- Secrets

@@ -125,6 +125,31 @@ capture_xact_callback(XactEvent event, void *arg)
 }
 
 /*
+ * become_outbox_owner -- act as the owner of hubsync's tables for the
+ * trigger's own queries, so application roles need no right on them.
+ * SECURITY_RESTRICTED_OPERATION keeps the caller's session state out.
+ */
+static void
+become_outbox_owner(Oid *save_userid, int *save_sec)
+{
+	if (!OidIsValid(outbox_owner))
+	{
+		Oid			outbox = RangeVarGetRelid(makeRangeVar("hubsync", "outbox", -1),
+											  NoLock, false);
+		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(outbox));
+
+		if (!HeapTupleIsValid(tp))
+			elog(ERROR, "cache lookup failed for relation %u", outbox);
+		outbox_owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
+		ReleaseSysCache(tp);
+	}
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(outbox_owner,
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/*
  * load_capture_info -- read a mirror table's typed columns and the
  * properties HubSpot owns, from hubsync.property_map and
  * hubsync.field_owners.
@@ -137,6 +162,8 @@ load_capture_info(CaptureInfo *info, Relation rel)
 	Datum		arg;
 	int			i;
 	List	   *owned = NIL;
+	Oid			save_userid;
+	int			save_sec;
 
 	info->object_type = MemoryContextStrdup(CacheMemoryContext,
 											RelationGetRelationName(rel));
@@ -153,6 +180,7 @@ load_capture_info(CaptureInfo *info, Relation rel)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	become_outbox_owner(&save_userid, &save_sec);
 	arg = CStringGetTextDatum(info->object_type);
 	if (SPI_execute_with_args(
 							  "SELECT m.column_name::text, m.property, "
@@ -199,6 +227,7 @@ load_capture_info(CaptureInfo *info, Relation rel)
 	info->hubspot_owned_json = owned;
 	MemoryContextSwitchTo(oldcxt);
 
+	SetUserIdAndSecContext(save_userid, save_sec);
 	SPI_finish();
 	info->valid = true;
 }
@@ -464,21 +493,7 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (!OidIsValid(outbox_owner))
-	{
-		Oid			outbox = RangeVarGetRelid(makeRangeVar("hubsync", "outbox", -1),
-											  NoLock, false);
-		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(outbox));
-
-		if (!HeapTupleIsValid(tp))
-			elog(ERROR, "cache lookup failed for relation %u", outbox);
-		outbox_owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-		ReleaseSysCache(tp);
-	}
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(outbox_owner,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	become_outbox_owner(&save_userid, &save_sec);
 	if (insert_plan == NULL)
 	{
 		SPIPlanPtr	plan;
