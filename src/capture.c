@@ -37,6 +37,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -524,6 +525,18 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 }
 
 /*
+ * restoring_a_dump -- pg_restore brings back the mirror and the outbox
+ * together; capturing the restored rows would push them a second time.
+ * pg_restore announces itself in application_name.
+ */
+static bool
+restoring_a_dump(void)
+{
+	return application_name != NULL &&
+		strcmp(application_name, "pg_restore") == 0;
+}
+
+/*
  * hubsync_capture -- AFTER INSERT/UPDATE/DELETE row trigger of the mirror
  * tables.
  */
@@ -547,7 +560,7 @@ hubsync_capture(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("hubsync._capture() must be an AFTER ... FOR EACH ROW trigger")));
 
-	if (hubsync_applying_remote)
+	if (hubsync_applying_remote || restoring_a_dump())
 		return PointerGetDatum(NULL);
 
 	rel = trigdata->tg_relation;

@@ -16,6 +16,7 @@
 
 #include <ctype.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 char	   *hubsync_database = NULL;
@@ -143,15 +144,18 @@ check_reconcile_at(char **newval, void **extra, GucSource source)
 /*
  * hubsync_define_gucs -- define every hubsync.* setting and reserve the
  * prefix, so a misspelt setting is reported instead of silently ignored.
+ * Settings that need a restart exist only when the library is preloaded
+ * (PostgreSQL refuses to create them later).
  */
 void
 hubsync_define_gucs(void)
 {
-	DefineCustomStringVariable("hubsync.database",
-							   "Database the hubsync workers connect to.",
-							   "The extension must be installed in this database.",
-							   &hubsync_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("hubsync.database",
+								   "Database the hubsync workers connect to.",
+								   "The extension must be installed in this database.",
+								   &hubsync_database, "postgres",
+								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("hubsync.app_id",
 							"HubSpot app id of this installation.",

@@ -1,0 +1,147 @@
+"""Bearer-token checks (notes 1.3) and the OAuth token endpoints (notes 1.2)."""
+
+import threading
+import urllib.parse
+import uuid
+
+from .util import ApiError, correlation_id, error_body, iso_ms, now_ms
+
+
+def _oauth_error(status_name, message, error):
+    """400 body of the OAuth token endpoint."""
+    return ApiError(400, {"status": status_name, "message": message,
+                          "correlationId": correlation_id(), "error": error,
+                          "error_description": message})
+
+
+class Auth:
+    """Static private-app token plus OAuth-issued access tokens."""
+
+    def __init__(self, hub):
+        """No tokens issued yet."""
+        self.hub = hub
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        """Forget issued and revoked tokens."""
+        with self.lock:
+            self.access = {}          # token -> expiry ms
+            self.refresh_issued = set()
+            self.revoked = set()
+            self.grants = 0
+
+    def check(self, header):
+        """'private' or 'oauth' for a good Authorization header, else 401."""
+        token = ""
+        if header and header[:7].lower() == "bearer ":
+            token = header[7:].strip()
+        if token and token == self.hub.cfg["token"]:
+            return "private"
+        with self.lock:
+            expiry = self.access.get(token)
+        if expiry is not None:
+            now = now_ms()
+            if now < expiry:
+                return "oauth"
+            ago = (now - expiry) // 1000
+            raise ApiError(401, error_body(
+                "The OAuth token used to make this call expired %d second(s) ago." % ago,
+                "EXPIRED_AUTHENTICATION", context={"expire time": [iso_ms(expiry)]}))
+        raise ApiError(401, error_body(
+            "Authentication credentials not found. This API supports OAuth 2.0 "
+            "authentication and you can find more details at "
+            "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            "INVALID_AUTHENTICATION"), {"x-hubspot-auth-failure": "401 Unauthorized"})
+
+    def _refresh_ok(self, token):
+        """Is this refresh token currently valid?"""
+        if token in self.revoked:
+            return False
+        return token == self.hub.cfg["oauthRefreshToken"] or token in self.refresh_issued
+
+    def token(self, raw_body):
+        """POST /oauth/v{1,3}/token: (status, AccessTokenResponse)."""
+        form = {k: v[-1] for k, v in urllib.parse.parse_qs(
+            raw_body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        cfg = self.hub.cfg
+        grant = form.get("grant_type")
+        if grant not in ("refresh_token", "authorization_code", "client_credentials"):
+            raise _oauth_error("BAD_GRANT_TYPE", "missing or unsupported grant_type",
+                               "unsupported_grant_type")
+        if form.get("client_id") != cfg["oauthClientId"]:
+            raise _oauth_error("BAD_CLIENT_ID", "missing or unknown client id",
+                               "invalid_client")
+        if form.get("client_secret") != cfg["oauthClientSecret"]:
+            raise _oauth_error("BAD_CLIENT_SECRET", "missing or invalid client secret",
+                               "invalid_client")
+        with self.lock:
+            if grant == "refresh_token" and not self._refresh_ok(form.get("refresh_token")):
+                raise _oauth_error("BAD_REFRESH_TOKEN", "missing or unknown refresh token",
+                                   "invalid_grant")
+            if grant == "authorization_code" and form.get("code") != cfg["oauthAuthCode"]:
+                raise _oauth_error("BAD_AUTH_CODE", "missing or unknown auth code",
+                                   "invalid_grant")
+            self.grants += 1
+            access = "CJT" + uuid.uuid4().hex + uuid.uuid4().hex + uuid.uuid4().hex
+            self.access[access] = now_ms() + cfg["oauthExpiresIn"] * 1000
+            refresh = form.get("refresh_token") or cfg["oauthRefreshToken"]
+            if grant != "refresh_token" or cfg["oauthRotateRefreshToken"]:
+                if cfg["oauthRotateRefreshToken"] and grant == "refresh_token":
+                    self.revoked.add(refresh)
+                refresh = str(uuid.uuid4())
+                self.refresh_issued.add(refresh)
+        body = {"token_type": "bearer", "access_token": access, "refresh_token": refresh,
+                "expires_in": cfg["oauthExpiresIn"], "hub_id": cfg["portalId"],
+                "scopes": list(cfg["oauthScopes"]), "token_use": "access_token",
+                "user_id": cfg["oauthUserId"]}
+        if grant == "client_credentials":
+            body.pop("refresh_token")
+        return 200, body
+
+    def access_info(self, token):
+        """GET /oauth/v1/access-tokens/{token} metadata."""
+        cfg = self.hub.cfg
+        with self.lock:
+            expiry = self.access.get(token)
+        if expiry is None:
+            raise ApiError(404, error_body("access token not found", "OBJECT_NOT_FOUND"))
+        return 200, {"token": token, "user": "hubsync@example.test",
+                     "hub_domain": "fake-%s.hubspot.test" % cfg["portalId"],
+                     "scopes": list(cfg["oauthScopes"]), "hub_id": cfg["portalId"],
+                     "app_id": cfg["appId"], "expires_in": max(0, (expiry - now_ms()) // 1000),
+                     "user_id": cfg["oauthUserId"], "token_type": "access"}
+
+    def refresh_info(self, token, delete=False):
+        """GET/DELETE /oauth/v1/refresh-tokens/{token}."""
+        cfg = self.hub.cfg
+        with self.lock:
+            if not self._refresh_ok(token):
+                raise ApiError(404, error_body("refresh token not found", "OBJECT_NOT_FOUND"))
+            if delete:
+                self.revoked.add(token)
+                return 204, None
+        return 200, {"token": token, "user": "hubsync@example.test",
+                     "hub_domain": "fake-%s.hubspot.test" % cfg["portalId"],
+                     "scopes": list(cfg["oauthScopes"]), "hub_id": cfg["portalId"],
+                     "client_id": cfg["oauthClientId"], "user_id": cfg["oauthUserId"],
+                     "token_type": "refresh"}
+
+    def introspect(self, raw_body):
+        """POST /oauth/v3/token/introspect."""
+        form = {k: v[-1] for k, v in urllib.parse.parse_qs(raw_body.decode()).items()}
+        token = form.get("token", "")
+        with self.lock:
+            expiry = self.access.get(token)
+            active = (expiry is not None and expiry > now_ms()) or self._refresh_ok(token)
+        return 200, {"active": bool(active), "client_id": self.hub.cfg["oauthClientId"],
+                     "hub_id": self.hub.cfg["portalId"]}
+
+    def expire(self, token=None):
+        """Control API: expire one or every issued access token now."""
+        with self.lock:
+            past = now_ms() - 1000
+            for t in list(self.access):
+                if token is None or t == token:
+                    self.access[t] = past
+            return len(self.access) if token is None else int(token in self.access)

@@ -1,0 +1,162 @@
+"""Configuration: defaults, tier presets and validated merging (POST /_fake/config)."""
+
+import copy
+
+from .util import fail
+
+# Every key the fake understands, with its default.  Unconfirmed HubSpot
+# behaviours default to the more demanding choice for the client.
+DEFAULTS = {
+    # identity and credentials
+    "token": "test-token",
+    "appId": 54321,
+    "portalId": 62515,
+    "clientSecret": "hubsync-test-secret",
+    # rate limits (tier "enterprise": 190 / 10 s, 1,000,000 / day)
+    "tier": "enterprise",
+    "burstLimit": 190,
+    "burstWindowMs": 10000,
+    "dailyLimit": 1000000,
+    "searchPerSecond": 5,
+    "rateLimitCountsRejected": True,
+    "dailyHeaders": True,
+    "secondlyHeaders": True,
+    "searchRateLimitHeaders": False,
+    # latency and hangs
+    "latencyMs": 0,
+    "latencyJitterMs": 0,
+    "hangMaxMs": 60000,
+    # search
+    "searchIndexLagMs": 3000,
+    "searchFilterLimits": {"maxGroups": 5, "maxFiltersPerGroup": 6, "maxFilters": 18},
+    "searchMaxLimit": 200,
+    "searchResultCap": 10000,
+    "searchQueryMaxLength": 3000,
+    "searchStrictLowercase": True,
+    # batches and lists
+    "batchMaxInputs": 100,
+    "batchMaxInputsWithHistory": 50,
+    "associationBatchMaxInputs": 100,
+    "listMaxLimit": 100,
+    "historyMax": 50,
+    # unconfirmed behaviours
+    "toObjectIdAsString": False,
+    "deleteArchivedStatus": 404,
+    "notFoundBody": True,
+    "batchUpsertEmailPartial": False,
+    "mergeCreatesNewId": True,
+    "noopWriteTouchesModified": True,
+    "validateEnumerations": True,
+    "validateEmail": True,
+    "assocBatchReadMissingIsError": True,
+    # change attribution for API writes (history sourceType / webhook changeSource)
+    "apiChangeSource": "INTEGRATION",
+    "apiSourceId": "{appId}",
+    "uiUserId": 76023669,
+    # webhooks
+    "webhookUrl": None,
+    "webhookBatchMax": 100,
+    "webhookConcurrency": 10,
+    "webhookTimeoutMs": 5000,
+    "webhookRetries": 10,
+    "webhookRetryDelaysMs": [200, 400, 800, 1600, 3200, 5000, 5000, 5000, 5000, 5000],
+    "webhookDuplicateProbability": 0.0,
+    "webhookShuffle": False,
+    "webhookDelayMs": 0,
+    "webhookSignatureV1": True,
+    "webhookSignatureV3": True,
+    "webhookPropertyChangeOnCreate": True,
+    "webhookSubscriptions": None,
+    "webhookCapture": True,
+    "webhookCaptureMax": 100000,
+    # OAuth
+    "oauthClientId": "hubsync-client-id",
+    "oauthClientSecret": "hubsync-oauth-secret",
+    "oauthRefreshToken": "hubsync-refresh-token",
+    "oauthAuthCode": "hubsync-auth-code",
+    "oauthExpiresIn": 1800,
+    "oauthRotateRefreshToken": False,
+    "oauthUserId": 123,
+    "oauthScopes": ["crm.objects.contacts.read", "crm.objects.contacts.write",
+                    "crm.objects.companies.read", "crm.objects.companies.write",
+                    "crm.objects.deals.read", "crm.objects.deals.write",
+                    "crm.schemas.custom.read", "oauth"],
+    # bookkeeping
+    "requestLogMax": 100000,
+    "randomSeed": None,
+}
+
+# Tier presets: applied first when "tier" is given, explicit keys win.
+TIERS = {
+    "free": {"burstLimit": 100, "dailyLimit": 250000, "dailyHeaders": True},
+    "starter": {"burstLimit": 100, "dailyLimit": 250000, "dailyHeaders": True},
+    "pro": {"burstLimit": 190, "dailyLimit": 625000, "dailyHeaders": True},
+    "enterprise": {"burstLimit": 190, "dailyLimit": 1000000, "dailyHeaders": True},
+    "oauth": {"burstLimit": 110, "dailyLimit": 1000000, "dailyHeaders": False},
+}
+
+_NULLABLE = {"webhookUrl", "webhookSubscriptions", "randomSeed"}
+_POSITIVE = {"burstLimit", "burstWindowMs", "dailyLimit", "searchPerSecond",
+             "batchMaxInputs", "batchMaxInputsWithHistory", "listMaxLimit",
+             "searchMaxLimit", "webhookBatchMax", "webhookConcurrency",
+             "webhookTimeoutMs", "associationBatchMaxInputs", "historyMax"}
+
+
+def defaults(overrides=None):
+    """A fresh config dict: DEFAULTS plus start-up overrides."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if overrides:
+        merge(cfg, overrides)
+    return cfg
+
+
+def _check_type(key, value):
+    """400 unless value has the type of the key's default."""
+    want = DEFAULTS[key]
+    if value is None:
+        if key in _NULLABLE:
+            return
+        fail(400, "config key %s may not be null" % key)
+    if isinstance(want, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(want, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(want, float):
+        ok = isinstance(value, (int, float, str)) and not isinstance(value, bool)
+    elif want is None:
+        ok = True
+    else:
+        ok = isinstance(value, type(want))
+    if not ok:
+        fail(400, "config key %s has the wrong type" % key)
+    if key in _POSITIVE and value <= 0:
+        fail(400, "config key %s must be positive" % key)
+
+
+def merge(cfg, changes):
+    """Validate and merge changes into cfg (in place); returns cfg."""
+    if not isinstance(changes, dict):
+        fail(400, "config must be a JSON object")
+    unknown = sorted(k for k in changes if k not in DEFAULTS)
+    if unknown:
+        fail(400, "unknown config keys: %s" % ", ".join(unknown))
+    tier = changes.get("tier")
+    if tier is not None:
+        if tier not in TIERS:
+            fail(400, "unknown tier %r (free, starter, pro, enterprise, oauth)" % tier)
+        cfg.update(TIERS[tier])
+    for key, value in changes.items():
+        _check_type(key, value)
+        if key == "webhookDuplicateProbability":
+            value = float(value)
+        if key == "searchFilterLimits":
+            value = dict(cfg["searchFilterLimits"], **value)
+        if key == "deleteArchivedStatus" and value not in (204, 404):
+            fail(400, "deleteArchivedStatus must be 204 or 404")
+        cfg[key] = value
+    return cfg
+
+
+def source_id(cfg):
+    """The sourceId string API writes carry (apiSourceId with {appId} filled)."""
+    return cfg["apiSourceId"].replace("{appId}", str(cfg["appId"]))

@@ -1,0 +1,156 @@
+"""Scripted and random faults: error statuses, hangs, resets, bad JSON, 207s."""
+
+import threading
+
+from .limits import secondly_body, ten_secondly_body
+from .util import correlation_id, error_body, fail
+
+KINDS = ("status", "hang", "reset", "malformed", "partial207")
+PROB_KEYS = ("423", "429", "477", "500", "502", "503", "504",
+             "hang", "reset", "malformed", "partial207")
+_EDGE_HTML = ("<html><head><title>%d %s</title></head><body><center><h1>%d %s</h1>"
+              "</center></body></html>")
+_REASONS = {502: "Bad Gateway", 503: "Service Temporarily Unavailable",
+            504: "Gateway Time-out"}
+
+
+def _kind(entry):
+    """Which fault an entry describes (400 unless exactly one)."""
+    found = [k for k in KINDS if k != "status" and entry.get(k)]
+    if "status" in entry:
+        found.append("status")
+    if len(found) != 1:
+        fail(400, "a fault needs exactly one of status, hang, reset, malformed, partial207")
+    return found[0]
+
+
+class Faults:
+    """The fault queue and per-request fault probabilities."""
+
+    def __init__(self, hub):
+        """No faults."""
+        self.hub = hub
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        """Clear the queue and probabilities."""
+        with self.lock:
+            self.queue = []
+            self.prob = {}
+            self.prob_match = None
+            self.fired = 0
+
+    def configure(self, body):
+        """Apply a POST /_fake/faults body: clear, queue (appended), probability."""
+        if not isinstance(body, dict):
+            fail(400, "faults body must be an object")
+        entries = []
+        for e in body.get("queue") or []:
+            if not isinstance(e, dict):
+                fail(400, "queue entries must be objects")
+            e = dict(e)
+            e["kind"] = _kind(e)
+            count = e.setdefault("count", 1)
+            if not isinstance(count, int) or count < 1:
+                fail(400, "count must be a positive integer")
+            e.setdefault("skip", 0)
+            entries.append(e)
+        prob = body.get("probability")
+        if prob is not None:
+            bad = [k for k in prob if k not in PROB_KEYS]
+            if bad or not all(isinstance(v, (int, float, str)) for v in prob.values()):
+                fail(400, "probability keys must be among %s" % ", ".join(PROB_KEYS))
+            prob = {k: float(v) for k, v in prob.items()}
+            if sum(prob.values()) > 1.0:
+                fail(400, "fault probabilities add up to more than 1")
+        with self.lock:
+            if body.get("clear"):
+                self.queue = []
+                self.prob = {}
+                self.prob_match = None
+            self.queue.extend(entries)
+            if prob is not None:
+                self.prob = prob
+                self.prob_match = body.get("match")
+        return self.describe()
+
+    def describe(self):
+        """Current queue and probabilities (GET /_fake/faults)."""
+        with self.lock:
+            return {"queue": [dict(e) for e in self.queue], "probability": dict(self.prob),
+                    "match": self.prob_match, "fired": self.fired}
+
+    def pick(self, method, path):
+        """The fault for this request (consumed from the queue), or None."""
+        batch = "/batch/" in path
+        with self.lock:
+            for e in self.queue:
+                if e.get("match") and e["match"] not in path:
+                    continue
+                if e.get("method") and e["method"].upper() != method:
+                    continue
+                if e["kind"] == "partial207" and not batch:
+                    continue
+                if e["skip"] > 0:
+                    e["skip"] -= 1
+                    continue
+                e["count"] -= 1
+                if e["count"] <= 0:
+                    self.queue.remove(e)
+                self.fired += 1
+                return e
+            if self.prob and (not self.prob_match or self.prob_match in path):
+                r = self.hub.rng.random()
+                acc = 0.0
+                for key, p in self.prob.items():
+                    acc += p
+                    if r < acc:
+                        if key == "partial207" and not batch:
+                            return None
+                        self.fired += 1
+                        return self._from_key(key)
+        return None
+
+    @staticmethod
+    def _from_key(key):
+        """A fault entry for a probability key."""
+        if key.isdigit():
+            return {"kind": "status", "status": int(key)}
+        return {"kind": key, key: True}
+
+
+def status_response(fault, cfg):
+    """(status, body, headers) for a status fault, with HubSpot-like bodies."""
+    status = int(fault["status"])
+    headers = {}
+    if "body" in fault:
+        body = fault["body"]
+        body = body if isinstance(body, (dict, list)) else str(body).encode("utf-8")
+        if fault.get("contentType"):
+            headers["Content-Type"] = fault["contentType"]
+        return status, body, headers
+    if status == 429:
+        policy = fault.get("policy", "TEN_SECONDLY_ROLLING")
+        if policy == "DAILY":
+            return status, {"status": "error", "message": "You have reached your daily limit.",
+                            "errorType": "RATE_LIMIT", "correlationId": correlation_id(),
+                            "policyName": "DAILY", "requestId": correlation_id()}, headers
+        if policy in ("SECONDLY", "SEARCH"):
+            return status, secondly_body(), headers
+        return status, ten_secondly_body(cfg), headers
+    if status == 477:
+        headers["Retry-After"] = str(fault.get("retryAfter", 1))
+        return status, error_body("Migration in progress; retry after the Retry-After delay.",
+                                  "MIGRATION_IN_PROGRESS"), headers
+    if status == 423:
+        return status, error_body("The object is locked by another request; wait at least "
+                                  "2 seconds and retry.", "LOCKED"), headers
+    if status in _REASONS:
+        reason = _REASONS[status]
+        headers["Content-Type"] = "text/html"
+        return status, (_EDGE_HTML % (status, reason, status, reason)).encode(), headers
+    if "retryAfter" in fault:
+        headers["Retry-After"] = str(fault["retryAfter"])
+    return status, error_body("internal error (injected fault %d)" % status,
+                              "INTERNAL_ERROR" if status >= 500 else "VALIDATION_ERROR"), headers

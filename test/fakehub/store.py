@@ -1,0 +1,361 @@
+"""The CRM record store: object types, writes with history, uniqueness, rendering."""
+
+import json
+
+from . import catalog
+from .config import source_id
+from .model import DERIVED, ObjectType, Rec, check_write, ukey
+from .util import ApiError, error_body, fail, iso_ms
+
+_NO_EVENT = frozenset(catalog.SYSTEM_READ_ONLY) | DERIVED
+FIRST_ID = 10000000001        # ids exceed 32 bits, like HubSpot's
+FIRST_CUSTOM_TYPE = 3604285   # custom objectTypeIds start at 2-3604285
+
+
+class Store:
+    """All object types and records of one fake portal."""
+
+    def __init__(self, hub):
+        """Empty portal with the standard object types."""
+        self.hub = hub
+        self.types = {}
+        self.by_key = {}
+        self.next_id = FIRST_ID
+        self.next_custom = FIRST_CUSTOM_TYPE
+        self.sources = []
+        self.source_idx = {}
+        for name, tid, word, hook, created, dflt, props in catalog.standard_specs():
+            self.add_type(ObjectType(name, tid, word, hook, created, dflt, props))
+
+    # ----- object types -------------------------------------------------
+    def add_type(self, ot, fqn=None):
+        """Register an object type under its name, id and aliases."""
+        self.types[ot.name] = ot
+        self.by_key[ot.name] = ot
+        self.by_key[ot.tid] = ot
+        if fqn:
+            self.by_key[fqn] = ot
+            self.by_key["p_" + ot.name] = ot
+        ot.order = []
+
+    def type_of(self, key):
+        """Object type for a path segment (name, objectTypeId, p_name, pN_name)."""
+        ot = self.by_key.get(key) or self.by_key.get(key.lower())
+        if ot is None:
+            fail(400, "Unable to infer object type from: %s" % key)
+        return ot
+
+    def alloc_id(self):
+        """Next record id (global across types, numeric)."""
+        i = self.next_id
+        self.next_id += 1
+        return i
+
+    def source(self, kind, sid):
+        """Interned index of a (sourceType, sourceId) pair."""
+        key = (kind, sid)
+        idx = self.source_idx.get(key)
+        if idx is None:
+            idx = self.source_idx[key] = len(self.sources)
+            self.sources.append(key)
+        return idx
+
+    def api_source(self):
+        """Source index for writes made through the public API."""
+        cfg = self.hub.cfg
+        return self.source(cfg["apiChangeSource"], source_id(cfg))
+
+    # ----- lookups ------------------------------------------------------
+    def find(self, ot, key, id_property=None, archived=False):
+        """Record by id (or unique property value), None if absent/wrong state."""
+        if id_property and id_property != "hs_object_id":
+            if id_property not in ot.uniq:
+                fail(400, "Property %s is not a unique identifier for %s" % (
+                    id_property, ot.name))
+            rid = ot.uniq[id_property].get(ukey(id_property, key))
+            if rid is None and archived:
+                return self._find_archived_by(ot, id_property, key)
+        else:
+            try:
+                rid = int(key)
+            except (TypeError, ValueError):
+                return None
+        rec = ot.resolve(rid) if rid is not None else None
+        if rec is None or bool(rec.a) != bool(archived):
+            return None
+        return rec
+
+    def _find_archived_by(self, ot, name, value):
+        """Archived record id holding a unique value (slow path)."""
+        k = ukey(name, value)
+        for rec in ot.recs.values():
+            v = rec.p.get(name)
+            if rec.a and v and ukey(name, v) == k:
+                return rec.id
+        return None
+
+    # ----- validation ---------------------------------------------------
+    def validate(self, ot, props):
+        """Normalized properties or 400 VALIDATION_ERROR listing every problem."""
+        out, errors = check_write(ot, props if props is not None else {}, self.hub.cfg)
+        if errors:
+            raise ApiError(400, self.validation_body(errors))
+        return out
+
+    def validation_body(self, errors, **extra):
+        """The 400 body for property errors (message text plus errors[])."""
+        portal = self.hub.cfg["portalId"]
+        inner = [{"isValid": False, "message": e.message, "error": e.code,
+                  "name": e.name, "localizedErrorMessage": e.message,
+                  "portalId": portal} for e in errors]
+        return error_body(
+            "Property values were not valid: " + json.dumps(inner),
+            "VALIDATION_ERROR",
+            errors=[{"message": e.message, "code": e.code,
+                     "context": {"propertyName": [e.name]}} for e in errors],
+            **extra)
+
+    def conflict(self, ot, name, value, existing):
+        """ApiError 409 for a unique-value clash."""
+        if name == "email" and ot.contacts:
+            msg = "Contact already exists. Existing ID: %d" % existing
+            return ApiError(409, error_body(msg, "CONFLICT"))
+        msg = ('A %s with the unique property "%s" value "%s" already exists. '
+               "Existing ID: %d" % (ot.word.lower(), name, value, existing))
+        return ApiError(409, error_body(msg, "CONFLICT", context={
+            "propertyName": [name], "existingId": [str(existing)]}))
+
+    def unique_clash(self, ot, props, self_id=None, pending=None):
+        """ApiError for the first unique value already used by another record."""
+        for name, idx in ot.uniq.items():
+            v = props.get(name)
+            if not v:
+                continue
+            k = ukey(name, v)
+            other = idx.get(k)
+            if other is not None and other != self_id:
+                return self.conflict(ot, name, v, other)
+            if pending is not None:
+                if (name, k) in pending:
+                    return self.conflict(ot, name, v, pending[(name, k)])
+        return None
+
+    # ----- writes -------------------------------------------------------
+    def _touch(self, rec, now):
+        """Record a change for the search index lag (keep the visible snapshot)."""
+        lag = self.hub.cfg["searchIndexLagMs"]
+        if lag > 0:
+            if rec.chg + lag <= now:
+                rec.prev = rec.snapshot()
+        else:
+            rec.prev = None
+        rec.chg = now
+
+    def create(self, ot, props, src, now, emit=True, rid=None):
+        """Create a record from normalized props (uniqueness already checked)."""
+        p = {k: v for k, v in props.items() if v != ""}
+        for k, v in catalog.CREATE_DEFAULTS.get(ot.name, {}).items():
+            p.setdefault(k, v)
+        if ot.contacts and "email" in p:
+            p["hs_email_domain"] = p["email"].rpartition("@")[2].lower()
+        rec = Rec(rid or self.alloc_id(), p, now, now, src, now)
+        ot.recs[rec.id] = rec
+        ot.order.append(rec.id)
+        ot.index_add(rec)
+        if emit and self.hub.hooks.active:
+            hooks = self.hub.hooks
+            hooks.emit(ot, "creation", rec.id, src, now, changeFlag="CREATED")
+            if self.hub.cfg["webhookPropertyChangeOnCreate"]:
+                for name, v in p.items():
+                    if name not in _NO_EVENT:
+                        hooks.emit(ot, "propertyChange", rec.id, src, now,
+                                   propertyName=name, propertyValue=v)
+        return rec
+
+    def update(self, ot, rec, props, src, now, emit=True):
+        """Apply normalized props to rec; returns the names that changed."""
+        changed = []
+        uniq_touched = any(n in ot.uniq for n in props)
+        if uniq_touched:
+            ot.index_remove(rec)
+        p = rec.p
+        touched = False
+        for name, v in props.items():
+            old = p.get(name)
+            if old is None and name in DERIVED:
+                old = ot.value(rec, name)
+            if v == old or (v == "" and old is None):
+                continue
+            if not touched:
+                self._touch(rec, now)
+                touched = True
+            if v == "":
+                p.pop(name, None)
+            else:
+                p[name] = v
+            changed.append(name)
+            self._history(rec, name, old, v, now, src)
+        if ot.contacts and "email" in changed:
+            if p.get("email"):
+                p["hs_email_domain"] = p["email"].rpartition("@")[2].lower()
+            else:
+                p.pop("hs_email_domain", None)
+        if uniq_touched and not rec.a:
+            ot.index_add(rec)
+        if changed or self.hub.cfg["noopWriteTouchesModified"]:
+            if not touched:
+                self._touch(rec, now)
+            if now > rec.u:
+                rec.u = now
+        if changed and emit and self.hub.hooks.active:
+            for name in changed:
+                if name not in _NO_EVENT:
+                    self.hub.hooks.emit(ot, "propertyChange", rec.id, src, now,
+                                        propertyName=name, propertyValue=p.get(name, ""))
+        return changed
+
+    def _history(self, rec, name, old, new, now, src):
+        """Append a value to rec's history of name (lazily seeding the first)."""
+        h = rec.h
+        if h is None:
+            h = rec.h = {}
+        lst = h.get(name)
+        if lst is None:
+            lst = h[name] = [(old, rec.c, rec.cs)] if old is not None else []
+        lst.append((new, now, src))
+        if len(lst) > self.hub.cfg["historyMax"]:
+            del lst[0]
+
+    def archive(self, ot, rec, src, now, emit=True):
+        """Move rec to the recycle bin (archive)."""
+        self._touch(rec, now)
+        ot.index_remove(rec)
+        rec.a = now
+        rec.u = now
+        if emit and self.hub.hooks.active:
+            self.hub.hooks.emit(ot, "deletion", rec.id, src, now, changeFlag="DELETED")
+
+    def restore(self, ot, rec, src, now, emit=True):
+        """Bring an archived record back (409 if its unique values are taken)."""
+        err = self.unique_clash(ot, rec.p, rec.id)
+        if err:
+            raise err
+        self._touch(rec, now)
+        rec.a = 0
+        rec.u = now
+        ot.index_add(rec)
+        if emit and self.hub.hooks.active:
+            self.hub.hooks.emit(ot, "restore", rec.id, src, now, changeFlag="RESTORED")
+
+    def purge(self, ot, rec, src, now, emit=True, privacy=False):
+        """Delete rec permanently (GDPR delete)."""
+        ot.index_remove(rec)
+        del ot.recs[rec.id]
+        self.hub.assoc.drop_object(ot, rec.id, src, now, emit=False)
+        if emit and self.hub.hooks.active:
+            kind = "privacyDeletion" if privacy else "deletion"
+            self.hub.hooks.emit(ot, kind, rec.id, src, now, changeFlag="DELETED")
+
+    def merge(self, ot, primary, other, src, now, emit=True):
+        """Merge other into primary; returns the surviving record."""
+        if primary is other:
+            fail(400, "Cannot merge an object with itself")
+        moved = {k: v for k, v in other.p.items()
+                 if k not in primary.p and k not in _NO_EVENT}
+        ids = [i for i in (primary.p.get("hs_merged_object_ids") or "").split(";") if i]
+        ids += [i for i in (other.p.get("hs_merged_object_ids") or "").split(";") if i]
+        ids.append(str(other.id))
+        ot.index_remove(primary)
+        ot.index_remove(other)
+        del ot.recs[other.id]
+        if self.hub.cfg["mergeCreatesNewId"]:
+            ids.append(str(primary.id))
+            del ot.recs[primary.id]
+            p = dict(primary.p)
+            p.update(moved)
+            survivor = Rec(self.alloc_id(), p, primary.c, now, primary.cs, now)
+            survivor.h = primary.h
+            ot.recs[survivor.id] = survivor
+            ot.order.append(survivor.id)
+            ot.aliases[primary.id] = survivor.id
+        else:
+            survivor = primary
+            self._touch(survivor, now)
+            survivor.p.update(moved)
+            survivor.u = now
+        ot.aliases[other.id] = survivor.id
+        for name, v in moved.items():
+            self._history(survivor, name, None, v, now, src)
+        survivor.p["hs_merged_object_ids"] = ";".join(sorted(set(ids), key=int))
+        ot.index_add(survivor)
+        for gone in (other.id, primary.id):
+            if gone != survivor.id:
+                self.hub.assoc.move_object(ot, gone, survivor.id)
+        if emit and self.hub.hooks.active:
+            self.hub.hooks.emit(ot, "merge", survivor.id, src, now, changeFlag="MERGED",
+                                primaryObjectId=primary.id, mergedObjectIds=[other.id],
+                                newObjectId=survivor.id,
+                                numberOfPropertiesMoved=len(moved))
+        return survivor
+
+    # ----- reading ------------------------------------------------------
+    def render(self, ot, rec, names=None, history=None, assoc=None, full=False):
+        """SimplePublicObject JSON for rec.
+
+        names: property names to include (None = the type's defaults);
+        history: names for propertiesWithHistory; assoc: type names to embed;
+        full: every stored and derived property (control API)."""
+        if full:
+            names = list(rec.p) + [n for n in ot.always if n not in rec.p]
+        elif names is None:
+            names = ot.default_props
+        value = ot.value
+        known = ot.props
+        props = {}
+        for n in names:
+            if n in known:
+                props[n] = value(rec, n)
+        for n in ot.always:
+            if n not in props:
+                props[n] = value(rec, n)
+        out = {"id": str(rec.id), "properties": props, "createdAt": iso_ms(rec.c),
+               "updatedAt": iso_ms(rec.u), "archived": bool(rec.a)}
+        if rec.a:
+            out["archivedAt"] = iso_ms(rec.a)
+        if history:
+            out["propertiesWithHistory"] = {
+                n: self.history(ot, rec, n) for n in history if n in known}
+        if assoc:
+            out["associations"] = self.hub.assoc.embed(ot, rec.id, assoc)
+        return out
+
+    def history(self, ot, rec, name):
+        """propertiesWithHistory entries for one property, newest first."""
+        if rec.h and name in rec.h:
+            entries = rec.h[name]
+        elif name in rec.p:
+            entries = [(rec.p[name], rec.c, rec.cs)]
+        elif name in DERIVED:
+            ts = rec.c if name in ("createdate", "hs_createdate", "hs_object_id") else rec.u
+            entries = [(ot.value(rec, name), ts, None)]
+        else:
+            entries = []
+        out = []
+        for value, ts, src in reversed(entries):
+            kind, sid = self.sources[src] if src is not None else ("CALCULATED", None)
+            item = {"value": value, "timestamp": iso_ms(ts), "sourceType": kind}
+            if sid is not None:
+                item["sourceId"] = sid
+                if sid.startswith("userId:"):
+                    item["updatedByUserId"] = int(sid[7:])
+            out.append(item)
+        return out
+
+    def visible(self, rec, now):
+        """The search-visible state of rec (index lag), or None."""
+        lag = self.hub.cfg["searchIndexLagMs"]
+        if lag <= 0 or rec.chg + lag <= now:
+            if rec.prev is not None:
+                rec.prev = None
+            return rec
+        return rec.prev

@@ -1,0 +1,57 @@
+# HubSync::Node -- a throwaway PostgreSQL cluster with hubsync preloaded,
+# for TAP tests.
+package HubSync::Node;
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+# new_node -- init a cluster with hubsync in shared_preload_libraries and
+# the given extra settings; optionally create the extension
+sub new_node
+{
+	my ($name, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%{ $opts{init} || {} });
+	my $conf = "";
+	$conf .= "shared_preload_libraries = 'hubsync'\n" unless $opts{no_preload};
+	$conf .= "hubsync.database = 'postgres'\n";
+	$conf .= "max_worker_processes = 16\n";
+	$conf .= "restart_after_crash = on\n";
+	$conf .= "$_ = '$opts{conf}{$_}'\n" for sort keys %{ $opts{conf} || {} };
+	$node->append_conf('postgresql.conf', $conf);
+	$node->start unless $opts{no_start};
+	$node->safe_psql('postgres', 'CREATE EXTENSION hubsync')
+	  if $opts{create_extension} && !$opts{no_start};
+	return $node;
+}
+
+# worker_pids -- backend_type => pid of the running hubsync workers
+sub worker_pids
+{
+	my ($node, $db) = @_;
+	my $out = $node->safe_psql($db || 'postgres',
+		"SELECT backend_type, pid FROM pg_stat_activity WHERE backend_type LIKE 'hubsync%' ORDER BY 1");
+	my %pids = map { split /\|/ } grep { length } split /\n/, $out;
+	return \%pids;
+}
+
+# wait_for_workers -- wait until all three workers are in pg_stat_activity
+sub wait_for_workers
+{
+	my ($node, $db) = @_;
+	return $node->poll_query_until($db || 'postgres',
+		"SELECT count(*) = 3 FROM pg_stat_activity WHERE backend_type IN ('hubsync push', 'hubsync pull', 'hubsync webhook')");
+}
+
+# wait_for_state -- wait until a worker reports a state in worker_status()
+sub wait_for_state
+{
+	my ($node, $worker, $state, $db) = @_;
+	return $node->poll_query_until($db || 'postgres',
+		"SELECT state = '$state' FROM hubsync.worker_status() WHERE worker = '$worker'");
+}
+
+1;
