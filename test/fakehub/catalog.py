@@ -18,7 +18,7 @@ class PropDef:
     __slots__ = ("name", "label", "type", "field_type", "group", "description",
                  "options", "unique", "hubspot_defined", "read_only", "calculated",
                  "hidden", "display_order", "created", "updated", "archived",
-                 "form_field", "optvals", "multi")
+                 "form_field", "optvals", "multi", "fast", "ro")
 
     def __init__(self, name, type_="string", field_type=None, options=None,
                  label=None, group="information", unique=False, hubspot_defined=True,
@@ -56,7 +56,14 @@ class PropDef:
                         "description": opt.get("description", "")})
         self.options = out
         self.optvals = frozenset(o["value"] for o in out)
+        self.refresh()
+
+    def refresh(self):
+        """Recompute derived flags after the definition changed."""
         self.multi = self.field_type == "checkbox"
+        self.ro = self.read_only or self.calculated or self.name in SYSTEM_READ_ONLY
+        self.fast = self.type in ("string", "phone_number") and self.name != "email" \
+            and not self.ro and not self.archived
 
     def to_json(self):
         """The Property JSON shape of the properties API."""

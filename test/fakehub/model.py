@@ -2,7 +2,7 @@
 
 import re
 
-from .catalog import PropDef, SYSTEM_READ_ONLY
+from .catalog import PropDef
 from .util import date_str, iso_ms, parse_iso, parse_time_value
 
 DERIVED = frozenset(("hs_object_id", "createdate", "hs_createdate",
@@ -59,7 +59,12 @@ class ObjectType:
             default_props = "%s,hs_lastmodifieddate,hs_object_id" % created_prop
         self.default_props = tuple(default_props.split(","))
         self.props = {p.name: p for p in props}
-        self.groups = {}
+        self.group = word.lower().replace("_", "") + "information"
+        for p in props:
+            if p.group == "information":
+                p.group = self.group
+        self.groups = {self.group: {"name": self.group, "label": word.replace("_", " ").title()
+                                    + " information", "displayOrder": -1, "archived": False}}
         self.recs = {}
         self.aliases = {}
         self.schema = schema
@@ -175,7 +180,8 @@ def normalize(pdef, raw, cfg):
                             "%s is not midnight UTC; date values must be at midnight "
                             "UTC." % text, name)
         return date_str(ms)
-    if t == "enumeration" and pdef.optvals and cfg["validateEnumerations"]:
+    if t == "enumeration" and pdef.optvals and cfg["validateEnumerations"] \
+            and text not in pdef.optvals:
         parts = text.split(";") if pdef.multi else [text]
         for part in parts:
             if part not in pdef.optvals:
@@ -194,13 +200,17 @@ def check_write(ot, props, cfg):
     if not isinstance(props, dict):
         errors.append(PropError("INVALID_PROPERTIES", "properties must be an object", ""))
         return out, errors
+    known = ot.props
     for name, raw in props.items():
-        pdef = ot.props.get(name)
+        pdef = known.get(name)
+        if pdef is not None and pdef.fast and raw.__class__ is str:
+            out[name] = raw
+            continue
         if pdef is None or pdef.archived:
             errors.append(PropError("PROPERTY_DOESNT_EXIST",
                                     'Property "%s" does not exist' % name, name))
             continue
-        if name in SYSTEM_READ_ONLY or pdef.read_only or pdef.calculated:
+        if pdef.ro:
             errors.append(PropError("READ_ONLY_VALUE",
                                     "%s is a read only property; its value cannot be "
                                     "set." % name, name))

@@ -138,8 +138,6 @@ def _compile_filter(hub, ot, f):
             value = value.lower()
         base = get
         get = lambda r: (lambda x: x.lower() if x is not None else None)(base(r))
-        if kind == "bool":
-            pass
     if op == "EQ":
         return lambda r: get(r) == value
     if op == "NEQ":

@@ -28,14 +28,13 @@ class Store:
             self.add_type(ObjectType(name, tid, word, hook, created, dflt, props))
 
     # ----- object types -------------------------------------------------
-    def add_type(self, ot, fqn=None):
-        """Register an object type under its name, id and aliases."""
+    def add_type(self, ot, aliases=()):
+        """Register an object type under its name, id, singular word and aliases."""
         self.types[ot.name] = ot
         self.by_key[ot.name] = ot
         self.by_key[ot.tid] = ot
-        if fqn:
-            self.by_key[fqn] = ot
-            self.by_key["p_" + ot.name] = ot
+        for key in (ot.word.lower(),) + tuple(aliases):
+            self.by_key.setdefault(key, ot)
         ot.order = []
 
     def type_of(self, key):
@@ -109,7 +108,7 @@ class Store:
                   "name": e.name, "localizedErrorMessage": e.message,
                   "portalId": portal} for e in errors]
         return error_body(
-            "Property values were not valid: " + json.dumps(inner),
+            "Property values were not valid: " + json.dumps(inner, separators=(",", ":")),
             "VALIDATION_ERROR",
             errors=[{"message": e.message, "code": e.code,
                      "context": {"propertyName": [e.name]}} for e in errors],
@@ -153,9 +152,11 @@ class Store:
 
     def create(self, ot, props, src, now, emit=True, rid=None):
         """Create a record from normalized props (uniqueness already checked)."""
-        p = {k: v for k, v in props.items() if v != ""}
-        for k, v in catalog.CREATE_DEFAULTS.get(ot.name, {}).items():
-            p.setdefault(k, v)
+        p = {k: v for k, v in props.items() if v}
+        defaults = catalog.CREATE_DEFAULTS.get(ot.name)
+        if defaults:
+            for k, v in defaults.items():
+                p.setdefault(k, v)
         if ot.contacts and "email" in p:
             p["hs_email_domain"] = p["email"].rpartition("@")[2].lower()
         rec = Rec(rid or self.alloc_id(), p, now, now, src, now)
@@ -163,21 +164,15 @@ class Store:
         ot.order.append(rec.id)
         ot.index_add(rec)
         if emit and self.hub.hooks.active:
-            hooks = self.hub.hooks
-            hooks.emit(ot, "creation", rec.id, src, now, changeFlag="CREATED")
-            if self.hub.cfg["webhookPropertyChangeOnCreate"]:
-                for name, v in p.items():
-                    if name not in _NO_EVENT:
-                        hooks.emit(ot, "propertyChange", rec.id, src, now,
-                                   propertyName=name, propertyValue=v)
+            pairs = [(k, v) for k, v in p.items() if k not in _NO_EVENT] \
+                if self.hub.cfg["webhookPropertyChangeOnCreate"] else []
+            self.hub.hooks.emit_changes(ot, rec.id, src, now, True, pairs)
         return rec
 
     def update(self, ot, rec, props, src, now, emit=True):
         """Apply normalized props to rec; returns the names that changed."""
         changed = []
-        uniq_touched = any(n in ot.uniq for n in props)
-        if uniq_touched:
-            ot.index_remove(rec)
+        uniq = ot.uniq
         p = rec.p
         touched = False
         for name, v in props.items():
@@ -189,29 +184,31 @@ class Store:
             if not touched:
                 self._touch(rec, now)
                 touched = True
+            if name in uniq and not rec.a:
+                idx = uniq[name]
+                if old and idx.get(ukey(name, old)) == rec.id:
+                    del idx[ukey(name, old)]
+                if v:
+                    idx[ukey(name, v)] = rec.id
             if v == "":
-                p.pop(name, None)
+                del p[name]
             else:
                 p[name] = v
             changed.append(name)
             self._history(rec, name, old, v, now, src)
-        if ot.contacts and "email" in changed:
+        if changed and ot.contacts and "email" in changed:
             if p.get("email"):
                 p["hs_email_domain"] = p["email"].rpartition("@")[2].lower()
             else:
                 p.pop("hs_email_domain", None)
-        if uniq_touched and not rec.a:
-            ot.index_add(rec)
         if changed or self.hub.cfg["noopWriteTouchesModified"]:
             if not touched:
                 self._touch(rec, now)
             if now > rec.u:
                 rec.u = now
         if changed and emit and self.hub.hooks.active:
-            for name in changed:
-                if name not in _NO_EVENT:
-                    self.hub.hooks.emit(ot, "propertyChange", rec.id, src, now,
-                                        propertyName=name, propertyValue=p.get(name, ""))
+            self.hub.hooks.emit_changes(ot, rec.id, src, now, False, [
+                (n, p.get(n, "")) for n in changed if n not in _NO_EVENT])
         return changed
 
     def _history(self, rec, name, old, new, now, src):
@@ -305,20 +302,28 @@ class Store:
         names: property names to include (None = the type's defaults);
         history: names for propertiesWithHistory; assoc: type names to embed;
         full: every stored and derived property (control API)."""
+        p = rec.p
         if full:
-            names = list(rec.p) + [n for n in ot.always if n not in rec.p]
+            names = list(p)
         elif names is None:
             names = ot.default_props
-        value = ot.value
         known = ot.props
         props = {}
         for n in names:
             if n in known:
-                props[n] = value(rec, n)
+                v = p.get(n)
+                if v is None and n in DERIVED:
+                    v = ot.value(rec, n)
+                props[n] = v
+        created = iso_ms(rec.c)
         for n in ot.always:
             if n not in props:
-                props[n] = value(rec, n)
-        out = {"id": str(rec.id), "properties": props, "createdAt": iso_ms(rec.c),
+                v = p.get(n)
+                if v is None:
+                    v = str(rec.id) if n == "hs_object_id" else \
+                        created if n == ot.created_prop else iso_ms(rec.u)
+                props[n] = v
+        out = {"id": str(rec.id), "properties": props, "createdAt": created,
                "updatedAt": iso_ms(rec.u), "archived": bool(rec.a)}
         if rec.a:
             out["archivedAt"] = iso_ms(rec.a)

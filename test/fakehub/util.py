@@ -1,7 +1,9 @@
 """Small shared helpers: clocks, ISO-8601 formatting, JSON, HubSpot error bodies."""
 
 import datetime
+import functools
 import json
+import random
 import re
 import time
 import uuid
@@ -14,8 +16,9 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+@functools.lru_cache(maxsize=65536)
 def iso_ms(ms):
-    """Epoch ms -> '2024-05-01T12:34:56.789Z' (HubSpot's wire format)."""
+    """Epoch ms -> '2024-05-01T12:34:56.789Z' (HubSpot's wire format), memoized."""
     secs, milli = divmod(int(ms), 1000)
     t = time.gmtime(secs)
     return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
@@ -75,9 +78,12 @@ def loads(raw):
     return json.loads(raw, parse_float=str)
 
 
+_rand = random.Random()
+
+
 def correlation_id():
-    """A fresh correlation id (UUID string) for error bodies and headers."""
-    return str(uuid.uuid4())
+    """A fresh correlation id (random UUID-4 string, no syscall)."""
+    return str(uuid.UUID(int=_rand.getrandbits(128), version=4))
 
 
 class ApiError(Exception):

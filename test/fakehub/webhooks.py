@@ -87,9 +87,22 @@ class Webhooks:
 
     def emit(self, ot, kind, object_id, src, now, **extra):
         """Stage one event (caller holds the store lock; commit() queues it)."""
+        if ot.hook == "product" and kind == "associationChange":
+            return
+        self.staged.append((self.next_event, 1, ot, kind, object_id, src, now, extra))
+        self.next_event += 1
+
+    def emit_changes(self, ot, object_id, src, now, created, pairs):
+        """Stage a creation event and/or one propertyChange per (name, value)."""
+        n = len(pairs) + (1 if created else 0)
+        if n:
+            self.staged.append((self.next_event, n, ot, "changes", object_id, src, now,
+                                (created, pairs)))
+            self.next_event += n
+
+    def _event(self, eid, ot, kind, object_id, src, now, extra):
+        """Build one event dict in HubSpot's field order, or None if unsubscribed."""
         if ot.hook:
-            if ot.hook == "product" and kind == "associationChange":
-                return
             if kind == "privacyDeletion" and ot.hook != "contact":
                 kind = "deletion"
             stype = "%s.%s" % (ot.hook, kind)
@@ -101,13 +114,11 @@ class Webhooks:
             tid = ot.tid
         prop = extra.get("propertyName")
         if not self._subscribed(stype, prop, tid):
-            return
+            return None
         cfg = self.hub.cfg
-        ev = {"eventId": self.next_event,
-              "subscriptionId": self.subscription_id(stype, prop, tid),
+        ev = {"eventId": eid, "subscriptionId": self.subscription_id(stype, prop, tid),
               "portalId": cfg["portalId"], "appId": cfg["appId"], "occurredAt": now,
               "subscriptionType": stype, "attemptNumber": 0}
-        self.next_event += 1
         if object_id is not None:
             ev["objectId"] = object_id
         if tid is not None:
@@ -119,16 +130,34 @@ class Webhooks:
             ev["sourceId"] = sid
         if tid is not None:
             ev["isSensitive"] = False
-        self.staged.append(ev)
+        return ev
+
+    def _expand(self, item):
+        """Event dicts of one staged item."""
+        eid, n, ot, kind, object_id, src, now, extra = item
+        if kind != "changes":
+            ev = self._event(eid, ot, kind, object_id, src, now, extra)
+            return [ev] if ev else []
+        created, pairs = extra
+        out = []
+        if created:
+            out.append(self._event(eid, ot, "creation", object_id, src, now,
+                                   {"changeFlag": "CREATED"}))
+            eid += 1
+        for name, value in pairs:
+            out.append(self._event(eid, ot, "propertyChange", object_id, src, now,
+                                   {"propertyName": name, "propertyValue": value}))
+            eid += 1
+        return [e for e in out if e]
 
     def commit(self):
-        """Move staged events to capture and the delivery queue."""
+        """Move staged events to capture and the delivery queue (store lock held)."""
         if not self.staged:
             return
         with self.cond:
             staged, self.staged = self.staged, []
             cfg = self.hub.cfg
-            self.counters["eventsGenerated"] += len(staged)
+            self.counters["eventsGenerated"] += sum(item[1] for item in staged)
             if cfg["webhookCapture"]:
                 self.captured.extend(staged)
             if not cfg["webhookUrl"]:
@@ -137,11 +166,12 @@ class Webhooks:
             base = now_ms() + cfg["webhookDelayMs"]
             dup_p = cfg["webhookDuplicateProbability"]
             spread = 100 if cfg["webhookShuffle"] else 0
-            for ev in staged:
-                self._push(base + (rng.randint(0, spread) if spread else 0), ev)
-                if dup_p and rng.random() < dup_p:
-                    self._push(base + rng.randint(20, 300), dict(ev))
-                    self.counters["duplicatesInjected"] += 1
+            for item in staged:
+                for ev in self._expand(item):
+                    self._push(base + (rng.randint(0, spread) if spread else 0), ev)
+                    if dup_p and rng.random() < dup_p:
+                        self._push(base + rng.randint(20, 300), dict(ev))
+                        self.counters["duplicatesInjected"] += 1
             self.cond.notify_all()
 
     def _push(self, ready, ev):
@@ -290,9 +320,10 @@ class Webhooks:
         return True
 
     def events_since(self, since):
-        """Captured events with eventId > since."""
+        """Captured events with eventId > since (capture holds the last N changes)."""
         with self.cond:
-            return [e for e in self.captured if e["eventId"] > since]
+            items = [i for i in self.captured if i[0] + i[1] - 1 > since]
+            return [e for i in items for e in self._expand(i) if e["eventId"] > since]
 
     def deliveries_since(self, since):
         """Delivery log entries with seq > since."""
