@@ -266,6 +266,7 @@ CREATE TABLE hubsync.outbox (
 	origin           text NOT NULL,
 	priority         smallint NOT NULL DEFAULT 0,
 	state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'in_flight')),
+	solo             boolean NOT NULL DEFAULT false,
 	attempts         integer NOT NULL DEFAULT 0,
 	next_attempt_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	lease_until      timestamptz,
@@ -274,6 +275,7 @@ CREATE TABLE hubsync.outbox (
 	last_error       text
 );
 CREATE INDEX outbox_hubsync_id_idx ON hubsync.outbox (hubsync_id);
+CREATE INDEX outbox_pending_idx ON hubsync.outbox (priority, id) WHERE state = 'pending';
 COMMENT ON TABLE hubsync.outbox IS
   'Local changes waiting for HubSpot, written in the application''s own transaction';
 COMMENT ON COLUMN hubsync.outbox.op IS 'create, update or archive';
@@ -282,6 +284,7 @@ COMMENT ON COLUMN hubsync.outbox.changed IS 'names of the changed properties (em
 COMMENT ON COLUMN hubsync.outbox.origin IS 'hubsync.origin of the writing session';
 COMMENT ON COLUMN hubsync.outbox.priority IS '0 = real time; higher values are sent later';
 COMMENT ON COLUMN hubsync.outbox.state IS 'pending, or in_flight while a worker holds its lease';
+COMMENT ON COLUMN hubsync.outbox.solo IS 'send in a batch of its own (after HubSpot refused a whole batch)';
 COMMENT ON COLUMN hubsync.outbox.lease_until IS 'an in_flight row whose lease passed goes back to pending';
 
 CREATE TABLE hubsync.dead_letters (
@@ -308,6 +311,7 @@ COMMENT ON TABLE hubsync.dead_letters IS
 CREATE TABLE hubsync.sync_state (
 	hubsync_id       uuid PRIMARY KEY,
 	object_type      text NOT NULL,
+	hs_object_id     bigint,
 	remote           jsonb NOT NULL DEFAULT '{}',
 	versions         jsonb NOT NULL DEFAULT '{}',
 	synced_at        timestamptz
@@ -461,6 +465,315 @@ COMMENT ON COLUMN hubspot.associations.category IS 'HUBSPOT_DEFINED, USER_DEFINE
 COMMENT ON COLUMN hubspot.associations.label IS 'association label, NULL when unlabeled';
 COMMENT ON COLUMN hubspot.associations.from_hubsync_id IS 'source record by hubsync_id while it is not yet in HubSpot';
 COMMENT ON COLUMN hubspot.associations.to_hubsync_id IS 'target record by hubsync_id while it is not yet in HubSpot';
+
+-------------------------------------------------------------------------------
+-- Push machinery (called by the push worker)
+-------------------------------------------------------------------------------
+
+-- The HubSpot wire string of one value taken from to_jsonb(mirror row):
+-- numeric as its decimal text, timestamptz as ISO 8601 UTC with ms, date
+-- as YYYY-MM-DD, boolean as true/false, text[] joined with ';', NULL as ''.
+CREATE FUNCTION hubsync._wire_value(v jsonb, sql_type text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE
+		WHEN v IS NULL OR pg_catalog.jsonb_typeof(v) = 'null' THEN ''
+		WHEN sql_type = 'timestamptz' THEN
+			pg_catalog.to_char((v OPERATOR(pg_catalog.#>>) '{}')::timestamptz AT TIME ZONE 'UTC',
+			                   'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+		WHEN sql_type = 'text[]' AND pg_catalog.jsonb_typeof(v) = 'array' THEN
+			coalesce((SELECT pg_catalog.string_agg(e, ';') FROM pg_catalog.jsonb_array_elements_text(v) e), '')
+		WHEN pg_catalog.jsonb_typeof(v) IN ('object', 'array') THEN v::text
+		ELSE v OPERATOR(pg_catalog.#>>) '{}'
+	END
+$$;
+COMMENT ON FUNCTION hubsync._wire_value(jsonb, text) IS
+  'API: private. HubSpot wire string of a mirror value';
+
+-- Every property of a mirror row (given as to_jsonb(row)) as wire strings.
+CREATE FUNCTION hubsync._wire_row(p_object_type text, r jsonb) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce(pg_catalog.jsonb_object_agg(s.k, s.v ORDER BY s.ord), '{}')
+	FROM (
+		SELECT 1 AS ord, e.key AS k, hubsync._wire_value(e.value, NULL) AS v
+		FROM pg_catalog.jsonb_each(coalesce(r OPERATOR(pg_catalog.->) 'properties', '{}')) e
+		UNION ALL
+		SELECT 2, m.property, hubsync._wire_value(r OPERATOR(pg_catalog.->) (m.column_name::text), m.sql_type)
+		FROM hubsync.property_map m
+		WHERE m.object_type OPERATOR(pg_catalog.=) p_object_type
+	) s
+$$;
+COMMENT ON FUNCTION hubsync._wire_row(text, jsonb) IS
+  'API: private. All properties of a mirror row as HubSpot wire strings';
+
+-- The current mirror row of a record, as (hs_object_id, wire properties).
+CREATE FUNCTION hubsync._mirror_wire(p_object_type text, p_hubsync_id uuid,
+	OUT found boolean, OUT hs_object_id bigint, OUT wire jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r jsonb;
+BEGIN
+	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE t.hubsync_id = $1', p_object_type)
+		INTO r USING p_hubsync_id;
+	found := r IS NOT NULL;
+	hs_object_id := (r ->> 'hs_object_id')::bigint;
+	wire := CASE WHEN r IS NULL THEN NULL ELSE hubsync._wire_row(p_object_type, r) END;
+END
+$$;
+COMMENT ON FUNCTION hubsync._mirror_wire(text, uuid) IS
+  'API: private. A mirror row''s HubSpot id and wire properties';
+
+-- Claim up to p_limit records' pending changes for sending: rows of one
+-- record coalesce into one push, records with a push in flight wait, a
+-- record in back-off waits with all its rows.  Returns one row per record
+-- with what to send:
+--   kind 'upsert'  batch upsert by hubsync_id (create, or update of a record
+--                  whose HubSpot id is not known yet)
+--   kind 'update'  batch update by HubSpot id
+--   kind 'archive' batch archive by HubSpot id
+-- Records with nothing left to send (compare-before-write, or created and
+-- deleted before ever being sent) are finished here and not returned.
+CREATE FUNCTION hubsync._claim(p_limit integer, p_lease_seconds integer)
+RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
+               hs_object_id bigint, props jsonb, outbox_ids bigint[],
+               attempts integer, first_created timestamptz, solo boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	m record;
+	sent jsonb;
+	remote jsonb;
+	known_id bigint;
+BEGIN
+	FOR r IN
+		WITH cand AS (
+			SELECT o.id, o.hubsync_id
+			FROM hubsync.outbox o
+			JOIN hubsync.object_types t ON t.object_type = o.object_type AND NOT t.paused
+			WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+			  AND NOT EXISTS (SELECT 1 FROM hubsync.outbox i
+			                  WHERE i.hubsync_id = o.hubsync_id
+			                    AND (i.state = 'in_flight'
+			                         OR (i.state = 'pending' AND i.next_attempt_at > now())))
+			ORDER BY o.priority, o.id
+			LIMIT p_limit * 2
+			FOR UPDATE OF o SKIP LOCKED
+		), recs AS (
+			SELECT c.hubsync_id FROM cand c GROUP BY c.hubsync_id ORDER BY min(c.id) LIMIT p_limit
+		), claimed AS (
+			UPDATE hubsync.outbox o
+			SET state = 'in_flight',
+			    lease_until = now() + make_interval(secs => p_lease_seconds),
+			    attempts = o.attempts + 1
+			WHERE o.hubsync_id IN (SELECT recs.hubsync_id FROM recs) AND o.state = 'pending'
+			RETURNING o.*
+		)
+		SELECT c.hubsync_id,
+		       min(c.object_type) AS object_type,
+		       array_agg(c.id ORDER BY c.id) AS ids,
+		       bool_or(c.op = 'create') AS has_create,
+		       bool_or(c.op = 'create' AND c.attempts > 1) AS create_tried,
+		       bool_or(c.op = 'archive') AS has_archive,
+		       max(c.hs_object_id) AS hs_object_id,
+		       (SELECT array_agg(DISTINCT x) FROM claimed c2, unnest(c2.changed) x
+		         WHERE c2.hubsync_id = c.hubsync_id) AS changed,
+		       max(c.attempts) AS attempts,
+		       min(c.created_at) AS first_created,
+		       bool_or(c.solo) AS solo
+		FROM claimed c
+		GROUP BY c.hubsync_id
+		ORDER BY min(c.id)
+	LOOP
+		SELECT s.remote, s.hs_object_id INTO remote, known_id
+		FROM hubsync.sync_state s WHERE s.hubsync_id = r.hubsync_id;
+		remote := coalesce(remote, '{}');
+		known_id := coalesce(known_id, r.hs_object_id);
+
+		hubsync_id := r.hubsync_id;
+		object_type := r.object_type;
+		SELECT t.api_name INTO api_name FROM hubsync.object_types t WHERE t.object_type = r.object_type;
+		outbox_ids := r.ids;
+		attempts := r.attempts;
+		first_created := r.first_created;
+		solo := coalesce(r.solo, false);
+
+		IF r.has_archive THEN
+			IF known_id IS NULL AND r.has_create AND NOT r.create_tried THEN
+				-- created and deleted before it ever left: nothing to do
+				DELETE FROM hubsync.outbox o WHERE o.id = ANY (r.ids);
+				CONTINUE;
+			END IF;
+			IF known_id IS NULL THEN
+				SELECT w.hs_object_id INTO known_id
+				FROM hubsync._mirror_wire(r.object_type, r.hubsync_id) w;
+			END IF;
+			IF known_id IS NULL THEN
+				-- never reached HubSpot
+				DELETE FROM hubsync.outbox o WHERE o.id = ANY (r.ids);
+				CONTINUE;
+			END IF;
+			kind := 'archive';
+			hs_object_id := known_id;
+			props := NULL;
+			RETURN NEXT;
+			CONTINUE;
+		END IF;
+
+		SELECT * INTO m FROM hubsync._mirror_wire(r.object_type, r.hubsync_id);
+		IF NOT m.found THEN
+			-- the row is gone; its archive (if any) is a later change
+			DELETE FROM hubsync.outbox o WHERE o.id = ANY (r.ids);
+			CONTINUE;
+		END IF;
+		known_id := coalesce(m.hs_object_id, known_id);
+
+		-- what to send: for a create every set property, for an update the
+		-- changed ones; either way only values HubSpot does not already have
+		SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO sent
+		FROM (
+			SELECT e.key, e.value FROM jsonb_each_text(m.wire) e
+			UNION ALL
+			SELECT k, '' FROM unnest(r.changed) k WHERE NOT m.wire ? k
+		) w
+		WHERE (CASE WHEN r.has_create THEN w.value <> '' OR w.key = ANY (r.changed)
+		            ELSE w.key = ANY (r.changed) END)
+		  AND (remote ->> w.key) IS DISTINCT FROM w.value;
+
+		IF sent = '{}' AND NOT (r.has_create AND known_id IS NULL) THEN
+			DELETE FROM hubsync.outbox o WHERE o.id = ANY (r.ids);
+			CONTINUE;
+		END IF;
+
+		hs_object_id := known_id;
+		IF known_id IS NULL THEN
+			kind := 'upsert';
+			props := sent || jsonb_build_object('hubsync_id', r.hubsync_id::text);
+		ELSE
+			kind := 'update';
+			-- a create linked to an existing HubSpot record also claims it
+			props := CASE WHEN r.has_create
+			              THEN sent || jsonb_build_object('hubsync_id', r.hubsync_id::text)
+			              ELSE sent END;
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._claim(integer, integer) IS
+  'API: private. Push worker: claims pending changes, coalesced per record, with what to send';
+
+-- Leases of a crashed or restarted worker run out: back to pending.
+CREATE FUNCTION hubsync._release_expired_leases(p_all boolean DEFAULT false) RETURNS bigint
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	WITH r AS (
+		UPDATE hubsync.outbox SET state = 'pending', lease_until = NULL
+		WHERE state = 'in_flight' AND (p_all OR lease_until < now())
+		RETURNING 1)
+	SELECT count(*) FROM r
+$$;
+COMMENT ON FUNCTION hubsync._release_expired_leases(boolean) IS
+  'API: private. Returns in-flight changes whose lease ran out to pending';
+
+-- HubSpot accepted a record's push.
+CREATE FUNCTION hubsync._push_done(p_hubsync_id uuid, p_object_type text, p_kind text,
+	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_origin text;
+BEGIN
+	SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
+	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	IF p_kind = 'archive' THEN
+		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	ELSE
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, synced_at)
+		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id', now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || EXCLUDED.remote,
+		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+		    synced_at = now();
+		IF p_hs_object_id IS NOT NULL THEN
+			-- not a property change: the capture trigger enqueues nothing
+			EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2 AND hs_object_id IS DISTINCT FROM $1',
+			               p_object_type)
+			USING p_hs_object_id, p_hubsync_id;
+		END IF;
+	END IF;
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+	VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
+	        coalesce(p_sent, '{}'));
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[]) IS
+  'API: private. Records a push HubSpot accepted';
+
+-- A push to try again later.  p_count_attempt false for 429/401: waiting
+-- for quota or credentials is not a failed attempt.  p_solo: send the
+-- record in a batch of its own from now on.
+CREATE FUNCTION hubsync._push_retry(p_outbox_ids bigint[], p_status integer, p_error text,
+	p_delay_ms bigint, p_count_attempt boolean, p_solo boolean) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	UPDATE hubsync.outbox o
+	SET state = 'pending', lease_until = NULL, solo = o.solo OR p_solo,
+	    next_attempt_at = now() + make_interval(secs => p_delay_ms / 1000.0),
+	    attempts = CASE WHEN p_count_attempt THEN o.attempts ELSE greatest(o.attempts - 1, 0) END,
+	    last_status = p_status, last_error = p_error
+	WHERE o.id = ANY (p_outbox_ids)
+$$;
+COMMENT ON FUNCTION hubsync._push_retry(bigint[], integer, text, bigint, boolean, boolean) IS
+  'API: private. Schedules a push for another attempt';
+
+-- HubSpot refused a push for good: keep it with the reason.
+CREATE FUNCTION hubsync._push_dead(p_outbox_ids bigint[], p_status integer, p_category text,
+	p_message text, p_request jsonb, p_response jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d record;
+BEGIN
+	SELECT min(o.object_type) AS object_type, (array_agg(o.hubsync_id))[1] AS hubsync_id,
+	       string_agg(DISTINCT o.op, ',') AS op, string_agg(DISTINCT o.origin, ',') AS origin,
+	       max(o.attempts) AS attempts, min(o.created_at) AS created_at,
+	       (SELECT array_agg(DISTINCT x) FROM hubsync.outbox o2, unnest(o2.changed) x
+	         WHERE o2.id = ANY (p_outbox_ids)) AS changed
+	INTO d
+	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	IF d.object_type IS NULL THEN
+		RETURN;
+	END IF;
+	INSERT INTO hubsync.dead_letters
+		(outbox_id, object_type, hubsync_id, op, properties, origin, attempts, status,
+		 category, message, request, response, created_at)
+	VALUES (p_outbox_ids[1], d.object_type, d.hubsync_id, d.op,
+	        coalesce(p_request -> 'properties', to_jsonb(coalesce(d.changed, '{}'::text[]))),
+	        d.origin, d.attempts, p_status, p_category, p_message, p_request, p_response, d.created_at);
+	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	PERFORM pg_notify('hubsync_alerts', jsonb_build_object(
+		'alert', 'dead_letter', 'object_type', d.object_type, 'hubsync_id', d.hubsync_id,
+		'status', p_status, 'category', p_category, 'message', left(p_message, 200))::text);
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_dead(bigint[], integer, text, text, jsonb, jsonb) IS
+  'API: private. Moves a push HubSpot refused for good to hubsync.dead_letters';
+
+-- A contact whose email HubSpot already has: link the row to that record;
+-- the pending change is then sent as an update of it.
+CREATE FUNCTION hubsync._push_link(p_hubsync_id uuid, p_object_type text, p_hs_object_id bigint,
+	p_outbox_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id)
+	VALUES (p_hubsync_id, p_object_type, p_hs_object_id)
+	ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE SET hs_object_id = EXCLUDED.hs_object_id;
+	EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2', p_object_type)
+	USING p_hs_object_id, p_hubsync_id;
+	UPDATE hubsync.outbox o SET state = 'pending', lease_until = NULL,
+	       attempts = greatest(o.attempts - 1, 0), next_attempt_at = now(),
+	       last_status = 409, last_error = 'linked to existing HubSpot record ' || p_hs_object_id
+	WHERE o.id = ANY (p_outbox_ids);
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_link(uuid, text, bigint, bigint[]) IS
+  'API: private. Links a new contact to the HubSpot record that already has its email';
 
 -------------------------------------------------------------------------------
 -- Ownership

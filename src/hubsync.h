@@ -75,6 +75,8 @@ extern void hubsync_register_workers(void);
 extern PGDLLEXPORT void hubsync_worker_main(Datum main_arg);
 
 /* ---- shared memory (shmem.c) ---- */
+#include "quota.h"
+
 typedef struct HubsyncWorkerSlot
 {
 	pid_t		pid;
@@ -91,6 +93,7 @@ typedef struct HubsyncShared
 	pg_atomic_uint64 credentials_version;	/* bumped by set_credentials */
 	pg_atomic_uint32 auth_failed;	/* 1 after a hard 401, until creds change */
 	pg_atomic_uint32 paused;	/* hubsync.pause() */
+	HubsyncQuota quota;			/* see quota.c */
 } HubsyncShared;
 
 extern HubsyncShared *hubsync_shared;

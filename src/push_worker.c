@@ -1,7 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * push_worker.c
- *	  Main loop of the "hubsync push" background worker.
+ *	  Main loop of the "hubsync push" worker: outbox to HubSpot.
+ *
+ * The loop keeps up to hubsync.max_inflight batch requests in flight:
+ *
+ *	1. claim (short transaction): hubsync._claim() leases pending changes,
+ *	   coalesced per record, and says what to send; they are grouped into
+ *	   batches per object type and kind, up to hubsync.batch_size;
+ *	2. send (no transaction open): each batch waits for the shared quota,
+ *	   then goes out through libcurl's multi interface;
+ *	3. record (short transaction): each finished request's outcomes are
+ *	   written record by record, each in its own subtransaction, so one bad
+ *	   record never stops the rest.
+ *
+ * A crash between 1 and 3 leaves leases that run out (or are released when
+ * the worker starts), and the changes are sent again; creates go through
+ * batch upsert keyed by the unique hubsync_id property, so a resent create
+ * never duplicates a record.  Committing backends set our latch, so
+ * changes leave within milliseconds of commit.
  *
  * IDENTIFICATION
  *	  src/push_worker.c
@@ -10,19 +27,330 @@
  */
 #include "hubsync.h"
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+#include "hubspot_api.h"
+#include "push.h"
 #include "worker.h"
 
+#define IDLE_WAIT_MS 10000
+#define LEASE_CHECK_MS 30000
+
+static MemoryContext push_cxt = NULL;	/* lives as long as the worker */
+static List *ready_batches = NIL;	/* claimed, waiting for quota */
+static bool outbox_drained = false;	/* last claim found nothing more */
+static long idle_wait_ms = IDLE_WAIT_MS;
+
+/* lease_seconds -- how long a claim holds its rows */
+static int
+lease_seconds(void)
+{
+	return hubsync_request_timeout / 1000 * 3 + 60;
+}
+
+/* new_batch -- an empty batch for records of one object type and kind */
+static PushBatch *
+new_batch(PushRecord *r)
+{
+	MemoryContext cxt = AllocSetContextCreate(push_cxt, "hubsync push batch",
+											  ALLOCSET_SMALL_SIZES);
+	PushBatch  *b = MemoryContextAllocZero(cxt, sizeof(PushBatch));
+
+	b->cxt = cxt;
+	b->kind = r->kind;
+	b->object_type = MemoryContextStrdup(cxt, r->object_type);
+	b->api_name = MemoryContextStrdup(cxt, r->api_name);
+	b->solo = r->solo;
+	return b;
+}
+
+/* copy_record -- a claimed row, copied into its batch's memory */
+static PushRecord *
+copy_record(MemoryContext cxt, HeapTuple tup, TupleDesc td)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	PushRecord *r = palloc0(sizeof(PushRecord));
+	char	   *kind;
+	bool		isnull;
+
+	r->hubsync_id = SPI_getvalue(tup, td, 1);
+	r->object_type = SPI_getvalue(tup, td, 2);
+	r->api_name = SPI_getvalue(tup, td, 3);
+	kind = SPI_getvalue(tup, td, 4);
+	r->kind = strcmp(kind, "upsert") == 0 ? PUSH_UPSERT :
+		strcmp(kind, "update") == 0 ? PUSH_UPDATE : PUSH_ARCHIVE;
+	r->hs_object_id = SPI_getvalue(tup, td, 5);
+	r->props = SPI_getvalue(tup, td, 6);
+	r->outbox_ids = SPI_getvalue(tup, td, 7);
+	r->attempts = DatumGetInt32(SPI_getbinval(tup, td, 8, &isnull));
+	r->first_created = DatumGetTimestampTz(SPI_getbinval(tup, td, 9, &isnull));
+	r->solo = DatumGetBool(SPI_getbinval(tup, td, 10, &isnull));
+	MemoryContextSwitchTo(old);
+	return r;
+}
+
 /*
- * hubsync_push_main -- wait for work; idle quietly while the extension is
- * missing or the server is a standby.
+ * claim_batches -- lease pending changes and group them into batches.
+ * Returns the number of records claimed.
+ */
+static int
+claim_batches(void)
+{
+	int			limit = hubsync_batch_size * hubsync_max_inflight;
+	Datum		args[2];
+	List	   *open = NIL;
+	uint64		i;
+	int			claimed;
+
+	hubsync_worker_begin_xact("claiming changes");
+	SPI_connect();
+	args[0] = Int32GetDatum(limit);
+	args[1] = Int32GetDatum(lease_seconds());
+	if (SPI_execute_with_args("SELECT * FROM hubsync._claim($1, $2)", 2,
+							  (Oid[]) {INT4OID, INT4OID}, args, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "hubsync._claim() failed");
+	claimed = (int) SPI_processed;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		char	   *kind = SPI_getvalue(tup, td, 4);
+		char	   *type = SPI_getvalue(tup, td, 2);
+		bool		isnull;
+		bool		solo = DatumGetBool(SPI_getbinval(tup, td, 10, &isnull));
+		PushBatch  *b = NULL;
+		ListCell   *lc;
+
+		foreach(lc, open)
+		{
+			PushBatch  *cand = lfirst(lc);
+
+			if (!solo && !cand->solo && cand->nrecords < hubsync_batch_size &&
+				strcmp(cand->object_type, type) == 0 &&
+				strcmp(push_kind_paths[cand->kind], kind) == 0)
+			{
+				b = cand;
+				break;
+			}
+		}
+		if (b == NULL)
+		{
+			PushRecord *first = copy_record(push_cxt, tup, td);
+			MemoryContext old;
+
+			b = new_batch(first);
+			pfree(first);
+			old = MemoryContextSwitchTo(push_cxt);
+			open = lappend(open, b);
+			MemoryContextSwitchTo(old);
+		}
+		b->records[b->nrecords++] = copy_record(b->cxt, tup, td);
+	}
+
+	/* when the outbox is empty, sleep until the earliest retry is due */
+	idle_wait_ms = IDLE_WAIT_MS;
+	if (claimed == 0)
+	{
+		if (SPI_execute("SELECT greatest(0, ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000))::bigint "
+						"FROM hubsync.outbox WHERE state = 'pending'", true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				idle_wait_ms = Min((long) DatumGetInt64(d) + 1, IDLE_WAIT_MS);
+		}
+	}
+	SPI_finish();
+	hubsync_worker_end_xact();
+
+	{
+		MemoryContext old = MemoryContextSwitchTo(push_cxt);
+
+		ready_batches = list_concat(ready_batches, open);
+		MemoryContextSwitchTo(old);
+	}
+	outbox_drained = (claimed < limit);
+	return claimed;
+}
+
+/* start_batch -- build and send a batch's request */
+static void
+start_batch(PushBatch *b)
+{
+	MemoryContext old = MemoryContextSwitchTo(b->cxt);
+	HubsyncHttpRequest *req = &b->req;
+
+	req->method = "POST";
+	req->url = psprintf("%s/crm/v3/objects/%s/batch/%s",
+						hubsync_api_root(), b->api_name, push_kind_paths[b->kind]);
+	req->body = push_build_body(b);
+	req->bearer = hubsync_access_token();
+	req->owner = b;
+	hubsync_http_start(req);
+	MemoryContextSwitchTo(old);
+	pgstat_report_activity(STATE_RUNNING, "sending changes to HubSpot");
+}
+
+/*
+ * send_ready_batches -- start batches while slots and quota allow.
+ * Returns ms until the quota allows the next one (0 if not waiting).
+ */
+static long
+send_ready_batches(void)
+{
+	while (ready_batches != NIL &&
+		   hubsync_http_inflight() < hubsync_max_inflight &&
+		   !hubsync_auth_blocked())
+	{
+		PushBatch  *b = linitial(ready_batches);
+		long		wait;
+
+		if (b->kind == PUSH_UPSERT && !hubsync_ensure_id_property(b->api_name))
+		{
+			/* cannot create the hubsync_id property yet: retry later */
+			int			i;
+
+			for (i = 0; i < b->nrecords; i++)
+			{
+				PushRecord *r = b->records[i];
+
+				r->outcome.kind = OUTCOME_RETRY;
+				r->outcome.delay_ms = 10000;
+				r->outcome.count_attempt = false;
+				r->outcome.status = 0;
+				r->outcome.message = "could not prepare the hubsync_id property in HubSpot";
+			}
+			ready_batches = list_delete_first(ready_batches);
+			push_record_outcomes(b);
+			MemoryContextDelete(b->cxt);
+			continue;
+		}
+		wait = hubsync_quota_acquire(HUBSYNC_QUOTA_REALTIME);
+		if (wait > 0)
+			return wait;
+		ready_batches = list_delete_first(ready_batches);
+		start_batch(b);
+	}
+	return 0;
+}
+
+/* finish_requests -- record the outcomes of every finished request */
+static void
+finish_requests(void)
+{
+	HubsyncHttpRequest *req;
+
+	while ((req = hubsync_http_next_done()) != NULL)
+	{
+		PushBatch  *b = (PushBatch *) req->owner;
+		MemoryContext old = MemoryContextSwitchTo(b->cxt);
+
+		hubsync_observe_response(req);
+		push_classify(b);
+		MemoryContextSwitchTo(old);
+		push_record_outcomes(b);
+		hubsync_http_release(req);
+		MemoryContextDelete(b->cxt);
+	}
+}
+
+/*
+ * hubsync_push_main -- the push worker's loop (see the file header)
  */
 void
 hubsync_push_main(void)
 {
+	bool		ready = false;
+	TimestampTz last_ready_check = 0;
+	TimestampTz last_lease_check = 0;
+	bool		recovered = false;
+
+	push_cxt = AllocSetContextCreate(TopMemoryContext, "hubsync push",
+									 ALLOCSET_DEFAULT_SIZES);
+	hubsync_http_init();
+
 	for (;;)
 	{
-		bool		ready = hubsync_worker_check_ready();
+		TimestampTz now = GetCurrentTimestamp();
+		long		timeout = IDLE_WAIT_MS;
+		long		quota_wait;
+		bool		woken;
 
-		hubsync_worker_wait(ready ? 1000L : 5000L);
+		hubsync_worker_handle_interrupts();
+
+		/* is there anything to do here?  asked at most once a second */
+		if (!ready || TimestampDifferenceExceeds(last_ready_check, now, 1000))
+		{
+			if (ready || TimestampDifferenceExceeds(last_ready_check, now, 5000))
+			{
+				ready = hubsync_worker_check_ready();
+				last_ready_check = now;
+			}
+			if (!ready)
+			{
+				hubsync_worker_wait(1000);
+				continue;
+			}
+		}
+
+		if (!recovered)
+		{
+			/* one push worker: every lease is from our predecessor */
+			hubsync_release_leases(true);
+			recovered = true;
+			outbox_drained = false;
+		}
+		else if (TimestampDifferenceExceeds(last_lease_check, now, LEASE_CHECK_MS))
+		{
+			hubsync_release_leases(false);
+			last_lease_check = now;
+		}
+
+		hubsync_refresh_credentials();
+
+		if (ready_batches == NIL && !outbox_drained &&
+			hubsync_http_inflight() < hubsync_max_inflight &&
+			!hubsync_auth_blocked())
+			claim_batches();
+
+		quota_wait = send_ready_batches();
+		if (quota_wait > 0)
+			timeout = quota_wait;
+		else if (ready_batches == NIL && outbox_drained)
+			timeout = idle_wait_ms;
+		else if (ready_batches == NIL)
+			timeout = 0;		/* more to claim */
+		if (hubsync_auth_blocked())
+			timeout = IDLE_WAIT_MS;
+
+		if (hubsync_http_inflight() > 0 || timeout > 0)
+		{
+			if (hubsync_http_inflight() == 0)
+				pgstat_report_activity(STATE_IDLE, NULL);
+			woken = hubsync_http_wait(timeout);
+			CHECK_FOR_INTERRUPTS();
+			if (hubsync_worker_consume_wake() || woken)
+			{
+				/* new commits: let a batch fill for batch_linger */
+				if (outbox_drained && hubsync_batch_linger > 0 &&
+					hubsync_http_inflight() == 0)
+					hubsync_worker_wait(hubsync_batch_linger);
+				outbox_drained = false;
+			}
+			else if (timeout == idle_wait_ms && ready_batches == NIL)
+				outbox_drained = false; /* a retry may be due */
+		}
+		finish_requests();
 	}
 }

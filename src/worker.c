@@ -133,9 +133,12 @@ worker_detach(int code, Datum arg)
  * the way worker_spi does: the statement timestamp makes now() current,
  * and the snapshot lets SPI see committed data.
  */
+static MemoryContext xact_caller_cxt = NULL;
+
 void
 hubsync_worker_begin_xact(const char *activity)
 {
+	xact_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -146,18 +149,16 @@ hubsync_worker_begin_xact(const char *activity)
 /*
  * hubsync_worker_end_xact -- commit, flush table statistics (bgworkers
  * must do it themselves or autovacuum never sees their writes) and go
- * back to the memory context the caller was in.
+ * back to the memory context the caller was in before begin_xact.
  */
 void
 hubsync_worker_end_xact(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	MemoryContextSwitchTo(cxt);
+	MemoryContextSwitchTo(xact_caller_cxt);
 }
 
 /*

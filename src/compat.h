@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  Every PostgreSQL version difference hubsync cares about, in one place.
+ *	  The floor is PostgreSQL 15.
+ *
+ * IDENTIFICATION
+ *	  src/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HUBSYNC_COMPAT_H
+#define HUBSYNC_COMPAT_H
+
+#include "storage/latch.h"
+#include "utils/memutils.h"
+
+#if PG_VERSION_NUM < 150000
+#error "hubsync needs PostgreSQL 15 or later"
+#endif
+
+/* PostgreSQL 17 ties wait event sets to a resource owner */
+#if PG_VERSION_NUM >= 170000
+#include "utils/resowner.h"
+#define hubsync_create_wait_event_set(nevents) \
+	CreateWaitEventSet(NULL, (nevents))
+#else
+#define hubsync_create_wait_event_set(nevents) \
+	CreateWaitEventSet(CurrentMemoryContext, (nevents))
+#endif
+
+#endif							/* HUBSYNC_COMPAT_H */

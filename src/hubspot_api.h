@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * hubspot_api.h
+ *	  What every HubSpot caller in a worker shares: the API root, the
+ *	  access token, authentication state and the hubsync_id property.
+ *
+ * IDENTIFICATION
+ *	  src/hubspot_api.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HUBSYNC_HUBSPOT_API_H
+#define HUBSYNC_HUBSPOT_API_H
+
+#include "http.h"
+
+extern const char *hubsync_api_root(void);
+extern void hubsync_refresh_credentials(void);
+extern const char *hubsync_access_token(void);
+extern bool hubsync_auth_blocked(void);
+extern void hubsync_observe_response(HubsyncHttpRequest *req);
+extern bool hubsync_ensure_id_property(const char *api_name);
+
+#endif							/* HUBSYNC_HUBSPOT_API_H */

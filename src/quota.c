@@ -1,0 +1,198 @@
+/*-------------------------------------------------------------------------
+ *
+ * quota.c
+ *	  The HubSpot request budget every hubsync worker shares: the rolling
+ *	  10-second burst window, the daily allowance and the search API's
+ *	  per-second limit.
+ *
+ * A worker asks before each request (hubsync_quota_acquire) and is told to
+ * send now or how long to wait; real-time pushes may use the whole window,
+ * bulk work (backfill, reconciliation) only what leaves a reserve for
+ * them.  The window is counted from our own send times, kept a little
+ * wider than HubSpot's 10 s so that requests that reach HubSpot late never
+ * overlap two windows, and corrected from HubSpot's
+ * X-HubSpot-RateLimit-* headers when another client shares the bucket.
+ * The goal is zero 429s in steady state; a 429 that still happens blocks
+ * everybody for the period its policy names.
+ *
+ * IDENTIFICATION
+ *	  src/quota.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "hubsync.h"
+
+#include <sys/time.h>
+
+#include "quota.h"
+
+#define WINDOW_MS 10000
+#define WINDOW_GUARD_MS 250		/* slack for requests that arrive late */
+#define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
+#define DAY_MS (24 * 3600 * (int64) 1000)
+
+/* hubsync_now_ms -- wall clock in milliseconds since the Unix epoch */
+int64
+hubsync_now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* hubsync_quota_init -- zero the shared quota at server start */
+void
+hubsync_quota_init(HubsyncQuota *q)
+{
+	memset(q, 0, sizeof(*q));
+	SpinLockInit(&q->lock);
+}
+
+/* expire -- drop send times that left the window (lock held) */
+static void
+expire(HubsyncQuota *q, int64 now)
+{
+	while (q->count > 0 && q->sent[q->head] <= now - WINDOW_MS - WINDOW_GUARD_MS)
+	{
+		q->head = (q->head + 1) % HUBSYNC_QUOTA_RING;
+		q->count--;
+	}
+	while (q->search_count > 0 && q->search_sent[q->search_head] <= now - 1000)
+	{
+		q->search_head = (q->search_head + 1) % HUBSYNC_SEARCH_RING;
+		q->search_count--;
+	}
+}
+
+/* window_limit -- requests allowed per window for a class (lock held) */
+static int
+window_limit(HubsyncQuota *q, HubsyncQuotaClass cls)
+{
+	int			limit = hubsync_rate_limit;
+
+	if (q->header_max > 0 && q->header_max < limit)
+		limit = q->header_max;
+	limit = Min(limit, HUBSYNC_QUOTA_RING);
+	if (cls == HUBSYNC_QUOTA_BULK)
+		limit -= Max(1, limit * BULK_RESERVE_PERCENT / 100);
+	return Max(limit, 1);
+}
+
+/*
+ * hubsync_quota_acquire -- take one request from the budget.  Returns 0
+ * when the caller may send now (the request is counted), otherwise the
+ * number of milliseconds to wait before asking again.
+ */
+long
+hubsync_quota_acquire(HubsyncQuotaClass cls)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		now = hubsync_now_ms();
+	long		wait = 0;
+	int64		day = now / DAY_MS;
+
+	SpinLockAcquire(&q->lock);
+	expire(q, now);
+	if (q->daily_day != day)
+	{
+		q->daily_day = day;
+		q->daily_used = 0;
+	}
+	if (now < q->daily_blocked_until)
+		wait = (long) (q->daily_blocked_until - now);
+	else if (hubsync_daily_limit > 0 && q->daily_used >= hubsync_daily_limit)
+		wait = (long) ((day + 1) * DAY_MS - now);
+	else if (now < q->blocked_until)
+		wait = (long) (q->blocked_until - now);
+	else if (cls == HUBSYNC_QUOTA_SEARCH)
+	{
+		if (now < q->search_blocked_until)
+			wait = (long) (q->search_blocked_until - now);
+		else if (q->search_count >= Min(hubsync_search_rate, HUBSYNC_SEARCH_RING))
+			wait = (long) (q->search_sent[q->search_head] + 1000 - now + 1);
+		else
+		{
+			q->search_sent[(q->search_head + q->search_count) % HUBSYNC_SEARCH_RING] = now;
+			q->search_count++;
+		}
+	}
+	else if (q->count >= window_limit(q, cls))
+		wait = (long) (q->sent[q->head] + WINDOW_MS + WINDOW_GUARD_MS - now + 1);
+	else
+	{
+		q->sent[(q->head + q->count) % HUBSYNC_QUOTA_RING] = now;
+		q->count++;
+		q->max_in_window = Max(q->max_in_window, q->count);
+	}
+	if (wait == 0)
+	{
+		q->daily_used++;
+		q->requests++;
+	}
+	SpinLockRelease(&q->lock);
+	return Max(wait, 0);
+}
+
+/*
+ * hubsync_quota_observe -- learn from a response: count its status class
+ * and correct the window from HubSpot's own view of it.  When HubSpot has
+ * counted more requests in the window than we sent, another client shares
+ * the bucket: its requests are added as if sent now.
+ */
+void
+hubsync_quota_observe(long status, long rl_max, long rl_remaining,
+					  long rl_daily_remaining)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		now = hubsync_now_ms();
+
+	SpinLockAcquire(&q->lock);
+	if (status >= 200 && status < 300)
+		q->responses_2xx++;
+	else if (status >= 400 && status < 500)
+		q->responses_4xx++;
+	else if (status >= 500)
+		q->responses_5xx++;
+	else
+		q->transport_errors++;
+	if (status == 429)
+		q->throttled_429++;
+	if (rl_max > 0)
+		q->header_max = (int) Min(rl_max, HUBSYNC_QUOTA_RING);
+	if (rl_max > 0 && rl_remaining >= 0)
+	{
+		int			used = (int) (rl_max - rl_remaining);
+
+		expire(q, now);
+		while (q->count < used && q->count < HUBSYNC_QUOTA_RING)
+		{
+			q->sent[(q->head + q->count) % HUBSYNC_QUOTA_RING] = now;
+			q->count++;
+		}
+	}
+	if (rl_daily_remaining == 0)
+		q->daily_blocked_until = (now / DAY_MS + 1) * DAY_MS;
+	SpinLockRelease(&q->lock);
+}
+
+/*
+ * hubsync_quota_throttled -- HubSpot answered 429: stop everybody for the
+ * period the policy names (HubSpot sends no Retry-After on CRM 429s).
+ */
+void
+hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		now = hubsync_now_ms();
+
+	SpinLockAcquire(&q->lock);
+	if (policy && strcmp(policy, "DAILY") == 0)
+		q->daily_blocked_until = (now / DAY_MS + 1) * DAY_MS;
+	else if (cls == HUBSYNC_QUOTA_SEARCH ||
+			 (policy && strcmp(policy, "SECONDLY") == 0))
+		q->search_blocked_until = now + 1000;
+	else
+		q->blocked_until = now + WINDOW_MS;
+	SpinLockRelease(&q->lock);
+}

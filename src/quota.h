@@ -1,0 +1,59 @@
+/*-------------------------------------------------------------------------
+ *
+ * quota.h
+ *	  One HubSpot API quota, in shared memory, for every hubsync worker.
+ *
+ * IDENTIFICATION
+ *	  src/quota.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HUBSYNC_QUOTA_H
+#define HUBSYNC_QUOTA_H
+
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#define HUBSYNC_QUOTA_RING 1024		/* >= the largest hubsync.rate_limit */
+#define HUBSYNC_SEARCH_RING 128
+
+typedef enum HubsyncQuotaClass
+{
+	HUBSYNC_QUOTA_REALTIME,		/* pushes of committed changes: first */
+	HUBSYNC_QUOTA_BULK,			/* backfill, reconciliation: leftovers */
+	HUBSYNC_QUOTA_SEARCH		/* search API: its own per-second limit */
+} HubsyncQuotaClass;
+
+typedef struct HubsyncQuota
+{
+	slock_t		lock;
+	int64		sent[HUBSYNC_QUOTA_RING];	/* send times (ms) in the window */
+	int			head;			/* oldest entry */
+	int			count;
+	int64		search_sent[HUBSYNC_SEARCH_RING];
+	int			search_head;
+	int			search_count;
+	int64		blocked_until;	/* ms; after a 429 nobody sends before */
+	int64		search_blocked_until;
+	int			header_max;		/* X-HubSpot-RateLimit-Max seen, 0 = none */
+	int64		daily_day;		/* day number the daily count is for */
+	int64		daily_used;
+	int64		daily_blocked_until;
+	/* counters for hubsync.status */
+	int64		requests;
+	int64		responses_2xx;
+	int64		responses_4xx;
+	int64		responses_5xx;
+	int64		transport_errors;
+	int64		throttled_429;
+	int64		max_in_window;
+} HubsyncQuota;
+
+extern void hubsync_quota_init(HubsyncQuota *q);
+extern long hubsync_quota_acquire(HubsyncQuotaClass cls);
+extern void hubsync_quota_observe(long status, long rl_max, long rl_remaining,
+								  long rl_daily_remaining);
+extern void hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls);
+extern int64 hubsync_now_ms(void);
+
+#endif							/* HUBSYNC_QUOTA_H */
