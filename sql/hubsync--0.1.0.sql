@@ -803,6 +803,266 @@ COMMENT ON FUNCTION hubsync.set_owner(text, text, text) IS
   'Declares which side owns a property: hubspot, postgres or latest (newest change wins)';
 
 -------------------------------------------------------------------------------
+-- SQL API: idempotent upsert, read-after-write, dead letters, pause
+-------------------------------------------------------------------------------
+
+-- The mirror table of an object type, or a clear error.
+CREATE FUNCTION hubsync._mirror_table(p_object_type text) RETURNS regclass
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = p_object_type) THEN
+		RAISE EXCEPTION 'unknown object type "%"', p_object_type
+			USING ERRCODE = 'undefined_object',
+			      HINT = 'See hubsync.object_types for the object types hubsync mirrors, or add one with hubsync.track_object().';
+	END IF;
+	RETURN format('hubspot.%I', p_object_type)::regclass;
+END
+$$;
+COMMENT ON FUNCTION hubsync._mirror_table(text) IS
+  'API: private. The mirror table of an object type, or an error with a hint';
+
+-- Insert or update the mirror row whose key_property equals key_value.
+-- Idempotent: the same call twice leaves one row and enqueues at most one
+-- push (the second changes nothing, so the capture trigger sends nothing).
+CREATE FUNCTION hubsync.upsert(object_type text, key_property text, key_value text,
+	properties jsonb DEFAULT '{}') RETURNS uuid
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	tbl regclass := hubsync._mirror_table(object_type);
+	key_col name;
+	key_type text;
+	found_id uuid;
+	sets text := '';
+	extra jsonb := '{}';
+	cols text := '';
+	vals text := '';
+	e record;
+	m record;
+BEGIN
+	IF key_property IS NULL OR key_value IS NULL THEN
+		RAISE EXCEPTION 'hubsync.upsert needs a key property and a key value'
+			USING ERRCODE = 'null_value_not_allowed',
+			      HINT = 'For example: hubsync.upsert(''contacts'', ''email'', ''ann@example.com'', ''{"firstname": "Ann"}'').';
+	END IF;
+	IF properties IS NULL OR jsonb_typeof(properties) <> 'object' THEN
+		RAISE EXCEPTION 'properties must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Pass properties as ''{"name": "value", ...}''::jsonb.';
+	END IF;
+	-- one caller at a time per key, so concurrent upserts never insert twice
+	PERFORM pg_advisory_xact_lock(hashtextextended(object_type || '/' || key_property || '/' || key_value, 0));
+
+	SELECT pm.column_name, pm.sql_type INTO key_col, key_type
+	FROM hubsync.property_map pm
+	WHERE pm.object_type = upsert.object_type AND pm.property = key_property;
+	IF key_col IS NOT NULL THEN
+		EXECUTE format('SELECT hubsync_id FROM %s WHERE %I::text = $1 LIMIT 1', tbl, key_col)
+			INTO found_id USING key_value;
+	ELSE
+		EXECUTE format('SELECT hubsync_id FROM %s WHERE properties ->> $2 = $1 LIMIT 1', tbl)
+			INTO found_id USING key_value, key_property;
+	END IF;
+
+	-- the key itself is part of what the row holds
+	properties := properties || jsonb_build_object(key_property, key_value);
+
+	FOR e IN SELECT * FROM jsonb_each(properties) LOOP
+		SELECT pm.column_name, pm.sql_type INTO m
+		FROM hubsync.property_map pm
+		WHERE pm.object_type = upsert.object_type AND pm.property = e.key;
+		IF m.column_name IS NULL THEN
+			extra := extra || jsonb_build_object(e.key, e.value);
+		ELSE
+			sets := sets || format('%I = hubsync._from_wire(%L, %L)::%s, ', m.column_name,
+			                       e.value #>> '{}', m.sql_type, m.sql_type);
+			cols := cols || format('%I, ', m.column_name);
+			vals := vals || format('hubsync._from_wire(%L, %L)::%s, ', e.value #>> '{}', m.sql_type, m.sql_type);
+		END IF;
+	END LOOP;
+
+	IF found_id IS NULL THEN
+		EXECUTE format('INSERT INTO %s (%s properties) VALUES (%s $1) RETURNING hubsync_id', tbl, cols, vals)
+			INTO found_id USING extra;
+	ELSE
+		EXECUTE format('UPDATE %s SET %s properties = properties || $1 WHERE hubsync_id = $2', tbl, sets)
+			USING extra, found_id;
+	END IF;
+	RETURN found_id;
+END
+$$;
+COMMENT ON FUNCTION hubsync.upsert(text, text, text, jsonb) IS
+  'Idempotent insert-or-update of the mirror row whose key property has the given value; returns its hubsync_id';
+
+-- A HubSpot wire string (or JSON scalar text) as the text input of a typed
+-- column: '' is NULL, epoch milliseconds become timestamps, ';' separates
+-- multi-select values.
+CREATE FUNCTION hubsync._from_wire(v text, sql_type text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE
+		WHEN v IS NULL OR v = '' THEN NULL
+		WHEN sql_type IN ('timestamptz', 'date') AND v ~ '^-?[0-9]{1,15}$' THEN
+			CASE sql_type
+				WHEN 'timestamptz' THEN pg_catalog.to_timestamp(v::numeric / 1000)::text
+				ELSE (pg_catalog.to_timestamp(v::numeric / 1000) AT TIME ZONE 'UTC')::date::text
+			END
+		WHEN sql_type = 'text[]' THEN
+			(SELECT pg_catalog.array_agg(x)::text FROM pg_catalog.regexp_split_to_table(v, ';') x)
+		ELSE v
+	END
+$$;
+COMMENT ON FUNCTION hubsync._from_wire(text, text) IS
+  'API: private. Text input of a typed column from a HubSpot wire string';
+
+-- Where a record stands: pending (in the outbox), failed (dead letter) or
+-- synced.
+CREATE VIEW hubsync.record_status AS
+SELECT k.object_type,
+       k.hubsync_id,
+       s.hs_object_id,
+       CASE WHEN o.pending IS NOT NULL THEN 'pending'
+            WHEN d.hubsync_id IS NOT NULL THEN 'failed'
+            ELSE 'synced' END AS status,
+       coalesce(o.attempts, d.attempts, 0) AS attempts,
+       coalesce(o.last_error, d.message) AS last_error,
+       o.next_attempt_at,
+       s.synced_at
+FROM (SELECT ob.object_type, ob.hubsync_id FROM hubsync.outbox ob
+      UNION SELECT dl.object_type, dl.hubsync_id FROM hubsync.dead_letters dl
+      UNION SELECT ss.object_type, ss.hubsync_id FROM hubsync.sync_state ss) k
+LEFT JOIN LATERAL (
+	SELECT count(*) AS pending, max(ob.attempts) AS attempts,
+	       (array_agg(ob.last_error ORDER BY ob.id DESC))[1] AS last_error,
+	       min(ob.next_attempt_at) AS next_attempt_at
+	FROM hubsync.outbox ob WHERE ob.hubsync_id = k.hubsync_id
+	HAVING count(*) > 0) o ON true
+LEFT JOIN LATERAL (
+	SELECT dl.hubsync_id, dl.attempts, dl.category || ': ' || dl.message AS message
+	FROM hubsync.dead_letters dl WHERE dl.hubsync_id = k.hubsync_id
+	ORDER BY dl.id DESC LIMIT 1) d ON true
+LEFT JOIN hubsync.sync_state s ON s.hubsync_id = k.hubsync_id;
+COMMENT ON VIEW hubsync.record_status IS
+  'Per record: pending (changes waiting), failed (in dead letters) or synced; attempts and last error';
+
+-- Wait until a record's committed changes reached HubSpot (read-after-write).
+-- Returns 'synced', 'failed', or 'pending' when the timeout passed first.
+CREATE FUNCTION hubsync.await_synced(object_type text, hubsync_id uuid,
+	timeout interval DEFAULT '10s') RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	deadline timestamptz := clock_timestamp() + timeout;
+	st text;
+BEGIN
+	PERFORM hubsync._mirror_table(object_type);
+	IF pg_catalog.txid_current_if_assigned() IS NOT NULL AND EXISTS (
+		SELECT 1 FROM hubsync.outbox o WHERE o.hubsync_id = await_synced.hubsync_id AND o.xmin::text::bigint = pg_catalog.txid_current_if_assigned() % 4294967296) THEN
+		RAISE EXCEPTION 'the change to % is not committed yet', hubsync_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			      HINT = 'Call hubsync.await_synced() after COMMIT: HubSpot only sees committed changes.';
+	END IF;
+	LOOP
+		SELECT r.status INTO st FROM hubsync.record_status r
+		WHERE r.hubsync_id = await_synced.hubsync_id AND r.object_type = await_synced.object_type;
+		st := coalesce(st, 'synced');
+		IF st <> 'pending' OR clock_timestamp() >= deadline THEN
+			RETURN st;
+		END IF;
+		PERFORM pg_sleep(0.005);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync.await_synced(text, uuid, interval) IS
+  'Waits until a record''s committed changes are in HubSpot; returns synced, failed or pending (timed out)';
+
+-- Send dead letters again (all, or those of one object type / category).
+CREATE FUNCTION hubsync.retry_dead_letters(object_type text DEFAULT NULL,
+	category text DEFAULT NULL, hubsync_id uuid DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM hubsync._require_owner('retry dead letters');
+	WITH moved AS (
+		DELETE FROM hubsync.dead_letters d
+		WHERE (retry_dead_letters.object_type IS NULL OR d.object_type = retry_dead_letters.object_type)
+		  AND (retry_dead_letters.category IS NULL OR d.category = retry_dead_letters.category)
+		  AND (retry_dead_letters.hubsync_id IS NULL OR d.hubsync_id = retry_dead_letters.hubsync_id)
+		RETURNING d.*
+	), ins AS (
+		INSERT INTO hubsync.outbox (object_type, hubsync_id, op, changed, origin)
+		SELECT m.object_type, m.hubsync_id,
+		       CASE WHEN m.op LIKE '%archive%' THEN 'archive'
+		            WHEN m.op LIKE '%create%' THEN 'create' ELSE 'update' END,
+		       coalesce((SELECT array_agg(k) FROM jsonb_object_keys(
+		                   CASE WHEN jsonb_typeof(m.properties) = 'object' THEN m.properties ELSE '{}' END) k
+		                 WHERE k <> 'hubsync_id'), '{}'),
+		       m.origin
+		FROM moved m
+		RETURNING 1)
+	SELECT count(*) INTO n FROM ins;
+	IF n > 0 THEN
+		PERFORM hubsync._wake_push();
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync.retry_dead_letters(text, text, uuid) IS
+  'Re-queues dead letters (optionally of one object type, category or record); returns how many';
+
+-- Drop dead letters for good.
+CREATE FUNCTION hubsync.discard_dead_letters(object_type text DEFAULT NULL,
+	category text DEFAULT NULL, hubsync_id uuid DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM hubsync._require_owner('discard dead letters');
+	DELETE FROM hubsync.dead_letters d
+	WHERE (discard_dead_letters.object_type IS NULL OR d.object_type = discard_dead_letters.object_type)
+	  AND (discard_dead_letters.category IS NULL OR d.category = discard_dead_letters.category)
+	  AND (discard_dead_letters.hubsync_id IS NULL OR d.hubsync_id = discard_dead_letters.hubsync_id);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync.discard_dead_letters(text, text, uuid) IS
+  'Deletes dead letters (optionally of one object type, category or record); returns how many';
+
+CREATE FUNCTION hubsync._wake_push() RETURNS void
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_wake_push';
+COMMENT ON FUNCTION hubsync._wake_push() IS
+  'API: private. Wakes the push worker when the calling transaction commits';
+
+-- Hold (or release) sync of one object type, or of all.
+CREATE FUNCTION hubsync.pause(object_type text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM hubsync._require_owner('pause hubsync');
+	IF pause.object_type IS NOT NULL THEN
+		PERFORM hubsync._mirror_table(pause.object_type);
+	END IF;
+	UPDATE hubsync.object_types t SET paused = true
+	WHERE pause.object_type IS NULL OR t.object_type = pause.object_type;
+END
+$$;
+COMMENT ON FUNCTION hubsync.pause(text) IS
+  'Holds sync of one object type (or all): changes keep queueing and leave on resume';
+
+CREATE FUNCTION hubsync.resume(object_type text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM hubsync._require_owner('resume hubsync');
+	IF resume.object_type IS NOT NULL THEN
+		PERFORM hubsync._mirror_table(resume.object_type);
+	END IF;
+	UPDATE hubsync.object_types t SET paused = false
+	WHERE resume.object_type IS NULL OR t.object_type = resume.object_type;
+	PERFORM hubsync._wake_push();
+END
+$$;
+COMMENT ON FUNCTION hubsync.resume(text) IS
+  'Resumes sync held by hubsync.pause()';
+
+-------------------------------------------------------------------------------
 -- Status
 -------------------------------------------------------------------------------
 
@@ -825,6 +1085,26 @@ LEFT JOIN hubsync.outbox o ON o.object_type = t.object_type
 GROUP BY t.object_type, t.paused;
 COMMENT ON VIEW hubsync.status IS
   'One row per object type: changes pending and in flight, age of the oldest, dead letters';
+
+-------------------------------------------------------------------------------
+-- Privileges: private functions are for the workers and the owner only,
+-- except the few that public functions and views call as the caller.
+-------------------------------------------------------------------------------
+
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN
+		SELECT p.oid FROM pg_catalog.pg_proc p
+		WHERE p.pronamespace = 'hubsync'::regnamespace
+		  AND p.proname LIKE '\_%'
+		  AND p.proname NOT IN ('_credentials_status', '_from_wire', '_mirror_table', '_require_owner', '_capture')
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+	END LOOP;
+END
+$$;
 
 -------------------------------------------------------------------------------
 -- pg_dump: keep the rows of these tables

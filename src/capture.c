@@ -51,6 +51,7 @@
 
 PG_FUNCTION_INFO_V1(hubsync_capture);
 PG_FUNCTION_INFO_V1(hubsync_invalidate_mirror);
+PG_FUNCTION_INFO_V1(hubsync_wake_push);
 
 bool		hubsync_applying_remote = false;
 
@@ -148,6 +149,18 @@ become_outbox_owner(Oid *save_userid, int *save_sec)
 	SetUserIdAndSecContext(outbox_owner,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/* request_push_wake -- wake the push worker when this transaction commits */
+static void
+request_push_wake(void)
+{
+	wake_push_at_commit = true;
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(capture_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
 }
 
 /*
@@ -516,12 +529,7 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 	SPI_finish();
 
 	count_change();
-	wake_push_at_commit = true;
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(capture_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
+	request_push_wake();
 }
 
 /*
@@ -602,5 +610,16 @@ Datum
 hubsync_invalidate_mirror(PG_FUNCTION_ARGS)
 {
 	CacheInvalidateRelcacheByRelid(PG_GETARG_OID(0));
+	PG_RETURN_VOID();
+}
+
+/*
+ * hubsync_wake_push -- for SQL functions that queue changes themselves
+ * (retry_dead_letters, resume): wake the push worker at commit.
+ */
+Datum
+hubsync_wake_push(PG_FUNCTION_ARGS)
+{
+	request_push_wake();
 	PG_RETURN_VOID();
 }
