@@ -152,6 +152,21 @@ permanent_category(const char *category)
 		 strncmp(category, "INVALID_", 8) == 0);
 }
 
+/* existing_id -- the N of HubSpot's "Existing ID: N", or NULL */
+static char *
+existing_id(const char *message)
+{
+	const char *p = message ? strstr(message, "Existing ID: ") : NULL;
+	const char *q;
+
+	if (p == NULL)
+		return NULL;
+	p += strlen("Existing ID: ");
+	for (q = p; *q >= '0' && *q <= '9'; q++)
+		;
+	return q > p ? pnstrdup(p, q - p) : NULL;
+}
+
 /* apply_error_item -- one entry of a 207's errors[] to the records it names */
 static void
 apply_error_item(PushBatch *b, JsonbContainer *err)
@@ -177,6 +192,13 @@ apply_error_item(PushBatch *b, JsonbContainer *err)
 			if (b->kind == PUSH_ARCHIVE && category &&
 				strcmp(category, "OBJECT_NOT_FOUND") == 0)
 				set_outcome(r, OUTCOME_DONE, 207, NULL, NULL);	/* already gone */
+			else if (b->kind != PUSH_ARCHIVE && existing_id(message) != NULL &&
+					 strcmp(b->object_type, "contacts") == 0)
+			{
+				/* the email is already in HubSpot: link to that contact */
+				set_outcome(r, OUTCOME_LINK, 207, category, message);
+				r->outcome.hs_object_id = existing_id(message);
+			}
 			else if (permanent_category(category))
 				set_outcome(r, OUTCOME_DEAD, 207, category, message);
 			else
@@ -221,21 +243,6 @@ apply_results(PushBatch *b, JsonbContainer *root)
 	n = hubsync_json_array_size(errors);
 	for (i = 0; i < n; i++)
 		apply_error_item(b, hubsync_json_array_container(errors, i));
-}
-
-/* existing_id -- the N of HubSpot's "Existing ID: N", or NULL */
-static char *
-existing_id(const char *message)
-{
-	const char *p = message ? strstr(message, "Existing ID: ") : NULL;
-	const char *q;
-
-	if (p == NULL)
-		return NULL;
-	p += strlen("Existing ID: ");
-	for (q = p; *q >= '0' && *q <= '9'; q++)
-		;
-	return q > p ? pnstrdup(p, q - p) : NULL;
 }
 
 /*

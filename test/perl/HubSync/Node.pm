@@ -28,6 +28,34 @@ sub new_node
 	return $node;
 }
 
+# with_fake -- a fake HubSpot and a node pointed at it, with the
+# extension created and a valid token set; returns ($node, $fake)
+sub with_fake
+{
+	my ($name, %opts) = @_;
+	require HubSync::FakeHubSpot;
+	my $fake = HubSync::FakeHubSpot->start(@{ $opts{fake_args} || [] });
+	$fake->configure(%{ $opts{fake_config} }) if $opts{fake_config};
+	my %conf = (
+		'hubsync.api_base_url' => $fake->url,
+		'hubsync.rate_limit' => 190,
+		'hubsync.app_id' => 54321,
+		%{ $opts{conf} || {} });
+	my $node = new_node($name, conf => \%conf, create_extension => 1);
+	$node->safe_psql('postgres',
+		"SELECT hubsync.set_credentials(access_token => 'test-token', client_secret => 'hubsync-test-secret')")
+	  unless $opts{no_credentials};
+	return ($node, $fake);
+}
+
+# wait_outbox_empty -- wait until every queued change has left
+sub wait_outbox_empty
+{
+	my ($node, $db) = @_;
+	return $node->poll_query_until($db || 'postgres',
+		"SELECT count(*) = 0 FROM hubsync.outbox");
+}
+
 # worker_pids -- backend_type => pid of the running hubsync workers
 sub worker_pids
 {
