@@ -145,52 +145,71 @@ def _as_text(raw, pdef):
                     "%r is not a valid value for property %s" % (raw, pdef.name), pdef.name)
 
 
+def _number(pdef, text, cfg):
+    """number: a decimal string, kept exactly as sent."""
+    if not _NUMBER_RE.match(text):
+        raise PropError("INVALID_NUMBER", "%s was not a valid number." % text, pdef.name)
+    return text
+
+
+def _bool(pdef, text, cfg):
+    """bool: 'true' / 'false' (any case on input, lower case stored)."""
+    low = text.lower()
+    if low not in ("true", "false"):
+        raise PropError("INVALID_BOOLEAN",
+                        "%s was not a valid boolean; use true or false." % text, pdef.name)
+    return low
+
+
+def _datetime(pdef, text, cfg):
+    """datetime: ISO-8601 or epoch ms in, ISO with ms and Z stored."""
+    ms = parse_time_value(text)
+    if ms is None:
+        raise PropError("INVALID_DATETIME", "%s was not a valid ISO-8601 date-time or epoch "
+                        "milliseconds." % text, pdef.name)
+    return iso_ms(ms)
+
+
+def _date(pdef, text, cfg):
+    """date: YYYY-MM-DD or epoch ms at midnight UTC in, YYYY-MM-DD stored."""
+    ms = parse_time_value(text)
+    if ms is None:
+        raise PropError("INVALID_DATE",
+                        "%s was not a valid date (YYYY-MM-DD or epoch ms)." % text, pdef.name)
+    if ms % 86400000:
+        raise PropError("INVALID_DATE", "%s is not midnight UTC; date values must be at "
+                        "midnight UTC." % text, pdef.name)
+    return date_str(ms)
+
+
+def _enumeration(pdef, text, cfg):
+    """enumeration: option values (';'-joined for multi-select)."""
+    opts = pdef.optvals
+    if opts and text not in opts and cfg["validateEnumerations"]:
+        for part in (text.split(";") if pdef.multi else [text]):
+            if part not in opts:
+                raise PropError("INVALID_OPTION", "%s was not one of the allowed options: "
+                                "%s" % (part, sorted(opts)), pdef.name)
+    return text
+
+
+def _string(pdef, text, cfg):
+    """string: anything; contact email must look like an address."""
+    if pdef.name == "email" and cfg["validateEmail"] and not _EMAIL_RE.match(text):
+        raise PropError("INVALID_EMAIL", "Email address %s is invalid" % text, pdef.name)
+    return text
+
+
+_NORMALIZERS = {"number": _number, "bool": _bool, "datetime": _datetime, "date": _date,
+                "enumeration": _enumeration, "string": _string, "phone_number": _string}
+
+
 def normalize(pdef, raw, cfg):
     """Validate one written value; return its stored string form ('' clears)."""
-    text = _as_text(raw, pdef)
-    if text == "":
+    text = raw if raw.__class__ is str else _as_text(raw, pdef)
+    if not text:
         return ""
-    t = pdef.type
-    name = pdef.name
-    if t == "number":
-        if not _NUMBER_RE.match(text):
-            raise PropError("INVALID_NUMBER",
-                            "%s was not a valid number." % text, name)
-        return text
-    if t == "bool":
-        low = text.lower()
-        if low not in ("true", "false"):
-            raise PropError("INVALID_BOOLEAN",
-                            "%s was not a valid boolean; use true or false." % text, name)
-        return low
-    if t == "datetime":
-        ms = parse_time_value(text)
-        if ms is None:
-            raise PropError("INVALID_DATETIME",
-                            "%s was not a valid ISO-8601 date-time or epoch "
-                            "milliseconds." % text, name)
-        return iso_ms(ms)
-    if t == "date":
-        ms = parse_time_value(text)
-        if ms is None:
-            raise PropError("INVALID_DATE",
-                            "%s was not a valid date (YYYY-MM-DD or epoch ms)." % text, name)
-        if ms % 86400000:
-            raise PropError("INVALID_DATE",
-                            "%s is not midnight UTC; date values must be at midnight "
-                            "UTC." % text, name)
-        return date_str(ms)
-    if t == "enumeration" and pdef.optvals and cfg["validateEnumerations"] \
-            and text not in pdef.optvals:
-        parts = text.split(";") if pdef.multi else [text]
-        for part in parts:
-            if part not in pdef.optvals:
-                raise PropError("INVALID_OPTION",
-                                "%s was not one of the allowed options: %s" % (
-                                    part, sorted(pdef.optvals)), name)
-    if name == "email" and cfg["validateEmail"] and not _EMAIL_RE.match(text):
-        raise PropError("INVALID_EMAIL", "Email address %s is invalid" % text, name)
-    return text
+    return _NORMALIZERS[pdef.type](pdef, text, cfg)
 
 
 def check_write(ot, props, cfg):

@@ -170,7 +170,7 @@ def create_object(hub, req, objectType):
     rec = store.create(ot, props, src, now)
     for tot, to_id, tids in links:
         hub.assoc.link(ot, rec.id, tot, to_id, tids, src, now)
-    return 201, store.render(ot, rec, list(rec.p))
+    return 201, store.render_written(ot, rec, rec.p)
 
 
 def update_object(hub, req, objectType, objectId):
@@ -186,7 +186,7 @@ def update_object(hub, req, objectType, objectId):
     if clash:
         raise clash
     store.update(ot, rec, props, _src(hub), now_ms())
-    return 200, store.render(ot, rec, list(props))
+    return 200, store.render_written(ot, rec, props)
 
 
 def archive_object(hub, req, objectType, objectId):
@@ -321,7 +321,7 @@ def batch_create(hub, req, objectType):
         rec = store.create(ot, props, src, now)
         for tot, to_id, tids in links:
             hub.assoc.link(ot, rec.id, tot, to_id, tids, src, now)
-        out = store.render(ot, rec, list(rec.p))
+        out = store.render_written(ot, rec, rec.p)
         if trace:
             out["objectWriteTraceId"] = trace
         results.append(out)
@@ -381,7 +381,7 @@ def batch_update(hub, req, objectType):
     results = []
     for rec, props, trace in plans:
         store.update(ot, rec, props, src, now)
-        out = store.render(ot, rec, list(props))
+        out = store.render_written(ot, rec, props)
         if trace:
             out["objectWriteTraceId"] = trace
         results.append(out)
@@ -453,7 +453,7 @@ def batch_upsert(hub, req, objectType):
     now = now_ms()
     src = _src(hub)
     results = []
-    render = store.render
+    render = store.render_written
     for rec, props, trace in plans:
         new = rec is None
         if new:

@@ -230,7 +230,7 @@ def ui_update(hub, req, objectType, objectId):
         raise clash
     changed = hub.store.update(ot, rec, props, _src_from(hub, body), now_ms())
     out = hub.store.render(ot, rec, full=True)
-    out["changed"] = changed
+    out["changed"] = [name for name, _ in changed]
     return 200, out
 
 

@@ -159,56 +159,72 @@ class Store:
                 p.setdefault(k, v)
         if ot.contacts and "email" in p:
             p["hs_email_domain"] = p["email"].rpartition("@")[2].lower()
-        rec = Rec(rid or self.alloc_id(), p, now, now, src, now)
-        ot.recs[rec.id] = rec
-        ot.order.append(rec.id)
-        ot.index_add(rec)
-        if emit and self.hub.hooks.active:
-            pairs = [(k, v) for k, v in p.items() if k not in _NO_EVENT] \
-                if self.hub.cfg["webhookPropertyChangeOnCreate"] else []
-            self.hub.hooks.emit_changes(ot, rec.id, src, now, True, pairs)
+        if rid is None:
+            rid = self.next_id
+            self.next_id = rid + 1
+        rec = Rec(rid, p, now, now, src, now)
+        ot.recs[rid] = rec
+        ot.order.append(rid)
+        for name, idx in ot.uniq.items():
+            v = p.get(name)
+            if v:
+                idx[v.lower() if name == "email" else v] = rid
+        if emit:
+            hooks = self.hub.hooks
+            if hooks.active:
+                hooks.emit_changes(ot, rid, src, now, True, tuple(p.items())
+                                   if self.hub.cfg["webhookPropertyChangeOnCreate"] else ())
         return rec
 
     def update(self, ot, rec, props, src, now, emit=True):
-        """Apply normalized props to rec; returns the names that changed."""
+        """Apply normalized props to rec; returns [(name, new value)] that changed."""
         changed = []
         uniq = ot.uniq
         p = rec.p
-        touched = False
         for name, v in props.items():
             old = p.get(name)
             if old is None and name in DERIVED:
                 old = ot.value(rec, name)
-            if v == old or (v == "" and old is None):
+            if v == old or (not v and old is None):
                 continue
-            if not touched:
+            if not changed:
                 self._touch(rec, now)
-                touched = True
             if name in uniq and not rec.a:
                 idx = uniq[name]
                 if old and idx.get(ukey(name, old)) == rec.id:
                     del idx[ukey(name, old)]
                 if v:
                     idx[ukey(name, v)] = rec.id
-            if v == "":
-                del p[name]
-            else:
+            if v:
                 p[name] = v
-            changed.append(name)
-            self._history(rec, name, old, v, now, src)
-        if changed and ot.contacts and "email" in changed:
-            if p.get("email"):
-                p["hs_email_domain"] = p["email"].rpartition("@")[2].lower()
             else:
-                p.pop("hs_email_domain", None)
-        if changed or self.hub.cfg["noopWriteTouchesModified"]:
-            if not touched:
-                self._touch(rec, now)
+                del p[name]
+            changed.append((name, v))
+            h = rec.h
+            if h is None:
+                h = rec.h = {}
+            lst = h.get(name)
+            if lst is None:
+                lst = h[name] = [(old, rec.c, rec.cs)] if old is not None else []
+            lst.append((v, now, src))
+            if len(lst) > self.hub.cfg["historyMax"]:
+                del lst[0]
+        if changed:
+            if ot.contacts and any(n == "email" for n, _ in changed):
+                if p.get("email"):
+                    p["hs_email_domain"] = p["email"].rpartition("@")[2].lower()
+                else:
+                    p.pop("hs_email_domain", None)
             if now > rec.u:
                 rec.u = now
-        if changed and emit and self.hub.hooks.active:
-            self.hub.hooks.emit_changes(ot, rec.id, src, now, False, [
-                (n, p.get(n, "")) for n in changed if n not in _NO_EVENT])
+            if emit:
+                hooks = self.hub.hooks
+                if hooks.active:
+                    hooks.emit_changes(ot, rec.id, src, now, False, changed)
+        elif self.hub.cfg["noopWriteTouchesModified"]:
+            self._touch(rec, now)
+            if now > rec.u:
+                rec.u = now
         return changed
 
     def _history(self, rec, name, old, new, now, src):
@@ -332,6 +348,24 @@ class Store:
                 n: self.history(ot, rec, n) for n in history if n in known}
         if assoc:
             out["associations"] = self.hub.assoc.embed(ot, rec.id, assoc)
+        return out
+
+    def render_written(self, ot, rec, props):
+        """Record JSON for a write response: the written properties + system ones."""
+        p = rec.p
+        out_props = {n: p.get(n) for n in props}
+        created = iso_ms(rec.c)
+        for n in ot.always:
+            if n not in out_props or out_props[n] is None:
+                v = p.get(n)
+                if v is None:
+                    v = str(rec.id) if n == "hs_object_id" else \
+                        created if n == ot.created_prop else iso_ms(rec.u)
+                out_props[n] = v
+        out = {"id": str(rec.id), "properties": out_props, "createdAt": created,
+               "updatedAt": iso_ms(rec.u), "archived": bool(rec.a)}
+        if rec.a:
+            out["archivedAt"] = iso_ms(rec.a)
         return out
 
     def history(self, ot, rec, name):

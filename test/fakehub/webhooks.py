@@ -8,6 +8,7 @@ import urllib.parse
 from collections import deque
 
 from .signature import sign
+from .store import _NO_EVENT
 from .util import dumps, now_ms
 
 USER_AGENT = ("HubSpot Connect 2.0 (http://dev.hubspot.com/) "
@@ -145,6 +146,8 @@ class Webhooks:
                                    {"changeFlag": "CREATED"}))
             eid += 1
         for name, value in pairs:
+            if name in _NO_EVENT:
+                continue
             out.append(self._event(eid, ot, "propertyChange", object_id, src, now,
                                    {"propertyName": name, "propertyValue": value}))
             eid += 1
