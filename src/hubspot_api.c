@@ -152,9 +152,10 @@ call_api(const char *method, char *url, char *body)
 /*
  * hubsync_ensure_id_property -- make sure the object type has the unique
  * property hubsync_id that batch upserts key on, creating it the first
- * time.  Returns false when HubSpot could not be asked or refused.
+ * time.  Returns 200 when it exists, else the failing HTTP status (0 when
+ * HubSpot could not be reached).
  */
-bool
+long
 hubsync_ensure_id_property(const char *api_name)
 {
 	ListCell   *lc;
@@ -166,7 +167,7 @@ hubsync_ensure_id_property(const char *api_name)
 
 	foreach(lc, id_property_ready)
 		if (strcmp((char *) lfirst(lc), api_name) == 0)
-			return true;
+			return 200;
 
 	req = call_api("GET", psprintf("%s/crm/v3/properties/%s/hubsync_id",
 								   hubsync_api_root(), api_name), NULL);
@@ -208,9 +209,9 @@ hubsync_ensure_id_property(const char *api_name)
 			status = 200;
 	}
 	if (status != 200)
-		return false;
+		return status;
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	id_property_ready = lappend(id_property_ready, pstrdup(api_name));
 	MemoryContextSwitchTo(old);
-	return true;
+	return 200;
 }

@@ -19,6 +19,6 @@ extern void hubsync_refresh_credentials(void);
 extern const char *hubsync_access_token(void);
 extern bool hubsync_auth_blocked(void);
 extern void hubsync_observe_response(HubsyncHttpRequest *req);
-extern bool hubsync_ensure_id_property(const char *api_name);
+extern long hubsync_ensure_id_property(const char *api_name);
 
 #endif							/* HUBSYNC_HUBSPOT_API_H */

@@ -215,8 +215,11 @@ send_ready_batches(void)
 	{
 		PushBatch  *b = linitial(ready_batches);
 		long		wait;
+		long		status = 200;
 
-		if (b->kind == PUSH_UPSERT && !hubsync_ensure_id_property(b->api_name))
+		if (b->kind == PUSH_UPSERT)
+			status = hubsync_ensure_id_property(b->api_name);
+		if (status != 200)
 		{
 			/* cannot create the hubsync_id property yet: retry later */
 			int			i;
@@ -226,9 +229,9 @@ send_ready_batches(void)
 				PushRecord *r = b->records[i];
 
 				r->outcome.kind = OUTCOME_RETRY;
-				r->outcome.delay_ms = 10000;
+				r->outcome.delay_ms = (status == 401) ? 0 : 10000;
 				r->outcome.count_attempt = false;
-				r->outcome.status = 0;
+				r->outcome.status = (int) status;
 				r->outcome.message = "could not prepare the hubsync_id property in HubSpot";
 			}
 			ready_batches = list_delete_first(ready_batches);
