@@ -1,5 +1,6 @@
 """The Hub (all state of one fake portal) and the per-request pipeline."""
 
+import gc
 import random
 import sys
 import threading
@@ -61,6 +62,7 @@ class Hub:
     def reset(self, keep_config=False):
         """Forget all records, counters, faults and tokens (config too unless kept)."""
         with self.lock:
+            gc.unfreeze()
             if not keep_config:
                 self.cfg.clear()
                 self.cfg.update(config.defaults(self.base))

@@ -120,7 +120,10 @@ class ObjectType:
 
 def ukey(name, value):
     """Index key of a unique value (emails compare case-insensitively)."""
-    return value.lower() if name == "email" else value
+    if name != "email":
+        return value
+    low = value.lower()
+    return value if low == value else low
 
 
 class PropError(Exception):

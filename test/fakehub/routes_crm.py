@@ -405,38 +405,47 @@ def batch_upsert(hub, req, objectType):
     started = now_ms()
     store = hub.store
     cfg = hub.cfg
-    keys = []
-    checked = set()
     default_idp = body.get("idProperty")
+    keys, seen, dups, checked = [], set(), [], {}
     for item in inputs:
         idp = item.get("idProperty") or default_idp
         if idp not in checked:
             _upsert_id_property(hub, ot, idp)
-            checked.add(idp)
-        keys.append((idp, ukey(idp, str(item.get("id")))))
-    _dup_check(keys)
+            checked[idp] = tuple(n for n in ot.uniq if n != idp)
+        key = item.get("id")
+        key = key if key.__class__ is str else str(key)
+        k = (idp, ukey(idp, key))
+        if k in seen:
+            dups.append(k)
+        seen.add(k)
+        keys.append((idp, key, k[1]))
+    if dups:
+        fail(400, "Duplicate IDs found in batch input: %s. IDs must be unique" % dups)
     partial = "email" not in checked or cfg["batchUpsertEmailPartial"]
     fails = _fault_fails(req, len(inputs))
     plans, errors, pending = [], [], {}
-    others = {idp: tuple(n for n in ot.uniq if n != idp) for idp in checked}
+    recs, known = ot.recs, ot.props
     for i, item in enumerate(inputs):
-        idp, key = keys[i][0], str(item.get("id"))
-        if i in fails:
+        idp, key, ikey = keys[i]
+        if fails and i in fails:
             errors.append(_fault_error(req, {"ids": [key]}))
             continue
         props, perrs = check_write(ot, item.get("properties") or {}, cfg)
-        try:
-            props[idp] = normalize(ot.props[idp], key, cfg)
-        except PropError as e:
-            perrs.append(e)
+        rid = ot.uniq[idp].get(ikey)
+        rec = recs.get(rid) if rid is not None else None
+        if rec is not None and rec.p.get(idp) == key:
+            props[idp] = key
+        else:
+            try:
+                props[idp] = normalize(known[idp], key, cfg)
+            except PropError as e:
+                perrs.append(e)
         if perrs:
             if not partial:
                 raise ApiError(400, store.validation_body(perrs))
             errors.append(dict(store.validation_body(perrs), context={"ids": [key]}, links={}))
             continue
-        rid = ot.uniq[idp].get(keys[i][1])
-        rec = ot.recs.get(rid) if rid is not None else None
-        other = others[idp]
+        other = checked[idp]
         if other:
             clash = store.unique_clash(ot, {n: props[n] for n in other if n in props},
                                        rid, pending)
@@ -454,14 +463,16 @@ def batch_upsert(hub, req, objectType):
     src = _src(hub)
     results = []
     render = store.render_written
+    create, update = store.create, store.update
     for rec, props, trace in plans:
-        new = rec is None
-        if new:
-            rec = store.create(ot, props, src, now)
+        if rec is None:
+            rec = create(ot, props, src, now)
+            out = render(ot, rec, props)
+            out["new"] = True
         else:
-            store.update(ot, rec, props, src, now)
-        out = render(ot, rec, props)
-        out["new"] = new
+            update(ot, rec, props, src, now)
+            out = render(ot, rec, props)
+            out["new"] = False
         if trace:
             out["objectWriteTraceId"] = trace
         results.append(out)

@@ -1,5 +1,7 @@
 """The /_fake/ control API: reset, config, seeding, inspection, faults, UI actions."""
 
+import gc
+
 from . import config
 from .model import ukey
 from .routes_crm import _assoc_inputs
@@ -100,6 +102,8 @@ def seed(hub, req):
             store.archive(ot, rec, src, ts, emit=False)
             if lag_visible:
                 rec.chg = 0
+    if count >= 50000:
+        gc.freeze()   # a big static store: keep the cyclic GC from rescanning it
     last = store.next_id - 1
     out = {"objectType": ot.name, "count": count, "firstId": str(first), "lastId": str(last)}
     if count <= 10000 or body.get("returnIds"):

@@ -29,10 +29,56 @@ def _reason(status):
         return _REASONS.get(status, "Unknown")
 
 
+class Headers(dict):
+    """Request headers with case-insensitive get() (keys stored lower-case)."""
+
+    def get(self, name, default=None):
+        """Header value by any-case name."""
+        return dict.get(self, name.lower(), default)
+
+    def __getitem__(self, name):
+        """Header value by any-case name (KeyError if absent)."""
+        return dict.__getitem__(self, name.lower())
+
+    def __contains__(self, name):
+        """Is the header present (any case)?"""
+        return dict.__contains__(self, name.lower())
+
+
 class Handler(BaseHTTPRequestHandler):
     """One keep-alive connection; every request goes to the Hub."""
 
     protocol_version = "HTTP/1.1"
+
+    def parse_request(self):
+        """Request line and headers, without the (slow) email parser."""
+        self.command = None
+        self.close_connection = True
+        line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        self.requestline = line
+        words = line.split()
+        if len(words) != 3 or not words[2].startswith("HTTP/1."):
+            self.request_version = "HTTP/1.0"
+            self.send_error(400, "Bad request line %r" % line)
+            return False
+        self.command, self.path, self.request_version = words
+        headers = Headers()
+        while True:
+            raw = self.rfile.readline(65537)
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            if len(headers) > 100 or len(raw) > 65536:
+                self.send_error(431, "Request header fields too large")
+                return False
+            name, _, value = raw.decode("iso-8859-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        self.headers = headers
+        conn = headers.get("connection", "").lower()
+        self.close_connection = conn == "close" or (
+            self.request_version == "HTTP/1.0" and conn != "keep-alive")
+        if headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
 
     def setup(self):
         """Disable Nagle: headers and body must not wait for a delayed ACK."""

@@ -24,6 +24,7 @@ class Store:
         self.next_custom = FIRST_CUSTOM_TYPE
         self.sources = []
         self.source_idx = {}
+        self.domains = {}
         for name, tid, word, hook, created, dflt, props in catalog.standard_specs():
             self.add_type(ObjectType(name, tid, word, hook, created, dflt, props))
 
@@ -58,6 +59,11 @@ class Store:
             idx = self.source_idx[key] = len(self.sources)
             self.sources.append(key)
         return idx
+
+    def domain(self, email):
+        """hs_email_domain of an address (one shared string per domain)."""
+        d = email.rpartition("@")[2].lower()
+        return self.domains.setdefault(d, d)
 
     def api_source(self):
         """Source index for writes made through the public API."""
@@ -158,7 +164,7 @@ class Store:
             for k, v in defaults.items():
                 p.setdefault(k, v)
         if ot.contacts and "email" in p:
-            p["hs_email_domain"] = p["email"].rpartition("@")[2].lower()
+            p["hs_email_domain"] = self.domain(p["email"])
         if rid is None:
             rid = self.next_id
             self.next_id = rid + 1
@@ -168,7 +174,7 @@ class Store:
         for name, idx in ot.uniq.items():
             v = p.get(name)
             if v:
-                idx[v.lower() if name == "email" else v] = rid
+                idx[ukey(name, v)] = rid
         if emit:
             hooks = self.hub.hooks
             if hooks.active:
@@ -179,18 +185,22 @@ class Store:
     def update(self, ot, rec, props, src, now, emit=True):
         """Apply normalized props to rec; returns [(name, new value)] that changed."""
         changed = []
-        uniq = ot.uniq
         p = rec.p
         for name, v in props.items():
             old = p.get(name)
-            if old is None and name in DERIVED:
-                old = ot.value(rec, name)
-            if v == old or (not v and old is None):
+            if v == old:
                 continue
+            if old is None:
+                if not v:
+                    continue
+                if name in DERIVED:
+                    old = ot.value(rec, name)
+                    if v == old:
+                        continue
             if not changed:
                 self._touch(rec, now)
-            if name in uniq and not rec.a:
-                idx = uniq[name]
+            if name in ot.uniq and not rec.a:
+                idx = ot.uniq[name]
                 if old and idx.get(ukey(name, old)) == rec.id:
                     del idx[ukey(name, old)]
                 if v:
@@ -210,9 +220,10 @@ class Store:
             if len(lst) > self.hub.cfg["historyMax"]:
                 del lst[0]
         if changed:
-            if ot.contacts and any(n == "email" for n, _ in changed):
-                if p.get("email"):
-                    p["hs_email_domain"] = p["email"].rpartition("@")[2].lower()
+            if ot.contacts and "email" in props:
+                email = p.get("email")
+                if email:
+                    p["hs_email_domain"] = self.domain(email)
                 else:
                     p.pop("hs_email_domain", None)
             if now > rec.u:

@@ -68,9 +68,16 @@ def date_str(ms):
     return "%04d-%02d-%02d" % (t.tm_year, t.tm_mon, t.tm_mday)
 
 
+_ENC_ASCII = json.JSONEncoder(separators=(",", ":"))
+_ENC_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(obj):
-    """Compact UTF-8 JSON bytes, as HubSpot sends them."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact JSON bytes with raw UTF-8 (not \\u escapes), as HubSpot sends them."""
+    text = _ENC_ASCII.encode(obj)
+    if "\\u" in text:       # non-ASCII text: encode again without escapes
+        text = _ENC_UTF8.encode(obj)
+    return text.encode("utf-8")
 
 
 def loads(raw):
