@@ -1106,6 +1106,15 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION hubsync._wake_workers() RETURNS void
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_wake_workers';
+COMMENT ON FUNCTION hubsync._wake_workers() IS
+  'API: private. Wakes every hubsync worker when the calling transaction commits';
+REVOKE ALL ON FUNCTION hubsync._wake_workers() FROM PUBLIC;
+
+-- idle workers notice the new extension at once
+SELECT hubsync._wake_workers();
+
 -------------------------------------------------------------------------------
 -- pg_dump: keep the rows of these tables
 -------------------------------------------------------------------------------

@@ -292,17 +292,18 @@ hubsync_push_main(void)
 
 		hubsync_worker_handle_interrupts();
 
-		/* is there anything to do here?  asked at most once a second */
+		/*
+		 * Is there anything to do here?  While idle, asked on every wake-up
+		 * and every 5 s; while running, at most once a second.
+		 */
 		if (!ready || TimestampDifferenceExceeds(last_ready_check, now, 1000))
 		{
-			if (ready || TimestampDifferenceExceeds(last_ready_check, now, 5000))
-			{
-				ready = hubsync_worker_check_ready();
-				last_ready_check = now;
-			}
+			ready = hubsync_worker_check_ready();
+			last_ready_check = now;
 			if (!ready)
 			{
-				hubsync_worker_wait(1000);
+				hubsync_worker_wait(5000);
+				recovered = false;
 				continue;
 			}
 		}

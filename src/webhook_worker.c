@@ -21,8 +21,7 @@ hubsync_webhook_main(void)
 {
 	for (;;)
 	{
-		bool		ready = hubsync_worker_check_ready();
-
-		hubsync_worker_wait(ready ? 1000L : 5000L);
+		(void) hubsync_worker_check_ready();
+		hubsync_worker_wait(5000L);
 	}
 }

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# scripts/demo-run.sh -- the demo itself, run as an unprivileged user by
+# scripts/demo.sh: a temporary cluster with hubsync preloaded, the fake
+# HubSpot on a free loopback port, and a short scripted show.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/hubsync-demo.XXXXXX)
+PGDATA=$WORK/data
+FAKE_PID=
+
+cleanup() {
+	pg_ctl -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+step() { printf '\n\033[1m--- %s\033[0m\n' "$*"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+step "starting the fake HubSpot"
+python3 "$ROOT/test/fake_hubspot.py" --port 0 >"$WORK/fake.out" 2>"$WORK/fake.log" &
+FAKE_PID=$!
+for _ in $(seq 50); do [ -s "$WORK/fake.out" ] && break; sleep 0.1; done
+FAKE_PORT=$(head -1 "$WORK/fake.out")
+FAKE=http://127.0.0.1:$FAKE_PORT
+echo "fake HubSpot listening on $FAKE"
+
+step "creating a throwaway PostgreSQL cluster with hubsync preloaded"
+PGPORT=$(free_port)
+HOOK_PORT=$(free_port)
+initdb -D "$PGDATA" -A trust -U postgres >/dev/null
+cat >>"$PGDATA/postgresql.conf" <<EOC
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+port = $PGPORT
+shared_preload_libraries = 'hubsync'
+hubsync.database = 'postgres'
+hubsync.api_base_url = '$FAKE'
+hubsync.app_id = 54321
+hubsync.rate_limit = 190
+hubsync.webhook_port = $HOOK_PORT
+EOC
+pg_ctl -D "$PGDATA" -l "$WORK/postgres.log" -w start >/dev/null
+export PGHOST=$WORK PGPORT PGUSER=postgres PGDATABASE=postgres
+sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# point the fake's webhook sender at hubsync's receiver
+curl -s -X POST "$FAKE/_fake/config" -H 'Content-Type: application/json' \
+	-d "{\"webhookUrl\": \"http://127.0.0.1:$HOOK_PORT/hubspot/webhooks\"}" >/dev/null
+
+step "CREATE EXTENSION hubsync; set the private-app token and the app's client secret"
+sql -c "CREATE EXTENSION hubsync" \
+	-c "SELECT hubsync.set_credentials(access_token => 'test-token', client_secret => 'hubsync-test-secret')"
+sleep 0.5
+sql -c "SELECT worker, state FROM hubsync.worker_status()"
+
+step "an app inserts a contact and a deal with plain SQL"
+sql <<'EOS'
+INSERT INTO hubspot.contacts (email, firstname, lastname, jobtitle)
+VALUES ('ann@example.com', 'Ann', 'Lee', 'CTO');
+INSERT INTO hubspot.deals (dealname, amount, dealstage, pipeline, closedate)
+VALUES ('Acme renewal', 12500.00, 'appointmentscheduled', 'default', '2026-12-31 12:00Z');
+SELECT hubsync.await_synced('deals', hubsync_id, '10s') AS deal_sync FROM hubspot.deals;
+SELECT email, hs_object_id FROM hubspot.contacts;
+SELECT dealname, amount, dealstage, hs_object_id FROM hubspot.deals;
+EOS
+
+step "what the fake HubSpot now holds"
+curl -s "$FAKE/_fake/records/deals" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["results"]:
+    p = r["properties"]
+    print("deal %s: %s, amount %s, stage %s, closedate %s" % (r["id"], p.get("dealname"), p.get("amount"), p.get("dealstage"), p.get("closedate")))'
+
+step "a rep moves the deal to closedwon in HubSpot"
+DEAL_ID=$(sql -Atc "SELECT hs_object_id FROM hubspot.deals")
+curl -s -X POST "$FAKE/_fake/ui/deals/$DEAL_ID" -H 'Content-Type: application/json' \
+	-d '{"properties": {"dealstage": "closedwon"}}' >/dev/null
+arrived=no
+for _ in $(seq 50); do
+	if [ "$(sql -Atc "SELECT dealstage FROM hubspot.deals")" = closedwon ]; then arrived=yes; break; fi
+	sleep 0.1
+done
+if [ $arrived = yes ]; then
+	echo "the webhook arrived: hubspot.deals now says closedwon"
+	sql -c "SELECT direction, object_type, op, origin, properties FROM hubsync.changes ORDER BY id"
+else
+	echo "the change has not arrived yet (inbound sync needs the webhook receiver)"
+fi
+
+step "hubsync.status"
+sql -c "SELECT object_type, pending, in_flight, dead_letters FROM hubsync.status WHERE object_type IN ('contacts', 'deals')"
+echo
+echo "demo finished; the cluster and the fake are being removed"

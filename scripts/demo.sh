@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# scripts/demo.sh -- build, install and show hubsync syncing both ways with
+# the bundled fake HubSpot, on a throwaway cluster that is removed after.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "$0")/common.sh"
+
+ensure_dependencies
+build_and_install
+
+if [ "$(id -u)" -eq 0 ]; then
+	dir=$(unprivileged_copy)
+	trap 'rm -rf "$(dirname "$dir")"' EXIT
+else
+	dir=$HUBSYNC_ROOT
+fi
+as_postgres bash "$dir/scripts/demo-run.sh"
