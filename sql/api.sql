@@ -37,9 +37,10 @@ SELECT object_type, status, attempts FROM hubsync.record_status WHERE hubsync_id
 -- await_synced times out on a pending record, and refuses inside the
 -- transaction that made the change
 SELECT hubsync.await_synced('contacts', :'ann', '50ms');
+INSERT INTO hubspot.contacts (hubsync_id, email) VALUES ('00000000-0000-0000-0000-0000000000a1', 'fixed@example.com');
 BEGIN;
-UPDATE hubspot.contacts SET lastname = 'Lee' WHERE hubsync_id = :'ann';
-SELECT hubsync.await_synced('contacts', :'ann', '50ms');
+UPDATE hubspot.contacts SET lastname = 'Lee' WHERE hubsync_id = '00000000-0000-0000-0000-0000000000a1';
+SELECT hubsync.await_synced('contacts', '00000000-0000-0000-0000-0000000000a1', '50ms');
 ROLLBACK;
 SELECT hubsync.await_synced('widgets', :'ann', '50ms');
 

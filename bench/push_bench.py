@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Push benchmarks (issue 4).  Prints figures; asserts nothing.
+
+  1. throughput: records/s pushed with the fake at 190 requests / 10 s and
+     200 ms latency, as a ratio to the 1,900 records/s ceiling, and 429s;
+  2. commit-to-HubSpot latency p50 / p99 with latency 0;
+  3. the cost the capture trigger adds to a single-row UPDATE (pgbench),
+     next to an equivalent PL/pgSQL trigger log (Heroku Connect's design);
+  4. the push worker's memory while draining 1,000,000 changes.
+
+Usage: bench/push_bench.py [throughput|latency|trigger|memory ...]
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import PG_BIN, Cluster, Fake, percentile, row, rss_kb  # noqa: E402
+
+CEILING = 1900.0
+
+
+def setup(fake_config, settings):
+    """A fake and a cluster pointed at it, extension and token ready."""
+    fake = Fake(fake_config)
+    base = {"hubsync.api_base_url": fake.url, "hubsync.app_id": 54321}
+    base.update(settings)
+    pg = Cluster(base)
+    pg.sql("CREATE EXTENSION hubsync")
+    pg.sql("SELECT hubsync.set_credentials(access_token => 'test-token')")
+    # create the hubsync_id property before measuring
+    pg.sql("INSERT INTO hubspot.contacts (email) VALUES ('warmup@example.com')")
+    pg.wait("SELECT count(*) = 0 FROM hubsync.outbox")
+    return fake, pg
+
+
+def throughput(n=60000):
+    """Push n contacts at 190 req / 10 s with 200 ms latency."""
+    fake, pg = setup({"burstLimit": 190, "latencyMs": 200, "latencyJitterMs": 0},
+                     {"hubsync.rate_limit": 190, "hubsync.max_inflight": 8})
+    try:
+        # let the warm-up requests leave the rolling window
+        time.sleep(11)
+        before = fake.call("GET", "/_fake/counters")
+        pg.sql("SELECT hubsync.pause('contacts')")
+        pg.sql("SET hubsync.max_changes_per_xact = 0; INSERT INTO hubspot.contacts (email, firstname) "
+               "SELECT 'tp' || g || '@example.com', 'T' || g FROM generate_series(1, %d) g" % n)
+        t0 = time.time()
+        pg.sql("SELECT hubsync.resume('contacts')")
+        pg.wait("SELECT count(*) = 0 FROM hubsync.outbox", timeout=3600, interval=0.1)
+        elapsed = time.time() - t0
+        after = fake.call("GET", "/_fake/counters")
+        rate = n / elapsed
+        t429 = after["rateLimit"].get("tooManyRequests", after.get("status429", 0))
+        row("push throughput, %d contacts (records/s)" % n, "%.0f" % rate, "-")
+        row("  ratio to the 1,900 records/s ceiling", "%.3f" % (rate / CEILING), ">= 0.95")
+        row("  429 responses", str(count_429(before, after)), "0")
+        row("  highest requests in a rolling 10 s window (fake)",
+            str(after["rateLimit"].get("maxInWindow", "?")), "<= 190")
+        dups = after["duplicates"]["hubsync_id"] + after["duplicates"]["email"]
+        row("  duplicates in HubSpot", str(dups), "0")
+        del t429
+    finally:
+        pg.stop()
+        fake.stop()
+
+
+def count_429(before, after):
+    """429s answered between two counter snapshots."""
+    def total(c):
+        s = 0
+        for ep in c.get("byEndpoint", {}).values():
+            s += ep.get("429", 0) if isinstance(ep, dict) else 0
+        return s or c.get("throttled", 0) or c.get("rateLimit", {}).get("rejected", 0)
+    return total(after) - total(before)
+
+
+def latency(n=300):
+    """Commit-to-HubSpot latency of single-row inserts, latency 0."""
+    fake, pg = setup({"latencyMs": 0}, {"hubsync.rate_limit": 1000, "hubsync.batch_linger": "0"})
+    fake.call("POST", "/_fake/config", {"burstLimit": 1000})
+    try:
+        seq = fake.call("GET", "/_fake/requests")["lastSeq"]
+        commits = []
+        for i in range(n):
+            # the INSERT commits when psql returns; take the time just after
+            pg.sql("INSERT INTO hubspot.contacts (email) VALUES ('lat%d@example.com')" % i)
+            commits.append(time.time() * 1000.0)
+            time.sleep(0.02)
+        pg.wait("SELECT count(*) = 0 FROM hubsync.outbox")
+        reqs = [r for r in fake.call("GET", "/_fake/requests?since=%d" % seq)["requests"]
+                if r["path"].endswith("/batch/upsert")]
+        lat = []
+        for c, r in zip(commits, reqs):
+            lat.append(max(0.0, r["startMs"] - c))
+        row("commit-to-HubSpot latency p50 (ms, %d single-row commits)" % n,
+            "%.1f" % percentile(lat, 50), "< 10")
+        row("commit-to-HubSpot latency p99 (ms)", "%.1f" % percentile(lat, 99), "-")
+        row("  requests for %d commits" % n, str(len(reqs)), "%d" % n)
+    finally:
+        pg.stop()
+        fake.stop()
+
+
+PLPGSQL_LOG = """
+CREATE TABLE trigger_log (id bigserial PRIMARY KEY, table_name text, record_id uuid,
+    action text, state text DEFAULT 'NEW', values jsonb, old jsonb, created_at timestamptz DEFAULT now());
+CREATE FUNCTION log_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO trigger_log (table_name, record_id, action, values, old)
+    VALUES (TG_TABLE_NAME, NEW.hubsync_id, TG_OP, to_jsonb(NEW), to_jsonb(OLD));
+    RETURN NEW;
+END $$;
+"""
+
+
+def pgbench_tps(pg, table, seconds=20):
+    """TPS of single-row UPDATEs of one table (one client)."""
+    script = os.path.join(pg.dir, "update.sql")
+    with open(script, "w") as f:
+        f.write("\\set id random(1, 10000)\n\\set v random(1, 1000000000)\n"
+                "UPDATE %s SET firstname = 'v' || :v WHERE lastname = 'k' || :id;\n" % table)
+    r = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-n", "-c", "1", "-T", str(seconds),
+                        "-f", script], env=pg.env(), capture_output=True, text=True, check=True)
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", r.stdout)
+    return float(m.group(1))
+
+
+def trigger():
+    """Cost of the capture trigger on a single-row UPDATE."""
+    pg = Cluster({"synchronous_commit": "off", "hubsync.enabled": "off",
+                  "hubsync.api_base_url": "http://127.0.0.1:9"})
+    try:
+        pg.sql("CREATE EXTENSION hubsync")
+        for t in ("bare", "heroku"):
+            pg.sql("CREATE TABLE %s (LIKE hubspot.contacts INCLUDING ALL)" % t)
+        pg.sql(PLPGSQL_LOG)
+        pg.sql("CREATE TRIGGER log AFTER INSERT OR UPDATE OR DELETE ON heroku FOR EACH ROW "
+               "EXECUTE FUNCTION log_change()")
+        for t in ("bare", "heroku", "hubspot.contacts"):
+            pg.sql("SET hubsync.max_changes_per_xact = 0; INSERT INTO %s (email, lastname) "
+                   "SELECT 'b' || g || '@example.com', 'k' || g FROM generate_series(1, 10000) g" % t)
+            pg.sql("CREATE INDEX ON %s (lastname)" % t)
+            pg.sql("VACUUM ANALYZE %s" % t)
+        pg.sql("TRUNCATE hubsync.outbox")
+        results = {}
+        for rnd in range(3):
+            for t in ("bare", "hubspot.contacts", "heroku"):
+                results.setdefault(t, []).append(pgbench_tps(pg, t, seconds=10))
+        bare = max(results["bare"])
+        hub = max(results["hubspot.contacts"])
+        her = max(results["heroku"])
+        row("single-row UPDATE, bare table (tps)", "%.0f" % bare, "-")
+        row("single-row UPDATE with hubsync capture (tps)", "%.0f" % hub, "-")
+        row("  hubsync cost vs bare (x)", "%.2f" % (bare / hub), "<= 1.3 (design: 1.24)")
+        row("single-row UPDATE with a PL/pgSQL trigger log (tps)", "%.0f" % her, "-")
+        row("  PL/pgSQL trigger-log cost vs bare (x)", "%.2f" % (bare / her), "hubsync must beat it")
+    finally:
+        pg.stop()
+
+
+def memory(n=1000000):
+    """Push worker memory while draining n changes (fake latency 0)."""
+    fake, pg = setup({"burstLimit": 100000, "latencyMs": 0, "dailyLimit": 100000000},
+                     {"hubsync.rate_limit": 1000, "hubsync.daily_limit": 0, "hubsync.max_inflight": 8})
+    try:
+        pid = pg.worker_pid("push")
+        start = rss_kb(pid)
+        pg.sql("SELECT hubsync.pause('contacts')")
+        pg.sql("SET hubsync.max_changes_per_xact = 0; INSERT INTO hubspot.contacts (email) "
+               "SELECT 'm' || g || '@example.com' FROM generate_series(1, %d) g" % n)
+        pg.sql("SELECT hubsync.resume('contacts')")
+        samples = []
+        t0 = time.time()
+        while pg.sql("SELECT count(*) = 0 FROM hubsync.outbox") != "t":
+            samples.append(rss_kb(pid))
+            time.sleep(2)
+        elapsed = time.time() - t0
+        end = rss_kb(pid)
+        row("push worker RSS before draining (kB)", str(start), "-")
+        row("push worker RSS, peak while draining %d changes (kB)" % n, str(max(samples or [end])), "flat")
+        row("push worker RSS after draining (kB)", str(end), "flat")
+        quarter = samples[len(samples) // 4] if samples else end
+        row("  RSS growth from 25% to end (kB)", str(end - quarter), "~0")
+        row("  drain rate (records/s, rate limit 1000 req/10 s)", "%.0f" % (n / elapsed), "-")
+        row("outbox size after draining", pg.sql("SELECT pg_size_pretty(pg_total_relation_size('hubsync.outbox'))"), "near empty")
+    finally:
+        pg.stop()
+        fake.stop()
+
+
+SCENARIOS = {"throughput": throughput, "latency": latency, "trigger": trigger, "memory": memory}
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or ["latency", "trigger", "throughput", "memory"]
+    for name in names:
+        print("== %s" % name, flush=True)
+        SCENARIOS[name]()
