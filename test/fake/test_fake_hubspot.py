@@ -1537,6 +1537,19 @@ class WebhookTest(Base):
         self.assertEqual((pc["propertyName"], pc["propertyValue"]), ("firstname", "Rep"))
         self.assertNotIn("lastmodifieddate", [e.get("propertyName") for e in ev])
 
+    def test_subscriptions_and_source_id(self):
+        """webhookSubscriptions filters events; apiSourceId shapes sourceId."""
+        self.f.ctl("POST", "config", {"webhookSubscriptions": [
+            "deal.creation", {"eventType": "deal.propertyChange", "propertyName": "amount"}],
+            "apiSourceId": "app:{appId}", "apiChangeSource": "API"})
+        self.create("deals", {"dealname": "n", "amount": "5"})
+        self.create("contacts", {"email": "s@example.com"})
+        ev = self.f.ctl("GET", "webhooks/events")["events"]
+        self.assertEqual(sorted((e["subscriptionType"], e.get("propertyName")) for e in ev),
+                         [("deal.creation", None), ("deal.propertyChange", "amount")])
+        self.assertEqual({(e["changeSource"], e["sourceId"]) for e in ev}, {("API", "app:54321")})
+        self.assertEqual(len({e["subscriptionId"] for e in ev}), 2)
+
     def test_pending_and_no_url(self):
         """No webhookUrl: nothing is queued; pending reports counts."""
         self.create("contacts", {"email": "q@example.com"})

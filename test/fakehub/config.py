@@ -42,7 +42,7 @@ DEFAULTS = {
     # unconfirmed behaviours
     "toObjectIdAsString": False,
     "deleteArchivedStatus": 404,
-    "notFoundBody": True,
+    "notFoundBody": False,
     "batchUpsertEmailPartial": False,
     "mergeCreatesNewId": True,
     "noopWriteTouchesModified": True,

@@ -126,7 +126,26 @@ class Hub:
         return result
 
     def _pipeline(self, req, fn, groups, endpoint, auth_needed):
-        """Auth, faults, rate limits, latency, the handler, post-faults."""
+        """Latency (half in, half out), auth, rate limits, faults, the handler."""
+        cfg = self.cfg
+        delay = cfg["latencyMs"]
+        if cfg["latencyJitterMs"]:
+            delay += self.rng.uniform(0, cfg["latencyJitterMs"])
+        half = delay / 2000.0
+        if half > 0:
+            time.sleep(half)     # the request travelling to HubSpot
+        try:
+            result, name = self._serve(req, fn, groups, endpoint, auth_needed)
+        except ApiError:
+            if half > 0:
+                time.sleep(half)
+            raise
+        if half > 0 and result[0] == "respond":
+            time.sleep(half)     # the answer travelling back
+        return result, name
+
+    def _serve(self, req, fn, groups, endpoint, auth_needed):
+        """Auth, rate limits, faults, the handler, post-faults."""
         headers = {}
         if auth_needed:
             req.auth = self.auth.check(req.headers.get("Authorization"))
@@ -134,18 +153,12 @@ class Hub:
             if endpoint:
                 fail(405, "Method %s not allowed on %s" % (req.method, req.path))
             raise ApiError(404, error_body("Unknown path %s" % req.path, "OBJECT_NOT_FOUND"))
-        fault = self.faults.pick(req.method, req.path)
-        req.fault = fault
-        name = fault_label(fault)
         if auth_needed:
             search = req.method == "POST" and req.path.endswith("/search")
             headers = self.limits.admit(search, req.auth == "oauth")
-        cfg = self.cfg
-        delay = cfg["latencyMs"]
-        if cfg["latencyJitterMs"]:
-            delay += self.rng.uniform(0, cfg["latencyJitterMs"])
-        if delay > 0:
-            time.sleep(delay / 1000.0)
+        fault = self.faults.pick(req.method, req.path)
+        req.fault = fault
+        name = fault_label(fault)
         apply_first = bool(fault and fault.get("apply"))
         if fault and fault["kind"] != "partial207" and not apply_first:
             return self._fault_result(fault, headers), name

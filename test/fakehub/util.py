@@ -68,8 +68,9 @@ def date_str(ms):
     return "%04d-%02d-%02d" % (t.tm_year, t.tm_mon, t.tm_mday)
 
 
-_ENC_ASCII = json.JSONEncoder(separators=(",", ":"))
-_ENC_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# Bodies are trees built per request: no circular-reference check needed.
+_ENC_ASCII = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_ENC_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
 def dumps(obj):
