@@ -66,6 +66,7 @@ class ObjectType:
         self.groups = {self.group: {"name": self.group, "label": word.replace("_", " ").title()
                                     + " information", "displayOrder": -1, "archived": False}}
         self.recs = {}
+        self.order = []          # record ids in creation (= id) order, for list paging
         self.aliases = {}
         self.schema = schema
         self.uniq = {}

@@ -58,6 +58,11 @@ def missing_error(ot, ids):
                 "Check that ids are valid." % ot.word, {"ids": [str(i) for i in ids]})
 
 
+def _input_error(body, context):
+    """A 207 errors entry from an error body, tied to one input by context."""
+    return dict(body, context=context, links={})
+
+
 def _fault_fails(req, n):
     """Input indexes a partial207 fault makes fail."""
     f = req.fault
@@ -295,20 +300,20 @@ def batch_create(hub, req, objectType):
         if perrs:
             if not partial:
                 raise ApiError(400, store.validation_body(perrs))
-            errors.append(dict(store.validation_body(perrs), context=ctx, links={}))
+            errors.append(_input_error(store.validation_body(perrs), ctx))
             continue
         try:
             links = _assoc_inputs(hub, ot, item.get("associations") or [])
         except ApiError as e:
             if not partial:
                 raise
-            errors.append(dict(e.body, context=ctx, links={}))
+            errors.append(_input_error(e.body, ctx))
             continue
         clash = store.unique_clash(ot, props, None, pending)
         if clash:
             if not partial:
                 raise clash
-            errors.append(dict(clash.body, context=ctx, links={}))
+            errors.append(_input_error(clash.body, ctx))
             continue
         for name in ot.uniq:
             if props.get(name):
@@ -360,7 +365,7 @@ def batch_update(hub, req, objectType):
         if perrs:
             if not partial:
                 raise ApiError(400, store.validation_body(perrs))
-            errors.append(dict(store.validation_body(perrs), context=ctx, links={}))
+            errors.append(_input_error(store.validation_body(perrs), ctx))
             continue
         rec = store.find(ot, key, item.get("idProperty") or body.get("idProperty"))
         if rec is None:
@@ -370,7 +375,7 @@ def batch_update(hub, req, objectType):
         if clash:
             if not partial:
                 raise clash
-            errors.append(dict(clash.body, context=ctx, links={}))
+            errors.append(_input_error(clash.body, ctx))
             continue
         for name in ot.uniq:
             if props.get(name):
@@ -443,7 +448,7 @@ def batch_upsert(hub, req, objectType):
         if perrs:
             if not partial:
                 raise ApiError(400, store.validation_body(perrs))
-            errors.append(dict(store.validation_body(perrs), context={"ids": [key]}, links={}))
+            errors.append(_input_error(store.validation_body(perrs), {"ids": [key]}))
             continue
         other = checked[idp]
         if other:
@@ -452,7 +457,7 @@ def batch_upsert(hub, req, objectType):
             if clash:
                 if not partial:
                     raise clash
-                errors.append(dict(clash.body, context={"ids": [key]}, links={}))
+                errors.append(_input_error(clash.body, {"ids": [key]}))
                 continue
             for name in other:
                 v = props.get(name)

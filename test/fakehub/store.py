@@ -36,7 +36,6 @@ class Store:
         self.by_key[ot.tid] = ot
         for key in (ot.word.lower(),) + tuple(aliases):
             self.by_key.setdefault(key, ot)
-        ot.order = []
 
     def type_of(self, key):
         """Object type for a path segment (name, objectTypeId, p_name, pN_name)."""
@@ -156,7 +155,7 @@ class Store:
             rec.prev = None
         rec.chg = now
 
-    def create(self, ot, props, src, now, emit=True, rid=None):
+    def create(self, ot, props, src, now, emit=True):
         """Create a record from normalized props (uniqueness already checked)."""
         p = {k: v for k, v in props.items() if v}
         defaults = catalog.CREATE_DEFAULTS.get(ot.name)
@@ -165,9 +164,7 @@ class Store:
                 p.setdefault(k, v)
         if ot.contacts and "email" in p:
             p["hs_email_domain"] = self.domain(p["email"])
-        if rid is None:
-            rid = self.next_id
-            self.next_id = rid + 1
+        rid = self.alloc_id()
         rec = Rec(rid, p, now, now, src, now)
         ot.recs[rid] = rec
         ot.order.append(rid)
@@ -210,15 +207,7 @@ class Store:
             else:
                 del p[name]
             changed.append((name, v))
-            h = rec.h
-            if h is None:
-                h = rec.h = {}
-            lst = h.get(name)
-            if lst is None:
-                lst = h[name] = [(old, rec.c, rec.cs)] if old is not None else []
-            lst.append((v, now, src))
-            if len(lst) > self.hub.cfg["historyMax"]:
-                del lst[0]
+            self._history(rec, name, old, v, now, src)
         if changed:
             if ot.contacts and "email" in props:
                 email = p.get("email")
