@@ -18,7 +18,8 @@ class Rec:
     updated and archived epoch ms (a = 0 when live), h: history dict
     {name: [(value, ms, source_index), ...]} only for properties changed after
     creation, cs: creation source index, chg: ms of the last change (search
-    index lag), prev: the search-visible snapshot (a Rec) while chg is recent."""
+    index lag), prev: (props, updated, archived) as search still sees them
+    while chg is recent (None: not yet searchable)."""
 
     __slots__ = ("id", "p", "c", "u", "a", "h", "cs", "chg", "prev")
 
@@ -33,12 +34,6 @@ class Rec:
         self.cs = cs
         self.chg = chg
         self.prev = None
-
-    def snapshot(self):
-        """A frozen copy of the current state (for the lagged search view)."""
-        r = Rec(self.id, dict(self.p), self.c, self.u, self.cs, self.chg)
-        r.a = self.a
-        return r
 
 
 class ObjectType:

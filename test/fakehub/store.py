@@ -150,7 +150,7 @@ class Store:
         lag = self.hub.cfg["searchIndexLagMs"]
         if lag > 0:
             if rec.chg + lag <= now:
-                rec.prev = rec.snapshot()
+                rec.prev = (dict(rec.p), rec.u, rec.a)   # made a Rec only when searched
         else:
             rec.prev = None
         rec.chg = now
@@ -183,6 +183,7 @@ class Store:
         """Apply normalized props to rec; returns [(name, new value)] that changed."""
         changed = []
         p = rec.p
+        email_changed = False
         for name, v in props.items():
             old = p.get(name)
             if v == old:
@@ -208,8 +209,10 @@ class Store:
                 del p[name]
             changed.append((name, v))
             self._history(rec, name, old, v, now, src)
+            if name == "email":
+                email_changed = True
         if changed:
-            if ot.contacts and "email" in props:
+            if email_changed and ot.contacts:
                 email = p.get("email")
                 if email:
                     p["hs_email_domain"] = self.domain(email)
@@ -352,16 +355,12 @@ class Store:
 
     def render_written(self, ot, rec, props):
         """Record JSON for a write response: the written properties + system ones."""
-        p = rec.p
-        out_props = {n: p.get(n) for n in props}
+        get = rec.p.get
+        out_props = {n: get(n) for n in props}
         created = iso_ms(rec.c)
-        for n in ot.always:
-            if n not in out_props or out_props[n] is None:
-                v = p.get(n)
-                if v is None:
-                    v = str(rec.id) if n == "hs_object_id" else \
-                        created if n == ot.created_prop else iso_ms(rec.u)
-                out_props[n] = v
+        out_props["hs_object_id"] = str(rec.id)
+        out_props[ot.created_prop] = get(ot.created_prop) or created
+        out_props[ot.lastmod] = iso_ms(rec.u)
         out = {"id": str(rec.id), "properties": out_props, "createdAt": created,
                "updatedAt": iso_ms(rec.u), "archived": bool(rec.a)}
         if rec.a:
@@ -397,4 +396,10 @@ class Store:
             if rec.prev is not None:
                 rec.prev = None
             return rec
-        return rec.prev
+        prev = rec.prev
+        if prev is None:
+            return None
+        p, u, a = prev
+        view = Rec(rec.id, p, rec.c, u, rec.cs, rec.chg)
+        view.a = a
+        return view
