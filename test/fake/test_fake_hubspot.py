@@ -926,6 +926,18 @@ class SearchTest(Base):
         self.assertEqual(self.ids("contacts", flt), ["late"])    # old state still indexed
         time.sleep(0.45)
         self.assertEqual(self.ids("contacts", flt), ["later"])
+        # state as of now - lag: with changes 250 ms apart, the middle one shows
+        for name in ("one", "two"):
+            self.f.call("PATCH", "/crm/v3/objects/contacts/" + rec["id"],
+                        {"properties": {"firstname": name}})
+            time.sleep(0.25)
+        self.assertEqual(self.ids("contacts", flt), ["one"])
+        time.sleep(0.2)
+        self.assertEqual(self.ids("contacts", flt), ["two"])
+        self.f.call("DELETE", "/crm/v3/objects/contacts/" + rec["id"])
+        self.assertEqual(self.ids("contacts", flt), ["two"])      # archive not indexed yet
+        time.sleep(0.45)
+        self.assertEqual(self.ids("contacts", flt), [])
 
     def test_search_rate_limit(self):
         """5 searches per second, then 429 secondly body; no burst headers; exempt from 10 s."""

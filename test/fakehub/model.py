@@ -18,8 +18,8 @@ class Rec:
     updated and archived epoch ms (a = 0 when live), h: history dict
     {name: [(value, ms, source_index), ...]} only for properties changed after
     creation, cs: creation source index, chg: ms of the last change (search
-    index lag), prev: (props, updated, archived) as search still sees them
-    while chg is recent (None: not yet searchable)."""
+    index lag; 0 = searchable at once), prev: earlier states search may still
+    show while chg is recent (see Store._touch)."""
 
     __slots__ = ("id", "p", "c", "u", "a", "h", "cs", "chg", "prev")
 

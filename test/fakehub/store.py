@@ -146,13 +146,23 @@ class Store:
 
     # ----- writes -------------------------------------------------------
     def _touch(self, rec, now):
-        """Record a change for the search index lag (keep the visible snapshot)."""
+        """Before a change: remember the state search may still show (index lag).
+
+        rec.prev lists (since_ms, props, updated, archived) of earlier states;
+        only those that can still be "the state as of now - lag" are kept."""
         lag = self.hub.cfg["searchIndexLagMs"]
-        if lag > 0:
-            if rec.chg + lag <= now:
-                rec.prev = (dict(rec.p), rec.u, rec.a)   # made a Rec only when searched
-        else:
+        if lag <= 0:
             rec.prev = None
+        else:
+            prev = rec.prev
+            state = (rec.chg, dict(rec.p), rec.u, rec.a)
+            if prev is None:
+                rec.prev = [state]
+            else:
+                prev.append(state)
+                horizon = now - lag
+                while len(prev) > 1 and prev[1][0] <= horizon:
+                    del prev[0]
         rec.chg = now
 
     def create(self, ot, props, src, now, emit=True):
@@ -390,16 +400,17 @@ class Store:
         return out
 
     def visible(self, rec, now):
-        """The search-visible state of rec (index lag), or None."""
+        """rec as search sees it: its state as of now - searchIndexLagMs, or None."""
         lag = self.hub.cfg["searchIndexLagMs"]
         if lag <= 0 or rec.chg + lag <= now:
             if rec.prev is not None:
                 rec.prev = None
             return rec
-        prev = rec.prev
-        if prev is None:
-            return None
-        p, u, a = prev
-        view = Rec(rec.id, p, rec.c, u, rec.cs, rec.chg)
-        view.a = a
-        return view
+        if rec.prev:
+            asof = now - lag
+            for since, p, u, a in reversed(rec.prev):
+                if since <= asof:
+                    view = Rec(rec.id, p, rec.c, u, rec.cs, since)
+                    view.a = a
+                    return view
+        return None
