@@ -67,9 +67,13 @@ hubsync_refresh_credentials(void)
 
 	if (version == loaded_version)
 		return;
-	hubsync_worker_begin_xact(NULL);
-	SPI_connect();
 	forget_token();
+	if (!hubsync_worker_begin_xact(NULL))
+	{
+		hubsync_worker_end_xact();
+		return;
+	}
+	SPI_connect();
 	if (SPI_execute("SELECT coalesce(access_token, oauth_access_token) FROM hubsync._credentials",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{

@@ -225,7 +225,12 @@ push_record_outcomes(PushBatch *b)
 {
 	int			i;
 
-	hubsync_worker_begin_xact("recording push results");
+	if (!hubsync_worker_begin_xact("recording push results"))
+	{
+		/* the extension and its outbox are gone: nothing to record */
+		hubsync_worker_end_xact();
+		return;
+	}
 	SPI_connect();
 	for (i = 0; i < b->nrecords; i++)
 	{
@@ -253,7 +258,11 @@ push_record_outcomes(PushBatch *b)
 void
 hubsync_release_leases(bool all)
 {
-	hubsync_worker_begin_xact(NULL);
+	if (!hubsync_worker_begin_xact(NULL))
+	{
+		hubsync_worker_end_xact();
+		return;
+	}
 	SPI_connect();
 	if (SPI_execute(all ? "SELECT hubsync._release_expired_leases(true)" :
 					"SELECT hubsync._release_expired_leases(false)", false, 0) != SPI_OK_SELECT)

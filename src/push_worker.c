@@ -109,7 +109,11 @@ claim_batches(void)
 	uint64		i;
 	int			claimed;
 
-	hubsync_worker_begin_xact("claiming changes");
+	if (!hubsync_worker_begin_xact("claiming changes"))
+	{
+		hubsync_worker_end_xact();
+		return 0;
+	}
 	SPI_connect();
 	args[0] = Int32GetDatum(limit);
 	args[1] = Int32GetDatum(lease_seconds());

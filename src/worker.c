@@ -22,7 +22,11 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "commands/extension.h"
+#include "storage/lmgr.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -131,19 +135,37 @@ worker_detach(int code, Datum arg)
 /*
  * hubsync_worker_begin_xact -- start a short transaction with a snapshot,
  * the way worker_spi does: the statement timestamp makes now() current,
- * and the snapshot lets SPI see committed data.
+ * and the snapshot lets SPI see committed data.  Returns false when the
+ * extension is gone: the caller then does nothing and ends the
+ * transaction.
  */
 static MemoryContext xact_caller_cxt = NULL;
 
-void
+bool
 hubsync_worker_begin_xact(const char *activity)
 {
+	Oid			nsp;
+	Oid			outbox = InvalidOid;
+
 	xact_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (activity)
 		pgstat_report_activity(STATE_RUNNING, activity);
+
+	/*
+	 * The extension may have been dropped since the last readiness check.
+	 * Holding a lock on its outbox keeps DROP EXTENSION waiting until this
+	 * transaction ends, so what we found stays true meanwhile.
+	 */
+	if (OidIsValid(get_extension_oid("hubsync", true)) &&
+		OidIsValid(nsp = get_namespace_oid("hubsync", true)))
+		outbox = get_relname_relid("outbox", nsp);
+	if (!OidIsValid(outbox))
+		return false;
+	LockRelationOid(outbox, AccessShareLock);
+	return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(outbox));
 }
 
 /*

@@ -20,7 +20,7 @@ extern bool hubsync_worker_check_ready(void);
 extern bool hubsync_worker_handle_interrupts(void);
 extern void hubsync_worker_wait(long timeout_ms);
 extern bool hubsync_worker_consume_wake(void);
-extern void hubsync_worker_begin_xact(const char *activity);
+extern bool hubsync_worker_begin_xact(const char *activity);
 extern void hubsync_worker_end_xact(void);
 
 /* each worker kind's main loop; none returns */
