@@ -1406,7 +1406,14 @@ BEGIN
 	IF p_event ->> 'changeSource' IN ('API', 'INTEGRATION')
 	   AND v_app IS NOT NULL AND v_app <> '0'
 	   AND (p_event ->> 'sourceId' = v_app OR p_event ->> 'sourceId' ~ ('^[a-zA-Z]*[:-]' || v_app || '$'))
-	   AND (v_state.remote ->> v_prop) IS NOT DISTINCT FROM v_value THEN
+	   AND ((v_state.remote ->> v_prop) IS NOT DISTINCT FROM v_value
+	        -- the echo can overtake the push's own bookkeeping: a push of
+	        -- this property in flight with exactly this value is ours too
+	        OR (EXISTS (SELECT 1 FROM hubsync.outbox o
+	                    WHERE o.hubsync_id = v_hid AND o.state = 'in_flight'
+	                      AND (v_prop = ANY (o.changed) OR o.op = 'create'))
+	            AND (SELECT w.wire ->> v_prop FROM hubsync._mirror_wire(p_object_type, v_hid) w)
+	                IS NOT DISTINCT FROM v_value)) THEN
 		UPDATE hubsync.sync_state s SET versions = s.versions || jsonb_build_object(v_prop, p_occurred)
 		WHERE s.hubsync_id = v_hid;
 		outcome := 'echo'; note := 'echo of our own push';
@@ -1420,16 +1427,23 @@ BEGIN
 
 	IF v_owner = 'postgres' THEN
 		SELECT w.wire INTO v_local FROM hubsync._mirror_wire(p_object_type, v_hid) w;
-		IF (v_local ->> v_prop) IS DISTINCT FROM v_value THEN
-			INSERT INTO hubsync.outbox (object_type, hubsync_id, hs_object_id, op, changed, origin)
-			VALUES (p_object_type, v_hid, v_id, 'update', ARRAY[v_prop], 'hubspot-revert');
-			INSERT INTO hubsync.conflicts (object_type, hubsync_id, hs_object_id, property,
-			                               local_value, remote_value, resolution)
-			VALUES (p_object_type, v_hid, v_id, v_prop, v_local ->> v_prop, v_value,
-			        'reverted: property owned by postgres');
-			PERFORM pg_notify('hubsync_alerts', jsonb_build_object('alert', 'conflict',
-				'object_type', p_object_type, 'hubsync_id', v_hid, 'property', v_prop)::text);
+		IF (v_local ->> v_prop) IS NOT DISTINCT FROM v_value THEN
+			-- HubSpot already holds our value: no clash
+			UPDATE hubsync.sync_state s
+			SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+			    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+			WHERE s.hubsync_id = v_hid;
+			outcome := 'skipped'; note := 'HubSpot already holds the postgres-owned value';
+			RETURN;
 		END IF;
+		INSERT INTO hubsync.outbox (object_type, hubsync_id, hs_object_id, op, changed, origin)
+		VALUES (p_object_type, v_hid, v_id, 'update', ARRAY[v_prop], 'hubspot-revert');
+		INSERT INTO hubsync.conflicts (object_type, hubsync_id, hs_object_id, property,
+		                               local_value, remote_value, resolution)
+		VALUES (p_object_type, v_hid, v_id, v_prop, v_local ->> v_prop, v_value,
+		        'reverted: property owned by postgres');
+		PERFORM pg_notify('hubsync_alerts', jsonb_build_object('alert', 'conflict',
+			'object_type', p_object_type, 'hubsync_id', v_hid, 'property', v_prop)::text);
 		-- HubSpot holds this value now: the push compares against it
 		UPDATE hubsync.sync_state s
 		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
