@@ -1087,6 +1087,680 @@ COMMENT ON VIEW hubsync.status IS
   'One row per object type: changes pending and in flight, age of the oldest, dead letters';
 
 -------------------------------------------------------------------------------
+-- Inbound: webhook inbox, applying HubSpot's changes (issue 5)
+-------------------------------------------------------------------------------
+
+CREATE INDEX inbox_pending_order_idx ON hubsync.inbox (occurred_at, id) WHERE state = 'pending';
+COMMENT ON COLUMN hubsync.inbox.dedupe_key IS
+  'sha256 of subscriptionId, objectId, occurredAt, propertyName, propertyValue, eventId (and association ends): duplicate deliveries store nothing';
+COMMENT ON COLUMN hubsync.inbox.state IS
+  'pending, applied, skipped (unknown type, stale, echo, record gone) or failed (see error)';
+
+CREATE FUNCTION hubsync.ingest_webhook(method text, uri text, body text,
+	signature_v3 text, request_timestamp text)
+RETURNS integer
+LANGUAGE c SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'hubsync_ingest_webhook';
+COMMENT ON FUNCTION hubsync.ingest_webhook(text, text, text, text, text) IS
+  'Checks a HubSpot webhook delivery (v3 signature, timestamp, size, JSON) exactly as the embedded receiver does and stores its events in hubsync.inbox; returns the number of new events';
+REVOKE ALL ON FUNCTION hubsync.ingest_webhook(text, text, text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION hubsync._webhook_signature(version integer, secret text, method text,
+	uri text, body text, request_timestamp text DEFAULT NULL)
+RETURNS text
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_webhook_signature';
+COMMENT ON FUNCTION hubsync._webhook_signature(integer, text, text, text, text, text) IS
+  'API: private. HubSpot request signature v1, v2 or v3 (the receiver''s code), for tests and tools';
+REVOKE ALL ON FUNCTION hubsync._webhook_signature(integer, text, text, text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION hubsync.webhook_counters(OUT counter text, OUT value bigint)
+RETURNS SETOF record
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_webhook_counters';
+COMMENT ON FUNCTION hubsync.webhook_counters() IS
+  'Counters of the webhook receiver and the inbox processor since server start: deliveries, events stored, duplicates, refusals by reason, events applied, skipped and failed';
+
+CREATE VIEW hubsync.webhook_stats AS SELECT * FROM hubsync.webhook_counters();
+COMMENT ON VIEW hubsync.webhook_stats IS
+  'Webhook receiver and inbox counters since server start (refusals leave no other trace)';
+GRANT SELECT ON hubsync.webhook_stats TO PUBLIC;
+
+-- A HubSpot wire string converted to the text form of a typed column,
+-- or NULL when it is empty or cannot convert (never an error).
+CREATE FUNCTION hubsync._wire_to_column(value text, sql_type text) RETURNS text
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_wire_to_column';
+COMMENT ON FUNCTION hubsync._wire_to_column(text, text) IS
+  'API: private. Text form of a HubSpot value for a typed column (number, datetime ISO or epoch ms, date, bool, multi-select), NULL if it cannot convert';
+
+-- The mirror object type an inbox event is about, or NULL.
+CREATE FUNCTION hubsync._event_object_type(p_subscription_type text, p_object_type_id text)
+RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT t.object_type FROM hubsync.object_types t
+	WHERE CASE WHEN split_part(p_subscription_type, '.', 1) = 'object'
+	           THEN t.object_type_id = p_object_type_id
+	           ELSE t.webhook_prefix = split_part(p_subscription_type, '.', 1) END
+	LIMIT 1
+$$;
+COMMENT ON FUNCTION hubsync._event_object_type(text, text) IS
+  'API: private. Mirror table of a webhook event, by subscription type prefix or objectTypeId';
+
+-- Records the next p_limit pending events need read from HubSpot before
+-- they can be applied: creations, restores, merge survivors and property
+-- changes of records not in the mirror.
+CREATE FUNCTION hubsync._inbox_fetch_plan(p_limit integer)
+RETURNS TABLE (object_type text, api_name text, ids bigint[], properties text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	found_local boolean;
+	want jsonb := '{}';
+BEGIN
+	FOR r IN
+		SELECT i.subscription_type, i.object_id,
+		       (i.event ->> 'newObjectId')::bigint AS new_id,
+		       hubsync._event_object_type(i.subscription_type, i.object_type_id) AS ot
+		FROM hubsync.inbox i
+		WHERE i.state = 'pending'
+		ORDER BY i.occurred_at, i.id
+		LIMIT p_limit
+	LOOP
+		CONTINUE WHEN r.ot IS NULL OR r.object_id IS NULL;
+		CASE split_part(r.subscription_type, '.', 2)
+			WHEN 'creation', 'restore' THEN
+				want := jsonb_set(want, ARRAY[r.ot], coalesce(want -> r.ot, '[]') || to_jsonb(r.object_id));
+			WHEN 'merge' THEN
+				want := jsonb_set(want, ARRAY[r.ot], coalesce(want -> r.ot, '[]') || to_jsonb(coalesce(r.new_id, r.object_id)));
+			WHEN 'propertyChange' THEN
+				EXECUTE format('SELECT EXISTS (SELECT 1 FROM hubspot.%I WHERE hs_object_id = $1)', r.ot)
+					INTO found_local USING r.object_id;
+				IF NOT found_local THEN
+					want := jsonb_set(want, ARRAY[r.ot], coalesce(want -> r.ot, '[]') || to_jsonb(r.object_id));
+				END IF;
+			ELSE
+				NULL;
+		END CASE;
+	END LOOP;
+	FOR r IN SELECT w.key, w.value FROM jsonb_each(want) w LOOP
+		object_type := r.key;
+		SELECT t.api_name INTO api_name FROM hubsync.object_types t WHERE t.object_type = r.key;
+		SELECT array_agg(DISTINCT x::bigint ORDER BY x::bigint) INTO ids
+		FROM jsonb_array_elements_text(r.value) x;
+		SELECT array_agg(m.property ORDER BY m.property) || ARRAY['hubsync_id'] INTO properties
+		FROM hubsync.property_map m WHERE m.object_type = r.key;
+		properties := coalesce(properties, ARRAY['hubsync_id']);
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._inbox_fetch_plan(integer) IS
+  'API: private. Pull worker: records to batch-read from HubSpot before applying the next pending events';
+
+-- Typed columns and jsonb extras of a set of HubSpot properties.
+--   cols: column => value ready for jsonb_populate_record
+--   extra: properties kept in the properties jsonb (unmapped, or values
+--          that could not convert)
+--   clear: mapped properties whose raw value must leave the jsonb
+CREATE FUNCTION hubsync._wire_to_row(p_object_type text, p_props jsonb,
+	OUT cols jsonb, OUT extra jsonb, OUT clear text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	conv text;
+BEGIN
+	cols := '{}';
+	extra := '{}';
+	clear := '{}';
+	FOR r IN
+		SELECT p.key, p.value, m.column_name, m.sql_type
+		FROM jsonb_each(coalesce(p_props, '{}')) p
+		LEFT JOIN hubsync.property_map m ON m.object_type = p_object_type AND m.property = p.key
+		WHERE p.key NOT IN ('hs_object_id', 'hubsync_id')
+	LOOP
+		IF r.column_name IS NULL THEN
+			extra := extra || jsonb_build_object(r.key, r.value);
+			CONTINUE;
+		END IF;
+		IF jsonb_typeof(r.value) = 'null' OR (r.value #>> '{}') = '' THEN
+			cols := cols || jsonb_build_object(r.column_name, NULL::text);
+			clear := clear || r.key;
+			CONTINUE;
+		END IF;
+		conv := hubsync._wire_to_column(r.value #>> '{}', r.sql_type);
+		IF conv IS NULL THEN
+			-- keep what HubSpot sent; the typed column stays empty
+			cols := cols || jsonb_build_object(r.column_name, NULL::text);
+			extra := extra || jsonb_build_object(r.key, r.value);
+		ELSIF r.sql_type = 'text[]' THEN
+			cols := cols || jsonb_build_object(r.column_name, to_jsonb(conv::text[]));
+			clear := clear || r.key;
+		ELSE
+			cols := cols || jsonb_build_object(r.column_name, conv);
+			clear := clear || r.key;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._wire_to_row(text, jsonb) IS
+  'API: private. Splits HubSpot properties into typed mirror columns and the properties jsonb';
+
+-- One applied change: sync_state, change feed, NOTIFY (sent at commit).
+CREATE FUNCTION hubsync._record_in_change(p_object_type text, p_hubsync_id uuid,
+	p_hs_object_id bigint, p_op text, p_props jsonb, p_versions jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	payload text;
+	wire jsonb;
+BEGIN
+	SELECT coalesce(jsonb_object_agg(p.key, coalesce(p.value #>> '{}', '')), '{}') INTO wire
+	FROM jsonb_each(coalesce(p_props, '{}')) p;
+	IF p_op = 'delete' THEN
+		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	ELSE
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, wire - 'hubsync_id', coalesce(p_versions, '{}'), now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || EXCLUDED.remote,
+		    versions = s.versions || EXCLUDED.versions,
+		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+		    synced_at = now();
+	END IF;
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+	VALUES ('in', p_object_type, p_hubsync_id, p_hs_object_id, p_op, 'hubspot', coalesce(p_props, '{}'));
+	payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
+		'hs_object_id', p_hs_object_id, 'op', p_op,
+		'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(coalesce(p_props, '{}')) k))::text;
+	IF octet_length(payload) > 7900 THEN
+		payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
+			'hs_object_id', p_hs_object_id, 'op', p_op, 'changed', NULL, 'truncated', true)::text;
+	END IF;
+	PERFORM pg_notify('hubsync_changes', payload);
+END
+$$;
+COMMENT ON FUNCTION hubsync._record_in_change(text, uuid, bigint, text, jsonb, jsonb) IS
+  'API: private. Sync state, change feed row and NOTIFY hubsync_changes for one applied HubSpot change';
+
+-- Writes a record read from HubSpot into the mirror (INSERT, or UPDATE
+-- when something differs); every property's version becomes at least the
+-- record's updatedAt.  p_linked names the local row to use (merge
+-- survivor).  Returns the local hubsync_id.
+CREATE FUNCTION hubsync._apply_record(p_object_type text, p_record jsonb, p_linked uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_id bigint := (p_record ->> 'id')::bigint;
+	v_props jsonb := coalesce(p_record -> 'properties', '{}');
+	v_claim text := v_props ->> 'hubsync_id';
+	v_hid uuid := p_linked;
+	v_row record;
+	v_cols jsonb;
+	v_norm jsonb;
+	v_before jsonb;
+	v_after jsonb;
+	v_set text;
+	v_version bigint;
+	v_versions jsonb;
+	v_wire jsonb;
+	v_remote jsonb;
+	v_changed jsonb;
+BEGIN
+	IF v_hid IS NULL THEN
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+			INTO v_hid USING v_id;
+	END IF;
+	IF v_hid IS NULL AND v_claim ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
+		-- a record we created ourselves: its row is here already
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hubsync_id = $1 AND (hs_object_id IS NULL OR hs_object_id = $2)',
+		               p_object_type)
+			INTO v_hid USING v_claim::uuid, v_id;
+	ELSIF v_claim !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
+		v_claim := NULL;
+	END IF;
+	v_row := hubsync._wire_to_row(p_object_type, v_props);
+	v_cols := v_row.cols || jsonb_build_object('hs_object_id', v_id,
+		'created_at', p_record -> 'createdAt', 'updated_at', p_record -> 'updatedAt');
+	v_version := (extract(epoch FROM (p_record ->> 'updatedAt')::timestamptz) * 1000)::bigint;
+	SELECT coalesce(jsonb_object_agg(k, v_version), '{}') INTO v_versions
+	FROM jsonb_object_keys(v_props) k WHERE k <> 'hs_object_id';
+	SELECT coalesce(jsonb_object_agg(p.key, coalesce(p.value #>> '{}', '')), '{}') INTO v_wire
+	FROM jsonb_each(v_props) p WHERE p.key NOT IN ('hs_object_id', 'hubsync_id');
+
+	IF v_hid IS NULL THEN
+		v_hid := coalesce(v_claim::uuid, gen_random_uuid());
+		v_cols := v_cols || jsonb_build_object('hubsync_id', v_hid, 'properties', v_row.extra);
+		EXECUTE format('INSERT INTO hubspot.%1$I SELECT * FROM jsonb_populate_record(NULL::hubspot.%1$I, $1)',
+		               p_object_type) USING v_cols;
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'insert', v_wire, v_versions);
+		RETURN v_hid;
+	END IF;
+
+	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE hubsync_id = $1', p_object_type)
+		INTO v_before USING v_hid;
+	EXECUTE format('SELECT to_jsonb(r) FROM jsonb_populate_record(NULL::hubspot.%I, $1) r', p_object_type)
+		INTO v_norm USING v_cols;
+	SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}') INTO v_norm
+	FROM jsonb_each(v_norm) n WHERE v_cols ? n.key;
+	v_after := v_before || v_norm || jsonb_build_object('properties',
+		(coalesce(v_before -> 'properties', '{}') - v_row.clear) || v_row.extra);
+	SELECT s.remote INTO v_remote FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
+	SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO v_changed
+	FROM jsonb_each(v_wire) w WHERE (v_remote -> w.key) IS DISTINCT FROM w.value;
+	IF v_after IS DISTINCT FROM v_before THEN
+		SELECT string_agg(format('%I = r.%I', k, k), ', ') INTO v_set
+		FROM jsonb_object_keys(v_after) k WHERE k <> 'hubsync_id';
+		EXECUTE format('UPDATE hubspot.%1$I t SET %2$s FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r WHERE t.hubsync_id = $2',
+		               p_object_type, v_set) USING v_after, v_hid;
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update', v_changed, v_versions);
+	ELSE
+		-- nothing new for the mirror; still remember what HubSpot holds
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (v_hid, p_object_type, v_id, v_wire, v_versions, now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || EXCLUDED.remote, versions = s.versions || EXCLUDED.versions,
+		    hs_object_id = EXCLUDED.hs_object_id, synced_at = now();
+	END IF;
+	RETURN v_hid;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_record(text, jsonb, uuid) IS
+  'API: private. Writes a record read from HubSpot into its mirror table';
+
+-- *.propertyChange: newest wins per property, echoes of our pushes change
+-- nothing, properties owned by postgres are pushed back.
+CREATE FUNCTION hubsync._apply_property(p_object_type text, p_event jsonb, p_occurred bigint,
+	p_fetched jsonb, OUT outcome text, OUT note text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_id bigint := (p_event ->> 'objectId')::bigint;
+	v_prop text := p_event ->> 'propertyName';
+	v_value text := coalesce(p_event ->> 'propertyValue', '');
+	v_hid uuid;
+	v_state record;
+	v_map record;
+	v_owner text;
+	v_conv text;
+	v_local jsonb;
+	v_n integer;
+	v_app text := current_setting('hubsync.app_id', true);
+BEGIN
+	IF v_prop IS NULL OR v_id IS NULL THEN
+		outcome := 'skipped'; note := 'propertyChange without objectId or propertyName';
+		RETURN;
+	END IF;
+	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+		INTO v_hid USING v_id;
+	IF v_hid IS NULL THEN
+		IF p_fetched ? (p_object_type || ':' || v_id) THEN
+			PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_id));
+			outcome := 'applied'; note := 'record read from HubSpot';
+		ELSE
+			outcome := 'skipped'; note := 'record not found in HubSpot';
+		END IF;
+		RETURN;
+	END IF;
+
+	SELECT s.remote, s.versions INTO v_state FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
+	IF coalesce((v_state.versions ->> v_prop)::bigint, -1) >= p_occurred THEN
+		outcome := 'skipped'; note := 'stale: a newer value of this property was already applied';
+		RETURN;
+	END IF;
+	IF p_event ->> 'changeSource' IN ('API', 'INTEGRATION')
+	   AND v_app IS NOT NULL AND v_app <> '0'
+	   AND (p_event ->> 'sourceId' = v_app OR p_event ->> 'sourceId' ~ ('^[a-zA-Z]*[:-]' || v_app || '$'))
+	   AND ((v_state.remote ->> v_prop) IS NOT DISTINCT FROM v_value
+	        -- the echo can overtake the push's own bookkeeping: a push of
+	        -- this property in flight with exactly this value is ours too
+	        OR (EXISTS (SELECT 1 FROM hubsync.outbox o
+	                    WHERE o.hubsync_id = v_hid AND o.state = 'in_flight'
+	                      AND (v_prop = ANY (o.changed) OR o.op = 'create'))
+	            AND (SELECT w.wire ->> v_prop FROM hubsync._mirror_wire(p_object_type, v_hid) w)
+	                IS NOT DISTINCT FROM v_value)) THEN
+		UPDATE hubsync.sync_state s SET versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		outcome := 'echo'; note := 'echo of our own push';
+		RETURN;
+	END IF;
+
+	SELECT m.column_name, m.sql_type INTO v_map FROM hubsync.property_map m
+	WHERE m.object_type = p_object_type AND m.property = v_prop;
+	SELECT f.owner INTO v_owner FROM hubsync.field_owners f
+	WHERE f.object_type = p_object_type AND f.property = v_prop;
+
+	IF v_owner = 'postgres' THEN
+		SELECT w.wire INTO v_local FROM hubsync._mirror_wire(p_object_type, v_hid) w;
+		IF (v_local ->> v_prop) IS NOT DISTINCT FROM v_value THEN
+			-- HubSpot already holds our value: no clash
+			UPDATE hubsync.sync_state s
+			SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+			    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+			WHERE s.hubsync_id = v_hid;
+			outcome := 'skipped'; note := 'HubSpot already holds the postgres-owned value';
+			RETURN;
+		END IF;
+		INSERT INTO hubsync.outbox (object_type, hubsync_id, hs_object_id, op, changed, origin)
+		VALUES (p_object_type, v_hid, v_id, 'update', ARRAY[v_prop], 'hubspot-revert');
+		INSERT INTO hubsync.conflicts (object_type, hubsync_id, hs_object_id, property,
+		                               local_value, remote_value, resolution)
+		VALUES (p_object_type, v_hid, v_id, v_prop, v_local ->> v_prop, v_value,
+		        'reverted: property owned by postgres');
+		PERFORM pg_notify('hubsync_alerts', jsonb_build_object('alert', 'conflict',
+			'object_type', p_object_type, 'hubsync_id', v_hid, 'property', v_prop)::text);
+		-- HubSpot holds this value now: the push compares against it
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		IF NOT FOUND THEN
+			INSERT INTO hubsync.sync_state (hubsync_id, object_type, hs_object_id, remote, versions)
+			VALUES (v_hid, p_object_type, v_id, jsonb_build_object(v_prop, v_value),
+			        jsonb_build_object(v_prop, p_occurred));
+		END IF;
+		outcome := 'reverted'; note := 'property owned by postgres: value pushed back';
+		RETURN;
+	END IF;
+
+	IF coalesce(v_owner, 'latest') = 'latest' AND EXISTS (
+		SELECT 1 FROM hubsync.outbox o
+		WHERE o.hubsync_id = v_hid AND v_prop = ANY (o.changed) AND o.origin <> 'hubspot-revert'
+		  AND o.created_at > to_timestamp(p_occurred / 1000.0)) THEN
+		-- a newer local edit is on its way to HubSpot: it wins
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		outcome := 'skipped'; note := 'stale: a newer local change is pending';
+		RETURN;
+	END IF;
+
+	IF v_map.column_name IS NULL THEN
+		EXECUTE format('UPDATE hubspot.%I SET properties = properties || jsonb_build_object($1::text, $2::text)
+		                WHERE hubsync_id = $3 AND (properties -> $1) IS DISTINCT FROM to_jsonb($2::text)',
+		               p_object_type) USING v_prop, v_value, v_hid;
+	ELSE
+		v_conv := hubsync._wire_to_column(v_value, v_map.sql_type);
+		IF v_conv IS NULL AND v_value <> '' THEN
+			-- cannot convert: keep HubSpot's text in properties
+			EXECUTE format('UPDATE hubspot.%I SET %I = NULL, properties = properties || jsonb_build_object($1::text, $2::text)
+			                WHERE hubsync_id = $3', p_object_type, v_map.column_name)
+				USING v_prop, v_value, v_hid;
+		ELSE
+			EXECUTE format('UPDATE hubspot.%1$I SET %2$I = $1::%3$s, properties = properties - $2
+			                WHERE hubsync_id = $3 AND (%2$I IS DISTINCT FROM $1::%3$s OR properties ? $2)',
+			               p_object_type, v_map.column_name, v_map.sql_type)
+				USING v_conv, v_prop, v_hid;
+		END IF;
+	END IF;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_n > 0 THEN
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update',
+			jsonb_build_object(v_prop, v_value), jsonb_build_object(v_prop, p_occurred));
+	ELSE
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		IF NOT FOUND THEN
+			INSERT INTO hubsync.sync_state (hubsync_id, object_type, hs_object_id, remote, versions)
+			VALUES (v_hid, p_object_type, v_id, jsonb_build_object(v_prop, v_value),
+			        jsonb_build_object(v_prop, p_occurred));
+		END IF;
+	END IF;
+	outcome := 'applied';
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_property(text, jsonb, bigint, jsonb) IS
+  'API: private. Applies one propertyChange event (versions, echoes, ownership)';
+
+-- Deletes the local row of a HubSpot record (deletion, merged away).
+CREATE FUNCTION hubsync._apply_delete(p_object_type text, p_id bigint, p_privacy boolean)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_hid uuid;
+BEGIN
+	EXECUTE format('DELETE FROM hubspot.%I WHERE hs_object_id = $1 RETURNING hubsync_id', p_object_type)
+		INTO v_hid USING p_id;
+	DELETE FROM hubspot.associations a
+	WHERE (a.from_type = p_object_type AND a.from_id = p_id)
+	   OR (a.to_type = p_object_type AND a.to_id = p_id);
+	IF p_privacy THEN
+		-- GDPR: no personal data of this contact may stay behind
+		DELETE FROM hubsync.changes c
+		WHERE c.object_type = p_object_type AND (c.hs_object_id = p_id OR c.hubsync_id = v_hid);
+		DELETE FROM hubsync.inbox i
+		WHERE i.object_id = p_id AND i.state <> 'pending'
+		  AND hubsync._event_object_type(i.subscription_type, i.object_type_id) = p_object_type;
+		UPDATE hubsync.inbox i SET event = jsonb_build_object('redacted', true) || (i.event - 'propertyValue')
+		WHERE i.object_id = p_id AND i.state = 'pending'
+		  AND hubsync._event_object_type(i.subscription_type, i.object_type_id) = p_object_type;
+		DELETE FROM hubsync.outbox o WHERE o.hubsync_id = v_hid;
+		DELETE FROM hubsync.conflicts c WHERE c.object_type = p_object_type AND (c.hs_object_id = p_id OR c.hubsync_id = v_hid);
+	END IF;
+	IF v_hid IS NULL THEN
+		RETURN false;
+	END IF;
+	IF p_privacy THEN
+		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
+		PERFORM pg_notify('hubsync_changes', jsonb_build_object('object_type', p_object_type,
+			'hubsync_id', v_hid, 'hs_object_id', p_id, 'op', 'delete', 'changed', '[]'::jsonb)::text);
+	ELSE
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, p_id, 'delete', '{}', NULL);
+	END IF;
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_delete(text, bigint, boolean) IS
+  'API: private. Removes a record HubSpot deleted; a privacy deletion also erases its change feed and inbox rows';
+
+-- *.merge: the survivor keeps (or takes over) the primary's local row,
+-- merged-away rows go, lineage is kept.
+CREATE FUNCTION hubsync._apply_merge(p_object_type text, p_event jsonb, p_fetched jsonb,
+	OUT outcome text, OUT note text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_survivor bigint := coalesce((p_event ->> 'newObjectId')::bigint, (p_event ->> 'objectId')::bigint);
+	v_primary bigint := coalesce((p_event ->> 'primaryObjectId')::bigint, v_survivor);
+	v_gone bigint[];
+	v_keep uuid;
+	g bigint;
+BEGIN
+	SELECT array_agg(DISTINCT x::bigint) INTO v_gone
+	FROM (SELECT jsonb_array_elements_text(coalesce(p_event -> 'mergedObjectIds', '[]')) x
+	      UNION SELECT v_primary::text) s
+	WHERE x::bigint <> v_survivor;
+	v_gone := coalesce(v_gone, '{}');
+	-- the survivor row: already there, else the primary's row carries on
+	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+		INTO v_keep USING v_survivor;
+	IF v_keep IS NULL AND v_primary <> v_survivor THEN
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+			INTO v_keep USING v_primary;
+		IF v_keep IS NOT NULL THEN
+			EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2', p_object_type)
+				USING v_survivor, v_keep;
+			UPDATE hubsync.sync_state s SET hs_object_id = v_survivor WHERE s.hubsync_id = v_keep;
+		END IF;
+	END IF;
+	FOREACH g IN ARRAY v_gone LOOP
+		INSERT INTO hubsync.merges AS m (object_type, merged_id, survivor_id)
+		VALUES (p_object_type, g, v_survivor)
+		ON CONFLICT ON CONSTRAINT merges_pkey DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merged_at = now();
+		UPDATE hubsync.merges m SET survivor_id = v_survivor
+		WHERE m.object_type = p_object_type AND m.survivor_id = g;
+		UPDATE hubspot.associations a SET from_id = v_survivor
+		WHERE a.from_type = p_object_type AND a.from_id = g
+		  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.from_type = a.from_type AND b.from_id = v_survivor
+		                  AND b.to_type = a.to_type AND b.to_id = a.to_id AND b.type_id = a.type_id);
+		UPDATE hubspot.associations a SET to_id = v_survivor
+		WHERE a.to_type = p_object_type AND a.to_id = g
+		  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.to_type = a.to_type AND b.to_id = v_survivor
+		                  AND b.from_type = a.from_type AND b.from_id = a.from_id AND b.type_id = a.type_id);
+		PERFORM hubsync._apply_delete(p_object_type, g, false);
+	END LOOP;
+	IF p_fetched ? (p_object_type || ':' || v_survivor) THEN
+		PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_survivor), v_keep);
+		outcome := 'applied';
+	ELSE
+		outcome := 'applied'; note := 'survivor not readable from HubSpot';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_merge(text, jsonb, jsonb) IS
+  'API: private. Applies a merge: survivor refreshed, merged-away rows removed, lineage in hubsync.merges';
+
+-- *.associationChange: one direction of one association type.
+CREATE FUNCTION hubsync._apply_association(p_object_type text, p_event jsonb,
+	OUT outcome text, OUT note text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_from bigint := (p_event ->> 'fromObjectId')::bigint;
+	v_to bigint := (p_event ->> 'toObjectId')::bigint;
+	v_word text := substring(p_event ->> 'associationType' FROM '_TO_(.*)$');
+	v_from_word text := substring(p_event ->> 'associationType' FROM '^(.*)_TO_');
+	v_to_type text;
+	v_type integer := (p_event ->> 'associationTypeId')::integer;
+	v_primary boolean := coalesce((p_event ->> 'isPrimaryAssociation')::boolean, false);
+	v_category text := coalesce(p_event ->> 'associationCategory', 'HUBSPOT_DEFINED');
+	v_n integer;
+BEGIN
+	IF p_event ? 'toObjectTypeId' THEN
+		SELECT t.object_type INTO v_to_type FROM hubsync.object_types t
+		WHERE t.object_type_id = p_event ->> 'toObjectTypeId';
+	ELSE
+		SELECT t.object_type INTO v_to_type FROM hubsync.object_types t
+		WHERE upper(t.webhook_prefix) = v_word OR upper(t.object_type) = v_word OR upper(t.object_type) = v_word || 'S'
+		ORDER BY t.webhook_prefix IS NULL LIMIT 1;
+	END IF;
+	IF v_type IS NULL THEN
+		SELECT m.id INTO v_type FROM (VALUES
+			('CONTACT', 'COMPANY', true, 1), ('COMPANY', 'CONTACT', true, 2),
+			('CONTACT', 'COMPANY', false, 279), ('COMPANY', 'CONTACT', false, 280),
+			('DEAL', 'CONTACT', false, 3), ('CONTACT', 'DEAL', false, 4),
+			('DEAL', 'COMPANY', true, 5), ('COMPANY', 'DEAL', true, 6),
+			('DEAL', 'COMPANY', false, 341), ('COMPANY', 'DEAL', false, 342),
+			('CONTACT', 'TICKET', false, 15), ('TICKET', 'CONTACT', false, 16),
+			('DEAL', 'LINE_ITEM', false, 19), ('LINE_ITEM', 'DEAL', false, 20),
+			('TICKET', 'COMPANY', false, 339), ('COMPANY', 'TICKET', false, 340),
+			('TICKET', 'COMPANY', true, 26), ('COMPANY', 'TICKET', true, 25),
+			('DEAL', 'TICKET', false, 27), ('TICKET', 'DEAL', false, 28)
+		) AS m(f, t, p, id)
+		WHERE m.f = v_from_word AND m.t = v_word AND m.p = v_primary;
+	END IF;
+	IF v_to_type IS NULL OR v_type IS NULL OR v_from IS NULL OR v_to IS NULL THEN
+		outcome := 'skipped'; note := 'association type not known to hubsync';
+		RETURN;
+	END IF;
+	IF coalesce((p_event ->> 'associationRemoved')::boolean, false) THEN
+		DELETE FROM hubspot.associations a
+		WHERE a.from_type = p_object_type AND a.from_id = v_from
+		  AND a.to_type = v_to_type AND a.to_id = v_to AND a.type_id = v_type;
+	ELSE
+		INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id, type_id, category)
+		VALUES (p_object_type, v_from, v_to_type, v_to, v_type, v_category)
+		ON CONFLICT DO NOTHING;
+	END IF;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_n > 0 THEN
+		PERFORM pg_notify('hubsync_changes', jsonb_build_object('object_type', 'associations',
+			'op', CASE WHEN (p_event ->> 'associationRemoved')::boolean THEN 'delete' ELSE 'insert' END,
+			'from_type', p_object_type, 'from_id', v_from, 'to_type', v_to_type, 'to_id', v_to,
+			'type_id', v_type)::text);
+		INSERT INTO hubsync.changes (direction, object_type, hs_object_id, op, origin, properties)
+		VALUES ('in', 'associations', v_from,
+		        CASE WHEN (p_event ->> 'associationRemoved')::boolean THEN 'delete' ELSE 'insert' END,
+		        'hubspot', jsonb_build_object('from_type', p_object_type, 'from_id', v_from,
+		        'to_type', v_to_type, 'to_id', v_to, 'type_id', v_type));
+	END IF;
+	outcome := 'applied';
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_association(text, jsonb) IS
+  'API: private. Applies an associationChange event to hubspot.associations';
+
+-- One inbox event: dispatch by subscription type, then record the outcome
+-- on the inbox row.  Returns the outcome: applied, echo, reverted,
+-- skipped, unknown (subscription type not handled), retry (a record
+-- read failed; stays pending).
+CREATE FUNCTION hubsync._apply_event(p_id bigint, p_fetched jsonb, p_fetch_failed text[])
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e record;
+	v_ot text;
+	v_kind text;
+	v_id bigint;
+	r record;
+BEGIN
+	SELECT i.id, i.subscription_type, i.object_type_id, i.object_id, i.occurred_at, i.event INTO e
+	FROM hubsync.inbox i WHERE i.id = p_id AND i.state = 'pending';
+	IF NOT FOUND THEN
+		RETURN 'gone';
+	END IF;
+	v_kind := split_part(e.subscription_type, '.', 2);
+	v_ot := hubsync._event_object_type(e.subscription_type, e.object_type_id);
+	IF v_ot IS NULL OR v_kind NOT IN ('propertyChange', 'creation', 'restore', 'deletion',
+	                                  'privacyDeletion', 'merge', 'associationChange') THEN
+		UPDATE hubsync.inbox i SET state = 'skipped', applied_at = now(),
+		       error = CASE WHEN v_ot IS NULL THEN 'object type not mirrored by hubsync'
+		                    ELSE 'subscription type not handled by hubsync' END
+		WHERE i.id = p_id;
+		RETURN 'unknown';
+	END IF;
+	v_id := coalesce(e.object_id, (e.event ->> 'objectId')::bigint);
+	IF v_kind IN ('creation', 'restore', 'merge', 'propertyChange') AND v_ot = ANY (p_fetch_failed) THEN
+		-- a read from HubSpot failed: try again later
+		IF v_kind <> 'propertyChange' OR NOT EXISTS (
+			SELECT 1 FROM hubsync.sync_state s WHERE s.object_type = v_ot AND s.hs_object_id = v_id) THEN
+			RETURN 'retry';
+		END IF;
+	END IF;
+
+	CASE v_kind
+		WHEN 'propertyChange' THEN
+			SELECT * INTO r FROM hubsync._apply_property(v_ot, e.event, e.occurred_at, p_fetched);
+		WHEN 'creation', 'restore' THEN
+			IF p_fetched ? (v_ot || ':' || v_id) THEN
+				PERFORM hubsync._apply_record(v_ot, p_fetched -> (v_ot || ':' || v_id));
+				SELECT 'applied'::text AS outcome, NULL::text AS note INTO r;
+			ELSE
+				SELECT 'skipped'::text AS outcome, 'record not found in HubSpot'::text AS note INTO r;
+			END IF;
+		WHEN 'deletion', 'privacyDeletion' THEN
+			PERFORM hubsync._apply_delete(v_ot, v_id, v_kind = 'privacyDeletion');
+			SELECT 'applied'::text AS outcome, NULL::text AS note INTO r;
+		WHEN 'merge' THEN
+			SELECT * INTO r FROM hubsync._apply_merge(v_ot, e.event, p_fetched);
+		WHEN 'associationChange' THEN
+			SELECT * INTO r FROM hubsync._apply_association(v_ot, e.event);
+	END CASE;
+
+	UPDATE hubsync.inbox i
+	SET state = CASE WHEN r.outcome IN ('applied', 'echo', 'reverted') THEN 'applied' ELSE 'skipped' END,
+	    applied_at = now(), error = r.note
+	WHERE i.id = p_id AND i.state = 'pending';
+	RETURN r.outcome;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_event(bigint, jsonb, text[]) IS
+  'API: private. Pull worker: applies one inbox event in its own subtransaction';
+
+-- Pull worker: ids of the next pending events, oldest first.
+CREATE FUNCTION hubsync._inbox_next(p_limit integer) RETURNS SETOF bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT i.id FROM hubsync.inbox i WHERE i.state = 'pending'
+	ORDER BY i.occurred_at, i.id LIMIT p_limit
+$$;
+COMMENT ON FUNCTION hubsync._inbox_next(integer) IS
+  'API: private. Pull worker: the next pending inbox events in occurredAt order';
+
+-- Pull worker: a poisoned event is dead-lettered with its error.
+CREATE FUNCTION hubsync._inbox_failed(p_id bigint, p_error text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	UPDATE hubsync.inbox SET state = 'failed', applied_at = now(), error = p_error WHERE id = p_id
+$$;
+COMMENT ON FUNCTION hubsync._inbox_failed(bigint, text) IS
+  'API: private. Marks an inbox event failed with its error';
+
+-------------------------------------------------------------------------------
 -- Privileges: private functions are for the workers and the owner only,
 -- except the few that public functions and views call as the caller.
 -------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ int			hubsync_webhook_port = 0;
 char	   *hubsync_webhook_listen_address = NULL;
 char	   *hubsync_webhook_public_url = NULL;
 int			hubsync_webhook_max_body = 1024 * 1024;
+int			hubsync_webhook_max_age = 300;
 int			hubsync_batch_size = 100;
 int			hubsync_batch_linger = 5;
 int			hubsync_max_inflight = 8;
@@ -199,6 +200,12 @@ hubsync_define_gucs(void)
 							&hubsync_webhook_max_body, 1024 * 1024,
 							1024, 64 * 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.webhook_max_age",
+							"Largest difference between a webhook's signed timestamp and now.",
+							"Older or future deliveries are refused (401); 0 turns the check off, for replaying archived deliveries through hubsync.ingest_webhook.",
+							&hubsync_webhook_max_age, 300, 0, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("hubsync.batch_size",
 							"Most records sent in one HubSpot batch request.",

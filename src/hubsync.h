@@ -34,6 +34,7 @@ extern int	hubsync_webhook_port;
 extern char *hubsync_webhook_listen_address;
 extern char *hubsync_webhook_public_url;
 extern int	hubsync_webhook_max_body;
+extern int	hubsync_webhook_max_age;
 extern int	hubsync_batch_size;
 extern int	hubsync_batch_linger;
 extern int	hubsync_max_inflight;
@@ -86,6 +87,34 @@ typedef struct HubsyncWorkerSlot
 	pg_atomic_uint32 wake_pending;
 } HubsyncWorkerSlot;
 
+/*
+ * Counters of the webhook receiver and the inbox processor (inbox.c,
+ * apply.c); names in hubsync_webhook_counter_names.  Refusals leave no
+ * other trace.
+ */
+typedef enum HubsyncWebhookCounter
+{
+	HUBSYNC_WH_DELIVERIES = 0,	/* deliveries accepted (200) */
+	HUBSYNC_WH_EVENTS_STORED,	/* new events stored in the inbox */
+	HUBSYNC_WH_EVENTS_DUPLICATE,	/* events already in the inbox */
+	HUBSYNC_WH_REFUSED_SIGNATURE,	/* 401: missing or wrong signature */
+	HUBSYNC_WH_REFUSED_TIMESTAMP,	/* 401: stale, future or missing timestamp */
+	HUBSYNC_WH_REFUSED_TOO_LARGE,	/* 413 */
+	HUBSYNC_WH_REFUSED_METHOD,	/* 405 */
+	HUBSYNC_WH_REFUSED_PATH,	/* 404 */
+	HUBSYNC_WH_REFUSED_MALFORMED,	/* 400 */
+	HUBSYNC_WH_REFUSED_UNAVAILABLE, /* 503: no client secret, or storing failed */
+	HUBSYNC_WH_EVENTS_APPLIED,	/* inbox events applied to the mirror */
+	HUBSYNC_WH_EVENTS_ECHO,		/* echoes of our own pushes, ignored */
+	HUBSYNC_WH_EVENTS_REVERTED, /* HubSpot edits of postgres-owned properties */
+	HUBSYNC_WH_EVENTS_SKIPPED,	/* stale, or record gone */
+	HUBSYNC_WH_EVENTS_UNKNOWN,	/* subscription types hubsync does not handle */
+	HUBSYNC_WH_EVENTS_FAILED,	/* poison events, state failed */
+	HUBSYNC_WH_NUM_COUNTERS
+} HubsyncWebhookCounter;
+
+extern const char *const hubsync_webhook_counter_names[HUBSYNC_WH_NUM_COUNTERS];
+
 typedef struct HubsyncShared
 {
 	slock_t		mutex;			/* protects the fields below it that say so */
@@ -94,6 +123,7 @@ typedef struct HubsyncShared
 	pg_atomic_uint32 auth_failed;	/* 1 after a hard 401, until creds change */
 	pg_atomic_uint32 paused;	/* hubsync.pause() */
 	HubsyncQuota quota;			/* see quota.c */
+	pg_atomic_uint64 webhook_counters[HUBSYNC_WH_NUM_COUNTERS]; /* inbox.c */
 } HubsyncShared;
 
 extern HubsyncShared *hubsync_shared;
@@ -103,6 +133,7 @@ extern bool hubsync_shmem_available(void);
 extern void hubsync_require_shmem(void);
 extern void hubsync_wake_worker(HubsyncWorkerKind kind);
 extern void hubsync_wake_all_workers(void);
+extern void hubsync_count_webhook(HubsyncWebhookCounter c, uint64 n);
 
 /* ---- credentials (credentials.c) ---- */
 extern uint64 hubsync_credentials_version(void);

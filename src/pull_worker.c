@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * pull_worker.c
- *	  Main loop of the "hubsync pull" background worker.
+ *	  Main loop of the "hubsync pull" background worker: applies the
+ *	  webhook events stored in hubsync.inbox (apply.c).  The receiver and
+ *	  hubsync.ingest_webhook() wake it after each stored delivery.
  *
  * IDENTIFICATION
  *	  src/pull_worker.c
@@ -10,18 +12,45 @@
  */
 #include "hubsync.h"
 
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "apply.h"
 #include "worker.h"
 
+/* back-off while events wait for a HubSpot read that failed */
+#define HUBSYNC_PULL_RETRY_MS 2000
+
 /*
- * hubsync_pull_main -- wait for work; idle quietly while the extension is
- * missing or the server is a standby.
+ * hubsync_pull_main -- apply inbox events as they arrive; idle quietly
+ * while the extension is missing or the server is a standby.
  */
 void
 hubsync_pull_main(void)
 {
+	MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext,
+												   "hubsync pull loop",
+												   ALLOCSET_DEFAULT_SIZES);
+
 	for (;;)
 	{
-		(void) hubsync_worker_check_ready();
-		hubsync_worker_wait(5000L);
+		bool		ready;
+		bool		retry_later = false;
+		int			n = 0;
+
+		MemoryContextSwitchTo(loop_cxt);
+		ready = hubsync_worker_check_ready();
+		if (ready)
+			n = hubsync_apply_inbox(HUBSYNC_APPLY_BATCH, &retry_later);
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(loop_cxt);
+
+		if (n >= HUBSYNC_APPLY_BATCH && !retry_later)
+		{
+			/* more waiting: go on at once, but stay interruptible */
+			hubsync_worker_consume_wake();
+			hubsync_worker_handle_interrupts();
+			continue;
+		}
+		hubsync_worker_wait(!ready ? 5000L : retry_later ? HUBSYNC_PULL_RETRY_MS : 1000L);
 	}
 }

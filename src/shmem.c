@@ -72,6 +72,8 @@ hubsync_shmem_startup(void)
 		pg_atomic_init_u32(&hubsync_shared->auth_failed, 0);
 		pg_atomic_init_u32(&hubsync_shared->paused, 0);
 		hubsync_quota_init(&hubsync_shared->quota);
+		for (i = 0; i < HUBSYNC_WH_NUM_COUNTERS; i++)
+			pg_atomic_init_u64(&hubsync_shared->webhook_counters[i], 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * webhook_worker.c
- *	  Main loop of the "hubsync webhook" background worker.
+ *	  Main loop of the "hubsync webhook" background worker: it runs the
+ *	  embedded receiver (receiver.c) while hubsync is ready and
+ *	  hubsync.webhook_port is set, and rebinds it on SIGHUP.
  *
  * IDENTIFICATION
  *	  src/webhook_worker.c
@@ -10,18 +12,56 @@
  */
 #include "hubsync.h"
 
+#include "miscadmin.h"
+#include "postmaster/interrupt.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "receiver.h"
 #include "worker.h"
 
+/* how often the readiness check (extension installed, primary) reruns */
+#define HUBSYNC_WEBHOOK_RECHECK_MS 5000
+
 /*
- * hubsync_webhook_main -- wait for work; idle quietly while the extension is
- * missing or the server is a standby.
+ * hubsync_webhook_main -- serve webhooks; idle quietly while the extension
+ * is missing or the server is a standby.  Never returns.
  */
 void
 hubsync_webhook_main(void)
 {
+	MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext,
+												   "hubsync webhook loop",
+												   ALLOCSET_DEFAULT_SIZES);
+	int64		next_check = 0;
+	bool		ready = false;
+
 	for (;;)
 	{
-		(void) hubsync_worker_check_ready();
-		hubsync_worker_wait(5000L);
+		int64		now = hubsync_now_ms();
+
+		MemoryContextSwitchTo(loop_cxt);
+		if (now >= next_check)
+		{
+			ready = hubsync_worker_check_ready();
+			next_check = now + HUBSYNC_WEBHOOK_RECHECK_MS;
+			if (ready)
+				hubsync_receiver_configure();
+			else
+				hubsync_receiver_stop();
+		}
+
+		hubsync_receiver_wait(ready ? HUBSYNC_WEBHOOK_RECHECK_MS : 5000L);
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			next_check = 0;		/* start, stop or rebind at once */
+			continue;
+		}
+		if (ready)
+			hubsync_receiver_run();
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(loop_cxt);
 	}
 }

@@ -1,0 +1,418 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.c
+ *	  The inbox processor of the "hubsync pull" worker: applies pending
+ *	  webhook events to the mirror in occurredAt order.
+ *
+ * One round:
+ *	 1. a short transaction reads the next pending events and which records
+ *		they need read from HubSpot (creations, restores, merge survivors,
+ *		property changes of records not in the mirror);
+ *	 2. with no transaction open, those records are fetched with batch
+ *		read, ids coalesced, at most 100 per call, within the shared quota;
+ *	 3. a second transaction applies each event in its own internal
+ *		subtransaction (hubsync._apply_event), so a poison event is marked
+ *		failed with its error and the others go on.  The rules themselves
+ *		(newest wins per property, echoes, ownership, merges...) live in
+ *		SQL next to the tables they touch.
+ *
+ * While events are applied hubsync_applying_remote is true, so the capture
+ * trigger enqueues nothing: a change that came from HubSpot is never
+ * pushed back.  It is reset on every path, errors included.
+ *
+ * IDENTIFICATION
+ *	  src/apply.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "hubsync.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "apply.h"
+#include "capture.h"
+#include "hubspot_api.h"
+#include "http.h"
+#include "json_util.h"
+#include "quota.h"
+#include "worker.h"
+
+#define HUBSYNC_BATCH_READ_MAX 100
+
+/* Records one object type needs read from HubSpot */
+typedef struct FetchPlan
+{
+	char	   *object_type;
+	char	   *api_name;
+	int			nids;
+	int64	   *ids;
+	int			nprops;
+	char	  **props;
+	bool		failed;
+} FetchPlan;
+
+static SPIPlanPtr apply_plan = NULL;
+static SPIPlanPtr failed_plan = NULL;
+static SPIPlanPtr map_plan = NULL;
+static bool http_ready = false;
+
+/* text_array_values -- the elements of a text[] datum as C strings */
+static int
+text_array_values(Datum d, char ***out)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	*out = palloc(sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		(*out)[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
+	return n;
+}
+
+/*
+ * read_round -- the ids of the next pending events and the fetch plan,
+ * copied into the caller's context.  Returns the number of events.
+ */
+static int
+read_round(int limit, int64 **ids, List **plans)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			n = 0;
+	uint64		i;
+	char		sql[256];
+
+	*plans = NIL;
+	hubsync_worker_begin_xact("reading the hubsync inbox");
+	SPI_connect();
+	snprintf(sql, sizeof(sql), "SELECT hubsync._inbox_next(%d)", limit);
+	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the hubsync inbox");
+	if (SPI_processed > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		*ids = palloc(sizeof(int64) * SPI_processed);
+		MemoryContextSwitchTo(old);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			(*ids)[n++] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		snprintf(sql, sizeof(sql),
+				 "SELECT object_type, api_name, ids, properties FROM hubsync._inbox_fetch_plan(%d)",
+				 limit);
+		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not plan record reads for the hubsync inbox");
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		d;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			FetchPlan  *p = palloc0(sizeof(FetchPlan));
+
+			p->object_type = SPI_getvalue(tup, desc, 1);
+			p->api_name = SPI_getvalue(tup, desc, 2);
+			d = SPI_getbinval(tup, desc, 3, &isnull);
+			if (!isnull)
+			{
+				Datum	   *elems;
+				bool	   *nulls;
+				int			k;
+
+				deconstruct_array(DatumGetArrayTypeP(d), INT8OID, 8, FLOAT8PASSBYVAL,
+								  TYPALIGN_DOUBLE, &elems, &nulls, &p->nids);
+				p->ids = palloc(sizeof(int64) * Max(p->nids, 1));
+				for (k = 0; k < p->nids; k++)
+					p->ids[k] = DatumGetInt64(elems[k]);
+			}
+			d = SPI_getbinval(tup, desc, 4, &isnull);
+			if (!isnull)
+				p->nprops = text_array_values(d, &p->props);
+			*plans = lappend(*plans, p);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	SPI_finish();
+	hubsync_worker_end_xact();
+	return n;
+}
+
+/*
+ * fetch_records -- batch-read the planned records; returns a JSON array
+ * of {"t": object_type, "r": response} (raw HubSpot responses).  A type
+ * whose read fails is marked failed: its events wait for a later round.
+ */
+static char *
+fetch_records(List *plans)
+{
+	StringInfoData out;
+	ListCell   *lc;
+	bool		first = true;
+
+	initStringInfo(&out);
+	appendStringInfoChar(&out, '[');
+	if (plans != NIL)
+	{
+		if (!http_ready)
+		{
+			hubsync_http_init();
+			http_ready = true;
+		}
+		hubsync_refresh_credentials();
+	}
+	foreach(lc, plans)
+	{
+		FetchPlan  *p = lfirst(lc);
+		int			start;
+
+		for (start = 0; start < p->nids && !p->failed; start += HUBSYNC_BATCH_READ_MAX)
+		{
+			int			end = Min(start + HUBSYNC_BATCH_READ_MAX, p->nids);
+			StringInfoData body;
+			HubsyncHttpRequest *req;
+			long		wait;
+			int			k;
+
+			if (hubsync_auth_blocked())
+			{
+				p->failed = true;
+				break;
+			}
+			initStringInfo(&body);
+			appendStringInfoString(&body, "{\"properties\":[");
+			for (k = 0; k < p->nprops; k++)
+			{
+				if (k > 0)
+					appendStringInfoChar(&body, ',');
+				hubsync_json_escape(&body, p->props[k]);
+			}
+			appendStringInfoString(&body, "],\"inputs\":[");
+			for (k = start; k < end; k++)
+				appendStringInfo(&body, "%s{\"id\":\"" INT64_FORMAT "\"}",
+								 k > start ? "," : "", p->ids[k]);
+			appendStringInfoString(&body, "]}");
+
+			while ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_REALTIME)) > 0)
+				hubsync_worker_wait(Min(wait, 1000));
+			req = palloc0(sizeof(HubsyncHttpRequest));
+			req->method = "POST";
+			req->url = psprintf("%s/crm/v3/objects/%s/batch/read", hubsync_api_root(), p->api_name);
+			req->body = body.data;
+			req->bearer = hubsync_access_token();
+			hubsync_http_perform(req);
+			hubsync_observe_response(req);
+			if ((req->status == 200 || req->status == 207) && req->response)
+			{
+				if (!first)
+					appendStringInfoChar(&out, ',');
+				first = false;
+				appendStringInfoString(&out, "{\"t\":");
+				hubsync_json_escape(&out, p->object_type);
+				appendStringInfoString(&out, ",\"r\":");
+				appendBinaryStringInfo(&out, req->response, (int) req->response_len);
+				appendStringInfoChar(&out, '}');
+			}
+			else
+			{
+				p->failed = true;
+				ereport(LOG,
+						(errmsg("hubsync could not read %s records from HubSpot for webhook events: HTTP %ld%s%s",
+								p->object_type, req->status,
+								req->error[0] ? ", " : "", req->error),
+						 errhint("The events stay pending and are applied once the read succeeds.")));
+			}
+			hubsync_http_release(req);
+		}
+	}
+	appendStringInfoChar(&out, ']');
+	return out.data;
+}
+
+/* prepare_plans -- the saved SPI plans of a round */
+static void
+prepare_plans(void)
+{
+	if (apply_plan == NULL)
+	{
+		Oid			types[3] = {INT8OID, JSONBOID, TEXTARRAYOID};
+
+		apply_plan = SPI_prepare("SELECT hubsync._apply_event($1, $2, $3)", 3, types);
+		if (apply_plan == NULL)
+			elog(ERROR, "could not prepare the inbox apply call");
+		SPI_keepplan(apply_plan);
+	}
+	if (failed_plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+
+		failed_plan = SPI_prepare("SELECT hubsync._inbox_failed($1, $2)", 2, types);
+		if (failed_plan == NULL)
+			elog(ERROR, "could not prepare the inbox failure call");
+		SPI_keepplan(failed_plan);
+	}
+	if (map_plan == NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+
+		map_plan = SPI_prepare("SELECT coalesce(pg_catalog.jsonb_object_agg((f->>'t') || ':' || (r->>'id'), r), '{}') "
+							   "FROM pg_catalog.jsonb_array_elements($1::jsonb) f, "
+							   "     pg_catalog.jsonb_array_elements(coalesce(f->'r'->'results', '[]')) r",
+							   1, types);
+		if (map_plan == NULL)
+			elog(ERROR, "could not prepare the fetched-records map");
+		SPI_keepplan(map_plan);
+	}
+}
+
+/* count_outcome -- bump the counter of an event's outcome */
+static void
+count_outcome(const char *outcome, bool *retry_later)
+{
+	if (strcmp(outcome, "applied") == 0)
+		hubsync_count_webhook(HUBSYNC_WH_EVENTS_APPLIED, 1);
+	else if (strcmp(outcome, "echo") == 0)
+		hubsync_count_webhook(HUBSYNC_WH_EVENTS_ECHO, 1);
+	else if (strcmp(outcome, "reverted") == 0)
+		hubsync_count_webhook(HUBSYNC_WH_EVENTS_REVERTED, 1);
+	else if (strcmp(outcome, "unknown") == 0)
+		hubsync_count_webhook(HUBSYNC_WH_EVENTS_UNKNOWN, 1);
+	else if (strcmp(outcome, "retry") == 0)
+		*retry_later = true;
+	else if (strcmp(outcome, "skipped") == 0)
+		hubsync_count_webhook(HUBSYNC_WH_EVENTS_SKIPPED, 1);
+}
+
+/*
+ * apply_one -- apply one event in an internal subtransaction; a failure
+ * rolls back only this event, which is then marked failed.
+ */
+static void
+apply_one(int64 id, Datum fetched, Datum failed_types, bool *retry_later)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(id);
+	values[1] = fetched;
+	values[2] = failed_types;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (SPI_execute_plan(apply_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not apply inbox event " INT64_FORMAT, id);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		count_outcome(isnull ? "skipped" : TextDatumGetCString(d), retry_later);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		Datum		fvalues[2];
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		fvalues[0] = Int64GetDatum(id);
+		fvalues[1] = CStringGetTextDatum(edata->message);
+		SPI_execute_plan(failed_plan, fvalues, NULL, false, 0);
+		hubsync_count_webhook(HUBSYNC_WH_EVENTS_FAILED, 1);
+		ereport(LOG,
+				(errmsg("hubsync inbox event " INT64_FORMAT " failed: %s", id, edata->message),
+				 errhint("The event is kept in hubsync.inbox with state failed; the others go on.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * hubsync_apply_inbox -- one round of at most limit pending events.
+ * Returns the number of events taken; *retry_later is set when some wait
+ * for a HubSpot read that failed.
+ */
+int
+hubsync_apply_inbox(int limit, bool *retry_later)
+{
+	int64	   *ids = NULL;
+	List	   *plans;
+	char	   *fetched_json;
+	int			n,
+				i;
+	ListCell   *lc;
+	Datum	   *failed_elems;
+	int			nfailed = 0;
+
+	*retry_later = false;
+	n = read_round(limit, &ids, &plans);
+	if (n == 0)
+		return 0;
+	fetched_json = fetch_records(plans);
+	failed_elems = palloc(sizeof(Datum) * (list_length(plans) + 1));
+	foreach(lc, plans)
+	{
+		FetchPlan  *p = lfirst(lc);
+
+		if (p->failed)
+			failed_elems[nfailed++] = CStringGetTextDatum(p->object_type);
+	}
+
+	hubsync_worker_begin_xact("applying HubSpot changes");
+	SPI_connect();
+	prepare_plans();
+	PG_TRY();
+	{
+		Datum		map_arg[1];
+		Datum		fetched;
+		Datum		failed_types;
+		bool		isnull;
+
+		map_arg[0] = CStringGetTextDatum(fetched_json);
+		if (SPI_execute_plan(map_plan, map_arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the fetched records");
+		fetched = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+									false, -1);
+		failed_types = PointerGetDatum(construct_array(failed_elems, nfailed, TEXTOID, -1,
+													   false, TYPALIGN_INT));
+		hubsync_applying_remote = true;
+		for (i = 0; i < n; i++)
+		{
+			apply_one(ids[i], fetched, failed_types, retry_later);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_FINALLY();
+	{
+		hubsync_applying_remote = false;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	hubsync_worker_end_xact();
+	return n;
+}
