@@ -86,6 +86,7 @@ def run_phase(fake, label, path, bodies_per_conn):
     lock = threading.Lock()
 
     def worker(bodies):
+        """Send this connection's share of the bodies, timing each."""
         c = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=120)
         mine = []
         for b in bodies:
@@ -132,6 +133,7 @@ def throughput(fake, conns, requests):
     emails = [["bench%d_%d@example.com" % (j, i) for i in range(100)] for j in range(requests)]
 
     def upsert_body(batch, tag):
+        """A 100-input upsert body for one batch of emails."""
         return json.dumps({"inputs": [
             {"id": e, "idProperty": "email",
              "properties": {"firstname": "F%s" % tag, "lastname": "L%d" % i,

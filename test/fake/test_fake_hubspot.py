@@ -1066,6 +1066,7 @@ class AssociationsTest(Base):
     def test_labels_table(self):
         """The HUBSPOT_DEFINED ids of notes 9.2, incl. 542 and 393."""
         def ids(f, t):
+            """Label table of one object pair: {typeId: (category, label)}."""
             s, _, b = self.f.call("GET", "/crm/v4/associations/%s/%s/labels" % (f, t))
             self.assertEqual(s, 200)
             return {x["typeId"]: (x["category"], x["label"]) for x in b["results"]}
@@ -1238,6 +1239,7 @@ class FaultTest(Base):
         t = time.monotonic()
 
         def one():
+            """One GET on its own connection."""
             c = http.client.HTTPConnection("127.0.0.1", self.f.port, timeout=5)
             c.request("GET", "/crm/v3/objects/deals", headers={"Authorization": "Bearer " + TOKEN})
             c.getresponse().read()
@@ -1361,12 +1363,15 @@ class Receiver:
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
+            """Request handler of the receiver."""
             protocol_version = "HTTP/1.1"
 
             def log_message(self, *a):
+                """Keep the test output quiet."""
                 pass
 
             def do_POST(self):
+                """Record the delivery, then answer per the policy."""
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with outer.lock:
                     outer.inflight += 1

@@ -126,6 +126,7 @@ class PropError(Exception):
     """One property-level validation error (code, message, property name)."""
 
     def __init__(self, code, message, name):
+        """Remember the code, message and property of the error."""
         super().__init__(message)
         self.code = code
         self.message = message

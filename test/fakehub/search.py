@@ -39,6 +39,7 @@ def _getter(ot, name):
         return "time", lambda r: (value_ms(r.p[name]) if name in r.p else getattr(r, attr))
     if t == "number":
         def num(r):
+            """Stored number as float (None if empty or malformed)."""
             v = r.p.get(name)
             try:
                 return float(v) if v is not None else None
@@ -193,6 +194,7 @@ def _sort_key(ot, sorts):
     _, get = _getter(ot, name)
 
     def key(r):
+        """Sort key: missing values last, ties by id."""
         v = get(r)
         missing = v is None
         if isinstance(v, str):
@@ -213,6 +215,7 @@ def _query_pred(ot, query):
     tokens = query.lower().split()
 
     def pred(r):
+        """Do all query tokens occur in the searchable text?"""
         text = " ".join(r.p.get(n, "") for n in names if n).lower()
         return all(t in text for t in tokens)
     return pred

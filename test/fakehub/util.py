@@ -98,6 +98,7 @@ class ApiError(Exception):
     """An HTTP error answer: raise anywhere inside a handler."""
 
     def __init__(self, status, body, headers=None):
+        """Status, JSON body (or None) and extra headers of the answer."""
         super().__init__(body.get("message") if isinstance(body, dict) else str(body))
         self.status = status
         self.body = body
