@@ -214,8 +214,9 @@ def parse_args(argv):
 def main(argv=None):
     """Serve until SIGTERM/SIGINT; the first stdout line is the port number."""
     port, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-    # Records hold no reference cycles: collect rarely so a big store stays cheap.
-    gc.set_threshold(100000, 50, 1000)
+    # Records hold no reference cycles: young collections are enough; full ones
+    # (which walk every record) would stall requests on a big store.
+    gc.set_threshold(100000, 50, 100000)
     try:
         hub = Hub(overrides)
     except Exception as e:  # bad --config
