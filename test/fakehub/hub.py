@@ -64,12 +64,11 @@ class Hub:
         with self.lock:
             gc.unfreeze()
             if not keep_config:
-                self.cfg.clear()
-                self.cfg.update(config.defaults(self.base))
+                self.cfg.update(config.defaults(self.base))   # in place, never empty
             self.rng.seed(self.cfg["randomSeed"])
+            self.hooks.reset()          # first: captured events refer to the old store
             self.store = Store(self)
             self.assoc = Associations(self)
-            self.hooks.reset()
             self.limits.reset()
             self.log.reset()
             self.faults.reset()

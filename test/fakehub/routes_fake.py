@@ -50,8 +50,7 @@ def post_config(hub, req):
     """POST /_fake/config: merge keys (400 on unknown keys or wrong types)."""
     changes = req.body_obj()
     merged = config.merge(dict(hub.cfg), changes)
-    hub.cfg.clear()
-    hub.cfg.update(merged)
+    hub.cfg.update(merged)   # in place, never empty: other threads read it unlocked
     if "randomSeed" in changes:
         hub.rng.seed(changes["randomSeed"])
     hub.hooks.refresh()
