@@ -1649,6 +1649,12 @@ class UiControlTest(Base):
         rec = self.f.ctl("GET", "records/companies/" + b["id"])
         self.assertEqual(rec["mergedInto"], m["id"])
 
+    def test_unknown_path_and_method(self):
+        """404 for an unknown path, 405 for a known path with another method."""
+        self.assertEqual(self.f.call("GET", "/crm/v3/nothing/here")[0], 404)
+        self.assertEqual(self.f.call("PUT", "/crm/v3/objects/contacts", {})[0], 405)
+        self.assertEqual(self.f.call("GET", "/crm/v3/nothing/here", token=None)[0], 401)
+
     def test_date_versioned_path(self):
         """/crm/objects/2026-03/{t} answers like /crm/v3/objects/{t}."""
         rec = self.create("contacts", {"email": "dv@example.com"})

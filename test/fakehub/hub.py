@@ -97,6 +97,9 @@ class Hub:
             status, body, headers = self._run(fn, req, groups, fn not in routes_fake.UNLOCKED)
         except ApiError as e:
             status, body, headers = e.status, e.body, e.headers
+        except Exception:  # a bug in the fake: answer 500 and say why on stderr
+            traceback.print_exc(file=sys.stderr)
+            status, body, headers = 500, error_body("fake server error", "INTERNAL_ERROR"), {}
         return "respond", status, body, headers
 
     def handle_api(self, req):
