@@ -5,7 +5,8 @@ Prints figures only (no pass/fail):
   1. batch requests/s for 100-record batch upserts (creates), batch upserts
      (updates) and batch updates by id, latency 0, several concurrent
      keep-alive connections;
-  2. memory (RSS) with N records seeded (default 1,000,000), seed time, and a
+  2. in a fresh server process: memory (RSS) with N records seeded (default
+     1,000,000), seed time, and a
      short upsert run, a GET and a search against the big store.
 
 Usage: python3 bench/fake_throughput.py [--connections 4] [--requests 1500]
@@ -155,8 +156,7 @@ def throughput(fake, conns, requests):
 
 
 def memory(fake, records, conns):
-    """Phase 2: RSS with many records seeded, then work against the big store."""
-    fake.ctl("POST", "reset", {"keepConfig": True})
+    """Phase 2 (own server process): RSS with many records seeded, then work on them."""
     rss0, _ = fake.memory()
     print("== memory: RSS before seeding %.0f MiB" % rss0)
     t0 = time.perf_counter()
@@ -205,15 +205,18 @@ def main():
     ap.add_argument("--records", type=int, default=1000000)
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args()
+    print("fake HubSpot bench: python %s, %d CPUs" % (sys.version.split()[0], os.cpu_count()))
     fake = Fake()
     try:
-        print("fake HubSpot bench: python %s, %d CPUs" % (sys.version.split()[0],
-                                                           os.cpu_count()))
         throughput(fake, args.connections, args.requests)
-        if not args.skip_memory:
-            memory(fake, args.records, args.connections)
     finally:
         fake.stop()
+    if not args.skip_memory:
+        fake = Fake()
+        try:
+            memory(fake, args.records, args.connections)
+        finally:
+            fake.stop()
 
 
 if __name__ == "__main__":
