@@ -6,8 +6,8 @@ Prints figures only (no pass/fail):
      (updates) and batch updates by id, latency 0, several concurrent
      keep-alive connections;
   2. in a fresh server process: memory (RSS) with N records seeded (default
-     1,000,000), seed time, and a
-     short upsert run, a GET and a search against the big store.
+     1,000,000), seed time, and a short upsert run, a GET and a search
+     against the big store.
 
 Usage: python3 bench/fake_throughput.py [--connections 4] [--requests 1500]
                                          [--records 1000000] [--skip-memory]
