@@ -1580,6 +1580,42 @@ class WebhookTest(Base):
         self.assertEqual({(e["changeSource"], e["sourceId"]) for e in ev}, {("API", "app:54321")})
         self.assertEqual(len({e["subscriptionId"] for e in ev}), 2)
 
+    def test_management_api(self):
+        """/webhooks/v3/{appId}: settings set the target; subscriptions filter events."""
+        rx = Receiver()
+        self.addCleanup(rx.close)
+        base = "/webhooks/v3/54321"
+        key = "?hapikey=hubsync-developer-key"
+        self.assertEqual(self.f.call("GET", base + "/settings" + key, token=None)[0], 404)
+        self.assertEqual(self.f.call("GET", base + "/settings?hapikey=bad", token=None)[0], 401)
+        self.assertEqual(self.f.call("GET", "/webhooks/v3/1/settings" + key, token=None)[0], 404)
+        s, _, st = self.f.call("PUT", base + "/settings" + key, {
+            "targetUrl": rx.url, "throttling": {"maxConcurrentRequests": 4}}, token=None)
+        self.assertEqual((s, st["targetUrl"], st["throttling"]["maxConcurrentRequests"]),
+                         (200, rx.url, 4))
+        self.assertEqual(self.f.ctl("GET", "config")["webhookConcurrency"], 4)
+        s, _, sub = self.f.call("POST", base + "/subscriptions", {
+            "eventType": "deal.propertyChange", "propertyName": "amount"})   # bearer works too
+        self.assertEqual((s, sub["active"]), (201, False))
+        self.assertEqual(self.f.call("POST", base + "/subscriptions", {
+            "eventType": "deal.propertyChange"})[0], 400)
+        self.create("deals", {"dealname": "quiet", "amount": "1"})
+        self.flush()
+        self.assertEqual(rx.requests, [])                 # paused subscription: nothing
+        s, _, b = self.f.call("POST", base + "/subscriptions/batch/update",
+                              {"inputs": [{"id": sub["id"], "active": True}]})
+        self.assertEqual((s, b["results"][0]["active"]), (200, True))
+        self.create("deals", {"dealname": "loud", "amount": "2"})
+        self.flush()
+        evs = rx.events()
+        self.assertEqual([(e["subscriptionType"], e["propertyName"], e["subscriptionId"])
+                          for e in evs], [("deal.propertyChange", "amount", sub["id"])])
+        lst = self.f.call("GET", base + "/subscriptions")[2]["results"]
+        self.assertEqual([x["id"] for x in lst], [sub["id"]])
+        self.assertEqual(self.f.call("DELETE", base + "/subscriptions/%d" % sub["id"])[0], 204)
+        self.assertEqual(self.f.call("DELETE", base + "/settings")[0], 204)
+        self.assertIsNone(self.f.ctl("GET", "config")["webhookUrl"])
+
     def test_pending_and_no_url(self):
         """No webhookUrl: nothing is queued; pending reports counts."""
         self.create("contacts", {"email": "q@example.com"})

@@ -12,6 +12,7 @@ DEFAULTS = {
     "appId": 54321,
     "portalId": 62515,
     "clientSecret": "hubsync-test-secret",
+    "developerApiKey": "hubsync-developer-key",
     # rate limits (tier "enterprise": 190 / 10 s, 1,000,000 / day)
     "tier": "enterprise",
     "burstLimit": 190,

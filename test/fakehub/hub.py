@@ -7,7 +7,7 @@ import threading
 import time
 import traceback
 
-from . import config, routes_assoc, routes_crm, routes_fake, routes_meta
+from . import config, routes_assoc, routes_crm, routes_fake, routes_meta, routes_webhooks
 from .assoc import Associations
 from .auth import Auth
 from .faults import Faults, status_response
@@ -43,8 +43,9 @@ class Hub:
         routes_assoc.register(self.api)
         self.control = Routes()
         routes_fake.register(self.control)
-        self.open = Routes()
+        self.open = Routes()           # no bearer token needed (own auth)
         self._register_oauth()
+        routes_webhooks.register(self.open)
 
     def _register_oauth(self):
         """OAuth endpoints: no bearer token needed."""

@@ -42,6 +42,9 @@ class Webhooks:
         self.seq = 0
         self.next_event = FIRST_EVENT_ID
         self.sub_ids = {}
+        self.subs = {}            # id -> subscription made through the webhooks API
+        self.subs_made = 0
+        self.settings_times = None
         self.captured = deque(maxlen=self.hub.cfg["webhookCaptureMax"])
         self.deliveries = deque(maxlen=10000)
         self.delivery_seq = 0
@@ -63,23 +66,25 @@ class Webhooks:
             self.captured = deque(self.captured, maxlen=cfg["webhookCaptureMax"])
 
     # ----- generation ---------------------------------------------------
-    def _subscribed(self, stype, prop, tid):
-        """Does the configured subscription list cover this event?"""
-        subs = self.hub.cfg["webhookSubscriptions"]
-        if subs is None:
-            return True
-        for s in subs:
-            if isinstance(s, str):
-                if s == stype:
-                    return True
-            elif s.get("eventType") == stype and \
-                    s.get("propertyName") in (None, prop) and \
-                    s.get("objectTypeId") in (None, tid):
-                return True
-        return False
+    def subscription(self, stype, prop, tid):
+        """subscriptionId for an event, or None when nothing subscribes to it.
 
-    def subscription_id(self, stype, prop, tid):
-        """Stable subscriptionId per (eventType, propertyName, objectTypeId)."""
+        Subscriptions made through the webhooks API win (only active ones
+        count); otherwise config webhookSubscriptions (null = everything),
+        with a stable synthetic id per (eventType, propertyName, objectTypeId)."""
+        if self.subs:
+            for s in self.subs.values():
+                if s["active"] and s["eventType"] == stype and \
+                        s.get("propertyName") in (None, prop) and \
+                        s.get("objectTypeId") in (None, tid):
+                    return s["id"]
+            return None
+        listed = self.hub.cfg["webhookSubscriptions"]
+        if listed is not None and not any(
+                s == stype if isinstance(s, str) else (
+                    s.get("eventType") == stype and s.get("propertyName") in (None, prop)
+                    and s.get("objectTypeId") in (None, tid)) for s in listed):
+            return None
         key = (stype, prop, tid)
         sid = self.sub_ids.get(key)
         if sid is None:
@@ -113,11 +118,11 @@ class Webhooks:
                 kind = "deletion"
             stype = "object." + kind
             tid = ot.tid
-        prop = extra.get("propertyName")
-        if not self._subscribed(stype, prop, tid):
+        sub_id = self.subscription(stype, extra.get("propertyName"), tid)
+        if sub_id is None:
             return None
         cfg = self.hub.cfg
-        ev = {"eventId": eid, "subscriptionId": self.subscription_id(stype, prop, tid),
+        ev = {"eventId": eid, "subscriptionId": sub_id,
               "portalId": cfg["portalId"], "appId": cfg["appId"], "occurredAt": now,
               "subscriptionType": stype, "attemptNumber": 0}
         if object_id is not None:
