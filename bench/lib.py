@@ -85,6 +85,14 @@ class Cluster:
                             "-c", text], env=self.env(), check=True, capture_output=True, text=True)
         return r.stdout.strip()
 
+    def sql_many(self, *statements):
+        """Run statements with psql, each in its own transaction."""
+        args = [os.path.join(PG_BIN, "psql"), "-X", "-Atq", "-v", "ON_ERROR_STOP=1"]
+        for st in statements:
+            args += ["-c", st]
+        r = subprocess.run(args, env=self.env(), check=True, capture_output=True, text=True)
+        return r.stdout.strip()
+
     def wait(self, query, timeout=600, interval=0.05):
         """Poll until the query returns 't'."""
         deadline = time.time() + timeout

@@ -86,9 +86,10 @@ def latency(n=300):
         seq = fake.call("GET", "/_fake/requests")["lastSeq"]
         commits = []
         for i in range(n):
-            # the INSERT commits when psql returns; take the time just after
-            pg.sql("INSERT INTO hubspot.contacts (email) VALUES ('lat%d@example.com')" % i)
-            commits.append(time.time() * 1000.0)
+            # the second statement runs right after the first one commits
+            out = pg.sql_many("INSERT INTO hubspot.contacts (email) VALUES ('lat%d@example.com')" % i,
+                              "SELECT extract(epoch FROM clock_timestamp()) * 1000")
+            commits.append(float(out.splitlines()[-1]))
             time.sleep(0.02)
         pg.wait("SELECT count(*) = 0 FROM hubsync.outbox")
         reqs = [r for r in fake.call("GET", "/_fake/requests?since=%d" % seq)["requests"]

@@ -275,14 +275,13 @@ CREATE TABLE hubsync.outbox (
 	last_error       text
 );
 CREATE INDEX outbox_hubsync_id_idx ON hubsync.outbox (hubsync_id);
-CREATE INDEX outbox_pending_idx ON hubsync.outbox (priority, id) WHERE state = 'pending';
 COMMENT ON TABLE hubsync.outbox IS
   'Local changes waiting for HubSpot, written in the application''s own transaction';
 COMMENT ON COLUMN hubsync.outbox.op IS 'create, update or archive';
 COMMENT ON COLUMN hubsync.outbox.hs_object_id IS 'HubSpot id when known at capture (updates, archives)';
 COMMENT ON COLUMN hubsync.outbox.changed IS 'names of the changed properties (empty for a create: all of them); values are read from the mirror row when sent';
 COMMENT ON COLUMN hubsync.outbox.origin IS 'hubsync.origin of the writing session';
-COMMENT ON COLUMN hubsync.outbox.priority IS '0 = real time; higher values are sent later';
+COMMENT ON COLUMN hubsync.outbox.priority IS 'reserved for a later release (always 0): the outbox is sent in commit order';
 COMMENT ON COLUMN hubsync.outbox.state IS 'pending, or in_flight while a worker holds its lease';
 COMMENT ON COLUMN hubsync.outbox.solo IS 'send in a batch of its own (after HubSpot refused a whole batch)';
 COMMENT ON COLUMN hubsync.outbox.lease_until IS 'an in_flight row whose lease passed goes back to pending';
@@ -554,7 +553,7 @@ BEGIN
 			                  WHERE i.hubsync_id = o.hubsync_id
 			                    AND (i.state = 'in_flight'
 			                         OR (i.state = 'pending' AND i.next_attempt_at > now())))
-			ORDER BY o.priority, o.id
+			ORDER BY o.id
 			LIMIT p_limit * 2
 			FOR UPDATE OF o SKIP LOCKED
 		), recs AS (

@@ -48,6 +48,7 @@
 #include "utils/syscache.h"
 #include "utils/uuid.h"
 #include "capture.h"
+#include "outbox_insert.h"
 
 PG_FUNCTION_INFO_V1(hubsync_capture);
 PG_FUNCTION_INFO_V1(hubsync_invalidate_mirror);
@@ -476,8 +477,10 @@ count_change(void)
 }
 
 /*
- * enqueue -- insert the outbox row, as the owner of the outbox (the
- * application role need not be able to write it directly).
+ * enqueue -- insert the outbox row: directly into the heap when the
+ * outbox has the shape we know (see outbox_insert.c), otherwise through
+ * SPI as the owner of the outbox (the application role need not be able
+ * to write it directly).
  */
 static void
 enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
@@ -504,6 +507,15 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 	values[4] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
 												TYPALIGN_INT));
 	values[5] = CStringGetTextDatum(hubsync_origin);
+
+	if (!id_null &&
+		hubsync_outbox_insert_direct(info->object_type, hubsync_id, hs_null,
+									 hs_object_id, op, values[4], hubsync_origin))
+	{
+		count_change();
+		request_push_wake();
+		return;
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
