@@ -469,38 +469,12 @@ COMMENT ON COLUMN hubspot.associations.to_hubsync_id IS 'target record by hubsyn
 -- Push machinery (called by the push worker)
 -------------------------------------------------------------------------------
 
--- The HubSpot wire string of one value taken from to_jsonb(mirror row):
--- numeric as its decimal text, timestamptz as ISO 8601 UTC with ms, date
--- as YYYY-MM-DD, boolean as true/false, text[] joined with ';', NULL as ''.
-CREATE FUNCTION hubsync._wire_value(v jsonb, sql_type text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT CASE
-		WHEN v IS NULL OR pg_catalog.jsonb_typeof(v) = 'null' THEN ''
-		WHEN sql_type = 'timestamptz' THEN
-			pg_catalog.to_char((v OPERATOR(pg_catalog.#>>) '{}')::timestamptz AT TIME ZONE 'UTC',
-			                   'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-		WHEN sql_type = 'text[]' AND pg_catalog.jsonb_typeof(v) = 'array' THEN
-			coalesce((SELECT pg_catalog.string_agg(e, ';') FROM pg_catalog.jsonb_array_elements_text(v) e), '')
-		WHEN pg_catalog.jsonb_typeof(v) IN ('object', 'array') THEN v::text
-		ELSE v OPERATOR(pg_catalog.#>>) '{}'
-	END
-$$;
-COMMENT ON FUNCTION hubsync._wire_value(jsonb, text) IS
-  'API: private. HubSpot wire string of a mirror value';
-
--- Every property of a mirror row (given as to_jsonb(row)) as wire strings.
+-- Every property of a mirror row (given as to_jsonb(row)) as HubSpot wire
+-- strings: numeric as its decimal text, timestamptz as ISO 8601 UTC with
+-- ms, date as YYYY-MM-DD, boolean as true/false, text[] joined with ';',
+-- NULL as ''.  In C (src/wire.c): it runs for every pushed record.
 CREATE FUNCTION hubsync._wire_row(p_object_type text, r jsonb) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-	SELECT coalesce(pg_catalog.jsonb_object_agg(s.k, s.v ORDER BY s.ord), '{}')
-	FROM (
-		SELECT 1 AS ord, e.key AS k, hubsync._wire_value(e.value, NULL) AS v
-		FROM pg_catalog.jsonb_each(coalesce(r OPERATOR(pg_catalog.->) 'properties', '{}')) e
-		UNION ALL
-		SELECT 2, m.property, hubsync._wire_value(r OPERATOR(pg_catalog.->) (m.column_name::text), m.sql_type)
-		FROM hubsync.property_map m
-		WHERE m.object_type OPERATOR(pg_catalog.=) p_object_type
-	) s
-$$;
+LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'hubsync_wire_row';
 COMMENT ON FUNCTION hubsync._wire_row(text, jsonb) IS
   'API: private. All properties of a mirror row as HubSpot wire strings';
 
@@ -521,6 +495,15 @@ $$;
 COMMENT ON FUNCTION hubsync._mirror_wire(text, uuid) IS
   'API: private. A mirror row''s HubSpot id and wire properties';
 
+-- What to send for one record: for a create every set property, for an
+-- update the changed ones (a removed jsonb key as ''); either way only
+-- values HubSpot does not already have (compare-before-write).
+CREATE FUNCTION hubsync._props_to_send(wire jsonb, changed text[], remote jsonb,
+	is_create boolean) RETURNS jsonb
+LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'hubsync_props_to_send';
+COMMENT ON FUNCTION hubsync._props_to_send(jsonb, text[], jsonb, boolean) IS
+  'API: private. The properties of a record a push must send';
+
 -- Claim up to p_limit records' pending changes for sending: rows of one
 -- record coalesce into one push, records with a push in flight wait, a
 -- record in back-off waits with all its rows.  Returns one row per record
@@ -531,130 +514,173 @@ COMMENT ON FUNCTION hubsync._mirror_wire(text, uuid) IS
 --   kind 'archive' batch archive by HubSpot id
 -- Records with nothing left to send (compare-before-write, or created and
 -- deleted before ever being sent) are finished here and not returned.
+-- Every step is driven by the primary key or the hubsync_id index, so a
+-- claim costs the same with ten or ten million changes queued.  Right
+-- after a bulk load the outbox's statistics still say it is nearly empty
+-- and the planner would sort the whole table to find the oldest rows;
+-- step 1 is planned with enable_seqscan off to keep it on the primary key.
 CREATE FUNCTION hubsync._claim(p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
                hs_object_id bigint, props jsonb, outbox_ids bigint[],
                attempts integer, first_created timestamptz, solo boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+	cand uuid[];
+	agg jsonb;
+	ot record;
 	r record;
-	m record;
-	sent jsonb;
-	remote jsonb;
 	known_id bigint;
+	sent jsonb;
+	finished bigint[] := '{}';
 BEGIN
-	FOR r IN
-		WITH cand AS (
-			SELECT o.id, o.hubsync_id
-			FROM hubsync.outbox o
-			JOIN hubsync.object_types t ON t.object_type = o.object_type AND NOT t.paused
-			WHERE o.state = 'pending' AND o.next_attempt_at <= now()
-			  AND NOT EXISTS (SELECT 1 FROM hubsync.outbox i
-			                  WHERE i.hubsync_id = o.hubsync_id
-			                    AND (i.state = 'in_flight'
-			                         OR (i.state = 'pending' AND i.next_attempt_at > now())))
-			ORDER BY o.id
-			LIMIT p_limit * 2
-			FOR UPDATE OF o SKIP LOCKED
-		), recs AS (
-			SELECT c.hubsync_id FROM cand c GROUP BY c.hubsync_id ORDER BY min(c.id) LIMIT p_limit
-		), claimed AS (
-			UPDATE hubsync.outbox o
-			SET state = 'in_flight',
-			    lease_until = now() + make_interval(secs => p_lease_seconds),
-			    attempts = o.attempts + 1
-			WHERE o.hubsync_id IN (SELECT recs.hubsync_id FROM recs) AND o.state = 'pending'
-			RETURNING o.*
-		)
-		SELECT c.hubsync_id,
-		       min(c.object_type) AS object_type,
-		       array_agg(c.id ORDER BY c.id) AS ids,
-		       bool_or(c.op = 'create') AS has_create,
-		       bool_or(c.op = 'create' AND c.attempts > 1) AS create_tried,
-		       bool_or(c.op = 'archive') AS has_archive,
-		       max(c.hs_object_id) AS hs_object_id,
-		       (SELECT array_agg(DISTINCT x) FROM claimed c2, unnest(c2.changed) x
-		         WHERE c2.hubsync_id = c.hubsync_id) AS changed,
-		       max(c.attempts) AS attempts,
-		       min(c.created_at) AS first_created,
-		       bool_or(c.solo) AS solo
-		FROM claimed c
-		GROUP BY c.hubsync_id
-		ORDER BY min(c.id)
+	-- 1. the records of the oldest pending changes
+	PERFORM set_config('enable_seqscan', 'off', true);
+	SELECT array_agg(s.hubsync_id ORDER BY s.first_id) INTO cand
+	FROM (SELECT c.hubsync_id, min(c.id) AS first_id
+	      FROM (SELECT o.id, o.hubsync_id
+	            FROM hubsync.outbox o
+	            WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+	            ORDER BY o.id
+	            LIMIT p_limit * 4
+	            FOR UPDATE SKIP LOCKED) c
+	      GROUP BY c.hubsync_id) s;
+	PERFORM set_config('enable_seqscan', 'on', true);
+	IF cand IS NULL THEN
+		RETURN;
+	END IF;
+
+	-- 2. without those in flight, in back-off or of a paused object type
+	SELECT array_agg(u.id ORDER BY u.ord) INTO cand
+	FROM (SELECT x.id, x.ord
+	      FROM unnest(cand) WITH ORDINALITY AS x(id, ord)
+	      WHERE NOT EXISTS (
+	              SELECT 1 FROM hubsync.outbox i
+	              LEFT JOIN hubsync.object_types t ON t.object_type = i.object_type
+	              WHERE i.hubsync_id = x.id
+	                AND (i.state = 'in_flight' OR i.next_attempt_at > now() OR t.paused))
+	      ORDER BY x.ord
+	      LIMIT p_limit) u;
+	IF cand IS NULL THEN
+		RETURN;
+	END IF;
+
+	-- 3. lease every pending change of those records, one summary each
+	WITH claimed AS (
+		UPDATE hubsync.outbox o
+		SET state = 'in_flight',
+		    lease_until = now() + make_interval(secs => p_lease_seconds),
+		    attempts = o.attempts + 1
+		WHERE o.hubsync_id = ANY (cand) AND o.state = 'pending'
+		RETURNING o.*
+	)
+	SELECT jsonb_agg(to_jsonb(s)) INTO agg
+	FROM (SELECT c.hubsync_id,
+	             min(c.object_type) AS object_type,
+	             array_agg(c.id ORDER BY c.id) AS ids,
+	             array_agg(c.id ORDER BY c.id) FILTER (WHERE c.op = 'archive') AS archive_ids,
+	             bool_or(c.op = 'create') AS has_create,
+	             bool_or(c.op = 'create' AND c.attempts > 1) AS create_tried,
+	             bool_or(c.op = 'archive') AS has_archive,
+	             max(c.hs_object_id) AS hs_object_id,
+	             array_remove(array_agg(DISTINCT x), NULL) AS changed,
+	             max(c.attempts) AS attempts,
+	             min(c.created_at) AS first_created,
+	             bool_or(c.solo) AS solo
+	      FROM claimed c LEFT JOIN LATERAL unnest(c.changed) x ON true
+	      GROUP BY c.hubsync_id) s;
+	IF agg IS NULL THEN
+		RETURN;
+	END IF;
+
+	-- 4. per object type, the current mirror rows and what HubSpot has
+	FOR ot IN
+		SELECT DISTINCT t.object_type, t.api_name
+		FROM jsonb_array_elements(agg) e
+		JOIN hubsync.object_types t ON t.object_type = e ->> 'object_type'
 	LOOP
-		SELECT s.remote, s.hs_object_id INTO remote, known_id
-		FROM hubsync.sync_state s WHERE s.hubsync_id = r.hubsync_id;
-		remote := coalesce(remote, '{}');
-		known_id := coalesce(known_id, r.hs_object_id);
+		FOR r IN EXECUTE format(
+			'SELECT c.*, t.hubsync_id IS NOT NULL AS row_found, t.hs_object_id AS row_hs_id,
+			        s.hs_object_id AS state_hs_id,
+			        CASE WHEN t.hubsync_id IS NOT NULL AND NOT c.has_archive
+			             THEN hubsync._props_to_send(hubsync._wire_row(%L, to_jsonb(t)),
+			                                         coalesce(c.changed, ''{}''),
+			                                         coalesce(s.remote, ''{}''), c.has_create)
+			        END AS sent
+			 FROM jsonb_to_recordset($1) AS c(hubsync_id uuid, object_type text, ids bigint[],
+			      archive_ids bigint[], has_create boolean, create_tried boolean, has_archive boolean, hs_object_id bigint,
+			      changed text[], attempts integer, first_created timestamptz, solo boolean)
+			 LEFT JOIN hubspot.%I t ON t.hubsync_id = c.hubsync_id
+			 LEFT JOIN hubsync.sync_state s ON s.hubsync_id = c.hubsync_id
+			 WHERE c.object_type = %L
+			 ORDER BY c.ids[1]', ot.object_type, ot.object_type, ot.object_type)
+			USING agg
+		LOOP
+			hubsync_id := r.hubsync_id;
+			object_type := r.object_type;
+			api_name := ot.api_name;
+			outbox_ids := r.ids;
+			attempts := r.attempts;
+			first_created := r.first_created;
+			solo := coalesce(r.solo, false);
+			known_id := coalesce(r.row_hs_id, r.state_hs_id, r.hs_object_id);
 
-		hubsync_id := r.hubsync_id;
-		object_type := r.object_type;
-		SELECT t.api_name INTO api_name FROM hubsync.object_types t WHERE t.object_type = r.object_type;
-		outbox_ids := r.ids;
-		attempts := r.attempts;
-		first_created := r.first_created;
-		solo := coalesce(r.solo, false);
+			IF r.has_archive THEN
+				IF known_id IS NULL THEN
+					-- never reached HubSpot (or created and deleted before it
+					-- left): nothing to archive
+					IF NOT r.create_tried THEN
+						finished := finished || r.ids;
+						CONTINUE;
+					END IF;
+					-- a create that may have been applied: upsert it first;
+					-- the archive waits, and follows once the id is known
+					UPDATE hubsync.outbox o
+					SET state = 'pending', lease_until = NULL, attempts = greatest(o.attempts - 1, 0)
+					WHERE o.id = ANY (r.archive_ids);
+					outbox_ids := ARRAY(SELECT unnest(r.ids) EXCEPT SELECT unnest(r.archive_ids));
+					kind := 'upsert';
+					hs_object_id := NULL;
+					props := jsonb_build_object('hubsync_id', r.hubsync_id::text);
+					RETURN NEXT;
+					CONTINUE;
+				ELSE
+					kind := 'archive';
+					hs_object_id := known_id;
+					props := NULL;
+					RETURN NEXT;
+					CONTINUE;
+				END IF;
+			END IF;
 
-		IF r.has_archive THEN
-			IF known_id IS NULL AND r.has_create AND NOT r.create_tried THEN
-				-- created and deleted before it ever left: nothing to do
-				DELETE FROM hubsync.outbox o WHERE o.id = ANY (r.ids);
+			IF NOT r.row_found AND NOT r.has_archive THEN
+				-- the row is gone; its archive is a later change
+				finished := finished || r.ids;
 				CONTINUE;
 			END IF;
-			IF known_id IS NULL THEN
-				SELECT w.hs_object_id INTO known_id
-				FROM hubsync._mirror_wire(r.object_type, r.hubsync_id) w;
-			END IF;
-			IF known_id IS NULL THEN
-				-- never reached HubSpot
-				DELETE FROM hubsync.outbox o WHERE o.id = ANY (r.ids);
+			sent := coalesce(r.sent, '{}');
+			IF sent = '{}' AND NOT (r.has_create AND known_id IS NULL) THEN
+				finished := finished || r.ids;
 				CONTINUE;
 			END IF;
-			kind := 'archive';
+
 			hs_object_id := known_id;
-			props := NULL;
+			IF known_id IS NULL THEN
+				kind := 'upsert';
+				props := sent || jsonb_build_object('hubsync_id', r.hubsync_id::text);
+			ELSE
+				kind := 'update';
+				-- a create linked to an existing HubSpot record also claims it
+				props := CASE WHEN r.has_create
+				              THEN sent || jsonb_build_object('hubsync_id', r.hubsync_id::text)
+				              ELSE sent END;
+			END IF;
 			RETURN NEXT;
-			CONTINUE;
-		END IF;
-
-		SELECT * INTO m FROM hubsync._mirror_wire(r.object_type, r.hubsync_id);
-		IF NOT m.found THEN
-			-- the row is gone; its archive (if any) is a later change
-			DELETE FROM hubsync.outbox o WHERE o.id = ANY (r.ids);
-			CONTINUE;
-		END IF;
-		known_id := coalesce(m.hs_object_id, known_id);
-
-		-- what to send: for a create every set property, for an update the
-		-- changed ones; either way only values HubSpot does not already have
-		SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO sent
-		FROM (
-			SELECT e.key, e.value FROM jsonb_each_text(m.wire) e
-			UNION ALL
-			SELECT k, '' FROM unnest(r.changed) k WHERE NOT m.wire ? k
-		) w
-		WHERE (CASE WHEN r.has_create THEN w.value <> '' OR w.key = ANY (r.changed)
-		            ELSE w.key = ANY (r.changed) END)
-		  AND (remote ->> w.key) IS DISTINCT FROM w.value;
-
-		IF sent = '{}' AND NOT (r.has_create AND known_id IS NULL) THEN
-			DELETE FROM hubsync.outbox o WHERE o.id = ANY (r.ids);
-			CONTINUE;
-		END IF;
-
-		hs_object_id := known_id;
-		IF known_id IS NULL THEN
-			kind := 'upsert';
-			props := sent || jsonb_build_object('hubsync_id', r.hubsync_id::text);
-		ELSE
-			kind := 'update';
-			-- a create linked to an existing HubSpot record also claims it
-			props := CASE WHEN r.has_create
-			              THEN sent || jsonb_build_object('hubsync_id', r.hubsync_id::text)
-			              ELSE sent END;
-		END IF;
-		RETURN NEXT;
+		END LOOP;
 	END LOOP;
+
+	IF finished <> '{}' THEN
+		DELETE FROM hubsync.outbox o WHERE o.id = ANY (finished);
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION hubsync._claim(integer, integer) IS

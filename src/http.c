@@ -311,7 +311,6 @@ hubsync_http_wait(long timeout_ms)
 	int			i;
 	int			running;
 	bool		latch_set = false;
-	bool		socket_events = false;
 
 	hubsync_http_init();
 	if (curl_wait >= 0 && (timeout_ms < 0 || curl_wait < timeout_ms))
@@ -349,13 +348,14 @@ hubsync_http_wait(long timeout_ms)
 		if (events[i].events & WL_SOCKET_WRITEABLE)
 			flags |= CURL_CSELECT_OUT;
 		if (flags)
-		{
 			curl_multi_socket_action(multi, events[i].fd, flags, &running);
-			socket_events = true;
-		}
 	}
-	if (!socket_events || curl_timer_remaining() == 0)
+	if (curl_timer_remaining() == 0)
+	{
+		/* the timer is one-shot: curl sets a new one if it needs it */
+		timer_ms = -1;
 		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
 	harvest();
 	return latch_set;
 }

@@ -344,6 +344,8 @@ hubsync_push_main(void)
 
 		if (hubsync_http_inflight() > 0 || timeout > 0)
 		{
+			TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
+
 			if (hubsync_http_inflight() == 0)
 				pgstat_report_activity(STATE_IDLE, NULL);
 			woken = hubsync_http_wait(timeout);
@@ -356,8 +358,8 @@ hubsync_push_main(void)
 					hubsync_worker_wait(hubsync_batch_linger);
 				outbox_drained = false;
 			}
-			else if (timeout == idle_wait_ms && ready_batches == NIL)
-				outbox_drained = false; /* a retry may be due */
+			else if (ready_batches == NIL && GetCurrentTimestamp() >= deadline)
+				outbox_drained = false; /* slept it out: a retry may be due */
 		}
 		finish_requests();
 	}
