@@ -103,7 +103,8 @@ copy_record(MemoryContext cxt, HeapTuple tup, TupleDesc td)
 static int
 claim_batches(void)
 {
-	int			limit = hubsync_batch_size * hubsync_max_inflight;
+	int			limit = hubsync_batch_size *
+		Max(hubsync_max_inflight - list_length(ready_batches), 1);
 	Datum		args[2];
 	List	   *open = NIL;
 	uint64		i;
@@ -327,18 +328,21 @@ hubsync_push_main(void)
 
 		hubsync_refresh_credentials();
 
-		if (ready_batches == NIL && !outbox_drained &&
-			hubsync_http_inflight() < hubsync_max_inflight &&
+		/*
+		 * Keep up to max_inflight batches claimed ahead of the quota, so a
+		 * slot that frees never waits for a claim.
+		 */
+		if (list_length(ready_batches) < hubsync_max_inflight && !outbox_drained &&
 			!hubsync_auth_blocked())
 			claim_batches();
 
 		quota_wait = send_ready_batches();
 		if (quota_wait > 0)
 			timeout = quota_wait;
+		else if (!outbox_drained && list_length(ready_batches) < hubsync_max_inflight)
+			timeout = 0;		/* more to claim */
 		else if (ready_batches == NIL && outbox_drained)
 			timeout = idle_wait_ms;
-		else if (ready_batches == NIL)
-			timeout = 0;		/* more to claim */
 		if (hubsync_auth_blocked())
 			timeout = IDLE_WAIT_MS;
 

@@ -27,7 +27,7 @@
 #include "quota.h"
 
 #define WINDOW_MS 10000
-#define WINDOW_GUARD_MS 250		/* slack for requests that arrive late */
+#define WINDOW_GUARD_MS 100		/* slack for requests that arrive late */
 #define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
 #define DAY_MS (24 * 3600 * (int64) 1000)
 
