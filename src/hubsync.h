@@ -84,7 +84,8 @@ typedef struct HubsyncWorkerSlot
 	Latch	   *latch;
 	HubsyncWorkerState state;
 	TimestampTz started_at;
-	pg_atomic_uint32 wake_pending;
+	pg_atomic_uint32 wake_pending;	/* work arrived since the last look */
+	pg_atomic_uint32 sleeping;	/* idle, waiting for work: signal it */
 } HubsyncWorkerSlot;
 
 /*
@@ -132,6 +133,7 @@ extern void hubsync_shmem_init_hooks(void);
 extern bool hubsync_shmem_available(void);
 extern void hubsync_require_shmem(void);
 extern void hubsync_wake_worker(HubsyncWorkerKind kind);
+extern void hubsync_alert_worker(HubsyncWorkerKind kind);
 extern void hubsync_wake_all_workers(void);
 extern void hubsync_count_webhook(HubsyncWebhookCounter c, uint64 n);
 

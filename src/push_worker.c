@@ -307,7 +307,8 @@ hubsync_push_main(void)
 			last_ready_check = now;
 			if (!ready)
 			{
-				hubsync_worker_wait(5000);
+				/* commits cannot make us ready: only an alert or 5 s can */
+				hubsync_worker_pause(5000);
 				recovered = false;
 				continue;
 			}
@@ -349,22 +350,31 @@ hubsync_push_main(void)
 		if (hubsync_http_inflight() > 0 || timeout > 0)
 		{
 			TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
+			bool		idle = (hubsync_http_inflight() == 0 && ready_batches == NIL &&
+								outbox_drained);
 
-			if (hubsync_http_inflight() == 0)
+			/* only an idle worker asks committers for a signal */
+			if (idle && !hubsync_worker_begin_sleep())
+				timeout = 0;
+			if (idle)
 				pgstat_report_activity(STATE_IDLE, NULL);
-			woken = hubsync_http_wait(timeout);
+			(void) hubsync_http_wait(timeout);
+			if (idle)
+				hubsync_worker_end_sleep();
 			CHECK_FOR_INTERRUPTS();
-			if (hubsync_worker_consume_wake() || woken)
+			woken = hubsync_worker_consume_wake();
+			if (woken)
 			{
 				/* new commits: let a batch fill for batch_linger */
-				if (outbox_drained && hubsync_batch_linger > 0 &&
-					hubsync_http_inflight() == 0)
-					hubsync_worker_wait(hubsync_batch_linger);
+				if (idle && hubsync_batch_linger > 0)
+					hubsync_worker_pause(hubsync_batch_linger);
 				outbox_drained = false;
 			}
 			else if (ready_batches == NIL && GetCurrentTimestamp() >= deadline)
 				outbox_drained = false; /* slept it out: a retry may be due */
 		}
+		else if (hubsync_worker_consume_wake())
+			outbox_drained = false;
 		finish_requests();
 	}
 }

@@ -67,7 +67,10 @@ hubsync_shmem_startup(void)
 		memset(hubsync_shared, 0, sizeof(HubsyncShared));
 		SpinLockInit(&hubsync_shared->mutex);
 		for (i = 0; i < HUBSYNC_NUM_WORKERS; i++)
+		{
 			pg_atomic_init_u32(&hubsync_shared->workers[i].wake_pending, 0);
+			pg_atomic_init_u32(&hubsync_shared->workers[i].sleeping, 0);
+		}
 		pg_atomic_init_u64(&hubsync_shared->credentials_version, 0);
 		pg_atomic_init_u32(&hubsync_shared->auth_failed, 0);
 		pg_atomic_init_u32(&hubsync_shared->paused, 0);
@@ -109,26 +112,53 @@ hubsync_require_shmem(void)
 				 errhint("Add hubsync to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
+/* set_worker_latch -- set a worker's latch, if it is running */
+static void
+set_worker_latch(HubsyncWorkerSlot *slot)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&hubsync_shared->mutex);
+	latch = slot->latch;
+	SpinLockRelease(&hubsync_shared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
 /*
- * hubsync_wake_worker -- set a worker's latch.  The wake_pending flag lets
- * many wakers in a burst cost one wake-up.
+ * hubsync_wake_worker -- tell a worker that work arrived (committing
+ * backends call it for every transaction that queued something).  Only a
+ * worker that is asleep waiting for work is signalled: a busy one sees the
+ * flag when it next looks, so a stream of commits costs no signals.  The
+ * exchange here and the worker's barrier between setting "sleeping" and
+ * reading "wake_pending" (hubsync_worker_sleep) make sure one of the two
+ * sides sees the other.
  */
 void
 hubsync_wake_worker(HubsyncWorkerKind kind)
 {
 	HubsyncWorkerSlot *slot;
-	Latch	   *latch;
 
 	if (hubsync_shared == NULL)
 		return;
 	slot = &hubsync_shared->workers[kind];
 	if (pg_atomic_exchange_u32(&slot->wake_pending, 1) != 0)
 		return;
-	SpinLockAcquire(&hubsync_shared->mutex);
-	latch = slot->latch;
-	SpinLockRelease(&hubsync_shared->mutex);
-	if (latch)
-		SetLatch(latch);
+	if (pg_atomic_read_u32(&slot->sleeping) != 0)
+		set_worker_latch(slot);
+}
+
+/* hubsync_alert_worker -- wake a worker whatever it is doing */
+void
+hubsync_alert_worker(HubsyncWorkerKind kind)
+{
+	HubsyncWorkerSlot *slot;
+
+	if (hubsync_shared == NULL)
+		return;
+	slot = &hubsync_shared->workers[kind];
+	pg_atomic_write_u32(&slot->wake_pending, 1);
+	set_worker_latch(slot);
 }
 
 /* hubsync_wake_all_workers -- wake every worker (settings, credentials) */
@@ -138,7 +168,7 @@ hubsync_wake_all_workers(void)
 	int			i;
 
 	for (i = 0; i < HUBSYNC_NUM_WORKERS; i++)
-		hubsync_wake_worker((HubsyncWorkerKind) i);
+		hubsync_alert_worker((HubsyncWorkerKind) i);
 }
 
 /* wake_all_xact_callback -- wake every worker once the transaction commits */

@@ -257,17 +257,61 @@ hubsync_worker_handle_interrupts(void)
 }
 
 /*
+ * hubsync_worker_begin_sleep -- declare that we are about to sleep waiting
+ * for work, so committing backends signal us.  Returns false (and stays
+ * awake) when work already arrived.
+ */
+bool
+hubsync_worker_begin_sleep(void)
+{
+	HubsyncWorkerSlot *slot = &hubsync_shared->workers[hubsync_my_worker_kind];
+
+	pg_atomic_write_u32(&slot->sleeping, 1);
+	pg_memory_barrier();
+	if (pg_atomic_read_u32(&slot->wake_pending) != 0)
+	{
+		pg_atomic_write_u32(&slot->sleeping, 0);
+		return false;
+	}
+	return true;
+}
+
+/* hubsync_worker_end_sleep -- awake again: committers need not signal */
+void
+hubsync_worker_end_sleep(void)
+{
+	pg_atomic_write_u32(&hubsync_shared->workers[hubsync_my_worker_kind].sleeping, 0);
+}
+
+/*
  * hubsync_worker_wait -- sleep on our latch (and nothing else) for at
- * most timeout_ms, then handle interrupts.
+ * most timeout_ms, woken early by new work, then handle interrupts.
  */
 void
 hubsync_worker_wait(long timeout_ms)
+{
+	if (hubsync_worker_begin_sleep())
+	{
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout_ms, PG_WAIT_EXTENSION);
+		hubsync_worker_end_sleep();
+		ResetLatch(MyLatch);
+	}
+	hubsync_worker_handle_interrupts();
+}
+
+/*
+ * hubsync_worker_pause -- sleep timeout_ms without being woken by new
+ * work (signals and SIGHUP still wake us), e.g. to let a batch fill.
+ */
+void
+hubsync_worker_pause(long timeout_ms)
 {
 	(void) WaitLatch(MyLatch,
 					 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 timeout_ms, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
-	hubsync_worker_consume_wake();
 	hubsync_worker_handle_interrupts();
 }
 
