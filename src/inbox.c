@@ -402,6 +402,11 @@ hubsync_ingest_webhook(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("uri must not be empty"),
 				 errhint("Pass the full URL HubSpot called, e.g. https://example.com/hubspot/webhooks: it is part of the v3 signature.")));
+	if (pg_strncasecmp(d.uri, "http://", 7) != 0 && pg_strncasecmp(d.uri, "https://", 8) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("uri must be the absolute http or https URL HubSpot called"),
+				 errhint("Pass scheme, host and path, e.g. https://example.com/hubspot/webhooks, exactly as configured in the HubSpot app: it is part of the v3 signature.")));
 	if (body == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
