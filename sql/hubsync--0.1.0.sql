@@ -1169,56 +1169,52 @@ $$;
 COMMENT ON FUNCTION hubsync._event_object_type(text, text) IS
   'API: private. Mirror table of a webhook event, by subscription type prefix or objectTypeId';
 
--- Records the next p_limit pending events need read from HubSpot before
--- they can be applied: creations, restores, merge survivors and property
--- changes of records not in the mirror.
-CREATE FUNCTION hubsync._inbox_fetch_plan(p_limit integer)
+-- Records the inbox events p_ids need read from HubSpot before they can
+-- be applied: creations, restores, merge survivors and property changes of
+-- records not in the mirror.  Set-based: one look-up per object type.
+CREATE FUNCTION hubsync._inbox_fetch_plan(p_ids bigint[])
 RETURNS TABLE (object_type text, api_name text, ids bigint[], properties text[])
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r record;
-	found_local boolean;
-	want jsonb := '{}';
+	v_missing bigint[];
 BEGIN
 	FOR r IN
-		SELECT i.subscription_type, i.object_id,
-		       (i.event ->> 'newObjectId')::bigint AS new_id,
-		       hubsync._event_object_type(i.subscription_type, i.object_type_id) AS ot
+		SELECT t.object_type AS ot, t.api_name AS api,
+		       array_agg(DISTINCT CASE WHEN split_part(i.subscription_type, '.', 2) = 'merge'
+		                               THEN coalesce((i.event ->> 'newObjectId')::bigint, i.object_id)
+		                               ELSE i.object_id END)
+		           FILTER (WHERE split_part(i.subscription_type, '.', 2) IN ('creation', 'restore', 'merge')) AS direct,
+		       array_agg(DISTINCT i.object_id)
+		           FILTER (WHERE split_part(i.subscription_type, '.', 2) = 'propertyChange') AS changed
 		FROM hubsync.inbox i
-		WHERE i.state = 'pending'
-		ORDER BY i.occurred_at, i.id
-		LIMIT p_limit
+		JOIN hubsync.object_types t
+		  ON CASE WHEN split_part(i.subscription_type, '.', 1) = 'object'
+		          THEN t.object_type_id = i.object_type_id
+		          ELSE t.webhook_prefix = split_part(i.subscription_type, '.', 1) END
+		WHERE i.id = ANY (p_ids) AND i.state = 'pending' AND i.object_id IS NOT NULL
+		GROUP BY t.object_type, t.api_name
 	LOOP
-		CONTINUE WHEN r.ot IS NULL OR r.object_id IS NULL;
-		CASE split_part(r.subscription_type, '.', 2)
-			WHEN 'creation', 'restore' THEN
-				want := jsonb_set(want, ARRAY[r.ot], coalesce(want -> r.ot, '[]') || to_jsonb(r.object_id));
-			WHEN 'merge' THEN
-				want := jsonb_set(want, ARRAY[r.ot], coalesce(want -> r.ot, '[]') || to_jsonb(coalesce(r.new_id, r.object_id)));
-			WHEN 'propertyChange' THEN
-				EXECUTE format('SELECT EXISTS (SELECT 1 FROM hubspot.%I WHERE hs_object_id = $1)', r.ot)
-					INTO found_local USING r.object_id;
-				IF NOT found_local THEN
-					want := jsonb_set(want, ARRAY[r.ot], coalesce(want -> r.ot, '[]') || to_jsonb(r.object_id));
-				END IF;
-			ELSE
-				NULL;
-		END CASE;
-	END LOOP;
-	FOR r IN SELECT w.key, w.value FROM jsonb_each(want) w LOOP
-		object_type := r.key;
-		SELECT t.api_name INTO api_name FROM hubsync.object_types t WHERE t.object_type = r.key;
-		SELECT array_agg(DISTINCT x::bigint ORDER BY x::bigint) INTO ids
-		FROM jsonb_array_elements_text(r.value) x;
+		v_missing := NULL;
+		IF r.changed IS NOT NULL THEN
+			EXECUTE format('SELECT array_agg(x) FROM unnest($1) x
+			                WHERE NOT EXISTS (SELECT 1 FROM hubspot.%I m WHERE m.hs_object_id = x)', r.ot)
+				INTO v_missing USING r.changed;
+		END IF;
+		ids := ARRAY(SELECT DISTINCT x FROM unnest(coalesce(r.direct, '{}') || coalesce(v_missing, '{}')) x
+		             WHERE x IS NOT NULL ORDER BY x);
+		CONTINUE WHEN cardinality(ids) = 0;
+		object_type := r.ot;
+		api_name := r.api;
 		SELECT array_agg(m.property ORDER BY m.property) || ARRAY['hubsync_id'] INTO properties
-		FROM hubsync.property_map m WHERE m.object_type = r.key;
+		FROM hubsync.property_map m WHERE m.object_type = r.ot;
 		properties := coalesce(properties, ARRAY['hubsync_id']);
 		RETURN NEXT;
 	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION hubsync._inbox_fetch_plan(integer) IS
-  'API: private. Pull worker: records to batch-read from HubSpot before applying the next pending events';
+COMMENT ON FUNCTION hubsync._inbox_fetch_plan(bigint[]) IS
+  'API: private. Pull worker: records to batch-read from HubSpot before applying the given inbox events';
 
 -- Typed columns and jsonb extras of a set of HubSpot properties.
 --   cols: column => value ready for jsonb_populate_record
@@ -1700,6 +1696,165 @@ END
 $$;
 COMMENT ON FUNCTION hubsync._apply_association(text, jsonb) IS
   'API: private. Applies an associationChange event to hubspot.associations';
+
+-- Pull worker, set-based: applies the propertyChange events among p_ids
+-- that need no per-event rule, all changes of a record in one UPDATE with
+-- newest-wins per property (sync_state.versions), and marks them in the
+-- inbox.  A record qualifies when every one of its pending events in p_ids
+-- is a propertyChange of a property not owned by postgres, none comes from
+-- an app (API / INTEGRATION: maybe an echo of ours), its row is in the
+-- mirror and it has nothing in the outbox; an object type with a merge
+-- among p_ids is left out whole.  Everything else stays pending for the
+-- per-event path.  One statement per object type.  Returns how many events
+-- were applied and skipped (stale).
+CREATE FUNCTION hubsync._apply_fast(p_ids bigint[], OUT applied integer, OUT skipped integer)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET work_mem = '32MB' AS $$
+DECLARE
+	t record;
+	v_owned text[];
+	v_set text;
+	v_diff text;
+	v_a integer;
+	v_s integer;
+BEGIN
+	applied := 0;
+	skipped := 0;
+	FOR t IN
+		SELECT ot.object_type, array_agg(i.id) AS ids
+		FROM hubsync.inbox i
+		JOIN hubsync.object_types ot
+		  ON CASE WHEN split_part(i.subscription_type, '.', 1) = 'object'
+		          THEN ot.object_type_id = i.object_type_id
+		          ELSE ot.webhook_prefix = split_part(i.subscription_type, '.', 1) END
+		WHERE i.id = ANY (p_ids) AND i.state = 'pending'
+		GROUP BY ot.object_type
+		HAVING NOT bool_or(split_part(i.subscription_type, '.', 2) = 'merge')
+		ORDER BY ot.object_type
+	LOOP
+		SELECT coalesce(array_agg(f.property), '{}') INTO v_owned
+		FROM hubsync.field_owners f WHERE f.object_type = t.object_type AND f.owner = 'postgres';
+		SELECT string_agg(format('%1$I = CASE WHEN u.cols ? %1$L THEN r.%1$I ELSE t.%1$I END', m.column_name), ', '),
+		       string_agg(format('(u.cols ? %1$L AND r.%1$I IS DISTINCT FROM t.%1$I)', m.column_name), ' OR ')
+		INTO v_set, v_diff
+		FROM hubsync.property_map m WHERE m.object_type = t.object_type;
+
+		EXECUTE format($q$
+			WITH e AS (
+				SELECT i.id, i.object_id, i.occurred_at,
+				       i.event ->> 'propertyName' AS prop,
+				       coalesce(i.event ->> 'propertyValue', '') AS val,
+				       bool_and(split_part(i.subscription_type, '.', 2) = 'propertyChange'
+				                AND (i.event ->> 'propertyName') IS NOT NULL
+				                AND coalesce(i.event ->> 'changeSource', '') NOT IN ('API', 'INTEGRATION')
+				                AND (i.event ->> 'propertyName') <> ALL ($2))
+				           OVER (PARTITION BY i.object_id) AS plain
+				FROM hubsync.inbox i
+				WHERE i.id = ANY ($1) AND i.state = 'pending' AND i.object_id IS NOT NULL
+			), ev AS MATERIALIZED (
+				-- eligible events, with their local row and applied version
+				SELECT e.id, e.object_id, e.occurred_at, e.prop, e.val, m.hubsync_id AS hid,
+				       s.hubsync_id IS NOT NULL AS has_state,
+				       coalesce((s.versions ->> e.prop)::bigint, -1) AS ver
+				FROM e
+				JOIN hubspot.%1$I m ON m.hs_object_id = e.object_id
+				LEFT JOIN hubsync.sync_state s ON s.hubsync_id = m.hubsync_id
+				WHERE e.plain
+				  AND NOT EXISTS (SELECT 1 FROM hubsync.outbox o WHERE o.hubsync_id = m.hubsync_id)
+			), win AS (
+				-- per record and property, the newest value not yet applied
+				SELECT DISTINCT ON (ev.hid, ev.prop) ev.*
+				FROM ev WHERE ev.occurred_at > ev.ver
+				ORDER BY ev.hid, ev.prop, ev.occurred_at DESC, ev.id
+			), conv AS (
+				SELECT w.*, pm.column_name, pm.sql_type,
+				       CASE WHEN pm.column_name IS NOT NULL AND w.val <> ''
+				            THEN hubsync._wire_to_column(w.val, pm.sql_type) END AS c
+				FROM win w
+				LEFT JOIN hubsync.property_map pm ON pm.object_type = $3 AND pm.property = w.prop
+			), u AS MATERIALIZED (
+				-- per record: typed columns, jsonb extras, raw values to drop
+				SELECT conv.hid, conv.object_id, bool_or(conv.has_state) AS has_state,
+				       coalesce(jsonb_object_agg(conv.column_name,
+				                    CASE WHEN conv.c IS NULL THEN NULL
+				                         WHEN conv.sql_type = 'text[]' THEN to_jsonb(conv.c::text[])
+				                         ELSE to_jsonb(conv.c) END)
+				                FILTER (WHERE conv.column_name IS NOT NULL), '{}') AS cols,
+				       coalesce(jsonb_object_agg(conv.prop, conv.val)
+				                FILTER (WHERE conv.column_name IS NULL OR (conv.c IS NULL AND conv.val <> '')), '{}') AS extra,
+				       coalesce(array_agg(conv.prop)
+				                FILTER (WHERE conv.column_name IS NOT NULL AND (conv.c IS NOT NULL OR conv.val = '')), '{}') AS clear,
+				       jsonb_object_agg(conv.prop, conv.val) AS wire,
+				       jsonb_object_agg(conv.prop, conv.occurred_at) AS versions
+				FROM conv GROUP BY conv.hid, conv.object_id
+			), upd AS (
+				-- real UPDATEs (users' triggers fire), only of rows that change
+				UPDATE hubspot.%1$I t
+				SET %2$s properties = (t.properties - u.clear) || u.extra
+				FROM u, LATERAL jsonb_populate_record(NULL::hubspot.%1$I, u.cols) r
+				WHERE t.hubsync_id = u.hid
+				  AND (%3$s ((t.properties - u.clear) || u.extra) IS DISTINCT FROM t.properties)
+				RETURNING t.hubsync_id
+			), su AS (
+				-- (no join with upd here: a nested loop over it is quadratic)
+				UPDATE hubsync.sync_state s
+				SET remote = s.remote || u.wire, versions = s.versions || u.versions,
+				    hs_object_id = coalesce(u.object_id, s.hs_object_id), synced_at = now()
+				FROM u WHERE s.hubsync_id = u.hid AND u.has_state
+			), si AS (
+				INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+				SELECT u.hid, $3, u.object_id, u.wire, u.versions, now()
+				FROM u WHERE NOT u.has_state
+				ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+				SET remote = s.remote || EXCLUDED.remote,
+				    versions = s.versions || EXCLUDED.versions,
+				    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+				    synced_at = now()
+			), ch AS (
+				INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+				SELECT 'in', $3, u.hid, u.object_id, 'update', 'hubspot', u.wire
+				FROM u JOIN upd ON upd.hubsync_id = u.hid
+			), mk AS (
+				-- every eligible event is done: applied, or stale
+				UPDATE hubsync.inbox i
+				SET state = CASE WHEN ev.occurred_at > ev.ver THEN 'applied' ELSE 'skipped' END,
+				    applied_at = now(),
+				    error = CASE WHEN ev.occurred_at > ev.ver THEN NULL
+				                 ELSE 'stale: a newer value of this property was already applied' END
+				FROM ev WHERE i.id = ev.id
+				RETURNING i.state
+			), n AS (
+				SELECT jsonb_build_object('object_type', $3, 'hubsync_id', u.hid,
+				           'hs_object_id', u.object_id, 'op', 'update',
+				           'changed', (SELECT jsonb_agg(k ORDER BY k) FROM jsonb_object_keys(u.wire) k))::text AS payload,
+				       u.hid, u.object_id
+				FROM u JOIN upd ON upd.hubsync_id = u.hid
+			)
+			SELECT (SELECT count(*) FILTER (WHERE mk.state = 'applied') FROM mk)::integer,
+			       (SELECT count(*) FILTER (WHERE mk.state = 'skipped') FROM mk)::integer,
+			       (SELECT count(pg_notify('hubsync_changes',
+			                   CASE WHEN octet_length(n.payload) > 7900
+			                        THEN jsonb_build_object('object_type', $3, 'hubsync_id', n.hid,
+			                                 'hs_object_id', n.object_id, 'op', 'update', 'changed', NULL,
+			                                 'truncated', true)::text
+			                        ELSE n.payload END)) FROM n)
+			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''))
+			INTO v_a, v_s USING t.ids, v_owned, t.object_type;
+		applied := applied + coalesce(v_a, 0);
+		skipped := skipped + coalesce(v_s, 0);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_fast(bigint[]) IS
+  'API: private. Pull worker: applies plain propertyChange events set-based, a record per UPDATE, newest wins per property';
+
+-- Pull worker: which of p_ids are still pending, in occurredAt order.
+CREATE FUNCTION hubsync._inbox_still_pending(p_ids bigint[]) RETURNS SETOF bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT i.id FROM hubsync.inbox i WHERE i.id = ANY (p_ids) AND i.state = 'pending'
+	ORDER BY i.occurred_at, i.id
+$$;
+COMMENT ON FUNCTION hubsync._inbox_still_pending(bigint[]) IS
+  'API: private. Pull worker: the given inbox events still pending, in occurredAt order';
 
 -- One inbox event: dispatch by subscription type, then record the outcome
 -- on the inbox row.  Returns the outcome: applied, echo, reverted,

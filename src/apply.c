@@ -10,9 +10,12 @@
  *		property changes of records not in the mirror);
  *	 2. with no transaction open, those records are fetched with batch
  *		read, ids coalesced, at most 100 per call, within the shared quota;
- *	 3. a second transaction applies each event in its own internal
- *		subtransaction (hubsync._apply_event), so a poison event is marked
- *		failed with its error and the others go on.  The rules themselves
+ *	 3. a second transaction first applies, set-based, the plain property
+ *		changes (hubsync._apply_fast: events grouped by record, one UPDATE
+ *		per record with newest-wins per property, all in one subtransaction;
+ *		if that fails, nothing of it stays), then every event still pending
+ *		in its own internal subtransaction (hubsync._apply_event), so a
+ *		poison event is marked failed with its error and the others go on.  The rules themselves
  *		(newest wins per property, echoes, ownership, merges...) live in
  *		SQL next to the tables they touch.
  *
@@ -62,6 +65,8 @@ typedef struct FetchPlan
 static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr failed_plan = NULL;
 static SPIPlanPtr map_plan = NULL;
+static SPIPlanPtr fast_plan = NULL;
+static SPIPlanPtr pending_plan = NULL;
 static bool http_ready = false;
 
 /* text_array_values -- the elements of a text[] datum as C strings */
@@ -81,9 +86,23 @@ text_array_values(Datum d, char ***out)
 	return n;
 }
 
+/* ids_array -- an int8[] datum of n event ids */
+static Datum
+ids_array(const int64 *ids, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
 /*
  * read_round -- the ids of the next pending events and the fetch plan,
- * copied into the caller's context.  Returns the number of events.
+ * copied into the caller's context.  Returns the number of events; 0 as
+ * well when the extension is gone.
  */
 static int
 read_round(int limit, int64 **ids, List **plans)
@@ -94,7 +113,11 @@ read_round(int limit, int64 **ids, List **plans)
 	char		sql[256];
 
 	*plans = NIL;
-	hubsync_worker_begin_xact("reading the hubsync inbox");
+	if (!hubsync_worker_begin_xact("reading the hubsync inbox"))
+	{
+		hubsync_worker_end_xact();
+		return 0;
+	}
 	SPI_connect();
 	snprintf(sql, sizeof(sql), "SELECT hubsync._inbox_next(%d)", limit);
 	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
@@ -102,6 +125,8 @@ read_round(int limit, int64 **ids, List **plans)
 	if (SPI_processed > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Oid			argtypes[1] = {INT8ARRAYOID};
+		Datum		args[1];
 
 		*ids = palloc(sizeof(int64) * SPI_processed);
 		MemoryContextSwitchTo(old);
@@ -112,10 +137,10 @@ read_round(int limit, int64 **ids, List **plans)
 			(*ids)[n++] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 													  SPI_tuptable->tupdesc, 1, &isnull));
 		}
-		snprintf(sql, sizeof(sql),
-				 "SELECT object_type, api_name, ids, properties FROM hubsync._inbox_fetch_plan(%d)",
-				 limit);
-		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		args[0] = ids_array(*ids, n);
+		if (SPI_execute_with_args("SELECT object_type, api_name, ids, properties "
+								  "FROM hubsync._inbox_fetch_plan($1)",
+								  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not plan record reads for the hubsync inbox");
 		for (i = 0; i < SPI_processed; i++)
 		{
@@ -278,6 +303,24 @@ prepare_plans(void)
 			elog(ERROR, "could not prepare the fetched-records map");
 		SPI_keepplan(map_plan);
 	}
+	if (fast_plan == NULL)
+	{
+		Oid			types[1] = {INT8ARRAYOID};
+
+		fast_plan = SPI_prepare("SELECT applied, skipped FROM hubsync._apply_fast($1)", 1, types);
+		if (fast_plan == NULL)
+			elog(ERROR, "could not prepare the set-based inbox apply");
+		SPI_keepplan(fast_plan);
+	}
+	if (pending_plan == NULL)
+	{
+		Oid			types[1] = {INT8ARRAYOID};
+
+		pending_plan = SPI_prepare("SELECT hubsync._inbox_still_pending($1)", 1, types);
+		if (pending_plan == NULL)
+			elog(ERROR, "could not prepare the inbox pending check");
+		SPI_keepplan(pending_plan);
+	}
 }
 
 /* count_outcome -- bump the counter of an event's outcome */
@@ -353,6 +396,82 @@ apply_one(int64 id, Datum fetched, Datum failed_types, bool *retry_later)
 }
 
 /*
+ * apply_fast -- apply the plain property changes among ids set-based, in
+ * one internal subtransaction.  If that fails, nothing of it stays and
+ * every event goes through the per-event path, which isolates the poison.
+ */
+static void
+apply_fast(Datum ids)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Datum		values[1];
+
+	values[0] = ids;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (SPI_execute_plan(fast_plan, values, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not apply inbox events set-based");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			hubsync_count_webhook(HUBSYNC_WH_EVENTS_APPLIED, (uint64) DatumGetInt32(d));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			hubsync_count_webhook(HUBSYNC_WH_EVENTS_SKIPPED, (uint64) DatumGetInt32(d));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(LOG,
+				(errmsg("hubsync could not apply a batch of inbox events at once: %s", edata->message),
+				 errhint("The events are applied one by one instead; a faulty one is marked failed.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * still_pending -- which of ids are still pending after the set-based
+ * pass, in occurredAt order, copied into the current context.
+ */
+static int
+still_pending(Datum ids, int64 **out)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	uint64		i;
+	int			n;
+
+	if (SPI_execute_plan(pending_plan, &ids, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the pending inbox events");
+	n = (int) SPI_processed;
+	*out = MemoryContextAlloc(cxt, sizeof(int64) * Max(n, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		(*out)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	return n;
+}
+
+/*
  * hubsync_apply_inbox -- one round of at most limit pending events.
  * Returns the number of events taken; *retry_later is set when some wait
  * for a HubSpot read that failed.
@@ -383,7 +502,11 @@ hubsync_apply_inbox(int limit, bool *retry_later)
 			failed_elems[nfailed++] = CStringGetTextDatum(p->object_type);
 	}
 
-	hubsync_worker_begin_xact("applying HubSpot changes");
+	if (!hubsync_worker_begin_xact("applying HubSpot changes"))
+	{
+		hubsync_worker_end_xact();
+		return 0;
+	}
 	SPI_connect();
 	prepare_plans();
 	PG_TRY();
@@ -392,6 +515,8 @@ hubsync_apply_inbox(int limit, bool *retry_later)
 		Datum		fetched;
 		Datum		failed_types;
 		bool		isnull;
+		int64	   *rest;
+		int			nrest;
 
 		map_arg[0] = CStringGetTextDatum(fetched_json);
 		if (SPI_execute_plan(map_plan, map_arg, NULL, true, 1) != SPI_OK_SELECT)
@@ -401,9 +526,11 @@ hubsync_apply_inbox(int limit, bool *retry_later)
 		failed_types = PointerGetDatum(construct_array(failed_elems, nfailed, TEXTOID, -1,
 													   false, TYPALIGN_INT));
 		hubsync_applying_remote = true;
-		for (i = 0; i < n; i++)
+		apply_fast(ids_array(ids, n));
+		nrest = still_pending(ids_array(ids, n), &rest);
+		for (i = 0; i < nrest; i++)
 		{
-			apply_one(ids[i], fetched, failed_types, retry_later);
+			apply_one(rest[i], fetched, failed_types, retry_later);
 			CHECK_FOR_INTERRUPTS();
 		}
 	}

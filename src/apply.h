@@ -12,7 +12,7 @@
 #define HUBSYNC_APPLY_H
 
 /* events taken per round; one transaction per round */
-#define HUBSYNC_APPLY_BATCH 500
+#define HUBSYNC_APPLY_BATCH 2000
 
 extern int	hubsync_apply_inbox(int limit, bool *retry_later);
 

@@ -280,8 +280,9 @@ hubsync_inbox_check(const HubsyncDelivery *d, const char *secret, Jsonb **events
 
 /*
  * hubsync_inbox_store -- insert a checked delivery's events, skipping
- * those already stored; returns how many are new.  Runs in the caller's
- * transaction (SPI connected by us).
+ * those already stored; returns how many are new.  One INSERT ... SELECT
+ * for the whole delivery, run in the caller's transaction (SPI connected
+ * by us).  Counts nothing: see hubsync_inbox_count_stored.
  */
 int
 hubsync_inbox_store(Jsonb *events, int *duplicates)
@@ -291,11 +292,9 @@ hubsync_inbox_store(Jsonb *events, int *duplicates)
 	int			total = hubsync_json_array_size(&events->root);
 	int			stored;
 
+	*duplicates = 0;
 	if (total == 0)
-	{
-		*duplicates = 0;
 		return 0;
-	}
 	SPI_connect();
 	if (store_plan == NULL)
 	{
@@ -325,10 +324,19 @@ hubsync_inbox_store(Jsonb *events, int *duplicates)
 	stored = (int) SPI_processed;
 	SPI_finish();
 	*duplicates = total - stored;
+	return stored;
+}
+
+/*
+ * hubsync_inbox_count_stored -- count one stored delivery; the receiver
+ * calls it after the commit, so a rolled-back group counts nothing.
+ */
+void
+hubsync_inbox_count_stored(int stored, int duplicates)
+{
 	hubsync_count_webhook(HUBSYNC_WH_DELIVERIES, 1);
 	hubsync_count_webhook(HUBSYNC_WH_EVENTS_STORED, stored);
-	hubsync_count_webhook(HUBSYNC_WH_EVENTS_DUPLICATE, *duplicates);
-	return stored;
+	hubsync_count_webhook(HUBSYNC_WH_EVENTS_DUPLICATE, duplicates);
 }
 
 /*
@@ -394,6 +402,11 @@ hubsync_ingest_webhook(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("uri must not be empty"),
 				 errhint("Pass the full URL HubSpot called, e.g. https://example.com/hubspot/webhooks: it is part of the v3 signature.")));
+	if (pg_strncasecmp(d.uri, "http://", 7) != 0 && pg_strncasecmp(d.uri, "https://", 8) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("uri must be the absolute http or https URL HubSpot called"),
+				 errhint("Pass scheme, host and path, e.g. https://example.com/hubspot/webhooks, exactly as configured in the HubSpot app: it is part of the v3 signature.")));
 	if (body == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -456,6 +469,7 @@ hubsync_ingest_webhook(PG_FUNCTION_ARGS)
 	}
 
 	stored = hubsync_inbox_store(events, &dups);
+	hubsync_inbox_count_stored(stored, dups);
 	if (stored > 0 && hubsync_shmem_available())
 	{
 		if (!wake_registered)

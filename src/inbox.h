@@ -47,6 +47,7 @@ extern HubsyncIngestResult hubsync_inbox_check(const HubsyncDelivery *d,
 											   const char *secret,
 											   Jsonb **events);
 extern int	hubsync_inbox_store(Jsonb *events, int *duplicates);
+extern void hubsync_inbox_count_stored(int stored, int duplicates);
 extern char *hubsync_inbox_read_secret(void);
 
 #endif							/* HUBSYNC_INBOX_H */

@@ -11,9 +11,11 @@
  * database: the access handler only collects the body, refuses what it
  * can refuse from the request line and headers (404, 405, 413), and
  * suspends the connection once the body is complete.  The worker's loop
- * then checks and stores each completed delivery in its own transaction
- * (inbox.c), resumes the connection, and the next MHD_run sends the
- * answer: 200 only after the commit.
+ * then checks every delivery completed at this wake-up and stores all that
+ * pass in one transaction (group commit: one WAL flush for all; inbox.c),
+ * falling back to a transaction per delivery if the group fails, resumes
+ * the connections, and the next MHD_run sends the answers: 200 only after
+ * the commit.
  *
  * Connections are limited in number (in total and per client address)
  * and cut off after a timeout, so slow clients cannot hold the receiver.
@@ -53,6 +55,8 @@ typedef struct ReceiverRequest
 	int			status;			/* decided answer, 0 = not yet */
 	const char *message;
 	int			stored;
+	int			duplicates;
+	Jsonb	   *events;			/* checked body, palloc'd; only while storing */
 	bool		suspended;
 	bool		dead;			/* connection closed before we answered */
 	char	   *method;
@@ -100,7 +104,12 @@ refresh_secret(void)
 
 	if (version == secret_version)
 		return;
-	hubsync_worker_begin_xact(NULL);
+	if (!hubsync_worker_begin_xact(NULL))
+	{
+		/* the extension is gone: keep what we had, try again next time */
+		hubsync_worker_end_xact();
+		return;
+	}
 	s = hubsync_inbox_read_secret();
 	forget_secret();
 	if (s)
@@ -329,17 +338,15 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /*
- * process_delivery -- check and store one complete delivery in its own
- * transaction; decides the answer.  Errors while storing are caught so
- * that the client gets a 503 (HubSpot retries) and the worker carries on.
+ * check_delivery -- run every check on one complete delivery (no database
+ * access); on success req->events holds its events and true is returned,
+ * else the refusal is decided.
  */
-static void
-process_delivery(ReceiverRequest *req)
+static bool
+check_delivery(ReceiverRequest *req)
 {
 	HubsyncDelivery d;
 	HubsyncIngestResult r;
-	Jsonb	   *events;
-	MemoryContext cxt = CurrentMemoryContext;
 
 	memset(&d, 0, sizeof(d));
 	d.method = req->method;
@@ -351,19 +358,48 @@ process_delivery(ReceiverRequest *req)
 	d.signature = req->signature;
 	d.signature_version = req->signature_version;
 
-	refresh_secret();
-	r = hubsync_inbox_check(&d, secret, &events);
+	r = hubsync_inbox_check(&d, secret, &req->events);
 	req->status = hubsync_ingest_http_status(r);
 	req->message = hubsync_ingest_message(r);
-	if (r != HUBSYNC_INGEST_OK)
-		return;
+	return r == HUBSYNC_INGEST_OK;
+}
+
+/* refuse_unavailable -- answer 503 to a delivery we could not store */
+static void
+refuse_unavailable(ReceiverRequest *req)
+{
+	hubsync_count_webhook(HUBSYNC_WH_REFUSED_UNAVAILABLE, 1);
+	req->status = 503;
+	req->message = "could not store the delivery";
+	req->stored = 0;
+	req->events = NULL;
+}
+
+/*
+ * store_deliveries -- store the events of n checked deliveries in one
+ * transaction (group commit: one commit, one WAL flush for all of them).
+ * Returns false, with nothing stored, if that transaction failed; the
+ * error is logged.  Answers are decided only after the commit.
+ */
+static bool
+store_deliveries(ReceiverRequest **reqs, int n)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+	int			i;
 
 	PG_TRY();
 	{
-		int			dups;
-
-		hubsync_worker_begin_xact("storing a webhook delivery");
-		req->stored = hubsync_inbox_store(events, &dups);
+		if (!hubsync_worker_begin_xact("storing webhook deliveries"))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension \"hubsync\" is not installed"),
+					 errhint("HubSpot retries the delivery once hubsync is back.")));
+		for (i = 0; i < n; i++)
+		{
+			reqs[i]->stored = hubsync_inbox_store(reqs[i]->events, &reqs[i]->duplicates);
+			CHECK_FOR_INTERRUPTS();
+		}
 		hubsync_worker_end_xact();
 	}
 	PG_CATCH();
@@ -376,23 +412,62 @@ process_delivery(ReceiverRequest *req)
 		AbortCurrentTransaction();
 		MemoryContextSwitchTo(cxt);
 		ereport(WARNING,
-				(errmsg("could not store a webhook delivery: %s", edata->message),
-				 errhint("HubSpot retries the delivery; check the server log for the cause.")));
+				(errmsg("could not store %d webhook deliveries: %s", n, edata->message),
+				 errhint(n > 1 ? "Each delivery is stored on its own instead." :
+						 "HubSpot retries the delivery; check the server log for the cause.")));
 		FreeErrorData(edata);
-		hubsync_count_webhook(HUBSYNC_WH_REFUSED_UNAVAILABLE, 1);
-		req->status = 503;
-		req->message = "could not store the delivery";
-		req->stored = 0;
-		return;
+		ok = false;
 	}
 	PG_END_TRY();
-	if (req->stored > 0)
+	if (!ok)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		hubsync_inbox_count_stored(reqs[i]->stored, reqs[i]->duplicates);
+		reqs[i]->events = NULL;
+	}
+	return true;
+}
+
+/*
+ * process_deliveries -- check the n complete deliveries, then store all
+ * that passed in one transaction; if that group fails, store each one in
+ * a transaction of its own, so one bad delivery cannot fail the others
+ * (it alone gets a 503, and HubSpot retries it).
+ */
+static void
+process_deliveries(ReceiverRequest **reqs, int n)
+{
+	ReceiverRequest **ok = palloc(sizeof(ReceiverRequest *) * Max(n, 1));
+	int			nok = 0;
+	int			i;
+	bool		any = false;
+
+	refresh_secret();
+	for (i = 0; i < n; i++)
+		if (check_delivery(reqs[i]))
+			ok[nok++] = reqs[i];
+	if (nok == 0)
+		return;
+	if (!store_deliveries(ok, nok))
+	{
+		for (i = 0; i < nok; i++)
+		{
+			if (nok == 1 || !store_deliveries(&ok[i], 1))
+				refuse_unavailable(ok[i]);
+		}
+	}
+	for (i = 0; i < nok; i++)
+		if (ok[i]->status == 200 && ok[i]->stored > 0)
+			any = true;
+	if (any)
 		hubsync_wake_worker(HUBSYNC_WORKER_PULL);
 }
 
 /*
  * hubsync_receiver_run -- let libmicrohttpd do its I/O, then process the
- * deliveries it completed and let it send their answers.
+ * deliveries it completed (all those complete at this wake-up together)
+ * and let it send their answers.
  */
 void
 hubsync_receiver_run(void)
@@ -403,29 +478,35 @@ hubsync_receiver_run(void)
 		return;
 	for (rounds = 0; rounds < 4; rounds++)
 	{
-		bool		any = false;
+		ReceiverRequest **batch;
+		ReceiverRequest *req;
+		int			n = 0,
+					cap = 0,
+					i;
 
 		MHD_run(daemon_handle);
+		for (req = ready_head; req; req = req->next_ready)
+			cap++;
+		if (cap == 0)
+			break;
+		batch = palloc(sizeof(ReceiverRequest *) * cap);
 		while (ready_head)
 		{
-			ReceiverRequest *req = ready_head;
-
+			req = ready_head;
 			ready_head = req->next_ready;
-			if (ready_head == NULL)
-				ready_tail = NULL;
 			req->next_ready = NULL;
 			if (req->dead)
-			{
 				free_request(req);
-				continue;
-			}
-			process_delivery(req);
-			MHD_resume_connection(req->conn);
-			any = true;
-			CHECK_FOR_INTERRUPTS();
+			else
+				batch[n++] = req;
 		}
-		if (!any)
-			break;
+		ready_tail = NULL;
+		if (n > 0)
+			process_deliveries(batch, n);
+		for (i = 0; i < n; i++)
+			MHD_resume_connection(batch[i]->conn);
+		pfree(batch);
+		CHECK_FOR_INTERRUPTS();
 	}
 }
 
