@@ -1098,9 +1098,15 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_worker_status';
 COMMENT ON FUNCTION hubsync.worker_status() IS
   'The hubsync background workers: pid, state and start time';
 
+CREATE FUNCTION hubsync._auth_state() RETURNS text
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_auth_state';
+COMMENT ON FUNCTION hubsync._auth_state() IS
+  'API: private. ok, or refused after HubSpot answered 401 (pushing stopped until credentials change)';
+
 CREATE VIEW hubsync.status AS
 SELECT t.object_type,
        t.paused,
+       hubsync._auth_state() AS auth,
        count(o.id) FILTER (WHERE o.state = 'pending')   AS pending,
        count(o.id) FILTER (WHERE o.state = 'in_flight') AS in_flight,
        pg_catalog.now() - min(o.created_at)             AS oldest_pending_age,
@@ -1109,7 +1115,7 @@ FROM hubsync.object_types t
 LEFT JOIN hubsync.outbox o ON o.object_type = t.object_type
 GROUP BY t.object_type, t.paused;
 COMMENT ON VIEW hubsync.status IS
-  'One row per object type: changes pending and in flight, age of the oldest, dead letters';
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok or refused), changes pending and in flight, age of the oldest, dead letters';
 
 -------------------------------------------------------------------------------
 -- Inbound: webhook inbox, applying HubSpot's changes (issue 5)
@@ -1953,7 +1959,7 @@ BEGIN
 		SELECT p.oid FROM pg_catalog.pg_proc p
 		WHERE p.pronamespace = 'hubsync'::regnamespace
 		  AND p.proname LIKE '\_%'
-		  AND p.proname NOT IN ('_credentials_status', '_from_wire', '_mirror_table', '_require_owner', '_capture')
+		  AND p.proname NOT IN ('_credentials_status', '_from_wire', '_mirror_table', '_require_owner', '_capture', '_auth_state')
 	LOOP
 		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
 	END LOOP;

@@ -123,7 +123,11 @@ hubsync_observe_response(HubsyncHttpRequest *req)
 	{
 		Jsonb	   *body = hubsync_json_parse(req->response, req->response_len);
 		char	   *policy = body ? hubsync_json_get_text(&body->root, "policyName") : NULL;
+		char	   *message = body ? hubsync_json_get_text(&body->root, "message") : NULL;
 
+		/* the secondly limit's 429 names no policy, only a message */
+		if (policy == NULL && message != NULL && strstr(message, "secondly") != NULL)
+			policy = "SECONDLY";
 		hubsync_quota_throttled(policy, HUBSYNC_QUOTA_REALTIME);
 	}
 	else if (req->status == 401)

@@ -268,6 +268,11 @@ finish_requests(void)
 		push_classify(b);
 		MemoryContextSwitchTo(old);
 		push_record_outcomes(b);
+		/* anything sent back to the queue may be due at once */
+		for (int i = 0; i < b->nrecords; i++)
+			if (b->records[i]->outcome.kind != OUTCOME_DONE &&
+				b->records[i]->outcome.kind != OUTCOME_DEAD)
+				outbox_drained = false;
 		hubsync_http_release(req);
 		MemoryContextDelete(b->cxt);
 	}

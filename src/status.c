@@ -52,3 +52,19 @@ hubsync_worker_status(PG_FUNCTION_ARGS)
 	}
 	return (Datum) 0;
 }
+
+PG_FUNCTION_INFO_V1(hubsync_auth_state);
+
+/*
+ * hubsync_auth_state -- 'refused' after HubSpot answered 401 to our
+ * credentials (pushing has stopped until they change), 'ok' otherwise;
+ * NULL when the library is not preloaded.
+ */
+Datum
+hubsync_auth_state(PG_FUNCTION_ARGS)
+{
+	if (!hubsync_shmem_available())
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(pg_atomic_read_u32(&hubsync_shared->auth_failed) ?
+									 "refused" : "ok"));
+}

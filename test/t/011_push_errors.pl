@@ -135,10 +135,12 @@ sleep 2;
 is(scalar(grep { $_->{path} =~ /batch/ } @{ $fake->control('GET', "requests?since=$seq")->{requests} }), 0,
 	'no further requests while credentials are refused');
 is($sql->("SELECT attempts FROM hubsync.outbox WHERE hubsync_id = '$waiting'"), '0', 'the 401 burned no attempt');
+is($sql->("SELECT DISTINCT auth FROM hubsync.status"), 'refused', 'hubsync.status shows the auth failure');
 is($sql->('SELECT count(*) FROM hubsync.dead_letters'), $dead_before, 'nothing dead-lettered on 401');
 ok($node->log_contains('HubSpot refused hubsync.s credentials'), '401 logged once with a hint');
 $sql->("SELECT hubsync.set_credentials(access_token => 'test-token')");
 ok(HubSync::Node::wait_outbox_empty($node), 'new credentials resume pushing at once');
+is($sql->("SELECT DISTINCT auth FROM hubsync.status"), 'ok', 'hubsync.status shows auth ok again');
 ok(in_hubspot($waiting), 'waiting change reached HubSpot');
 # the test cluster logs every statement (and so the set_credentials calls);
 # hubsync's own messages must not carry a token
