@@ -114,10 +114,11 @@ class Cluster:
 
 
 def rss_kb(pid):
-    """Resident memory of a process, in kB."""
+    """Private resident memory of a process, in kB (RssAnon: the shared
+    buffers a backend touches count in VmRSS but are not its own)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1])
     return 0
 

@@ -169,11 +169,11 @@ def memory(n=1000000):
             time.sleep(2)
         elapsed = time.time() - t0
         end = rss_kb(pid)
-        row("push worker RSS before draining (kB)", str(start), "-")
-        row("push worker RSS, peak while draining %d changes (kB)" % n, str(max(samples or [end])), "flat")
-        row("push worker RSS after draining (kB)", str(end), "flat")
+        row("push worker private RSS before draining (kB)", str(start), "-")
+        row("push worker private RSS, peak while draining %d changes (kB)" % n, str(max(samples or [end])), "flat")
+        row("push worker private RSS after draining (kB)", str(end), "flat")
         quarter = samples[len(samples) // 4] if samples else end
-        row("  RSS growth from 25% to end (kB)", str(end - quarter), "~0")
+        row("  private RSS growth from 25% to end (kB)", str(end - quarter), "~0")
         row("  drain rate (records/s, rate limit 1000 req/10 s)", "%.0f" % (n / elapsed), "-")
         row("outbox size after draining", pg.sql("SELECT pg_size_pretty(pg_total_relation_size('hubsync.outbox'))"), "near empty")
     finally:

@@ -298,6 +298,7 @@ hubsync_worker_wait(long timeout_ms)
 		hubsync_worker_end_sleep();
 		ResetLatch(MyLatch);
 	}
+	(void) hubsync_worker_consume_wake();
 	hubsync_worker_handle_interrupts();
 }
 
