@@ -26,6 +26,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track header dependencies: rebuild every object when any
+# header changes, so a struct change never leaves stale objects behind.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 # After the include: Makefile.global resets PROVE_FLAGS.
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 

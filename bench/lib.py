@@ -82,7 +82,9 @@ class Cluster:
     def sql(self, text):
         """Run SQL with psql; returns unaligned output."""
         r = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-Atq", "-v", "ON_ERROR_STOP=1",
-                            "-c", text], env=self.env(), check=True, capture_output=True, text=True)
+                            "-c", text], env=self.env(), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("psql failed (%d): %s" % (r.returncode, r.stderr.strip()))
         return r.stdout.strip()
 
     def sql_many(self, *statements):
@@ -107,9 +109,12 @@ class Cluster:
         return int(self.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'hubsync %s'" % kind))
 
     def stop(self):
-        """Stop and remove the cluster."""
+        """Stop and remove the cluster; its server log stays in the
+        system temporary folder as hubsync-bench-last.log."""
         subprocess.run([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", "immediate", "stop"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.copy(os.path.join(self.dir, "log"),
+                    os.path.join(tempfile.gettempdir(), "hubsync-bench-last.log"))
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -8,7 +8,7 @@
      next to an equivalent PL/pgSQL trigger log (Heroku Connect's design);
   4. the push worker's memory while draining 1,000,000 changes.
 
-Usage: bench/push_bench.py [throughput|latency|trigger|memory ...]
+Usage: bench/push_bench.py [throughput|latency|trigger|memory[:N] ...]
 """
 
 import os
@@ -186,5 +186,7 @@ SCENARIOS = {"throughput": throughput, "latency": latency, "trigger": trigger, "
 if __name__ == "__main__":
     names = sys.argv[1:] or ["latency", "trigger", "throughput", "memory"]
     for name in names:
+        # "memory:200000" runs a scenario with another size
+        name, _, size = name.partition(":")
         print("== %s" % name, flush=True)
-        SCENARIOS[name]()
+        SCENARIOS[name](*([int(size)] if size else []))

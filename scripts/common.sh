@@ -82,6 +82,18 @@ unprivileged_copy() {
 	echo "$top/main"
 }
 
+# prepare_run_dir -- set $dir to a tree the server user can run from (a
+# temporary copy when root, removed on exit; the tree itself otherwise)
+prepare_run_dir() {
+	if [ "$(id -u)" -eq 0 ]; then
+		dir=$(unprivileged_copy)
+		# shellcheck disable=SC2064
+		trap "rm -rf '$(dirname "$dir")'" EXIT
+	else
+		dir=$HUBSYNC_ROOT
+	fi
+}
+
 # as_postgres -- run a command as the postgres user when root, else as is
 as_postgres() {
 	if [ "$(id -u)" -eq 0 ]; then

@@ -8,10 +8,5 @@ set -euo pipefail
 ensure_dependencies
 build_and_install
 
-if [ "$(id -u)" -eq 0 ]; then
-	dir=$(unprivileged_copy)
-	trap 'rm -rf "$(dirname "$dir")"' EXIT
-else
-	dir=$HUBSYNC_ROOT
-fi
+prepare_run_dir
 as_postgres bash "$dir/scripts/demo-run.sh"

@@ -9,12 +9,7 @@ set -euo pipefail
 ensure_dependencies
 build_and_install
 
-if [ "$(id -u)" -eq 0 ]; then
-	dir=$(unprivileged_copy)
-	trap 'rm -rf "$(dirname "$dir")"' EXIT
-else
-	dir=$HUBSYNC_ROOT
-fi
+prepare_run_dir
 
 say "running the test suite in $dir"
 status=0

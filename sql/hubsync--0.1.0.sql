@@ -1057,33 +1057,31 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_wake_push';
 COMMENT ON FUNCTION hubsync._wake_push() IS
   'API: private. Wakes the push worker when the calling transaction commits';
 
--- Hold (or release) sync of one object type, or of all.
-CREATE FUNCTION hubsync.pause(object_type text DEFAULT NULL) RETURNS void
+-- Hold or release sync of one object type, or of all.
+CREATE FUNCTION hubsync._set_paused(p_object_type text, p_paused boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM hubsync._require_owner('pause hubsync');
-	IF pause.object_type IS NOT NULL THEN
-		PERFORM hubsync._mirror_table(pause.object_type);
+	PERFORM hubsync._require_owner(CASE WHEN p_paused THEN 'pause' ELSE 'resume' END || ' hubsync');
+	IF p_object_type IS NOT NULL THEN
+		PERFORM hubsync._mirror_table(p_object_type);
 	END IF;
-	UPDATE hubsync.object_types t SET paused = true
-	WHERE pause.object_type IS NULL OR t.object_type = pause.object_type;
+	UPDATE hubsync.object_types t SET paused = p_paused
+	WHERE p_object_type IS NULL OR t.object_type = p_object_type;
+	IF NOT p_paused THEN
+		PERFORM hubsync._wake_push();
+	END IF;
 END
 $$;
+COMMENT ON FUNCTION hubsync._set_paused(text, boolean) IS
+  'API: private. Backs hubsync.pause() and hubsync.resume()';
+
+CREATE FUNCTION hubsync.pause(object_type text DEFAULT NULL) RETURNS void
+LANGUAGE sql AS $$ SELECT hubsync._set_paused(object_type, true) $$;
 COMMENT ON FUNCTION hubsync.pause(text) IS
   'Holds sync of one object type (or all): changes keep queueing and leave on resume';
 
 CREATE FUNCTION hubsync.resume(object_type text DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	PERFORM hubsync._require_owner('resume hubsync');
-	IF resume.object_type IS NOT NULL THEN
-		PERFORM hubsync._mirror_table(resume.object_type);
-	END IF;
-	UPDATE hubsync.object_types t SET paused = false
-	WHERE resume.object_type IS NULL OR t.object_type = resume.object_type;
-	PERFORM hubsync._wake_push();
-END
-$$;
+LANGUAGE sql AS $$ SELECT hubsync._set_paused(object_type, false) $$;
 COMMENT ON FUNCTION hubsync.resume(text) IS
   'Resumes sync held by hubsync.pause()';
 
@@ -1959,7 +1957,7 @@ BEGIN
 		SELECT p.oid FROM pg_catalog.pg_proc p
 		WHERE p.pronamespace = 'hubsync'::regnamespace
 		  AND p.proname LIKE '\_%'
-		  AND p.proname NOT IN ('_credentials_status', '_from_wire', '_mirror_table', '_require_owner', '_capture', '_auth_state')
+		  AND p.proname NOT IN ('_credentials_status', '_from_wire', '_mirror_table', '_require_owner', '_capture', '_auth_state', '_set_paused')
 	LOOP
 		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
 	END LOOP;

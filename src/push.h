@@ -43,6 +43,7 @@ typedef struct PushOutcome
 /* One record's coalesced change, as returned by hubsync._claim() */
 typedef struct PushRecord
 {
+	MemoryContext cxt;			/* its batch's context */
 	char	   *hubsync_id;
 	char	   *object_type;
 	char	   *api_name;

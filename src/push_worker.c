@@ -59,14 +59,12 @@ lease_seconds(void)
 static PushBatch *
 new_batch(PushRecord *r)
 {
-	MemoryContext cxt = AllocSetContextCreate(push_cxt, "hubsync push batch",
-											  ALLOCSET_SMALL_SIZES);
-	PushBatch  *b = MemoryContextAllocZero(cxt, sizeof(PushBatch));
+	PushBatch  *b = MemoryContextAllocZero(r->cxt, sizeof(PushBatch));
 
-	b->cxt = cxt;
+	b->cxt = r->cxt;
 	b->kind = r->kind;
-	b->object_type = MemoryContextStrdup(cxt, r->object_type);
-	b->api_name = MemoryContextStrdup(cxt, r->api_name);
+	b->object_type = r->object_type;
+	b->api_name = r->api_name;
 	b->solo = r->solo;
 	return b;
 }
@@ -149,14 +147,19 @@ claim_batches(void)
 		}
 		if (b == NULL)
 		{
-			PushRecord *first = copy_record(push_cxt, tup, td);
+			/* the batch lives in its own context, with its first record */
+			MemoryContext cxt = AllocSetContextCreate(push_cxt, "hubsync push batch",
+													  ALLOCSET_SMALL_SIZES);
+			PushRecord *first = copy_record(cxt, tup, td);
 			MemoryContext old;
 
+			first->cxt = cxt;
 			b = new_batch(first);
-			pfree(first);
+			b->records[b->nrecords++] = first;
 			old = MemoryContextSwitchTo(push_cxt);
 			open = lappend(open, b);
 			MemoryContextSwitchTo(old);
+			continue;
 		}
 		b->records[b->nrecords++] = copy_record(b->cxt, tup, td);
 	}
@@ -183,6 +186,7 @@ claim_batches(void)
 		MemoryContext old = MemoryContextSwitchTo(push_cxt);
 
 		ready_batches = list_concat(ready_batches, open);
+		list_free(open);
 		MemoryContextSwitchTo(old);
 	}
 	outbox_drained = (claimed < limit);
