@@ -115,7 +115,8 @@ class Cluster:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.copy(os.path.join(self.dir, "log"),
                     os.path.join(tempfile.gettempdir(), "hubsync-bench-last.log"))
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get("HUBSYNC_BENCH_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def rss_kb(pid):
