@@ -273,54 +273,18 @@ fetch_records(List *plans)
 static void
 prepare_plans(void)
 {
-	if (apply_plan == NULL)
-	{
-		Oid			types[3] = {INT8OID, JSONBOID, TEXTARRAYOID};
-
-		apply_plan = SPI_prepare("SELECT hubsync._apply_event($1, $2, $3)", 3, types);
-		if (apply_plan == NULL)
-			elog(ERROR, "could not prepare the inbox apply call");
-		SPI_keepplan(apply_plan);
-	}
-	if (failed_plan == NULL)
-	{
-		Oid			types[2] = {INT8OID, TEXTOID};
-
-		failed_plan = SPI_prepare("SELECT hubsync._inbox_failed($1, $2)", 2, types);
-		if (failed_plan == NULL)
-			elog(ERROR, "could not prepare the inbox failure call");
-		SPI_keepplan(failed_plan);
-	}
-	if (map_plan == NULL)
-	{
-		Oid			types[1] = {TEXTOID};
-
-		map_plan = SPI_prepare("SELECT coalesce(pg_catalog.jsonb_object_agg((f->>'t') || ':' || (r->>'id'), r), '{}') "
+	(void) hubsync_keep_plan(&apply_plan, "SELECT hubsync._apply_event($1, $2, $3)",
+							 3, (Oid[]) {INT8OID, JSONBOID, TEXTARRAYOID});
+	(void) hubsync_keep_plan(&failed_plan, "SELECT hubsync._inbox_failed($1, $2)",
+							 2, (Oid[]) {INT8OID, TEXTOID});
+	(void) hubsync_keep_plan(&map_plan, "SELECT coalesce(pg_catalog.jsonb_object_agg((f->>'t') || ':' || (r->>'id'), r), '{}') "
 							   "FROM pg_catalog.jsonb_array_elements($1::jsonb) f, "
 							   "     pg_catalog.jsonb_array_elements(coalesce(f->'r'->'results', '[]')) r",
-							   1, types);
-		if (map_plan == NULL)
-			elog(ERROR, "could not prepare the fetched-records map");
-		SPI_keepplan(map_plan);
-	}
-	if (fast_plan == NULL)
-	{
-		Oid			types[1] = {INT8ARRAYOID};
-
-		fast_plan = SPI_prepare("SELECT applied, skipped FROM hubsync._apply_fast($1)", 1, types);
-		if (fast_plan == NULL)
-			elog(ERROR, "could not prepare the set-based inbox apply");
-		SPI_keepplan(fast_plan);
-	}
-	if (pending_plan == NULL)
-	{
-		Oid			types[1] = {INT8ARRAYOID};
-
-		pending_plan = SPI_prepare("SELECT hubsync._inbox_still_pending($1)", 1, types);
-		if (pending_plan == NULL)
-			elog(ERROR, "could not prepare the inbox pending check");
-		SPI_keepplan(pending_plan);
-	}
+							 1, (Oid[]) {TEXTOID});
+	(void) hubsync_keep_plan(&fast_plan, "SELECT applied, skipped FROM hubsync._apply_fast($1)",
+							 1, (Oid[]) {INT8ARRAYOID});
+	(void) hubsync_keep_plan(&pending_plan, "SELECT hubsync._inbox_still_pending($1)",
+							 1, (Oid[]) {INT8ARRAYOID});
 }
 
 /* count_outcome -- bump the counter of an event's outcome */

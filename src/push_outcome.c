@@ -33,17 +33,8 @@ static void
 run_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 		 Datum *values, const char *nulls)
 {
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	if (SPI_execute_plan(*plan, values, nulls, false, 0) < 0)
+	if (SPI_execute_plan(hubsync_keep_plan(plan, sql, nargs, types),
+						 values, nulls, false, 0) < 0)
 		elog(ERROR, "could not execute \"%s\"", sql);
 }
 

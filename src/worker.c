@@ -23,6 +23,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "executor/spi.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
 #include "utils/lsyscache.h"
@@ -181,6 +182,26 @@ hubsync_worker_end_xact(void)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(xact_caller_cxt);
+}
+
+/*
+ * hubsync_keep_plan -- prepare a statement once and keep the plan for the
+ * life of the worker (PostgreSQL revalidates it when objects change).
+ */
+SPIPlanPtr
+hubsync_keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	return *plan;
 }
 
 /*

@@ -13,6 +13,8 @@
 
 #include "hubsync.h"
 
+#include "executor/spi.h"
+
 extern HubsyncWorkerKind hubsync_my_worker_kind;
 
 extern void hubsync_worker_set_state(HubsyncWorkerState state);
@@ -24,6 +26,8 @@ extern bool hubsync_worker_begin_sleep(void);
 extern void hubsync_worker_end_sleep(void);
 extern bool hubsync_worker_consume_wake(void);
 extern bool hubsync_worker_begin_xact(const char *activity);
+extern SPIPlanPtr hubsync_keep_plan(SPIPlanPtr *plan, const char *sql, int nargs,
+									Oid *types);
 extern void hubsync_worker_end_xact(void);
 
 /* each worker kind's main loop; none returns */
