@@ -51,16 +51,18 @@ typedef struct WireType
 } WireType;
 
 static HTAB *wire_types = NULL;
+static MemoryContext wire_cxt = NULL;	/* the cache and its strings */
+static bool wire_stale = false;
 
-/* wire_invalidate -- drop the whole cache on any relcache invalidation */
+/*
+ * wire_invalidate -- any relcache invalidation makes the cache stale.  It
+ * is only marked here: invalidations arrive in the middle of wire_type's
+ * own query, and freeing the table then would pull it from under it.
+ */
 static void
 wire_invalidate(Datum arg, Oid relid)
 {
-	if (wire_types != NULL)
-	{
-		hash_destroy(wire_types);
-		wire_types = NULL;
-	}
+	wire_stale = true;
 }
 
 /* wire_type -- the typed columns of an object type, cached */
@@ -79,13 +81,22 @@ wire_type(const char *object_type)
 		CacheRegisterRelcacheCallback(wire_invalidate, (Datum) 0);
 		registered = true;
 	}
+	if (wire_stale && wire_cxt != NULL)
+	{
+		MemoryContextDelete(wire_cxt);
+		wire_cxt = NULL;
+		wire_types = NULL;
+	}
+	wire_stale = false;
 	if (wire_types == NULL)
 	{
 		HASHCTL		ctl;
 
+		wire_cxt = AllocSetContextCreate(CacheMemoryContext, "hubsync wire types",
+										 ALLOCSET_SMALL_SIZES);
 		ctl.keysize = NAMEDATALEN;
 		ctl.entrysize = sizeof(WireType);
-		ctl.hcxt = CacheMemoryContext;
+		ctl.hcxt = wire_cxt;
 		wire_types = hash_create("hubsync wire types", 16, &ctl,
 								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
@@ -103,16 +114,16 @@ wire_type(const char *object_type)
 		elog(ERROR, "could not read hubsync.property_map");
 	wt = hash_search(wire_types, key, HASH_ENTER, &found);
 	wt->ncolumns = (int) SPI_processed;
-	wt->columns = MemoryContextAllocZero(CacheMemoryContext,
+	wt->columns = MemoryContextAllocZero(wire_cxt,
 										 sizeof(WireColumn) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	td = SPI_tuptable->tupdesc;
 
-		wt->columns[i].column = MemoryContextStrdup(CacheMemoryContext, SPI_getvalue(tup, td, 1));
-		wt->columns[i].property = MemoryContextStrdup(CacheMemoryContext, SPI_getvalue(tup, td, 2));
-		wt->columns[i].sql_type = MemoryContextStrdup(CacheMemoryContext, SPI_getvalue(tup, td, 3));
+		wt->columns[i].column = MemoryContextStrdup(wire_cxt, SPI_getvalue(tup, td, 1));
+		wt->columns[i].property = MemoryContextStrdup(wire_cxt, SPI_getvalue(tup, td, 2));
+		wt->columns[i].sql_type = MemoryContextStrdup(wire_cxt, SPI_getvalue(tup, td, 3));
 	}
 	SPI_finish();
 	return wt;
