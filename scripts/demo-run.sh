@@ -52,7 +52,11 @@ curl -s -X POST "$FAKE/_fake/config" -H 'Content-Type: application/json' \
 step "CREATE EXTENSION hubsync; set the private-app token and the app's client secret"
 sql -c "CREATE EXTENSION hubsync" \
 	-c "SELECT hubsync.set_credentials(access_token => 'test-token', client_secret => 'hubsync-test-secret')"
-sleep 0.5
+# the workers start at once; wait until the receiver listens
+for _ in $(seq 50); do
+	[ "$(sql -Atc "SELECT count(*) FROM hubsync.worker_status() WHERE state = 'running'")" = 3 ] && break
+	sleep 0.1
+done
 sql -c "SELECT worker, state FROM hubsync.worker_status()"
 
 step "an app inserts a contact and a deal with plain SQL"
@@ -78,7 +82,7 @@ DEAL_ID=$(sql -Atc "SELECT hs_object_id FROM hubspot.deals")
 curl -s -X POST "$FAKE/_fake/ui/deals/$DEAL_ID" -H 'Content-Type: application/json' \
 	-d '{"properties": {"dealstage": "closedwon"}}' >/dev/null
 arrived=no
-for _ in $(seq 50); do
+for _ in $(seq 150); do
 	if [ "$(sql -Atc "SELECT dealstage FROM hubspot.deals")" = closedwon ]; then arrived=yes; break; fi
 	sleep 0.1
 done

@@ -40,7 +40,8 @@ hubsync_webhook_main(void)
 		int64		now = hubsync_now_ms();
 
 		MemoryContextSwitchTo(loop_cxt);
-		if (now >= next_check)
+		/* while idle, every wake-up (say CREATE EXTENSION) re-checks */
+		if (!ready || now >= next_check)
 		{
 			ready = hubsync_worker_check_ready();
 			next_check = now + HUBSYNC_WEBHOOK_RECHECK_MS;
