@@ -699,22 +699,36 @@ COMMENT ON FUNCTION hubsync._release_expired_leases(boolean) IS
   'API: private. Returns in-flight changes whose lease ran out to pending';
 
 -- HubSpot accepted a record's push.
+-- The properties sent take the write's updatedAt as their version, so an
+-- older webhook event (a rep's, or the echo of an earlier push) arriving
+-- later is recognised as stale.
 CREATE FUNCTION hubsync._push_done(p_hubsync_id uuid, p_object_type text, p_kind text,
-	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[]) RETURNS void
+	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[],
+	p_updated_at timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v_origin text;
+	v_versions jsonb := '{}';
 BEGIN
+	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
+		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
+		INTO v_versions
+		FROM jsonb_object_keys(p_sent) k WHERE k <> 'hubsync_id';
+	END IF;
 	SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
 	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	IF p_kind = 'archive' THEN
 		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	ELSE
-		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, synced_at)
-		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id', now())
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id',
+		        v_versions, now())
 		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
 		SET remote = s.remote || EXCLUDED.remote,
+		    versions = s.versions || (SELECT coalesce(jsonb_object_agg(v.key,
+		                                  greatest(v.value::bigint, coalesce((s.versions ->> v.key)::bigint, -1))), '{}')
+		                              FROM jsonb_each_text(EXCLUDED.versions) v),
 		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
 		    synced_at = now();
 		IF p_hs_object_id IS NOT NULL THEN
@@ -729,7 +743,7 @@ BEGIN
 	        coalesce(p_sent, '{}'));
 END
 $$;
-COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[]) IS
+COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[], timestamptz) IS
   'API: private. Records a push HubSpot accepted';
 
 -- A push to try again later.  p_count_attempt false for 429/401: waiting
@@ -779,6 +793,40 @@ END
 $$;
 COMMENT ON FUNCTION hubsync._push_dead(bigint[], integer, text, text, jsonb, jsonb) IS
   'API: private. Moves a push HubSpot refused for good to hubsync.dead_letters';
+
+-- An update of a record a rep deleted in HubSpot meanwhile: not a fault
+-- to retry or dead-letter but a conflict HubSpot's deletion wins.  The
+-- change is dropped and each property it carried recorded in
+-- hubsync.conflicts; the deletion itself reaches the mirror by webhook or
+-- by the poller's archived sweep.
+CREATE FUNCTION hubsync._push_gone(p_outbox_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d record;
+BEGIN
+	SELECT min(o.object_type) AS object_type, (array_agg(o.hubsync_id))[1] AS hubsync_id,
+	       max(o.hs_object_id) AS hs_object_id,
+	       (SELECT array_agg(DISTINCT x ORDER BY x) FROM hubsync.outbox o2, unnest(o2.changed) x
+	         WHERE o2.id = ANY (p_outbox_ids)) AS changed
+	INTO d
+	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	IF d.object_type IS NULL THEN
+		RETURN;
+	END IF;
+	INSERT INTO hubsync.conflicts (object_type, hubsync_id, hs_object_id, property,
+	                               local_value, remote_value, resolution)
+	SELECT d.object_type, d.hubsync_id, d.hs_object_id, p, w.wire ->> p, NULL,
+	       'dropped: the record was deleted in HubSpot'
+	FROM unnest(coalesce(d.changed, '{}')) p
+	LEFT JOIN hubsync._mirror_wire(d.object_type, d.hubsync_id) w ON true;
+	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	PERFORM pg_notify('hubsync_alerts', jsonb_build_object('alert', 'conflict',
+		'object_type', d.object_type, 'hubsync_id', d.hubsync_id,
+		'resolution', 'dropped: the record was deleted in HubSpot')::text);
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_gone(bigint[]) IS
+  'API: private. Drops an update of a record deleted in HubSpot and records it in hubsync.conflicts';
 
 -- A contact whose email HubSpot already has: link the row to that record;
 -- the pending change is then sent as an update of it.
@@ -1327,6 +1375,7 @@ DECLARE
 	v_wire jsonb;
 	v_remote jsonb;
 	v_changed jsonb;
+	v_keep text[];
 BEGIN
 	IF v_hid IS NULL THEN
 		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
@@ -1364,11 +1413,31 @@ BEGIN
 		INTO v_norm USING v_cols;
 	SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}') INTO v_norm
 	FROM jsonb_each(v_norm) n WHERE v_cols ? n.key;
+	-- A property with a local change still queued or in flight keeps its
+	-- local value: that push lands after this read and wins ('*': a create
+	-- of ours, every property is ours).
+	SELECT coalesce(array_agg(DISTINCT x), '{}') INTO v_keep
+	FROM hubsync.outbox o,
+	     unnest(CASE WHEN o.op = 'create' THEN ARRAY['*'] ELSE o.changed END) x
+	WHERE o.hubsync_id = v_hid;
+	IF v_keep <> '{}' THEN
+		v_norm := v_norm - ARRAY(SELECT m.column_name::text FROM hubsync.property_map m
+		                         WHERE m.object_type = p_object_type
+		                           AND ('*' = ANY (v_keep) OR m.property = ANY (v_keep)));
+		IF '*' = ANY (v_keep) THEN
+			v_row.extra := '{}'::jsonb;
+			v_row.clear := '{}'::text[];
+		ELSE
+			v_row.extra := v_row.extra - v_keep;
+			v_row.clear := ARRAY(SELECT c FROM unnest(v_row.clear) c WHERE c <> ALL (v_keep));
+		END IF;
+	END IF;
 	v_after := v_before || v_norm || jsonb_build_object('properties',
 		(coalesce(v_before -> 'properties', '{}') - v_row.clear) || v_row.extra);
 	SELECT s.remote INTO v_remote FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
 	SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO v_changed
-	FROM jsonb_each(v_wire) w WHERE (v_remote -> w.key) IS DISTINCT FROM w.value;
+	FROM jsonb_each(v_wire) w WHERE (v_remote -> w.key) IS DISTINCT FROM w.value
+	  AND NOT ('*' = ANY (v_keep) OR w.key = ANY (v_keep));
 	IF v_after IS DISTINCT FROM v_before THEN
 		SELECT string_agg(format('%I = r.%I', k, k), ', ') INTO v_set
 		FROM jsonb_object_keys(v_after) k WHERE k <> 'hubsync_id';
@@ -1428,18 +1497,23 @@ BEGIN
 		outcome := 'skipped'; note := 'stale: a newer value of this property was already applied';
 		RETURN;
 	END IF;
+	-- A change written by our own app is an echo of a push, to skip, when
+	-- the mirror holds that value or has a change of the property still
+	-- queued (whose push will land later and win).  Otherwise the mirror
+	-- moved while that push was in flight (an inbound change or a restore
+	-- applied in between): HubSpot's newest value is ours, so adopt it.
 	IF p_event ->> 'changeSource' IN ('API', 'INTEGRATION')
 	   AND v_app IS NOT NULL AND v_app <> '0'
 	   AND (p_event ->> 'sourceId' = v_app OR p_event ->> 'sourceId' ~ ('^[a-zA-Z]*[:-]' || v_app || '$'))
-	   AND ((v_state.remote ->> v_prop) IS NOT DISTINCT FROM v_value
-	        -- the echo can overtake the push's own bookkeeping: a push of
-	        -- this property in flight with exactly this value is ours too
-	        OR (EXISTS (SELECT 1 FROM hubsync.outbox o
-	                    WHERE o.hubsync_id = v_hid AND o.state = 'in_flight'
-	                      AND (v_prop = ANY (o.changed) OR o.op = 'create'))
-	            AND (SELECT w.wire ->> v_prop FROM hubsync._mirror_wire(p_object_type, v_hid) w)
-	                IS NOT DISTINCT FROM v_value)) THEN
-		UPDATE hubsync.sync_state s SET versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+	   AND (EXISTS (SELECT 1 FROM hubsync.outbox o
+	                WHERE o.hubsync_id = v_hid AND (v_prop = ANY (o.changed) OR o.op = 'create'))
+	        OR (SELECT coalesce(w.wire ->> v_prop, '') FROM hubsync._mirror_wire(p_object_type, v_hid) w)
+	           = v_value) THEN
+		-- HubSpot holds this value as of p_occurred: a queued push compares
+		-- against it
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
 		WHERE s.hubsync_id = v_hid;
 		outcome := 'echo'; note := 'echo of our own push';
 		RETURN;

@@ -275,7 +275,8 @@ finish_requests(void)
 		/* anything sent back to the queue may be due at once */
 		for (int i = 0; i < b->nrecords; i++)
 			if (b->records[i]->outcome.kind != OUTCOME_DONE &&
-				b->records[i]->outcome.kind != OUTCOME_DEAD)
+				b->records[i]->outcome.kind != OUTCOME_DEAD &&
+				b->records[i]->outcome.kind != OUTCOME_GONE)
 				outbox_drained = false;
 		hubsync_http_release(req);
 		MemoryContextDelete(b->cxt);

@@ -185,6 +185,19 @@ hubsync_worker_end_xact(void)
 }
 
 /*
+ * hubsync_transient_error -- an error that heals by itself if the work is
+ * simply tried again: a deadlock with an application transaction holding
+ * the same mirror rows, a serialization failure, a lock timeout.  Workers
+ * retry such work instead of dead-lettering it.
+ */
+bool
+hubsync_transient_error(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+}
+
+/*
  * hubsync_keep_plan -- prepare a statement once and keep the plan for the
  * life of the worker (PostgreSQL revalidates it when objects change).
  */
