@@ -6,3 +6,462 @@
 -- Each change to hubsync--0.2.0.sql since 0.1.0 has its counterpart here,
 -- grouped by capability.  test/t/040_upgrade.pl checks that an upgraded
 -- database matches a fresh install object for object.
+
+-- >>> issue 7: revenue data and the object model
+-- changed functions
+CREATE OR REPLACE FUNCTION hubsync._from_wire(v text, sql_type text) RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'hubsync_from_wire';
+COMMENT ON FUNCTION hubsync._from_wire(text, text) IS
+  'API: private. Text input of a typed column from a HubSpot wire string; an error when it cannot convert';
+
+CREATE OR REPLACE FUNCTION hubsync.upsert(object_type text, key_property text, key_value text,
+	properties jsonb DEFAULT '{}') RETURNS uuid
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	tbl regclass := hubsync._mirror_table(object_type);
+	key_col name;
+	key_type text;
+	found_id uuid;
+	sets text := '';
+	extra jsonb := '{}';
+	cols text := '';
+	vals text := '';
+	e record;
+	m record;
+	v text;
+BEGIN
+	IF key_property IS NULL OR key_value IS NULL THEN
+		RAISE EXCEPTION 'hubsync.upsert needs a key property and a key value'
+			USING ERRCODE = 'null_value_not_allowed',
+			      HINT = 'For example: hubsync.upsert(''contacts'', ''email'', ''ann@example.com'', ''{"firstname": "Ann"}'').';
+	END IF;
+	IF properties IS NULL OR jsonb_typeof(properties) <> 'object' THEN
+		RAISE EXCEPTION 'properties must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Pass properties as ''{"name": "value", ...}''::jsonb.';
+	END IF;
+	-- one caller at a time per key, so concurrent upserts never insert twice
+	PERFORM pg_advisory_xact_lock(hashtextextended(object_type || '/' || key_property || '/' || key_value, 0));
+
+	SELECT pm.column_name, pm.sql_type INTO key_col, key_type
+	FROM hubsync.property_map pm
+	WHERE pm.object_type = upsert.object_type AND pm.property = key_property;
+	IF key_col IS NOT NULL THEN
+		EXECUTE format('SELECT hubsync_id FROM %s WHERE %I::text = $1 LIMIT 1', tbl, key_col)
+			INTO found_id USING key_value;
+	ELSE
+		EXECUTE format('SELECT hubsync_id FROM %s WHERE properties ->> $2 = $1 LIMIT 1', tbl)
+			INTO found_id USING key_value, key_property;
+	END IF;
+
+	-- the key itself is part of what the row holds
+	properties := properties || jsonb_build_object(key_property, key_value);
+
+	FOR e IN SELECT * FROM jsonb_each(properties) LOOP
+		SELECT pm.column_name, pm.sql_type INTO m
+		FROM hubsync.property_map pm
+		WHERE pm.object_type = upsert.object_type AND pm.property = e.key;
+		IF m.column_name IS NULL THEN
+			extra := extra || jsonb_build_object(e.key, e.value);
+		ELSE
+			-- a JSON array for a multi-select is its values joined with ';'
+			v := CASE WHEN jsonb_typeof(e.value) = 'array'
+			          THEN (SELECT string_agg(x, ';') FROM jsonb_array_elements_text(e.value) x)
+			          ELSE e.value #>> '{}' END;
+			-- converted now, so a bad value fails here with a clear error
+			v := hubsync._from_wire(v, m.sql_type);
+			sets := sets || format('%I = %L::%s, ', m.column_name, v, m.sql_type);
+			cols := cols || format('%I, ', m.column_name);
+			vals := vals || format('%L::%s, ', v, m.sql_type);
+		END IF;
+	END LOOP;
+
+	IF found_id IS NULL THEN
+		EXECUTE format('INSERT INTO %s (%s properties) VALUES (%s $1) RETURNING hubsync_id', tbl, cols, vals)
+			INTO found_id USING extra;
+	ELSE
+		EXECUTE format('UPDATE %s SET %s properties = properties || $1 WHERE hubsync_id = $2', tbl, sets)
+			USING extra, found_id;
+	END IF;
+	RETURN found_id;
+END
+$$;
+COMMENT ON FUNCTION hubsync.upsert(text, text, text, jsonb) IS
+  'Idempotent insert-or-update of the mirror row whose key property has the given value; returns its hubsync_id';
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): associations both ways
+-------------------------------------------------------------------------------
+
+-- An association row may name its type by label alone: the push worker
+-- resolves the id from HubSpot's labels endpoint.
+ALTER TABLE hubspot.associations ALTER COLUMN type_id DROP NOT NULL;
+COMMENT ON COLUMN hubspot.associations.type_id IS
+  'HubSpot associationTypeId; NULL on INSERT means: resolve it from label (NULL label = the unlabeled default type) through HubSpot''s labels endpoint';
+
+CREATE TABLE hubsync.association_types (
+	from_type   text NOT NULL,
+	to_type     text NOT NULL,
+	type_id     integer NOT NULL,
+	category    text NOT NULL,
+	label       text,
+	fetched_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (from_type, to_type, type_id)
+);
+COMMENT ON TABLE hubsync.association_types IS
+  'Cache of HubSpot''s association labels endpoint (GET /crm/v4/associations/{from}/{to}/labels): type ids, categories and labels per pair of object types';
+COMMENT ON COLUMN hubsync.association_types.label IS 'label, NULL for the unlabeled type';
+GRANT SELECT ON hubsync.association_types TO PUBLIC;
+
+-- Push worker: store the labels endpoint's answer for one pair.
+CREATE FUNCTION hubsync._assoc_types_store(p_from_type text, p_to_type text, p_results jsonb)
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n integer;
+BEGIN
+	DELETE FROM hubsync.association_types t WHERE t.from_type = p_from_type AND t.to_type = p_to_type;
+	INSERT INTO hubsync.association_types (from_type, to_type, type_id, category, label)
+	SELECT DISTINCT ON ((r ->> 'typeId')::integer) p_from_type, p_to_type, (r ->> 'typeId')::integer,
+	       coalesce(r ->> 'category', 'HUBSPOT_DEFINED'), nullif(r ->> 'label', '')
+	FROM jsonb_array_elements(coalesce(p_results, '[]')) r
+	WHERE (r ->> 'typeId') ~ '^[0-9]+$';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync._assoc_types_store(text, text, jsonb) IS
+  'API: private. Push worker: caches HubSpot''s association labels of a pair of object types';
+
+-- The type id of a label between two object types, from the cache.
+CREATE FUNCTION hubsync.association_type(from_type text, to_type text, label text DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT t.type_id FROM hubsync.association_types t
+	WHERE t.from_type = association_type.from_type AND t.to_type = association_type.to_type
+	  AND CASE WHEN association_type.label IS NULL
+	           THEN t.label IS NULL AND t.category = 'HUBSPOT_DEFINED'
+	           ELSE t.label = association_type.label END
+	ORDER BY t.type_id LIMIT 1
+$$;
+COMMENT ON FUNCTION hubsync.association_type(text, text, text) IS
+  'HubSpot associationTypeId of a label (NULL: the unlabeled default type) between two object types, from the cached labels endpoint; NULL when not cached yet';
+
+-- Association changes waiting for HubSpot.  Kept apart from the record
+-- outbox: an entry leaves only once both ends have a HubSpot id, so an
+-- association to a record created in the same transaction follows that
+-- record's create, and entries of one pair leave in commit order.
+CREATE TABLE hubsync.association_outbox (
+	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	op               text NOT NULL CHECK (op IN ('create', 'archive')),
+	from_type        text NOT NULL,
+	from_id          bigint,
+	from_hubsync_id  uuid,
+	to_type          text NOT NULL,
+	to_id            bigint,
+	to_hubsync_id    uuid,
+	type_id          integer,
+	category         text NOT NULL DEFAULT 'HUBSPOT_DEFINED',
+	label            text,
+	origin           text NOT NULL,
+	state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'in_flight', 'failed')),
+	attempts         integer NOT NULL DEFAULT 0,
+	next_attempt_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	lease_until      timestamptz,
+	created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_status      integer,
+	last_error       text
+);
+CREATE INDEX association_outbox_pending_idx ON hubsync.association_outbox (id) WHERE state = 'pending';
+COMMENT ON TABLE hubsync.association_outbox IS
+  'INSERTs and DELETEs of hubspot.associations waiting for HubSpot (v4 batch create / labels archive); an entry waits until both records have a HubSpot id; failed entries stay with their error';
+COMMENT ON COLUMN hubsync.association_outbox.state IS
+  'pending, in_flight while the push worker sends it, failed when HubSpot refused it for good (see last_error)';
+
+CREATE FUNCTION hubsync._applying_remote() RETURNS boolean
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_applying_remote_fn';
+COMMENT ON FUNCTION hubsync._applying_remote() IS
+  'API: private. true while hubsync itself applies HubSpot''s changes (nothing is captured then)';
+
+-- BEFORE trigger: fill a missing type id from a cached label, and a
+-- missing label from a cached type id, so both directions keep labels.
+CREATE FUNCTION hubsync._association_defaults() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NEW.type_id IS NULL THEN
+		NEW.type_id := hubsync.association_type(NEW.from_type, NEW.to_type, NEW.label);
+	END IF;
+	IF NEW.type_id IS NOT NULL AND NEW.label IS NULL THEN
+		SELECT t.label, t.category INTO NEW.label, NEW.category
+		FROM hubsync.association_types t
+		WHERE t.from_type = NEW.from_type AND t.to_type = NEW.to_type AND t.type_id = NEW.type_id
+		  AND t.label IS NOT NULL;
+		NEW.category := coalesce(NEW.category, 'HUBSPOT_DEFINED');
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION hubsync._association_defaults() IS
+  'API: private. BEFORE INSERT trigger of hubspot.associations: type id from label and label from type id, from the cache';
+
+-- AFTER trigger: application INSERTs and DELETEs of associations go to
+-- the association outbox (not hubsync's own writes while applying
+-- HubSpot's changes, nor a pg_restore).
+CREATE FUNCTION hubsync._capture_association() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_origin text := coalesce(current_setting('hubsync.origin', true), 'app');
+	n integer;
+BEGIN
+	IF hubsync._applying_remote() OR current_setting('application_name') = 'pg_restore' THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP = 'UPDATE' THEN
+		-- filling in an id, type or label that was resolved later is no change
+		IF NEW.from_type = OLD.from_type AND NEW.to_type = OLD.to_type
+		   AND NEW.from_hubsync_id IS NOT DISTINCT FROM OLD.from_hubsync_id
+		   AND NEW.to_hubsync_id IS NOT DISTINCT FROM OLD.to_hubsync_id
+		   AND (OLD.from_id IS NULL OR NEW.from_id = OLD.from_id)
+		   AND (OLD.to_id IS NULL OR NEW.to_id = OLD.to_id)
+		   AND (OLD.type_id IS NULL OR NEW.type_id = OLD.type_id) THEN
+			RETURN NULL;
+		END IF;
+	END IF;
+	IF TG_OP IN ('DELETE', 'UPDATE') THEN
+		-- a create not sent yet is simply dropped
+		DELETE FROM hubsync.association_outbox o
+		WHERE o.op = 'create' AND o.state = 'pending'
+		  AND o.from_type = OLD.from_type AND o.to_type = OLD.to_type
+		  AND o.from_id IS NOT DISTINCT FROM OLD.from_id AND o.to_id IS NOT DISTINCT FROM OLD.to_id
+		  AND o.from_hubsync_id IS NOT DISTINCT FROM OLD.from_hubsync_id
+		  AND o.to_hubsync_id IS NOT DISTINCT FROM OLD.to_hubsync_id
+		  AND o.type_id IS NOT DISTINCT FROM OLD.type_id
+		  AND o.label IS NOT DISTINCT FROM OLD.label;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n = 0 THEN
+			INSERT INTO hubsync.association_outbox (op, from_type, from_id, from_hubsync_id, to_type,
+				to_id, to_hubsync_id, type_id, category, label, origin)
+			VALUES ('archive', OLD.from_type, OLD.from_id, OLD.from_hubsync_id, OLD.to_type,
+				OLD.to_id, OLD.to_hubsync_id, OLD.type_id, OLD.category, OLD.label, v_origin);
+		END IF;
+	END IF;
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		IF NOT EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = NEW.from_type)
+		   OR NOT EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = NEW.to_type) THEN
+			RAISE EXCEPTION 'association between unknown object types "%" and "%"', NEW.from_type, NEW.to_type
+				USING ERRCODE = 'undefined_object',
+				      HINT = 'from_type and to_type are mirror table names from hubsync.object_types.';
+		END IF;
+		INSERT INTO hubsync.association_outbox (op, from_type, from_id, from_hubsync_id, to_type,
+			to_id, to_hubsync_id, type_id, category, label, origin)
+		VALUES ('create', NEW.from_type, NEW.from_id, NEW.from_hubsync_id, NEW.to_type,
+			NEW.to_id, NEW.to_hubsync_id, NEW.type_id, NEW.category, NEW.label, v_origin);
+	END IF;
+	PERFORM hubsync._wake_push();
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hubsync._capture_association() IS
+  'API: private. AFTER trigger of hubspot.associations: queues INSERTs and DELETEs for HubSpot';
+
+CREATE TRIGGER hubsync_association_defaults BEFORE INSERT ON hubspot.associations
+	FOR EACH ROW EXECUTE FUNCTION hubsync._association_defaults();
+CREATE TRIGGER hubsync_capture AFTER INSERT OR UPDATE OR DELETE ON hubspot.associations
+	FOR EACH ROW EXECUTE FUNCTION hubsync._capture_association();
+
+-- HubSpot id of a record by its hubsync_id, or NULL.
+CREATE FUNCTION hubsync._hs_id(p_object_type text, p_hubsync_id uuid) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v bigint;
+BEGIN
+	IF p_hubsync_id IS NULL THEN
+		RETURN NULL;
+	END IF;
+	EXECUTE format('SELECT hs_object_id FROM hubspot.%I WHERE hubsync_id = $1', p_object_type)
+		INTO v USING p_hubsync_id;
+	IF v IS NULL THEN
+		SELECT s.hs_object_id INTO v FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	END IF;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION hubsync._hs_id(text, uuid) IS
+  'API: private. HubSpot id of a mirror row by hubsync_id, NULL while it is not in HubSpot';
+
+-- Push worker: claim association changes that can leave now.  An entry
+-- waits while an end has no HubSpot id yet (its create is still in the
+-- outbox), while an older entry of the same pair is queued, and while its
+-- type is a label not cached yet: then a row of kind 'labels' asks the
+-- worker to read the pair's labels.  Kinds: 'create', 'archive', 'labels'.
+CREATE FUNCTION hubsync._assoc_claim(p_limit integer, p_lease_seconds integer)
+RETURNS TABLE (kind text, id bigint, from_api text, to_api text, from_type text, to_type text,
+               from_id bigint, to_id bigint, type_id integer, category text, attempts integer,
+               first_created timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e record;
+	v_from bigint;
+	v_to bigint;
+	v_type integer;
+	v_cat text;
+	v_asked text[] := '{}';
+	v_n integer := 0;
+BEGIN
+	UPDATE hubsync.association_outbox o SET state = 'pending', lease_until = NULL
+	WHERE o.state = 'in_flight' AND o.lease_until < now();
+	FOR e IN
+		SELECT o.* FROM hubsync.association_outbox o
+		WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+		ORDER BY o.id LIMIT p_limit * 4
+		FOR UPDATE SKIP LOCKED
+	LOOP
+		EXIT WHEN v_n >= p_limit;
+		-- an older change of the same pair goes first
+		CONTINUE WHEN EXISTS (
+			SELECT 1 FROM hubsync.association_outbox p
+			WHERE p.id < e.id AND p.state IN ('pending', 'in_flight')
+			  AND p.from_type = e.from_type AND p.to_type = e.to_type
+			  AND (p.from_id = e.from_id OR p.from_hubsync_id = e.from_hubsync_id)
+			  AND (p.to_id = e.to_id OR p.to_hubsync_id = e.to_hubsync_id));
+		v_from := coalesce(e.from_id, hubsync._hs_id(e.from_type, e.from_hubsync_id));
+		v_to := coalesce(e.to_id, hubsync._hs_id(e.to_type, e.to_hubsync_id));
+		IF v_from IS NULL OR v_to IS NULL THEN
+			IF e.op = 'archive' THEN
+				-- never reached HubSpot: nothing to remove there
+				DELETE FROM hubsync.association_outbox o WHERE o.id = e.id;
+			END IF;
+			CONTINUE;			-- waits for its record's create
+		END IF;
+		v_type := e.type_id;
+		v_cat := e.category;
+		IF v_type IS NULL THEN
+			SELECT t.type_id, t.category INTO v_type, v_cat FROM hubsync.association_types t
+			WHERE t.from_type = e.from_type AND t.to_type = e.to_type
+			  AND CASE WHEN e.label IS NULL THEN t.label IS NULL AND t.category = 'HUBSPOT_DEFINED'
+			           ELSE t.label = e.label END
+			ORDER BY t.type_id LIMIT 1;
+			IF v_type IS NULL THEN
+				IF EXISTS (SELECT 1 FROM hubsync.association_types t
+				           WHERE t.from_type = e.from_type AND t.to_type = e.to_type
+				             AND t.fetched_at > now() - interval '1 minute') THEN
+					UPDATE hubsync.association_outbox o
+					SET state = 'failed', last_error = format('HubSpot has no association label %s from %s to %s',
+					        coalesce(quote_literal(e.label), '(unlabeled)'), e.from_type, e.to_type)
+					WHERE o.id = e.id;
+				ELSIF NOT (e.from_type || '/' || e.to_type) = ANY (v_asked) THEN
+					v_asked := v_asked || (e.from_type || '/' || e.to_type);
+					kind := 'labels'; id := NULL;
+					SELECT t.api_name INTO from_api FROM hubsync.object_types t WHERE t.object_type = e.from_type;
+					SELECT t.api_name INTO to_api FROM hubsync.object_types t WHERE t.object_type = e.to_type;
+					from_type := e.from_type; to_type := e.to_type;
+					from_id := NULL; to_id := NULL; type_id := NULL; category := NULL;
+					attempts := 0; first_created := e.created_at;
+					RETURN NEXT;
+				END IF;
+				CONTINUE;
+			END IF;
+		END IF;
+		UPDATE hubsync.association_outbox o
+		SET state = 'in_flight', lease_until = now() + make_interval(secs => p_lease_seconds),
+		    attempts = o.attempts + 1, from_id = v_from, to_id = v_to, type_id = v_type, category = v_cat
+		WHERE o.id = e.id;
+		IF e.op = 'create' THEN
+			-- the mirror learns the ids and type it was waiting for
+			UPDATE hubspot.associations a
+			SET from_id = coalesce(a.from_id, v_from), to_id = coalesce(a.to_id, v_to),
+			    type_id = coalesce(a.type_id, v_type)
+			WHERE a.from_type = e.from_type AND a.to_type = e.to_type
+			  AND (a.from_id = v_from OR a.from_hubsync_id = e.from_hubsync_id)
+			  AND (a.to_id = v_to OR a.to_hubsync_id = e.to_hubsync_id)
+			  AND (a.type_id IS NULL OR a.type_id = v_type)
+			  AND (a.from_id IS NULL OR a.to_id IS NULL OR a.type_id IS NULL);
+		END IF;
+		kind := e.op; id := e.id;
+		SELECT t.api_name INTO from_api FROM hubsync.object_types t WHERE t.object_type = e.from_type;
+		SELECT t.api_name INTO to_api FROM hubsync.object_types t WHERE t.object_type = e.to_type;
+		from_type := e.from_type; to_type := e.to_type;
+		from_id := v_from; to_id := v_to; type_id := v_type; category := v_cat;
+		attempts := e.attempts + 1; first_created := e.created_at;
+		v_n := v_n + 1;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._assoc_claim(integer, integer) IS
+  'API: private. Push worker: association changes ready to send (both ends in HubSpot), and label look-ups needed';
+
+-- Push worker: HubSpot accepted association changes.
+CREATE FUNCTION hubsync._assoc_done(p_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	WITH d AS (
+		DELETE FROM hubsync.association_outbox o WHERE o.id = ANY (p_ids) RETURNING o.*
+	)
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+	SELECT 'out', 'associations', d.from_hubsync_id, d.from_id,
+	       CASE d.op WHEN 'create' THEN 'insert' ELSE 'delete' END, d.origin,
+	       jsonb_build_object('from_type', d.from_type, 'from_id', d.from_id, 'to_type', d.to_type,
+	                          'to_id', d.to_id, 'type_id', d.type_id, 'category', d.category, 'label', d.label)
+	FROM d ORDER BY d.id;
+END
+$$;
+COMMENT ON FUNCTION hubsync._assoc_done(bigint[]) IS
+  'API: private. Push worker: records association changes HubSpot accepted';
+
+-- Push worker: association changes to try again later, or failed for good.
+CREATE FUNCTION hubsync._assoc_retry(p_ids bigint[], p_status integer, p_error text,
+	p_delay_ms bigint, p_count_attempt boolean, p_failed boolean) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	UPDATE hubsync.association_outbox o
+	SET state = CASE WHEN p_failed THEN 'failed' ELSE 'pending' END, lease_until = NULL,
+	    next_attempt_at = now() + make_interval(secs => p_delay_ms / 1000.0),
+	    attempts = CASE WHEN p_count_attempt THEN o.attempts ELSE greatest(o.attempts - 1, 0) END,
+	    last_status = p_status, last_error = p_error
+	WHERE o.id = ANY (p_ids);
+	SELECT pg_notify('hubsync_alerts', jsonb_build_object('alert', 'association_failed',
+		'ids', to_jsonb(p_ids), 'status', p_status, 'message', left(p_error, 200))::text)
+	WHERE p_failed;
+$$;
+COMMENT ON FUNCTION hubsync._assoc_retry(bigint[], integer, text, bigint, boolean, boolean) IS
+  'API: private. Push worker: schedules association changes again, or marks them failed';
+
+-- Send failed association changes again.
+CREATE FUNCTION hubsync.retry_failed_associations() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM hubsync._require_owner('retry failed associations');
+	UPDATE hubsync.association_outbox o
+	SET state = 'pending', attempts = 0, next_attempt_at = now()
+	WHERE o.state = 'failed';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 THEN
+		PERFORM hubsync._wake_push();
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync.retry_failed_associations() IS
+  'Re-queues association changes HubSpot refused (state failed in hubsync.association_outbox); returns how many';
+
+SELECT pg_catalog.pg_extension_config_dump('hubsync.association_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.association_types', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.association_outbox', 'id')::regclass, '');
+
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN
+		SELECT p.oid FROM pg_catalog.pg_proc p
+		WHERE p.pronamespace = 'hubsync'::regnamespace
+		  AND p.proname LIKE '\_%'
+		  AND p.proname IN ('_applying_remote', '_assoc_claim', '_assoc_done', '_assoc_retry', '_assoc_types_store', '_association_defaults', '_capture_association', '_hs_id')
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+	END LOOP;
+END
+$$;
+-- <<< issue 7: revenue data and the object model
