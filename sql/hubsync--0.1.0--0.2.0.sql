@@ -9,6 +9,57 @@
 
 -- >>> issue 7: revenue data and the object model
 -- changed functions
+CREATE OR REPLACE FUNCTION hubsync._create_mirror_table(p_object_type text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	cols text;
+	tbl text := format('hubspot.%I', p_object_type);
+	r record;
+BEGIN
+	SELECT string_agg(format('%I %s', m.column_name, m.sql_type), ', ' ORDER BY m.column_name)
+	INTO cols
+	FROM hubsync.property_map m WHERE m.object_type = p_object_type;
+
+	EXECUTE format(
+		'CREATE TABLE %s (
+			hubsync_id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+			hs_object_id bigint UNIQUE,
+			%s%s
+			properties jsonb NOT NULL DEFAULT ''{}'',
+			created_at timestamptz,
+			updated_at timestamptz
+		)', tbl, cols, CASE WHEN cols IS NULL THEN '' ELSE ',' END);
+	EXECUTE format('COMMENT ON TABLE %s IS %L', tbl,
+		format('HubSpot %s, synced both ways by hubsync', p_object_type));
+	EXECUTE format('COMMENT ON COLUMN %s.hubsync_id IS %L', tbl,
+		'local identity; also the unique HubSpot property hubsync_id');
+	EXECUTE format('COMMENT ON COLUMN %s.hs_object_id IS %L', tbl,
+		'HubSpot record id; NULL until the record exists in HubSpot');
+	EXECUTE format('COMMENT ON COLUMN %s.properties IS %L', tbl,
+		'every other HubSpot property, as HubSpot sends it');
+	EXECUTE format('COMMENT ON COLUMN %s.created_at IS %L', tbl, 'HubSpot createdAt');
+	EXECUTE format('COMMENT ON COLUMN %s.updated_at IS %L', tbl, 'HubSpot updatedAt');
+	FOR r IN SELECT m.column_name, m.property FROM hubsync.property_map m
+	         WHERE m.object_type = p_object_type
+	LOOP
+		EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, r.column_name,
+			format('HubSpot property %s', r.property));
+	END LOOP;
+	EXECUTE format(
+		'CREATE TRIGGER hubsync_capture AFTER INSERT OR UPDATE OR DELETE ON %s
+		 FOR EACH ROW EXECUTE FUNCTION hubsync._capture()', tbl);
+	-- a table of the install script is the extension's; one made later
+	-- (hubsync.track_object) is dumped like any table
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+	           WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = tbl::regclass
+	             AND d.deptype = 'e') THEN
+		PERFORM pg_catalog.pg_extension_config_dump(tbl::regclass, '');
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION hubsync._create_mirror_table(text) IS
+  'API: private. Creates the mirror table of an object type from hubsync.property_map';
+
 CREATE OR REPLACE FUNCTION hubsync._from_wire(v text, sql_type text) RETURNS text
 LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'hubsync_from_wire';
 COMMENT ON FUNCTION hubsync._from_wire(text, text) IS
@@ -184,10 +235,18 @@ COMMENT ON FUNCTION hubsync._applying_remote() IS
   'API: private. true while hubsync itself applies HubSpot''s changes (nothing is captured then)';
 
 -- BEFORE trigger: fill a missing type id from a cached label, and a
--- missing label from a cached type id, so both directions keep labels.
+-- missing label from a cached type id, so both directions keep labels;
+-- an association already in the table is not inserted twice.
 CREATE FUNCTION hubsync._association_defaults() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	IF NEW.from_id IS NOT NULL AND NEW.to_id IS NOT NULL AND NEW.type_id IS NOT NULL AND EXISTS (
+		SELECT 1 FROM hubspot.associations a
+		WHERE a.from_type = NEW.from_type AND a.from_id = NEW.from_id AND a.to_type = NEW.to_type
+		  AND a.to_id = NEW.to_id AND a.type_id = NEW.type_id) THEN
+		-- already there (say, HubSpot's news of our own push): one row each
+		RETURN NULL;
+	END IF;
 	IF NEW.type_id IS NULL THEN
 		NEW.type_id := hubsync.association_type(NEW.from_type, NEW.to_type, NEW.label);
 	END IF;
@@ -446,6 +505,320 @@ $$;
 COMMENT ON FUNCTION hubsync.retry_failed_associations() IS
   'Re-queues association changes HubSpot refused (state failed in hubsync.association_outbox); returns how many';
 
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): typed properties
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION hubsync._hubspot_get(path text) RETURNS jsonb
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_hubspot_get';
+COMMENT ON FUNCTION hubsync._hubspot_get(text) IS
+  'API: private. One GET from HubSpot in this backend: {"status": N, "body": JSON}; for track_object and map_property';
+
+-- The SQL type for a HubSpot property definition (its type and fieldType).
+CREATE FUNCTION hubsync._sql_type_of(p_def jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE p_def ->> 'type'
+		WHEN 'number' THEN 'numeric'
+		WHEN 'date' THEN 'date'
+		WHEN 'datetime' THEN 'timestamptz'
+		WHEN 'bool' THEN 'boolean'
+		WHEN 'enumeration' THEN CASE WHEN p_def ->> 'fieldType' = 'checkbox' THEN 'text[]' ELSE 'text' END
+		ELSE 'text'
+	END
+$$;
+COMMENT ON FUNCTION hubsync._sql_type_of(jsonb) IS
+  'API: private. SQL column type of a HubSpot property: number numeric, date date, datetime timestamptz, bool boolean, multi-select text[], else text';
+
+-- Adds the typed column of a property to a mirror table and moves the
+-- values already in properties into it.  Values that do not convert stay
+-- in properties.  The fill is no change to HubSpot, so the capture
+-- trigger is off for it (the ALTER TABLE lock keeps other writers out
+-- until commit, so nothing else goes uncaptured).
+CREATE FUNCTION hubsync._add_typed_column(p_object_type text, p_property text, p_sql_type text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	tbl regclass := hubsync._mirror_table(p_object_type);
+	col text := p_property;
+BEGIN
+	IF col IN ('hubsync_id', 'hs_object_id', 'properties', 'created_at', 'updated_at')
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped) THEN
+		col := left('p_' || p_property, 63);
+	END IF;
+	INSERT INTO hubsync.property_map (object_type, property, column_name, sql_type)
+	VALUES (p_object_type, p_property, col, p_sql_type);
+	EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', tbl, col, p_sql_type);
+	EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, col, format('HubSpot property %s', p_property));
+	EXECUTE format('ALTER TABLE %s DISABLE TRIGGER hubsync_capture', tbl);
+	EXECUTE format(
+		'UPDATE %1$s t SET %2$I = c.v::%3$s, properties = t.properties - %4$L
+		 FROM (SELECT hubsync_id, hubsync._wire_to_column(properties ->> %4$L, %5$L) AS v,
+		              properties ->> %4$L AS raw
+		       FROM %1$s WHERE properties ? %4$L) c
+		 WHERE t.hubsync_id = c.hubsync_id AND (c.v IS NOT NULL OR coalesce(c.raw, '''') = '''')',
+		tbl, col, p_sql_type, p_property, p_sql_type);
+	EXECUTE format('ALTER TABLE %s ENABLE TRIGGER hubsync_capture', tbl);
+	PERFORM hubsync._invalidate_mirror(tbl);
+END
+$$;
+COMMENT ON FUNCTION hubsync._add_typed_column(text, text, text) IS
+  'API: private. Adds a typed property column to a mirror table, filled from properties';
+
+-- Turns a HubSpot property into a typed column of its mirror table.
+CREATE FUNCTION hubsync.map_property(object_type text, property text, sql_type text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_api text;
+	v_old text;
+	v_type text := map_property.sql_type;
+	r jsonb;
+BEGIN
+	PERFORM hubsync._require_owner('map HubSpot properties');
+	PERFORM hubsync._mirror_table(map_property.object_type);
+	IF property IS NULL OR property !~ '^[a-z][a-z0-9_]{0,99}$' THEN
+		RAISE EXCEPTION 'invalid HubSpot property name "%"', property
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'HubSpot property names are lower case letters, digits and underscores.';
+	END IF;
+	IF property IN ('hubsync_id', 'hs_object_id') THEN
+		RAISE EXCEPTION 'property "%" is hubsync''s own', property
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'It is already a column of every mirror table.';
+	END IF;
+	IF v_type IS NOT NULL AND v_type NOT IN ('text', 'numeric', 'timestamptz', 'date', 'boolean', 'text[]', 'bigint') THEN
+		RAISE EXCEPTION 'unsupported column type "%"', v_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Use text, numeric, timestamptz, date, boolean, text[] or bigint, or NULL to take the type from HubSpot.';
+	END IF;
+	SELECT m.sql_type INTO v_old FROM hubsync.property_map m
+	WHERE m.object_type = map_property.object_type AND m.property = map_property.property;
+	IF v_old IS NOT NULL THEN
+		IF v_type IS NULL OR v_type = v_old THEN
+			RETURN v_old;		-- already mapped: nothing to do
+		END IF;
+		RAISE EXCEPTION 'property "%" of % is already a % column', property, object_type, v_old
+			USING ERRCODE = 'duplicate_column',
+			      HINT = 'A mapped property keeps its type.';
+	END IF;
+	IF v_type IS NULL THEN
+		SELECT t.api_name INTO v_api FROM hubsync.object_types t WHERE t.object_type = map_property.object_type;
+		r := hubsync._hubspot_get(format('/crm/v3/properties/%s/%s', v_api, property));
+		IF (r ->> 'status')::integer = 404 THEN
+			RAISE EXCEPTION 'HubSpot has no property "%" on %', property, object_type
+				USING ERRCODE = 'undefined_object',
+				      HINT = 'Create it in HubSpot first, or pass the column type to map it anyway.';
+		ELSIF (r ->> 'status')::integer <> 200 THEN
+			RAISE EXCEPTION 'could not read property "%" of % from HubSpot (HTTP %)', property, object_type, r ->> 'status'
+				USING ERRCODE = 'connection_failure',
+				      HINT = 'Pass the column type to map the property without asking HubSpot.';
+		END IF;
+		v_type := hubsync._sql_type_of(r -> 'body');
+	END IF;
+	PERFORM hubsync._add_typed_column(map_property.object_type, property, v_type);
+	RETURN v_type;
+END
+$$;
+COMMENT ON FUNCTION hubsync.map_property(text, text, text) IS
+  'Turns a HubSpot property into a typed column of its mirror table (type from HubSpot''s property definition when not given), filled from properties; returns the column type';
+
+-- Values of typed properties that could not convert and were kept in
+-- properties instead (the column is NULL): the conversion report.
+CREATE FUNCTION hubsync.unconverted_values(object_type text DEFAULT NULL)
+RETURNS TABLE (object_type text, hubsync_id uuid, hs_object_id bigint, property text,
+               sql_type text, value text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN
+		SELECT pm.object_type AS ot, pm.property AS prop, pm.sql_type AS ty
+		FROM hubsync.property_map pm
+		WHERE unconverted_values.object_type IS NULL OR pm.object_type = unconverted_values.object_type
+		ORDER BY 1, 2
+	LOOP
+		RETURN QUERY EXECUTE format(
+			'SELECT %L::text, t.hubsync_id, t.hs_object_id, %L::text, %L::text, t.properties ->> %L
+			 FROM hubspot.%I t WHERE t.properties ? %L ORDER BY t.hubsync_id',
+			m.ot, m.prop, m.ty, m.prop, m.ot, m.prop);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync.unconverted_values(text) IS
+  'HubSpot values of typed properties that could not convert to the column type: kept in properties, listed here';
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): BI views in hubspot
+-------------------------------------------------------------------------------
+-- Months are calendar months in UTC; amounts are summed per currency and
+-- never converted; records HubSpot merged away (hubsync.merges) never
+-- count.  The exact definitions are in the README.
+
+-- Closed-won deal amount by close month and pipeline.
+CREATE VIEW hubspot.revenue_by_month AS
+SELECT date_trunc('month', d.closedate AT TIME ZONE 'UTC')::date AS month,
+       d.pipeline,
+       d.deal_currency_code AS currency,
+       count(*) AS deals,
+       coalesce(sum(d.amount), 0) AS amount
+FROM hubspot.deals d
+WHERE (d.dealstage = 'closedwon' OR d.properties ->> 'hs_is_closed_won' = 'true')
+  AND d.closedate IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+                  WHERE m.object_type = 'deals' AND m.merged_id = d.hs_object_id)
+GROUP BY 1, 2, 3;
+COMMENT ON VIEW hubspot.revenue_by_month IS
+  'Closed-won deals (dealstage closedwon or hs_is_closed_won) by UTC close month, pipeline and currency: count and sum of amount';
+
+-- Periods per year of a billing frequency (NULL: monthly).
+CREATE FUNCTION hubsync.billing_periods_per_year(frequency text) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE coalesce(frequency, 'monthly')
+		WHEN 'weekly' THEN 52 WHEN 'biweekly' THEN 26 WHEN 'monthly' THEN 12
+		WHEN 'quarterly' THEN 4 WHEN 'per_six_months' THEN 2 WHEN 'annually' THEN 1
+		WHEN 'per_two_years' THEN 0.5 WHEN 'per_three_years' THEN 1 / 3.0
+		WHEN 'per_four_years' THEN 0.25 WHEN 'per_five_years' THEN 0.2
+	END::numeric
+$$;
+COMMENT ON FUNCTION hubsync.billing_periods_per_year(text) IS
+  'Billing periods per year of a HubSpot recurring billing frequency (weekly 52 ... per_five_years 0.2; NULL is monthly)';
+
+-- Monthly recurring revenue of the subscriptions active in each month.
+CREATE VIEW hubspot.mrr AS
+WITH s AS (
+	SELECT s.hs_currency_code AS currency,
+	       s.hs_recurring_revenue * hubsync.billing_periods_per_year(s.hs_recurring_billing_frequency) AS yearly,
+	       date_trunc('month', s.hs_start_date)::date AS first_month,
+	       date_trunc('month', coalesce(s.hs_end_date, current_date))::date AS last_month
+	FROM hubspot.subscriptions s
+	WHERE s.hs_start_date IS NOT NULL AND s.hs_recurring_revenue IS NOT NULL
+	  AND (s.hs_status IN ('active', 'past_due')
+	       OR (s.hs_status IN ('canceled', 'expired') AND s.hs_end_date IS NOT NULL))
+	  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+	                  WHERE m.object_type = 'subscriptions' AND m.merged_id = s.hs_object_id)
+)
+SELECT g.month::date AS month, s.currency, count(*) AS subscriptions,
+       round(sum(s.yearly) / 12, 2) AS mrr
+FROM s, generate_series(s.first_month, s.last_month, interval '1 month') g(month)
+GROUP BY 1, 2;
+COMMENT ON VIEW hubspot.mrr IS
+  'Monthly recurring revenue by month and currency: subscriptions active in the month, hs_recurring_revenue normalised to a month (x periods per year / 12), rounded to cents';
+
+-- Open invoice balance by days past due, as of a given day.
+CREATE FUNCTION hubsync.invoice_aging(as_of date DEFAULT current_date)
+RETURNS TABLE (bucket text, currency text, invoices bigint, balance numeric)
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN a.days <= 30 THEN '0-30' WHEN a.days <= 60 THEN '31-60'
+	            WHEN a.days <= 90 THEN '61-90' ELSE '90+' END,
+	       a.hs_currency, count(*), sum(a.hs_balance_due)
+	FROM (SELECT i.hs_currency, i.hs_balance_due,
+	             greatest(coalesce(invoice_aging.as_of - i.hs_due_date, 0), 0) AS days
+	      FROM hubspot.invoices i
+	      WHERE i.hs_invoice_status = 'open' AND i.hs_balance_due > 0
+	        AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+	                        WHERE m.object_type = 'invoices' AND m.merged_id = i.hs_object_id)) a
+	GROUP BY 1, 2
+	ORDER BY min(a.days), 2
+$$;
+COMMENT ON FUNCTION hubsync.invoice_aging(date) IS
+  'Open invoices with a balance due, by days past due on a given day (0-30 includes not yet due), per currency';
+
+CREATE VIEW hubspot.invoice_aging AS SELECT * FROM hubsync.invoice_aging(current_date);
+COMMENT ON VIEW hubspot.invoice_aging IS
+  'Open invoice balance (hs_balance_due of invoices with hs_invoice_status open) in 0-30 / 31-60 / 61-90 / 90+ days past hs_due_date, today, per currency';
+
+-- Succeeded payments minus refunds, by month.
+CREATE VIEW hubspot.payments_by_month AS
+SELECT date_trunc('month', p.hs_initiated_date AT TIME ZONE 'UTC')::date AS month,
+       p.hs_currency_code AS currency,
+       count(*) AS payments,
+       sum(p.hs_initial_amount) AS gross,
+       sum(coalesce(p.hs_refunds_amount, 0)) AS refunds,
+       sum(p.hs_initial_amount) - sum(coalesce(p.hs_refunds_amount, 0)) AS net
+FROM hubspot.commerce_payments p
+WHERE p.hs_latest_status IN ('succeeded', 'partially_refunded', 'refunded')
+  AND p.hs_initiated_date IS NOT NULL AND p.hs_initial_amount IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+                  WHERE m.object_type = 'commerce_payments' AND m.merged_id = p.hs_object_id)
+GROUP BY 1, 2;
+COMMENT ON VIEW hubspot.payments_by_month IS
+  'Payments that succeeded (hs_latest_status succeeded, partially_refunded or refunded) by UTC month of hs_initiated_date and currency: gross, refunds (hs_refunds_amount) and net';
+
+GRANT SELECT ON hubspot.revenue_by_month, hubspot.mrr, hubspot.invoice_aging, hubspot.payments_by_month TO PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): custom objects
+-------------------------------------------------------------------------------
+
+-- Mirrors a HubSpot custom object: reads its schema, records the object
+-- type (objectTypeId, API name, poller's last-modified property), maps its
+-- own properties to typed columns and creates hubspot.<name>.
+CREATE FUNCTION hubsync.track_object(object_type text) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r jsonb;
+	s jsonb;
+	v_tid text;
+	v_name text;
+	v_existing text;
+	p jsonb;
+BEGIN
+	PERFORM hubsync._require_owner('track HubSpot object types');
+	IF object_type IS NULL OR object_type !~ '^(2-[0-9]+|p[0-9]*_[a-z0-9_]+|[a-z][a-z0-9_]*)$' THEN
+		RAISE EXCEPTION 'invalid custom object "%"', object_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Name a custom object by its objectTypeId (2-123456), p_{name} or p{portalId}_{name}.';
+	END IF;
+	SELECT t.object_type INTO v_existing FROM hubsync.object_types t
+	WHERE t.object_type_id = track_object.object_type OR t.api_name = track_object.object_type
+	   OR t.object_type = track_object.object_type;
+	IF v_existing IS NOT NULL THEN
+		RETURN hubsync._mirror_table(v_existing);
+	END IF;
+	r := hubsync._hubspot_get('/crm/v3/schemas/' || object_type);
+	IF (r ->> 'status')::integer = 404 THEN
+		RAISE EXCEPTION 'HubSpot has no custom object "%"', object_type
+			USING ERRCODE = 'undefined_object',
+			      HINT = 'GET /crm/v3/schemas lists the custom objects of the account.';
+	ELSIF (r ->> 'status')::integer <> 200 THEN
+		RAISE EXCEPTION 'could not read the schema of "%" from HubSpot (HTTP %)', object_type, r ->> 'status'
+			USING ERRCODE = 'connection_failure',
+			      HINT = 'Check the credentials (scope crm.schemas.custom.read) and try again.';
+	END IF;
+	s := r -> 'body';
+	v_tid := s ->> 'objectTypeId';
+	SELECT t.object_type INTO v_existing FROM hubsync.object_types t WHERE t.object_type_id = v_tid;
+	IF v_existing IS NOT NULL THEN
+		RETURN hubsync._mirror_table(v_existing);
+	END IF;
+	v_name := left(regexp_replace(lower(coalesce(s ->> 'name', 'object_' || replace(v_tid, '-', '_'))),
+	                              '[^a-z0-9_]', '_', 'g'), 60);
+	IF v_name !~ '^[a-z_]' THEN
+		v_name := 'p_' || v_name;
+	END IF;
+	IF EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = v_name)
+	   OR v_name = 'associations' OR to_regclass(format('hubspot.%I', v_name)) IS NOT NULL THEN
+		v_name := left('p_' || v_name, 63);
+	END IF;
+	INSERT INTO hubsync.object_types (object_type, object_type_id, api_name, webhook_prefix, last_modified_property)
+	VALUES (v_name, v_tid, v_tid, NULL, 'hs_lastmodifieddate');
+	FOR p IN SELECT * FROM jsonb_array_elements(coalesce(s -> 'properties', '[]')) LOOP
+		CONTINUE WHEN coalesce((p ->> 'hubspotDefined')::boolean, false)
+		           OR p ->> 'name' IN ('hubsync_id', 'hs_object_id')
+		           OR p ->> 'name' !~ '^[a-z][a-z0-9_]{0,62}$'
+		           OR (p ->> 'name') IN ('properties', 'created_at', 'updated_at');
+		INSERT INTO hubsync.property_map (object_type, property, column_name, sql_type)
+		VALUES (v_name, p ->> 'name', p ->> 'name', hubsync._sql_type_of(p))
+		ON CONFLICT DO NOTHING;
+	END LOOP;
+	PERFORM hubsync._create_mirror_table(v_name);
+	PERFORM hubsync._wake_workers();
+	RETURN hubsync._mirror_table(v_name);
+END
+$$;
+COMMENT ON FUNCTION hubsync.track_object(text) IS
+  'Mirrors a HubSpot custom object (objectTypeId 2-N, p_{name} or p{portal}_{name}): reads its schema, creates hubspot.<name> with typed columns for its properties; it then syncs both ways like a standard object';
+
 SELECT pg_catalog.pg_extension_config_dump('hubsync.association_outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.association_types', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.association_outbox', 'id')::regclass, '');
@@ -458,7 +831,7 @@ BEGIN
 		SELECT p.oid FROM pg_catalog.pg_proc p
 		WHERE p.pronamespace = 'hubsync'::regnamespace
 		  AND p.proname LIKE '\_%'
-		  AND p.proname IN ('_applying_remote', '_assoc_claim', '_assoc_done', '_assoc_retry', '_assoc_types_store', '_association_defaults', '_capture_association', '_hs_id')
+		  AND p.proname IN ('_add_typed_column', '_applying_remote', '_assoc_claim', '_assoc_done', '_assoc_retry', '_assoc_types_store', '_association_defaults', '_capture_association', '_hs_id', '_hubspot_get', '_sql_type_of')
 	LOOP
 		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
 	END LOOP;
