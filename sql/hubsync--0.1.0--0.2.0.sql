@@ -624,7 +624,7 @@ COMMENT ON FUNCTION hubsync.map_property(text, text, text) IS
 
 -- Values of typed properties that could not convert and were kept in
 -- properties instead (the column is NULL): the conversion report.
-CREATE FUNCTION hubsync.unconverted_values(object_type text DEFAULT NULL)
+CREATE FUNCTION hubsync.unconverted_values(only_type text DEFAULT NULL)
 RETURNS TABLE (object_type text, hubsync_id uuid, hs_object_id bigint, property text,
                sql_type text, value text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -634,7 +634,7 @@ BEGIN
 	FOR m IN
 		SELECT pm.object_type AS ot, pm.property AS prop, pm.sql_type AS ty
 		FROM hubsync.property_map pm
-		WHERE unconverted_values.object_type IS NULL OR pm.object_type = unconverted_values.object_type
+		WHERE only_type IS NULL OR pm.object_type = only_type
 		ORDER BY 1, 2
 	LOOP
 		RETURN QUERY EXECUTE format(
