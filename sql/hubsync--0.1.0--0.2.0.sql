@@ -8,6 +8,10 @@
 -- database matches a fresh install object for object.
 
 -- >>> issue 7: revenue data and the object model
+-- quotes.hs_expiration_date is a HubSpot date property
+UPDATE hubsync.property_map SET sql_type = 'date' WHERE object_type = 'quotes' AND property = 'hs_expiration_date';
+ALTER TABLE hubspot.quotes ALTER COLUMN hs_expiration_date TYPE date USING (hs_expiration_date AT TIME ZONE 'UTC')::date;
+
 -- changed functions
 CREATE OR REPLACE FUNCTION hubsync._create_mirror_table(p_object_type text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -647,6 +651,26 @@ $$;
 COMMENT ON FUNCTION hubsync.unconverted_values(text) IS
   'HubSpot values of typed properties that could not convert to the column type: kept in properties, listed here';
 
+-- More revenue properties in typed columns (HubSpot types per the API
+-- notes, section 10).  Added with ALTER TABLE, like map_property, so that
+-- a fresh install and an upgraded one have the same column order.
+SELECT hubsync._add_typed_column(m.t, m.p, m.ty)
+FROM (VALUES
+	('invoices', 'hs_amount_paid', 'numeric'), ('invoices', 'hs_subtotal', 'numeric'),
+	('subscriptions', 'hs_last_payment_date', 'timestamptz'),
+	('commerce_payments', 'hs_net_amount', 'numeric'), ('commerce_payments', 'hs_fees_amount', 'numeric'),
+	('line_items', 'discount', 'numeric'), ('line_items', 'tax', 'numeric'),
+	('line_items', 'hs_discount_percentage', 'numeric'),
+	('line_items', 'hs_line_item_currency_code', 'text'),
+	('line_items', 'hs_recurring_billing_start_date', 'date')
+) AS m(t, p, ty);
+UPDATE hubsync.property_map SET builtin = true
+WHERE (object_type, property) IN (('invoices', 'hs_amount_paid'), ('invoices', 'hs_subtotal'),
+	('subscriptions', 'hs_last_payment_date'), ('commerce_payments', 'hs_net_amount'),
+	('commerce_payments', 'hs_fees_amount'), ('line_items', 'discount'), ('line_items', 'tax'),
+	('line_items', 'hs_discount_percentage'), ('line_items', 'hs_line_item_currency_code'),
+	('line_items', 'hs_recurring_billing_start_date'));
+
 -------------------------------------------------------------------------------
 -- Revenue data and the object model (issue 7): BI views in hubspot
 -------------------------------------------------------------------------------
@@ -744,7 +768,6 @@ GROUP BY 1, 2;
 COMMENT ON VIEW hubspot.payments_by_month IS
   'Payments that succeeded (hs_latest_status succeeded, partially_refunded or refunded) by UTC month of hs_initiated_date and currency: gross, refunds (hs_refunds_amount) and net';
 
-GRANT SELECT ON hubspot.revenue_by_month, hubspot.mrr, hubspot.invoice_aging, hubspot.payments_by_month TO PUBLIC;
 
 -------------------------------------------------------------------------------
 -- Revenue data and the object model (issue 7): custom objects

@@ -111,7 +111,7 @@ FROM (VALUES
 	('line_items', 'recurringbillingfrequency', 'text'),
 	('line_items', 'hs_recurring_billing_period', 'text'),
 
-	('quotes', 'hs_title', 'text'), ('quotes', 'hs_expiration_date', 'timestamptz'),
+	('quotes', 'hs_title', 'text'), ('quotes', 'hs_expiration_date', 'date'),
 	('quotes', 'hs_status', 'text'), ('quotes', 'hs_quote_amount', 'numeric'),
 	('quotes', 'hs_currency', 'text'),
 
@@ -1951,6 +1951,8 @@ COMMENT ON FUNCTION hubsync._inbox_failed(bigint, text) IS
 
 
 
+
+
 -- >>> issue 7: revenue data and the object model
 -------------------------------------------------------------------------------
 -- Revenue data and the object model (issue 7): associations both ways
@@ -2459,6 +2461,26 @@ $$;
 COMMENT ON FUNCTION hubsync.unconverted_values(text) IS
   'HubSpot values of typed properties that could not convert to the column type: kept in properties, listed here';
 
+-- More revenue properties in typed columns (HubSpot types per the API
+-- notes, section 10).  Added with ALTER TABLE, like map_property, so that
+-- a fresh install and an upgraded one have the same column order.
+SELECT hubsync._add_typed_column(m.t, m.p, m.ty)
+FROM (VALUES
+	('invoices', 'hs_amount_paid', 'numeric'), ('invoices', 'hs_subtotal', 'numeric'),
+	('subscriptions', 'hs_last_payment_date', 'timestamptz'),
+	('commerce_payments', 'hs_net_amount', 'numeric'), ('commerce_payments', 'hs_fees_amount', 'numeric'),
+	('line_items', 'discount', 'numeric'), ('line_items', 'tax', 'numeric'),
+	('line_items', 'hs_discount_percentage', 'numeric'),
+	('line_items', 'hs_line_item_currency_code', 'text'),
+	('line_items', 'hs_recurring_billing_start_date', 'date')
+) AS m(t, p, ty);
+UPDATE hubsync.property_map SET builtin = true
+WHERE (object_type, property) IN (('invoices', 'hs_amount_paid'), ('invoices', 'hs_subtotal'),
+	('subscriptions', 'hs_last_payment_date'), ('commerce_payments', 'hs_net_amount'),
+	('commerce_payments', 'hs_fees_amount'), ('line_items', 'discount'), ('line_items', 'tax'),
+	('line_items', 'hs_discount_percentage'), ('line_items', 'hs_line_item_currency_code'),
+	('line_items', 'hs_recurring_billing_start_date'));
+
 -------------------------------------------------------------------------------
 -- Revenue data and the object model (issue 7): BI views in hubspot
 -------------------------------------------------------------------------------
@@ -2556,7 +2578,6 @@ GROUP BY 1, 2;
 COMMENT ON VIEW hubspot.payments_by_month IS
   'Payments that succeeded (hs_latest_status succeeded, partially_refunded or refunded) by UTC month of hs_initiated_date and currency: gross, refunds (hs_refunds_amount) and net';
 
-GRANT SELECT ON hubspot.revenue_by_month, hubspot.mrr, hubspot.invoice_aging, hubspot.payments_by_month TO PUBLIC;
 
 -------------------------------------------------------------------------------
 -- Revenue data and the object model (issue 7): custom objects
