@@ -1953,6 +1953,8 @@ COMMENT ON FUNCTION hubsync._inbox_failed(bigint, text) IS
 
 
 
+
+
 -- >>> issue 7: revenue data and the object model
 -------------------------------------------------------------------------------
 -- Revenue data and the object model (issue 7): associations both ways
@@ -2064,12 +2066,14 @@ BEGIN
 	IF NEW.type_id IS NULL THEN
 		NEW.type_id := hubsync.association_type(NEW.from_type, NEW.to_type, NEW.label);
 	END IF;
-	IF NEW.type_id IS NOT NULL AND NEW.label IS NULL THEN
-		SELECT t.label, t.category INTO NEW.label, NEW.category
+	IF NEW.type_id IS NOT NULL THEN
+		-- HubSpot's word on a known type: its category, and its label
+		SELECT coalesce(NEW.label, t.label), t.category INTO NEW.label, NEW.category
 		FROM hubsync.association_types t
-		WHERE t.from_type = NEW.from_type AND t.to_type = NEW.to_type AND t.type_id = NEW.type_id
-		  AND t.label IS NOT NULL;
-		NEW.category := coalesce(NEW.category, 'HUBSPOT_DEFINED');
+		WHERE t.from_type = NEW.from_type AND t.to_type = NEW.to_type AND t.type_id = NEW.type_id;
+		IF NOT FOUND THEN
+			NEW.category := coalesce(NEW.category, 'HUBSPOT_DEFINED');
+		END IF;
 	END IF;
 	RETURN NEW;
 END
@@ -2162,6 +2166,23 @@ $$;
 COMMENT ON FUNCTION hubsync._hs_id(text, uuid) IS
   'API: private. HubSpot id of a mirror row by hubsync_id, NULL while it is not in HubSpot';
 
+-- Whether a mirror row exists.
+CREATE FUNCTION hubsync._row_exists(p_object_type text, p_hubsync_id uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v boolean;
+BEGIN
+	IF p_hubsync_id IS NULL OR to_regclass(format('hubspot.%I', p_object_type)) IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE format('SELECT EXISTS (SELECT 1 FROM hubspot.%I WHERE hubsync_id = $1)', p_object_type)
+		INTO v USING p_hubsync_id;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION hubsync._row_exists(text, uuid) IS
+  'API: private. Whether the mirror table of an object type has a row with this hubsync_id';
+
 -- Push worker: claim association changes that can leave now.  An entry
 -- waits while an end has no HubSpot id yet (its create is still in the
 -- outbox), while an older entry of the same pair is queued, and while its
@@ -2203,6 +2224,11 @@ BEGIN
 			IF e.op = 'archive' THEN
 				-- never reached HubSpot: nothing to remove there
 				DELETE FROM hubsync.association_outbox o WHERE o.id = e.id;
+			ELSIF (v_from IS NULL AND NOT hubsync._row_exists(e.from_type, e.from_hubsync_id))
+			   OR (v_to IS NULL AND NOT hubsync._row_exists(e.to_type, e.to_hubsync_id)) THEN
+				UPDATE hubsync.association_outbox o
+				SET state = 'failed', last_error = 'a record of this association was deleted before it reached HubSpot'
+				WHERE o.id = e.id;
 			END IF;
 			CONTINUE;			-- waits for its record's create
 		END IF;

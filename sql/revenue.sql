@@ -76,3 +76,46 @@ DELETE FROM hubspot.invoices;
 DELETE FROM hubspot.commerce_payments;
 DELETE FROM hubsync.merges;
 TRUNCATE hubsync.outbox;
+
+-- an application role (not the owner) writes associations; they queue
+CREATE ROLE revenue_app;
+GRANT SELECT, INSERT, DELETE ON hubspot.associations TO revenue_app;
+GRANT SELECT, INSERT ON hubspot.invoices, hubspot.commerce_payments TO revenue_app;
+SET ROLE revenue_app;
+INSERT INTO hubspot.invoices (hubsync_id, hs_currency) VALUES ('00000000-0000-0000-0000-00000000a001', 'EUR');
+INSERT INTO hubspot.commerce_payments (hubsync_id, hs_initial_amount) VALUES ('00000000-0000-0000-0000-00000000a002', 1);
+INSERT INTO hubspot.associations (from_type, from_hubsync_id, to_type, to_hubsync_id, type_id)
+VALUES ('commerce_payments', '00000000-0000-0000-0000-00000000a002', 'invoices', '00000000-0000-0000-0000-00000000a001', 542);
+INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id, type_id) VALUES ('deals', 1, 'contacts', 2, 3);
+RESET ROLE;
+SELECT op, from_type, from_id, from_hubsync_id IS NOT NULL AS by_hubsync_id, to_type, to_id, type_id, origin, state
+FROM hubsync.association_outbox ORDER BY id;
+-- deleted before they were sent: nothing is left to send
+SET ROLE revenue_app;
+DELETE FROM hubspot.associations;
+RESET ROLE;
+SELECT count(*) FROM hubsync.association_outbox;
+-- once sent (the queue entry gone), a DELETE queues the removal
+INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id, type_id) VALUES ('deals', 1, 'contacts', 2, 3);
+DELETE FROM hubsync.association_outbox;
+DELETE FROM hubspot.associations;
+SELECT op, from_id, to_id, type_id FROM hubsync.association_outbox;
+DELETE FROM hubsync.association_outbox;
+-- an association between unknown object types is refused
+INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id, type_id) VALUES ('nope', 1, 'deals', 2, 3);
+-- type ids from the cached labels endpoint
+SELECT hubsync._assoc_types_store('commerce_payments', 'invoices',
+	'[{"category": "HUBSPOT_DEFINED", "typeId": 542, "label": null}, {"category": "USER_DEFINED", "typeId": 5001, "label": "Settles"}]');
+SELECT hubsync.association_type('commerce_payments', 'invoices') AS unlabeled,
+       hubsync.association_type('commerce_payments', 'invoices', 'Settles') AS settles,
+       hubsync.association_type('commerce_payments', 'invoices', 'nope') AS unknown;
+INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id, label) VALUES ('commerce_payments', 1, 'invoices', 2, 'Settles');
+INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id, type_id) VALUES ('commerce_payments', 3, 'invoices', 4, 5001);
+SELECT from_id, type_id, category, label FROM hubspot.associations ORDER BY from_id;
+DELETE FROM hubspot.associations;
+TRUNCATE hubsync.association_outbox, hubsync.association_types;
+DELETE FROM hubspot.invoices;
+DELETE FROM hubspot.commerce_payments;
+TRUNCATE hubsync.outbox;
+DROP OWNED BY revenue_app;
+DROP ROLE revenue_app;

@@ -102,6 +102,15 @@ claim(void)
 		return NIL;
 	}
 	SPI_connect();
+	/* a database still on an older extension version has no queue */
+	if (SPI_execute("SELECT to_regprocedure('hubsync._assoc_claim(integer,integer)') IS NOT NULL",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1 ||
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") != 0)
+	{
+		SPI_finish();
+		hubsync_worker_end_xact();
+		return NIL;
+	}
 	args[0] = Int32GetDatum(ASSOC_CLAIM_LIMIT);
 	args[1] = Int32GetDatum(hubsync_request_timeout / 1000 * 3 + 60);
 	if (SPI_execute_with_args("SELECT kind, id, from_api, to_api, from_type, to_type, from_id, "
