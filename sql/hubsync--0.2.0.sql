@@ -1955,6 +1955,10 @@ COMMENT ON FUNCTION hubsync._inbox_failed(bigint, text) IS
 
 
 
+
+
+
+
 -- >>> issue 7: revenue data and the object model
 -------------------------------------------------------------------------------
 -- Revenue data and the object model (issue 7): associations both ways
@@ -2040,6 +2044,11 @@ CREATE TABLE hubsync.association_outbox (
 	last_error       text
 );
 CREATE INDEX association_outbox_pending_idx ON hubsync.association_outbox (id) WHERE state = 'pending';
+-- the claim's look-ups: older changes of a pair, rows waiting for an id
+CREATE INDEX association_outbox_from_idx ON hubsync.association_outbox (from_hubsync_id);
+CREATE INDEX association_outbox_from_id_idx ON hubsync.association_outbox (from_id);
+CREATE INDEX associations_from_hubsync_id_idx ON hubspot.associations (from_hubsync_id);
+CREATE INDEX associations_from_id_idx ON hubspot.associations (from_type, from_id);
 COMMENT ON TABLE hubsync.association_outbox IS
   'INSERTs and DELETEs of hubspot.associations waiting for HubSpot (v4 batch create / labels archive); an entry waits until both records have a HubSpot id; failed entries stay with their error';
 COMMENT ON COLUMN hubsync.association_outbox.state IS
@@ -2214,9 +2223,15 @@ BEGIN
 		-- an older change of the same pair goes first
 		CONTINUE WHEN EXISTS (
 			SELECT 1 FROM hubsync.association_outbox p
-			WHERE p.id < e.id AND p.state IN ('pending', 'in_flight')
+			WHERE p.from_hubsync_id = e.from_hubsync_id
+			  AND p.id < e.id AND p.state IN ('pending', 'in_flight')
 			  AND p.from_type = e.from_type AND p.to_type = e.to_type
-			  AND (p.from_id = e.from_id OR p.from_hubsync_id = e.from_hubsync_id)
+			  AND (p.to_id = e.to_id OR p.to_hubsync_id = e.to_hubsync_id))
+		  OR EXISTS (
+			SELECT 1 FROM hubsync.association_outbox p
+			WHERE p.from_id = e.from_id
+			  AND p.id < e.id AND p.state IN ('pending', 'in_flight')
+			  AND p.from_type = e.from_type AND p.to_type = e.to_type
 			  AND (p.to_id = e.to_id OR p.to_hubsync_id = e.to_hubsync_id));
 		v_from := coalesce(e.from_id, hubsync._hs_id(e.from_type, e.from_hubsync_id));
 		v_to := coalesce(e.to_id, hubsync._hs_id(e.to_type, e.to_hubsync_id));
@@ -2229,8 +2244,14 @@ BEGIN
 				UPDATE hubsync.association_outbox o
 				SET state = 'failed', last_error = 'a record of this association was deleted before it reached HubSpot'
 				WHERE o.id = e.id;
+			ELSE
+				-- waits for its record's create; meanwhile later entries get
+				-- their turn (the records of a commit normally leave before
+				-- its associations are looked at, so this is the odd case)
+				UPDATE hubsync.association_outbox o SET next_attempt_at = now() + interval '1 second'
+				WHERE o.id = e.id;
 			END IF;
-			CONTINUE;			-- waits for its record's create
+			CONTINUE;
 		END IF;
 		v_type := e.type_id;
 		v_cat := e.category;
@@ -2265,16 +2286,25 @@ BEGIN
 		SET state = 'in_flight', lease_until = now() + make_interval(secs => p_lease_seconds),
 		    attempts = o.attempts + 1, from_id = v_from, to_id = v_to, type_id = v_type, category = v_cat
 		WHERE o.id = e.id;
-		IF e.op = 'create' THEN
+		IF e.op = 'create' AND (e.from_id IS NULL OR e.to_id IS NULL OR e.type_id IS NULL) THEN
 			-- the mirror learns the ids and type it was waiting for
-			UPDATE hubspot.associations a
-			SET from_id = coalesce(a.from_id, v_from), to_id = coalesce(a.to_id, v_to),
-			    type_id = coalesce(a.type_id, v_type)
-			WHERE a.from_type = e.from_type AND a.to_type = e.to_type
-			  AND (a.from_id = v_from OR a.from_hubsync_id = e.from_hubsync_id)
-			  AND (a.to_id = v_to OR a.to_hubsync_id = e.to_hubsync_id)
-			  AND (a.type_id IS NULL OR a.type_id = v_type)
-			  AND (a.from_id IS NULL OR a.to_id IS NULL OR a.type_id IS NULL);
+			IF e.from_hubsync_id IS NOT NULL THEN
+				UPDATE hubspot.associations a
+				SET from_id = coalesce(a.from_id, v_from), to_id = coalesce(a.to_id, v_to),
+				    type_id = coalesce(a.type_id, v_type)
+				WHERE a.from_hubsync_id = e.from_hubsync_id
+				  AND a.from_type = e.from_type AND a.to_type = e.to_type
+				  AND (a.to_id = v_to OR a.to_hubsync_id = e.to_hubsync_id)
+				  AND (a.type_id IS NULL OR a.type_id = v_type)
+				  AND (a.from_id IS NULL OR a.to_id IS NULL OR a.type_id IS NULL);
+			ELSE
+				UPDATE hubspot.associations a
+				SET to_id = coalesce(a.to_id, v_to), type_id = coalesce(a.type_id, v_type)
+				WHERE a.from_type = e.from_type AND a.from_id = v_from AND a.to_type = e.to_type
+				  AND (a.to_id = v_to OR a.to_hubsync_id = e.to_hubsync_id)
+				  AND (a.type_id IS NULL OR a.type_id = v_type)
+				  AND (a.to_id IS NULL OR a.type_id IS NULL);
+			END IF;
 		END IF;
 		kind := e.op; id := e.id;
 		SELECT t.api_name INTO from_api FROM hubsync.object_types t WHERE t.object_type = e.from_type;
