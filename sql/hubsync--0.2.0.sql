@@ -111,7 +111,7 @@ FROM (VALUES
 	('line_items', 'recurringbillingfrequency', 'text'),
 	('line_items', 'hs_recurring_billing_period', 'text'),
 
-	('quotes', 'hs_title', 'text'), ('quotes', 'hs_expiration_date', 'timestamptz'),
+	('quotes', 'hs_title', 'text'), ('quotes', 'hs_expiration_date', 'date'),
 	('quotes', 'hs_status', 'text'), ('quotes', 'hs_quote_amount', 'numeric'),
 	('quotes', 'hs_currency', 'text'),
 
@@ -431,7 +431,13 @@ BEGIN
 	EXECUTE format(
 		'CREATE TRIGGER hubsync_capture AFTER INSERT OR UPDATE OR DELETE ON %s
 		 FOR EACH ROW EXECUTE FUNCTION hubsync._capture()', tbl);
-	PERFORM pg_catalog.pg_extension_config_dump(tbl::regclass, '');
+	-- a table of the install script is the extension's; one made later
+	-- (hubsync.track_object) is dumped like any table
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+	           WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = tbl::regclass
+	             AND d.deptype = 'e') THEN
+		PERFORM pg_catalog.pg_extension_config_dump(tbl::regclass, '');
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION hubsync._create_mirror_table(text) IS
@@ -911,6 +917,7 @@ DECLARE
 	vals text := '';
 	e record;
 	m record;
+	v text;
 BEGIN
 	IF key_property IS NULL OR key_value IS NULL THEN
 		RAISE EXCEPTION 'hubsync.upsert needs a key property and a key value'
@@ -946,10 +953,15 @@ BEGIN
 		IF m.column_name IS NULL THEN
 			extra := extra || jsonb_build_object(e.key, e.value);
 		ELSE
-			sets := sets || format('%I = hubsync._from_wire(%L, %L)::%s, ', m.column_name,
-			                       e.value #>> '{}', m.sql_type, m.sql_type);
+			-- a JSON array for a multi-select is its values joined with ';'
+			v := CASE WHEN jsonb_typeof(e.value) = 'array'
+			          THEN (SELECT string_agg(x, ';') FROM jsonb_array_elements_text(e.value) x)
+			          ELSE e.value #>> '{}' END;
+			-- converted now, so a bad value fails here with a clear error
+			v := hubsync._from_wire(v, m.sql_type);
+			sets := sets || format('%I = %L::%s, ', m.column_name, v, m.sql_type);
 			cols := cols || format('%I, ', m.column_name);
-			vals := vals || format('hubsync._from_wire(%L, %L)::%s, ', e.value #>> '{}', m.sql_type, m.sql_type);
+			vals := vals || format('%L::%s, ', v, m.sql_type);
 		END IF;
 	END LOOP;
 
@@ -968,23 +980,13 @@ COMMENT ON FUNCTION hubsync.upsert(text, text, text, jsonb) IS
 
 -- A HubSpot wire string (or JSON scalar text) as the text input of a typed
 -- column: '' is NULL, epoch milliseconds become timestamps, ';' separates
--- multi-select values.
+-- multi-select values.  The strict mode of the C converter behind
+-- hubsync._wire_to_column (src/convert.c): one parser, but a value that
+-- cannot convert is an error here instead of NULL.
 CREATE FUNCTION hubsync._from_wire(v text, sql_type text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT CASE
-		WHEN v IS NULL OR v = '' THEN NULL
-		WHEN sql_type IN ('timestamptz', 'date') AND v ~ '^-?[0-9]{1,15}$' THEN
-			CASE sql_type
-				WHEN 'timestamptz' THEN pg_catalog.to_timestamp(v::numeric / 1000)::text
-				ELSE (pg_catalog.to_timestamp(v::numeric / 1000) AT TIME ZONE 'UTC')::date::text
-			END
-		WHEN sql_type = 'text[]' THEN
-			(SELECT pg_catalog.array_agg(x)::text FROM pg_catalog.regexp_split_to_table(v, ';') x)
-		ELSE v
-	END
-$$;
+LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'hubsync_from_wire';
 COMMENT ON FUNCTION hubsync._from_wire(text, text) IS
-  'API: private. Text input of a typed column from a HubSpot wire string';
+  'API: private. Text input of a typed column from a HubSpot wire string; an error when it cannot convert';
 
 -- Where a record stands: pending (in the outbox), failed (dead letter) or
 -- synced.
@@ -2017,6 +2019,774 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION hubsync._inbox_failed(bigint, text) IS
   'API: private. Marks an inbox event failed with its error';
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+-- >>> issue 7: revenue data and the object model
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): associations both ways
+-------------------------------------------------------------------------------
+
+-- An association row may name its type by label alone: the push worker
+-- resolves the id from HubSpot's labels endpoint.
+ALTER TABLE hubspot.associations ALTER COLUMN type_id DROP NOT NULL;
+COMMENT ON COLUMN hubspot.associations.type_id IS
+  'HubSpot associationTypeId; NULL on INSERT means: resolve it from label (NULL label = the unlabeled default type) through HubSpot''s labels endpoint';
+
+CREATE TABLE hubsync.association_types (
+	from_type   text NOT NULL,
+	to_type     text NOT NULL,
+	type_id     integer NOT NULL,
+	category    text NOT NULL,
+	label       text,
+	fetched_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (from_type, to_type, type_id)
+);
+COMMENT ON TABLE hubsync.association_types IS
+  'Cache of HubSpot''s association labels endpoint (GET /crm/v4/associations/{from}/{to}/labels): type ids, categories and labels per pair of object types';
+COMMENT ON COLUMN hubsync.association_types.label IS 'label, NULL for the unlabeled type';
+GRANT SELECT ON hubsync.association_types TO PUBLIC;
+
+-- Push worker: store the labels endpoint's answer for one pair.
+CREATE FUNCTION hubsync._assoc_types_store(p_from_type text, p_to_type text, p_results jsonb)
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n integer;
+BEGIN
+	DELETE FROM hubsync.association_types t WHERE t.from_type = p_from_type AND t.to_type = p_to_type;
+	INSERT INTO hubsync.association_types (from_type, to_type, type_id, category, label)
+	SELECT DISTINCT ON ((r ->> 'typeId')::integer) p_from_type, p_to_type, (r ->> 'typeId')::integer,
+	       coalesce(r ->> 'category', 'HUBSPOT_DEFINED'), nullif(r ->> 'label', '')
+	FROM jsonb_array_elements(coalesce(p_results, '[]')) r
+	WHERE (r ->> 'typeId') ~ '^[0-9]+$';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync._assoc_types_store(text, text, jsonb) IS
+  'API: private. Push worker: caches HubSpot''s association labels of a pair of object types';
+
+-- The type id of a label between two object types, from the cache.
+CREATE FUNCTION hubsync.association_type(from_type text, to_type text, label text DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT t.type_id FROM hubsync.association_types t
+	WHERE t.from_type = association_type.from_type AND t.to_type = association_type.to_type
+	  AND CASE WHEN association_type.label IS NULL
+	           THEN t.label IS NULL AND t.category = 'HUBSPOT_DEFINED'
+	           ELSE t.label = association_type.label END
+	ORDER BY t.type_id LIMIT 1
+$$;
+COMMENT ON FUNCTION hubsync.association_type(text, text, text) IS
+  'HubSpot associationTypeId of a label (NULL: the unlabeled default type) between two object types, from the cached labels endpoint; NULL when not cached yet';
+
+-- Association changes waiting for HubSpot.  Kept apart from the record
+-- outbox: an entry leaves only once both ends have a HubSpot id, so an
+-- association to a record created in the same transaction follows that
+-- record's create, and entries of one pair leave in commit order.
+CREATE TABLE hubsync.association_outbox (
+	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	op               text NOT NULL CHECK (op IN ('create', 'archive')),
+	from_type        text NOT NULL,
+	from_id          bigint,
+	from_hubsync_id  uuid,
+	to_type          text NOT NULL,
+	to_id            bigint,
+	to_hubsync_id    uuid,
+	type_id          integer,
+	category         text NOT NULL DEFAULT 'HUBSPOT_DEFINED',
+	label            text,
+	origin           text NOT NULL,
+	state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'in_flight', 'failed')),
+	attempts         integer NOT NULL DEFAULT 0,
+	next_attempt_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	lease_until      timestamptz,
+	created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_status      integer,
+	last_error       text
+);
+CREATE INDEX association_outbox_pending_idx ON hubsync.association_outbox (id) WHERE state = 'pending';
+-- the claim's look-ups: older changes of a pair, rows waiting for an id
+CREATE INDEX association_outbox_from_idx ON hubsync.association_outbox (from_hubsync_id);
+CREATE INDEX association_outbox_from_id_idx ON hubsync.association_outbox (from_id);
+CREATE INDEX associations_from_hubsync_id_idx ON hubspot.associations (from_hubsync_id);
+CREATE INDEX associations_from_id_idx ON hubspot.associations (from_type, from_id);
+COMMENT ON TABLE hubsync.association_outbox IS
+  'INSERTs and DELETEs of hubspot.associations waiting for HubSpot (v4 batch create / labels archive); an entry waits until both records have a HubSpot id; failed entries stay with their error';
+COMMENT ON COLUMN hubsync.association_outbox.state IS
+  'pending, in_flight while the push worker sends it, failed when HubSpot refused it for good (see last_error)';
+
+CREATE FUNCTION hubsync._applying_remote() RETURNS boolean
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_applying_remote_fn';
+COMMENT ON FUNCTION hubsync._applying_remote() IS
+  'API: private. true while hubsync itself applies HubSpot''s changes (nothing is captured then)';
+
+-- BEFORE trigger: fill a missing type id from a cached label, and a
+-- missing label from a cached type id, so both directions keep labels;
+-- an association already in the table is not inserted twice.
+CREATE FUNCTION hubsync._association_defaults() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NEW.from_id IS NOT NULL AND NEW.to_id IS NOT NULL AND NEW.type_id IS NOT NULL AND EXISTS (
+		SELECT 1 FROM hubspot.associations a
+		WHERE a.from_type = NEW.from_type AND a.from_id = NEW.from_id AND a.to_type = NEW.to_type
+		  AND a.to_id = NEW.to_id AND a.type_id = NEW.type_id) THEN
+		-- already there (say, HubSpot's news of our own push): one row each
+		RETURN NULL;
+	END IF;
+	IF NEW.type_id IS NULL THEN
+		NEW.type_id := hubsync.association_type(NEW.from_type, NEW.to_type, NEW.label);
+	END IF;
+	IF NEW.type_id IS NOT NULL THEN
+		-- HubSpot's word on a known type: its category, and its label
+		SELECT coalesce(NEW.label, t.label), t.category INTO NEW.label, NEW.category
+		FROM hubsync.association_types t
+		WHERE t.from_type = NEW.from_type AND t.to_type = NEW.to_type AND t.type_id = NEW.type_id;
+		IF NOT FOUND THEN
+			NEW.category := coalesce(NEW.category, 'HUBSPOT_DEFINED');
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION hubsync._association_defaults() IS
+  'API: private. BEFORE INSERT trigger of hubspot.associations: type id from label and label from type id, from the cache';
+
+-- AFTER trigger: application INSERTs and DELETEs of associations go to
+-- the association outbox (not hubsync's own writes while applying
+-- HubSpot's changes, nor a pg_restore).
+CREATE FUNCTION hubsync._capture_association() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_origin text := coalesce(current_setting('hubsync.origin', true), 'app');
+	n integer;
+BEGIN
+	IF hubsync._applying_remote() OR current_setting('application_name') = 'pg_restore' THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP = 'UPDATE' THEN
+		-- filling in an id, type or label that was resolved later is no change
+		IF NEW.from_type = OLD.from_type AND NEW.to_type = OLD.to_type
+		   AND NEW.from_hubsync_id IS NOT DISTINCT FROM OLD.from_hubsync_id
+		   AND NEW.to_hubsync_id IS NOT DISTINCT FROM OLD.to_hubsync_id
+		   AND (OLD.from_id IS NULL OR NEW.from_id = OLD.from_id)
+		   AND (OLD.to_id IS NULL OR NEW.to_id = OLD.to_id)
+		   AND (OLD.type_id IS NULL OR NEW.type_id = OLD.type_id) THEN
+			RETURN NULL;
+		END IF;
+	END IF;
+	IF TG_OP IN ('DELETE', 'UPDATE') THEN
+		-- a create not sent yet is simply dropped
+		DELETE FROM hubsync.association_outbox o
+		WHERE o.op = 'create' AND o.state = 'pending'
+		  AND o.from_type = OLD.from_type AND o.to_type = OLD.to_type
+		  AND o.from_id IS NOT DISTINCT FROM OLD.from_id AND o.to_id IS NOT DISTINCT FROM OLD.to_id
+		  AND o.from_hubsync_id IS NOT DISTINCT FROM OLD.from_hubsync_id
+		  AND o.to_hubsync_id IS NOT DISTINCT FROM OLD.to_hubsync_id
+		  AND o.type_id IS NOT DISTINCT FROM OLD.type_id
+		  AND o.label IS NOT DISTINCT FROM OLD.label;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n = 0 THEN
+			INSERT INTO hubsync.association_outbox (op, from_type, from_id, from_hubsync_id, to_type,
+				to_id, to_hubsync_id, type_id, category, label, origin)
+			VALUES ('archive', OLD.from_type, OLD.from_id, OLD.from_hubsync_id, OLD.to_type,
+				OLD.to_id, OLD.to_hubsync_id, OLD.type_id, OLD.category, OLD.label, v_origin);
+		END IF;
+	END IF;
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		IF NOT EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = NEW.from_type)
+		   OR NOT EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = NEW.to_type) THEN
+			RAISE EXCEPTION 'association between unknown object types "%" and "%"', NEW.from_type, NEW.to_type
+				USING ERRCODE = 'undefined_object',
+				      HINT = 'from_type and to_type are mirror table names from hubsync.object_types.';
+		END IF;
+		INSERT INTO hubsync.association_outbox (op, from_type, from_id, from_hubsync_id, to_type,
+			to_id, to_hubsync_id, type_id, category, label, origin)
+		VALUES ('create', NEW.from_type, NEW.from_id, NEW.from_hubsync_id, NEW.to_type,
+			NEW.to_id, NEW.to_hubsync_id, NEW.type_id, NEW.category, NEW.label, v_origin);
+	END IF;
+	PERFORM hubsync._wake_push();
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hubsync._capture_association() IS
+  'API: private. AFTER trigger of hubspot.associations: queues INSERTs and DELETEs for HubSpot';
+
+CREATE TRIGGER hubsync_association_defaults BEFORE INSERT ON hubspot.associations
+	FOR EACH ROW EXECUTE FUNCTION hubsync._association_defaults();
+CREATE TRIGGER hubsync_capture AFTER INSERT OR UPDATE OR DELETE ON hubspot.associations
+	FOR EACH ROW EXECUTE FUNCTION hubsync._capture_association();
+
+-- HubSpot id of a record by its hubsync_id, or NULL.
+CREATE FUNCTION hubsync._hs_id(p_object_type text, p_hubsync_id uuid) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v bigint;
+BEGIN
+	IF p_hubsync_id IS NULL THEN
+		RETURN NULL;
+	END IF;
+	EXECUTE format('SELECT hs_object_id FROM hubspot.%I WHERE hubsync_id = $1', p_object_type)
+		INTO v USING p_hubsync_id;
+	IF v IS NULL THEN
+		SELECT s.hs_object_id INTO v FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	END IF;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION hubsync._hs_id(text, uuid) IS
+  'API: private. HubSpot id of a mirror row by hubsync_id, NULL while it is not in HubSpot';
+
+-- Whether a mirror row exists.
+CREATE FUNCTION hubsync._row_exists(p_object_type text, p_hubsync_id uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v boolean;
+BEGIN
+	IF p_hubsync_id IS NULL OR to_regclass(format('hubspot.%I', p_object_type)) IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE format('SELECT EXISTS (SELECT 1 FROM hubspot.%I WHERE hubsync_id = $1)', p_object_type)
+		INTO v USING p_hubsync_id;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION hubsync._row_exists(text, uuid) IS
+  'API: private. Whether the mirror table of an object type has a row with this hubsync_id';
+
+-- Push worker: claim association changes that can leave now.  An entry
+-- waits while an end has no HubSpot id yet (its create is still in the
+-- outbox), while an older entry of the same pair is queued, and while its
+-- type is a label not cached yet: then a row of kind 'labels' asks the
+-- worker to read the pair's labels.  Kinds: 'create', 'archive', 'labels'.
+CREATE FUNCTION hubsync._assoc_claim(p_limit integer, p_lease_seconds integer)
+RETURNS TABLE (kind text, id bigint, from_api text, to_api text, from_type text, to_type text,
+               from_id bigint, to_id bigint, type_id integer, category text, attempts integer,
+               first_created timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e record;
+	v_from bigint;
+	v_to bigint;
+	v_type integer;
+	v_cat text;
+	v_asked text[] := '{}';
+	v_n integer := 0;
+BEGIN
+	UPDATE hubsync.association_outbox o SET state = 'pending', lease_until = NULL
+	WHERE o.state = 'in_flight' AND o.lease_until < now();
+	FOR e IN
+		SELECT o.* FROM hubsync.association_outbox o
+		WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+		ORDER BY o.id LIMIT p_limit * 4
+		FOR UPDATE SKIP LOCKED
+	LOOP
+		EXIT WHEN v_n >= p_limit;
+		-- an older change of the same pair goes first
+		CONTINUE WHEN EXISTS (
+			SELECT 1 FROM hubsync.association_outbox p
+			WHERE p.from_hubsync_id = e.from_hubsync_id
+			  AND p.id < e.id AND p.state IN ('pending', 'in_flight')
+			  AND p.from_type = e.from_type AND p.to_type = e.to_type
+			  AND (p.to_id = e.to_id OR p.to_hubsync_id = e.to_hubsync_id))
+		  OR EXISTS (
+			SELECT 1 FROM hubsync.association_outbox p
+			WHERE p.from_id = e.from_id
+			  AND p.id < e.id AND p.state IN ('pending', 'in_flight')
+			  AND p.from_type = e.from_type AND p.to_type = e.to_type
+			  AND (p.to_id = e.to_id OR p.to_hubsync_id = e.to_hubsync_id));
+		v_from := coalesce(e.from_id, hubsync._hs_id(e.from_type, e.from_hubsync_id));
+		v_to := coalesce(e.to_id, hubsync._hs_id(e.to_type, e.to_hubsync_id));
+		IF v_from IS NULL OR v_to IS NULL THEN
+			IF e.op = 'archive' THEN
+				-- never reached HubSpot: nothing to remove there
+				DELETE FROM hubsync.association_outbox o WHERE o.id = e.id;
+			ELSIF (v_from IS NULL AND NOT hubsync._row_exists(e.from_type, e.from_hubsync_id))
+			   OR (v_to IS NULL AND NOT hubsync._row_exists(e.to_type, e.to_hubsync_id)) THEN
+				UPDATE hubsync.association_outbox o
+				SET state = 'failed', last_error = 'a record of this association was deleted before it reached HubSpot'
+				WHERE o.id = e.id;
+			ELSE
+				-- waits for its record's create; meanwhile later entries get
+				-- their turn (the records of a commit normally leave before
+				-- its associations are looked at, so this is the odd case)
+				UPDATE hubsync.association_outbox o SET next_attempt_at = now() + interval '1 second'
+				WHERE o.id = e.id;
+			END IF;
+			CONTINUE;
+		END IF;
+		v_type := e.type_id;
+		v_cat := e.category;
+		IF v_type IS NULL THEN
+			SELECT t.type_id, t.category INTO v_type, v_cat FROM hubsync.association_types t
+			WHERE t.from_type = e.from_type AND t.to_type = e.to_type
+			  AND CASE WHEN e.label IS NULL THEN t.label IS NULL AND t.category = 'HUBSPOT_DEFINED'
+			           ELSE t.label = e.label END
+			ORDER BY t.type_id LIMIT 1;
+			IF v_type IS NULL THEN
+				IF EXISTS (SELECT 1 FROM hubsync.association_types t
+				           WHERE t.from_type = e.from_type AND t.to_type = e.to_type
+				             AND t.fetched_at > now() - interval '1 minute') THEN
+					UPDATE hubsync.association_outbox o
+					SET state = 'failed', last_error = format('HubSpot has no association label %s from %s to %s',
+					        coalesce(quote_literal(e.label), '(unlabeled)'), e.from_type, e.to_type)
+					WHERE o.id = e.id;
+				ELSIF NOT (e.from_type || '/' || e.to_type) = ANY (v_asked) THEN
+					v_asked := v_asked || (e.from_type || '/' || e.to_type);
+					kind := 'labels'; id := NULL;
+					SELECT t.api_name INTO from_api FROM hubsync.object_types t WHERE t.object_type = e.from_type;
+					SELECT t.api_name INTO to_api FROM hubsync.object_types t WHERE t.object_type = e.to_type;
+					from_type := e.from_type; to_type := e.to_type;
+					from_id := NULL; to_id := NULL; type_id := NULL; category := NULL;
+					attempts := 0; first_created := e.created_at;
+					RETURN NEXT;
+				END IF;
+				CONTINUE;
+			END IF;
+		END IF;
+		UPDATE hubsync.association_outbox o
+		SET state = 'in_flight', lease_until = now() + make_interval(secs => p_lease_seconds),
+		    attempts = o.attempts + 1, from_id = v_from, to_id = v_to, type_id = v_type, category = v_cat
+		WHERE o.id = e.id;
+		IF e.op = 'create' AND (e.from_id IS NULL OR e.to_id IS NULL OR e.type_id IS NULL) THEN
+			-- the mirror learns the ids and type it was waiting for
+			IF e.from_hubsync_id IS NOT NULL THEN
+				UPDATE hubspot.associations a
+				SET from_id = coalesce(a.from_id, v_from), to_id = coalesce(a.to_id, v_to),
+				    type_id = coalesce(a.type_id, v_type)
+				WHERE a.from_hubsync_id = e.from_hubsync_id
+				  AND a.from_type = e.from_type AND a.to_type = e.to_type
+				  AND (a.to_id = v_to OR a.to_hubsync_id = e.to_hubsync_id)
+				  AND (a.type_id IS NULL OR a.type_id = v_type)
+				  AND (a.from_id IS NULL OR a.to_id IS NULL OR a.type_id IS NULL);
+			ELSE
+				UPDATE hubspot.associations a
+				SET to_id = coalesce(a.to_id, v_to), type_id = coalesce(a.type_id, v_type)
+				WHERE a.from_type = e.from_type AND a.from_id = v_from AND a.to_type = e.to_type
+				  AND (a.to_id = v_to OR a.to_hubsync_id = e.to_hubsync_id)
+				  AND (a.type_id IS NULL OR a.type_id = v_type)
+				  AND (a.to_id IS NULL OR a.type_id IS NULL);
+			END IF;
+		END IF;
+		kind := e.op; id := e.id;
+		SELECT t.api_name INTO from_api FROM hubsync.object_types t WHERE t.object_type = e.from_type;
+		SELECT t.api_name INTO to_api FROM hubsync.object_types t WHERE t.object_type = e.to_type;
+		from_type := e.from_type; to_type := e.to_type;
+		from_id := v_from; to_id := v_to; type_id := v_type; category := v_cat;
+		attempts := e.attempts + 1; first_created := e.created_at;
+		v_n := v_n + 1;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._assoc_claim(integer, integer) IS
+  'API: private. Push worker: association changes ready to send (both ends in HubSpot), and label look-ups needed';
+
+-- Push worker: HubSpot accepted association changes.
+CREATE FUNCTION hubsync._assoc_done(p_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	WITH d AS (
+		DELETE FROM hubsync.association_outbox o WHERE o.id = ANY (p_ids) RETURNING o.*
+	)
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+	SELECT 'out', 'associations', d.from_hubsync_id, d.from_id,
+	       CASE d.op WHEN 'create' THEN 'insert' ELSE 'delete' END, d.origin,
+	       jsonb_build_object('from_type', d.from_type, 'from_id', d.from_id, 'to_type', d.to_type,
+	                          'to_id', d.to_id, 'type_id', d.type_id, 'category', d.category, 'label', d.label)
+	FROM d ORDER BY d.id;
+END
+$$;
+COMMENT ON FUNCTION hubsync._assoc_done(bigint[]) IS
+  'API: private. Push worker: records association changes HubSpot accepted';
+
+-- Push worker: association changes to try again later, or failed for good.
+CREATE FUNCTION hubsync._assoc_retry(p_ids bigint[], p_status integer, p_error text,
+	p_delay_ms bigint, p_count_attempt boolean, p_failed boolean) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	UPDATE hubsync.association_outbox o
+	SET state = CASE WHEN p_failed THEN 'failed' ELSE 'pending' END, lease_until = NULL,
+	    next_attempt_at = now() + make_interval(secs => p_delay_ms / 1000.0),
+	    attempts = CASE WHEN p_count_attempt THEN o.attempts ELSE greatest(o.attempts - 1, 0) END,
+	    last_status = p_status, last_error = p_error
+	WHERE o.id = ANY (p_ids);
+	SELECT pg_notify('hubsync_alerts', jsonb_build_object('alert', 'association_failed',
+		'ids', to_jsonb(p_ids), 'status', p_status, 'message', left(p_error, 200))::text)
+	WHERE p_failed;
+$$;
+COMMENT ON FUNCTION hubsync._assoc_retry(bigint[], integer, text, bigint, boolean, boolean) IS
+  'API: private. Push worker: schedules association changes again, or marks them failed';
+
+-- Send failed association changes again.
+CREATE FUNCTION hubsync.retry_failed_associations() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM hubsync._require_owner('retry failed associations');
+	UPDATE hubsync.association_outbox o
+	SET state = 'pending', attempts = 0, next_attempt_at = now()
+	WHERE o.state = 'failed';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 THEN
+		PERFORM hubsync._wake_push();
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync.retry_failed_associations() IS
+  'Re-queues association changes HubSpot refused (state failed in hubsync.association_outbox); returns how many';
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): typed properties
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION hubsync._hubspot_get(path text) RETURNS jsonb
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_hubspot_get';
+COMMENT ON FUNCTION hubsync._hubspot_get(text) IS
+  'API: private. One GET from HubSpot in this backend: {"status": N, "body": JSON}; for track_object and map_property';
+
+-- The SQL type for a HubSpot property definition (its type and fieldType).
+CREATE FUNCTION hubsync._sql_type_of(p_def jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE p_def ->> 'type'
+		WHEN 'number' THEN 'numeric'
+		WHEN 'date' THEN 'date'
+		WHEN 'datetime' THEN 'timestamptz'
+		WHEN 'bool' THEN 'boolean'
+		WHEN 'enumeration' THEN CASE WHEN p_def ->> 'fieldType' = 'checkbox' THEN 'text[]' ELSE 'text' END
+		ELSE 'text'
+	END
+$$;
+COMMENT ON FUNCTION hubsync._sql_type_of(jsonb) IS
+  'API: private. SQL column type of a HubSpot property: number numeric, date date, datetime timestamptz, bool boolean, multi-select text[], else text';
+
+-- Adds the typed column of a property to a mirror table and moves the
+-- values already in properties into it.  Values that do not convert stay
+-- in properties.  The fill is no change to HubSpot, so the capture
+-- trigger is off for it (the ALTER TABLE lock keeps other writers out
+-- until commit, so nothing else goes uncaptured).
+CREATE FUNCTION hubsync._add_typed_column(p_object_type text, p_property text, p_sql_type text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	tbl regclass := hubsync._mirror_table(p_object_type);
+	col text := p_property;
+BEGIN
+	IF col IN ('hubsync_id', 'hs_object_id', 'properties', 'created_at', 'updated_at')
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped) THEN
+		col := left('p_' || p_property, 63);
+	END IF;
+	INSERT INTO hubsync.property_map (object_type, property, column_name, sql_type)
+	VALUES (p_object_type, p_property, col, p_sql_type);
+	EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', tbl, col, p_sql_type);
+	EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, col, format('HubSpot property %s', p_property));
+	EXECUTE format('ALTER TABLE %s DISABLE TRIGGER hubsync_capture', tbl);
+	EXECUTE format(
+		'UPDATE %1$s t SET %2$I = c.v::%3$s, properties = t.properties - %4$L
+		 FROM (SELECT hubsync_id, hubsync._wire_to_column(properties ->> %4$L, %5$L) AS v,
+		              properties ->> %4$L AS raw
+		       FROM %1$s WHERE properties ? %4$L) c
+		 WHERE t.hubsync_id = c.hubsync_id AND (c.v IS NOT NULL OR coalesce(c.raw, '''') = '''')',
+		tbl, col, p_sql_type, p_property, p_sql_type);
+	EXECUTE format('ALTER TABLE %s ENABLE TRIGGER hubsync_capture', tbl);
+	PERFORM hubsync._invalidate_mirror(tbl);
+END
+$$;
+COMMENT ON FUNCTION hubsync._add_typed_column(text, text, text) IS
+  'API: private. Adds a typed property column to a mirror table, filled from properties';
+
+-- Turns a HubSpot property into a typed column of its mirror table.
+CREATE FUNCTION hubsync.map_property(object_type text, property text, sql_type text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_api text;
+	v_old text;
+	v_type text := map_property.sql_type;
+	r jsonb;
+BEGIN
+	PERFORM hubsync._require_owner('map HubSpot properties');
+	PERFORM hubsync._mirror_table(map_property.object_type);
+	IF property IS NULL OR property !~ '^[a-z][a-z0-9_]{0,99}$' THEN
+		RAISE EXCEPTION 'invalid HubSpot property name "%"', property
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'HubSpot property names are lower case letters, digits and underscores.';
+	END IF;
+	IF property IN ('hubsync_id', 'hs_object_id') THEN
+		RAISE EXCEPTION 'property "%" is hubsync''s own', property
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'It is already a column of every mirror table.';
+	END IF;
+	IF v_type IS NOT NULL AND v_type NOT IN ('text', 'numeric', 'timestamptz', 'date', 'boolean', 'text[]', 'bigint') THEN
+		RAISE EXCEPTION 'unsupported column type "%"', v_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Use text, numeric, timestamptz, date, boolean, text[] or bigint, or NULL to take the type from HubSpot.';
+	END IF;
+	SELECT m.sql_type INTO v_old FROM hubsync.property_map m
+	WHERE m.object_type = map_property.object_type AND m.property = map_property.property;
+	IF v_old IS NOT NULL THEN
+		IF v_type IS NULL OR v_type = v_old THEN
+			RETURN v_old;		-- already mapped: nothing to do
+		END IF;
+		RAISE EXCEPTION 'property "%" of % is already a % column', property, object_type, v_old
+			USING ERRCODE = 'duplicate_column',
+			      HINT = 'A mapped property keeps its type.';
+	END IF;
+	IF v_type IS NULL THEN
+		SELECT t.api_name INTO v_api FROM hubsync.object_types t WHERE t.object_type = map_property.object_type;
+		r := hubsync._hubspot_get(format('/crm/v3/properties/%s/%s', v_api, property));
+		IF (r ->> 'status')::integer = 404 THEN
+			RAISE EXCEPTION 'HubSpot has no property "%" on %', property, object_type
+				USING ERRCODE = 'undefined_object',
+				      HINT = 'Create it in HubSpot first, or pass the column type to map it anyway.';
+		ELSIF (r ->> 'status')::integer <> 200 THEN
+			RAISE EXCEPTION 'could not read property "%" of % from HubSpot (HTTP %)', property, object_type, r ->> 'status'
+				USING ERRCODE = 'connection_failure',
+				      HINT = 'Pass the column type to map the property without asking HubSpot.';
+		END IF;
+		v_type := hubsync._sql_type_of(r -> 'body');
+	END IF;
+	PERFORM hubsync._add_typed_column(map_property.object_type, property, v_type);
+	RETURN v_type;
+END
+$$;
+COMMENT ON FUNCTION hubsync.map_property(text, text, text) IS
+  'Turns a HubSpot property into a typed column of its mirror table (type from HubSpot''s property definition when not given), filled from properties; returns the column type';
+
+-- Values of typed properties that could not convert and were kept in
+-- properties instead (the column is NULL): the conversion report.
+CREATE FUNCTION hubsync.unconverted_values(only_type text DEFAULT NULL)
+RETURNS TABLE (object_type text, hubsync_id uuid, hs_object_id bigint, property text,
+               sql_type text, value text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN
+		SELECT pm.object_type AS ot, pm.property AS prop, pm.sql_type AS ty
+		FROM hubsync.property_map pm
+		WHERE only_type IS NULL OR pm.object_type = only_type
+		ORDER BY 1, 2
+	LOOP
+		RETURN QUERY EXECUTE format(
+			'SELECT %L::text, t.hubsync_id, t.hs_object_id, %L::text, %L::text, t.properties ->> %L
+			 FROM hubspot.%I t WHERE t.properties ? %L ORDER BY t.hubsync_id',
+			m.ot, m.prop, m.ty, m.prop, m.ot, m.prop);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync.unconverted_values(text) IS
+  'HubSpot values of typed properties that could not convert to the column type: kept in properties, listed here';
+
+-- More revenue properties in typed columns (HubSpot types per the API
+-- notes, section 10).  Added with ALTER TABLE, like map_property, so that
+-- a fresh install and an upgraded one have the same column order.
+SELECT hubsync._add_typed_column(m.t, m.p, m.ty)
+FROM (VALUES
+	('invoices', 'hs_amount_paid', 'numeric'), ('invoices', 'hs_subtotal', 'numeric'),
+	('subscriptions', 'hs_last_payment_date', 'timestamptz'),
+	('commerce_payments', 'hs_net_amount', 'numeric'), ('commerce_payments', 'hs_fees_amount', 'numeric'),
+	('line_items', 'discount', 'numeric'), ('line_items', 'tax', 'numeric'),
+	('line_items', 'hs_discount_percentage', 'numeric'),
+	('line_items', 'hs_line_item_currency_code', 'text'),
+	('line_items', 'hs_recurring_billing_start_date', 'date')
+) AS m(t, p, ty);
+UPDATE hubsync.property_map SET builtin = true
+WHERE (object_type, property) IN (('invoices', 'hs_amount_paid'), ('invoices', 'hs_subtotal'),
+	('subscriptions', 'hs_last_payment_date'), ('commerce_payments', 'hs_net_amount'),
+	('commerce_payments', 'hs_fees_amount'), ('line_items', 'discount'), ('line_items', 'tax'),
+	('line_items', 'hs_discount_percentage'), ('line_items', 'hs_line_item_currency_code'),
+	('line_items', 'hs_recurring_billing_start_date'));
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): BI views in hubspot
+-------------------------------------------------------------------------------
+-- Months are calendar months in UTC; amounts are summed per currency and
+-- never converted; records HubSpot merged away (hubsync.merges) never
+-- count.  The exact definitions are in the README.
+
+-- Closed-won deal amount by close month and pipeline.
+CREATE VIEW hubspot.revenue_by_month AS
+SELECT date_trunc('month', d.closedate AT TIME ZONE 'UTC')::date AS month,
+       d.pipeline,
+       d.deal_currency_code AS currency,
+       count(*) AS deals,
+       coalesce(sum(d.amount), 0) AS amount
+FROM hubspot.deals d
+WHERE (d.dealstage = 'closedwon' OR d.properties ->> 'hs_is_closed_won' = 'true')
+  AND d.closedate IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+                  WHERE m.object_type = 'deals' AND m.merged_id = d.hs_object_id)
+GROUP BY 1, 2, 3;
+COMMENT ON VIEW hubspot.revenue_by_month IS
+  'Closed-won deals (dealstage closedwon or hs_is_closed_won) by UTC close month, pipeline and currency: count and sum of amount';
+
+-- Periods per year of a billing frequency (NULL: monthly).
+CREATE FUNCTION hubsync.billing_periods_per_year(frequency text) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE coalesce(frequency, 'monthly')
+		WHEN 'weekly' THEN 52 WHEN 'biweekly' THEN 26 WHEN 'monthly' THEN 12
+		WHEN 'quarterly' THEN 4 WHEN 'per_six_months' THEN 2 WHEN 'annually' THEN 1
+		WHEN 'per_two_years' THEN 0.5 WHEN 'per_three_years' THEN 1 / 3.0
+		WHEN 'per_four_years' THEN 0.25 WHEN 'per_five_years' THEN 0.2
+	END::numeric
+$$;
+COMMENT ON FUNCTION hubsync.billing_periods_per_year(text) IS
+  'Billing periods per year of a HubSpot recurring billing frequency (weekly 52 ... per_five_years 0.2; NULL is monthly)';
+
+-- Monthly recurring revenue of the subscriptions active in each month.
+CREATE VIEW hubspot.mrr AS
+WITH s AS (
+	SELECT s.hs_currency_code AS currency,
+	       s.hs_recurring_revenue * hubsync.billing_periods_per_year(s.hs_recurring_billing_frequency) AS yearly,
+	       date_trunc('month', s.hs_start_date)::date AS first_month,
+	       date_trunc('month', coalesce(s.hs_end_date, current_date))::date AS last_month
+	FROM hubspot.subscriptions s
+	WHERE s.hs_start_date IS NOT NULL AND s.hs_recurring_revenue IS NOT NULL
+	  AND (s.hs_status IN ('active', 'past_due')
+	       OR (s.hs_status IN ('canceled', 'expired') AND s.hs_end_date IS NOT NULL))
+	  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+	                  WHERE m.object_type = 'subscriptions' AND m.merged_id = s.hs_object_id)
+)
+SELECT g.month::date AS month, s.currency, count(*) AS subscriptions,
+       round(sum(s.yearly) / 12, 2) AS mrr
+FROM s, generate_series(s.first_month, s.last_month, interval '1 month') g(month)
+GROUP BY 1, 2;
+COMMENT ON VIEW hubspot.mrr IS
+  'Monthly recurring revenue by month and currency: subscriptions active in the month, hs_recurring_revenue normalised to a month (x periods per year / 12), rounded to cents';
+
+-- Open invoice balance by days past due, as of a given day.
+CREATE FUNCTION hubsync.invoice_aging(as_of date DEFAULT current_date)
+RETURNS TABLE (bucket text, currency text, invoices bigint, balance numeric)
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN a.days <= 30 THEN '0-30' WHEN a.days <= 60 THEN '31-60'
+	            WHEN a.days <= 90 THEN '61-90' ELSE '90+' END,
+	       a.hs_currency, count(*), sum(a.hs_balance_due)
+	FROM (SELECT i.hs_currency, i.hs_balance_due,
+	             greatest(coalesce(invoice_aging.as_of - i.hs_due_date, 0), 0) AS days
+	      FROM hubspot.invoices i
+	      WHERE i.hs_invoice_status = 'open' AND i.hs_balance_due > 0
+	        AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+	                        WHERE m.object_type = 'invoices' AND m.merged_id = i.hs_object_id)) a
+	GROUP BY 1, 2
+	ORDER BY min(a.days), 2
+$$;
+COMMENT ON FUNCTION hubsync.invoice_aging(date) IS
+  'Open invoices with a balance due, by days past due on a given day (0-30 includes not yet due), per currency';
+
+CREATE VIEW hubspot.invoice_aging AS SELECT * FROM hubsync.invoice_aging(current_date);
+COMMENT ON VIEW hubspot.invoice_aging IS
+  'Open invoice balance (hs_balance_due of invoices with hs_invoice_status open) in 0-30 / 31-60 / 61-90 / 90+ days past hs_due_date, today, per currency';
+
+-- Succeeded payments minus refunds, by month.
+CREATE VIEW hubspot.payments_by_month AS
+SELECT date_trunc('month', p.hs_initiated_date AT TIME ZONE 'UTC')::date AS month,
+       p.hs_currency_code AS currency,
+       count(*) AS payments,
+       sum(p.hs_initial_amount) AS gross,
+       sum(coalesce(p.hs_refunds_amount, 0)) AS refunds,
+       sum(p.hs_initial_amount) - sum(coalesce(p.hs_refunds_amount, 0)) AS net
+FROM hubspot.commerce_payments p
+WHERE p.hs_latest_status IN ('succeeded', 'partially_refunded', 'refunded')
+  AND p.hs_initiated_date IS NOT NULL AND p.hs_initial_amount IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+                  WHERE m.object_type = 'commerce_payments' AND m.merged_id = p.hs_object_id)
+GROUP BY 1, 2;
+COMMENT ON VIEW hubspot.payments_by_month IS
+  'Payments that succeeded (hs_latest_status succeeded, partially_refunded or refunded) by UTC month of hs_initiated_date and currency: gross, refunds (hs_refunds_amount) and net';
+
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): custom objects
+-------------------------------------------------------------------------------
+
+-- Mirrors a HubSpot custom object: reads its schema, records the object
+-- type (objectTypeId, API name, poller's last-modified property), maps its
+-- own properties to typed columns and creates hubspot.<name>.
+CREATE FUNCTION hubsync.track_object(object_type text) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r jsonb;
+	s jsonb;
+	v_tid text;
+	v_name text;
+	v_existing text;
+	p jsonb;
+BEGIN
+	PERFORM hubsync._require_owner('track HubSpot object types');
+	IF object_type IS NULL OR object_type !~ '^(2-[0-9]+|p[0-9]*_[a-z0-9_]+|[a-z][a-z0-9_]*)$' THEN
+		RAISE EXCEPTION 'invalid custom object "%"', object_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Name a custom object by its objectTypeId (2-123456), p_{name} or p{portalId}_{name}.';
+	END IF;
+	SELECT t.object_type INTO v_existing FROM hubsync.object_types t
+	WHERE t.object_type_id = track_object.object_type OR t.api_name = track_object.object_type
+	   OR t.object_type = track_object.object_type;
+	IF v_existing IS NOT NULL THEN
+		RETURN hubsync._mirror_table(v_existing);
+	END IF;
+	r := hubsync._hubspot_get('/crm/v3/schemas/' || object_type);
+	IF (r ->> 'status')::integer = 404 THEN
+		RAISE EXCEPTION 'HubSpot has no custom object "%"', object_type
+			USING ERRCODE = 'undefined_object',
+			      HINT = 'GET /crm/v3/schemas lists the custom objects of the account.';
+	ELSIF (r ->> 'status')::integer <> 200 THEN
+		RAISE EXCEPTION 'could not read the schema of "%" from HubSpot (HTTP %)', object_type, r ->> 'status'
+			USING ERRCODE = 'connection_failure',
+			      HINT = 'Check the credentials (scope crm.schemas.custom.read) and try again.';
+	END IF;
+	s := r -> 'body';
+	v_tid := s ->> 'objectTypeId';
+	SELECT t.object_type INTO v_existing FROM hubsync.object_types t WHERE t.object_type_id = v_tid;
+	IF v_existing IS NOT NULL THEN
+		RETURN hubsync._mirror_table(v_existing);
+	END IF;
+	v_name := left(regexp_replace(lower(coalesce(s ->> 'name', 'object_' || replace(v_tid, '-', '_'))),
+	                              '[^a-z0-9_]', '_', 'g'), 60);
+	IF v_name !~ '^[a-z_]' THEN
+		v_name := 'p_' || v_name;
+	END IF;
+	IF EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = v_name)
+	   OR v_name = 'associations' OR to_regclass(format('hubspot.%I', v_name)) IS NOT NULL THEN
+		v_name := left('p_' || v_name, 63);
+	END IF;
+	INSERT INTO hubsync.object_types (object_type, object_type_id, api_name, webhook_prefix, last_modified_property)
+	VALUES (v_name, v_tid, v_tid, NULL, 'hs_lastmodifieddate');
+	FOR p IN SELECT * FROM jsonb_array_elements(coalesce(s -> 'properties', '[]')) LOOP
+		CONTINUE WHEN coalesce((p ->> 'hubspotDefined')::boolean, false)
+		           OR p ->> 'name' IN ('hubsync_id', 'hs_object_id')
+		           OR p ->> 'name' !~ '^[a-z][a-z0-9_]{0,62}$'
+		           OR (p ->> 'name') IN ('properties', 'created_at', 'updated_at');
+		INSERT INTO hubsync.property_map (object_type, property, column_name, sql_type)
+		VALUES (v_name, p ->> 'name', p ->> 'name', hubsync._sql_type_of(p))
+		ON CONFLICT DO NOTHING;
+	END LOOP;
+	PERFORM hubsync._create_mirror_table(v_name);
+	PERFORM hubsync._wake_workers();
+	RETURN hubsync._mirror_table(v_name);
+END
+$$;
+COMMENT ON FUNCTION hubsync.track_object(text) IS
+  'Mirrors a HubSpot custom object (objectTypeId 2-N, p_{name} or p{portal}_{name}): reads its schema, creates hubspot.<name> with typed columns for its properties; it then syncs both ways like a standard object';
+
+SELECT pg_catalog.pg_extension_config_dump('hubsync.association_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.association_types', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.association_outbox', 'id')::regclass, '');
+
+-- <<< issue 7: revenue data and the object model
 
 -------------------------------------------------------------------------------
 -- Privileges: private functions are for the workers and the owner only,

@@ -80,6 +80,9 @@ extern const char *const push_kind_paths[];
 extern void push_record_outcomes(PushBatch *b);
 extern void hubsync_release_leases(bool all);
 
+/* push_assoc.c */
+extern bool hubsync_push_associations(void);
+
 /* push_request.c */
 extern char *push_build_body(PushBatch *batch);
 extern void push_classify(PushBatch *batch);
