@@ -34,5 +34,6 @@ extern void hubsync_worker_end_xact(void);
 extern void hubsync_push_main(void) pg_attribute_noreturn();
 extern void hubsync_pull_main(void) pg_attribute_noreturn();
 extern void hubsync_webhook_main(void) pg_attribute_noreturn();
+extern void hubsync_enrich_main(void) pg_attribute_noreturn();
 
 #endif							/* HUBSYNC_WORKER_H */
