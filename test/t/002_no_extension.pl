@@ -41,7 +41,7 @@ sleep(6);
 $log = slurp_file($node->logfile);
 unlike($log, qr/ERROR|FATAL/, 'no errors after DROP EXTENSION');
 is_deeply([sort keys %{ HubSync::Node::worker_pids($node) }],
-	['hubsync pull', 'hubsync push', 'hubsync webhook'], 'workers still up after DROP EXTENSION');
+	['hubsync enrich', 'hubsync pull', 'hubsync push', 'hubsync webhook'], 'workers still up after DROP EXTENSION');
 
 $node->stop;
 done_testing();
