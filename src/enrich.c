@@ -94,6 +94,37 @@ sublink_walker(Node *node, void *context)
 }
 
 /*
+ * parse_condition -- raw-parse "SELECT <cond>"; a syntax error becomes our
+ * own error naming the condition (the parser's position would point into
+ * a query the user never wrote).
+ */
+static List *
+parse_condition(const char *cond)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *volatile stmts = NIL;
+	char	   *volatile why = NULL;
+
+	PG_TRY();
+	{
+		stmts = raw_parser(psprintf("SELECT %s", cond), RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		why = edata->message;
+	}
+	PG_END_TRY();
+	if (why != NULL)
+		refuse_condition(cond, why);
+	return stmts;
+}
+
+/*
  * hubsync_enrich_check_condition -- SQL: raise an error unless the text is
  * exactly one scalar SQL expression without subqueries.
  */
@@ -110,7 +141,7 @@ hubsync_enrich_check_condition(PG_FUNCTION_ARGS)
 		refuse_condition(cond, "it contains a semicolon");
 	if (strstr(cond, "--") != NULL || strstr(cond, "/*") != NULL)
 		refuse_condition(cond, "it contains a comment");
-	stmts = raw_parser(psprintf("SELECT %s", cond), RAW_PARSE_DEFAULT);
+	stmts = parse_condition(cond);
 	if (list_length(stmts) != 1)
 		refuse_condition(cond, "it is not a single expression");
 	raw = linitial_node(RawStmt, stmts);

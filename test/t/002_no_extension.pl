@@ -16,7 +16,7 @@ ok(HubSync::Node::wait_for_workers($node), 'workers start without the extension'
 sleep(12);
 my $log = slurp_file($node->logfile);
 my $idle_lines = () = $log =~ /worker is idle: extension "hubsync" is not installed/g;
-is($idle_lines, 3, 'one idle line per worker, no log spam');
+is($idle_lines, 4, 'one idle line per worker, no log spam');
 unlike($log, qr/ERROR|FATAL/, 'no errors while idle');
 my $pids = HubSync::Node::worker_pids($node);
 sleep(6);
