@@ -644,6 +644,7 @@ DECLARE
 	jr record;
 	v jsonb;
 	res jsonb;
+	by_id jsonb;
 	err text;
 	nfail integer;
 	backoff interval;
@@ -715,12 +716,15 @@ BEGIN
 		RETURN;
 	END IF;
 
+	IF p_batch THEN
+		SELECT jsonb_object_agg(e ->> 'id', e) INTO by_id
+		FROM jsonb_array_elements(v -> 'results') e WHERE e ->> 'id' IS NOT NULL;
+	END IF;
 	FOR jr IN SELECT jj.id, jj.hubsync_id FROM hubsync.enrichment_jobs jj
 	         WHERE jj.id = ANY (p_job_ids) AND jj.state = 'in_flight' ORDER BY jj.id
 	LOOP
 		IF p_batch THEN
-			SELECT e INTO res FROM jsonb_array_elements(v -> 'results') e
-			WHERE e ->> 'id' = jr.hubsync_id::text LIMIT 1;
+			res := by_id -> jr.hubsync_id::text;
 			IF res IS NULL THEN
 				UPDATE hubsync.enrichment_jobs SET state = 'done', finished_at = now(), lease_until = NULL,
 				       last_error = format('provider %s has no match', pv.name)
