@@ -747,6 +747,27 @@ $$;
 COMMENT ON FUNCTION hubsync._enrich_result(bigint[], boolean, integer, text, text, boolean, integer) IS
   'API: private. Enrich worker: records the outcome of one provider call (retry, back-off, failure or apply)';
 
+-- Sends failed enrichment jobs again (all, or those of one provider).
+CREATE FUNCTION hubsync.retry_enrichments(provider text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM hubsync._require_owner('retry enrichments');
+	UPDATE hubsync.enrichment_jobs j
+	SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL, last_error = NULL
+	WHERE j.state = 'failed'
+	  AND (retry_enrichments.provider IS NULL OR j.provider = retry_enrichments.provider);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 THEN
+		PERFORM hubsync._wake_enrich();
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync.retry_enrichments(text) IS
+  'Queues failed enrichment jobs again (all, or one provider''s); returns how many; owner only';
+
 CREATE VIEW hubsync.enrichment_status AS
 SELECT p.name AS provider,
        CASE WHEN NOT p.enabled THEN 'disabled'

@@ -256,6 +256,13 @@ like($job_status->($wt), qr/^failed: provider fakeco returned wrong types: jobti
 is($intact->($wt), 'NULL|NULL|Kept|demo request', 'wrong types: record undamaged');
 $prov->configure(fault => undef);
 
+# failed jobs can be sent again once the provider is fixed
+is($sql->("SELECT hubsync.retry_enrichments('fakeco')"), '4', 'four failed jobs queued again');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 4 FROM hubsync.enrichment_jobs WHERE hubsync_id IN ('$slow', '$e500', '$bad', '$wt') AND state = 'done'"),
+	'retried jobs done');
+is($sql->("SELECT jobtitle FROM hubspot.contacts WHERE hubsync_id = '$wt'"), 'Head of Typed', 'and the record enriched');
+
 # ---- daily budget ----
 $unblock->();
 $sql->("UPDATE hubsync.enrichment_providers SET daily_budget =
@@ -270,6 +277,15 @@ is($sql->("SELECT state || ' ' || budget_left FROM hubsync.enrichment_status WHE
 	'budget exhausted 0', 'enrichment_status shows the budget exhausted');
 is($sql->("SELECT state FROM hubsync.enrichment_jobs WHERE hubsync_id = '$b2'"), 'pending', 'the job is kept for tomorrow');
 is($intact->($b2), 'NULL|NULL|Kept|demo request', 'over budget: record untouched');
+
+# ---- a restored dump has rules but no triggers: the worker puts them back ----
+$sql->("DROP TRIGGER hubsync_enrich ON hubspot.contacts");
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_trigger WHERE tgname = 'hubsync_enrich' AND tgrelid = 'hubspot.contacts'::regclass"),
+	'the enrich worker recreated the missing trigger');
+$sql->("UPDATE hubsync.enrichment_rules SET enabled = false");
+is($sql->("SELECT count(*) FROM pg_trigger WHERE tgname = 'hubsync_enrich'"), '0',
+	'no enabled rule left: the trigger is gone');
 
 # ---- the key never leaks ----
 my $status = $sql->("SELECT row_to_json(s)::text FROM hubsync.enrichment_status s");
