@@ -2371,7 +2371,8 @@ BEGIN
 	WHERE state = 'in_flight' AND lease_until < now();
 
 	FOR pv IN
-		SELECT p.*, k.api_key AS key, u.blocked_until
+		SELECT p.*, k.api_key AS key, u.blocked_until,
+		       CASE WHEN u.day = today THEN u.calls ELSE 0 END AS used_today
 		FROM hubsync.enrichment_providers p
 		LEFT JOIN hubsync._enrichment_keys k ON k.provider = p.name
 		LEFT JOIN hubsync.enrichment_usage u ON u.provider = p.name
@@ -2383,10 +2384,7 @@ BEGIN
 	LOOP
 		EXIT WHEN calls >= p_limit;
 		CONTINUE WHEN pv.blocked_until > now();
-		INSERT INTO hubsync.enrichment_usage AS u (provider, day) VALUES (pv.name, today)
-		ON CONFLICT ON CONSTRAINT enrichment_usage_pkey DO UPDATE
-		SET calls = CASE WHEN u.day = today THEN u.calls ELSE 0 END, day = today
-		RETURNING u.calls INTO used;
+		used := pv.used_today;
 		calls_left := CASE WHEN pv.daily_budget = 0 THEN p_limit - calls
 		                   ELSE least(pv.daily_budget - used, p_limit - calls) END;
 		IF calls_left <= 0 THEN
@@ -2400,6 +2398,11 @@ BEGIN
 			CONTINUE;
 		END IF;
 		chunk := CASE WHEN p_lane = 'batch' AND pv.accepts_batch THEN pv.batch_size ELSE 1 END;
+		-- this provider will be called: start (or roll over) its day
+		INSERT INTO hubsync.enrichment_usage AS u (provider, day) VALUES (pv.name, today)
+		ON CONFLICT ON CONSTRAINT enrichment_usage_pkey DO UPDATE
+		SET calls = CASE WHEN u.day = today THEN u.calls ELSE 0 END, day = today
+		WHERE u.day IS DISTINCT FROM today;
 
 		ids := '{}';
 		recs := '{}';
