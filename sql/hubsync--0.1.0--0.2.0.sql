@@ -234,51 +234,13 @@ COMMENT ON FUNCTION hubsync._enrich_check_rule() IS
 CREATE TRIGGER enrichment_rules_check BEFORE INSERT OR UPDATE OR DELETE ON hubsync.enrichment_rules
 	FOR EACH ROW EXECUTE FUNCTION hubsync._enrich_check_rule();
 
--- The mirror-table trigger: queues a job for every enabled rule whose
--- condition became true (an insert, or an update that made it true) and,
--- for real-time rules, wakes the enrich worker at commit.  Runs as the
--- extension owner: rule conditions are the owner's code.
+-- The mirror-table trigger (src/enrich_trigger.c): queues a job for every
+-- enabled rule whose condition became true (an insert, or an update that
+-- made it true) and, for real-time rules, wakes the enrich worker at
+-- commit.  Conditions run as the extension owner (they are the owner's
+-- code), prepared once per session.
 CREATE FUNCTION hubsync._enrich_enqueue() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	r record;
-	hit boolean;
-	was boolean;
-	wake boolean := false;
-BEGIN
-	-- pg_restore brings the jobs back with the rows
-	IF current_setting('application_name') = 'pg_restore' THEN
-		RETURN NULL;
-	END IF;
-	FOR r IN SELECT ru.id, ru.condition, ru.lane, ru.provider
-	         FROM hubsync.enrichment_rules ru
-	         WHERE ru.object_type = TG_TABLE_NAME AND ru.enabled
-	LOOP
-		BEGIN
-			EXECUTE format('SELECT (%s)::boolean FROM (SELECT ($1).*) AS t', r.condition)
-				INTO hit USING NEW;
-			IF hit AND TG_OP = 'UPDATE' THEN
-				EXECUTE format('SELECT (%s)::boolean FROM (SELECT ($1).*) AS t', r.condition)
-					INTO was USING OLD;
-				hit := was IS NOT TRUE;
-			END IF;
-		EXCEPTION WHEN others THEN
-			RAISE WARNING 'enrichment rule % could not be evaluated: %', r.id, SQLERRM;
-			hit := false;
-		END;
-		IF hit THEN
-			INSERT INTO hubsync.enrichment_jobs (rule_id, object_type, hubsync_id, lane, provider)
-			VALUES (r.id, TG_TABLE_NAME, NEW.hubsync_id, r.lane, r.provider)
-			ON CONFLICT (rule_id, hubsync_id) DO NOTHING;
-			wake := wake OR (FOUND AND r.lane = 'realtime');
-		END IF;
-	END LOOP;
-	IF wake THEN
-		PERFORM hubsync._wake_enrich();
-	END IF;
-	RETURN NULL;
-END
-$$;
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_enrich_enqueue';
 COMMENT ON FUNCTION hubsync._enrich_enqueue() IS
   'API: private. Mirror-table trigger: queues enrichment jobs for rules whose condition became true';
 
@@ -315,6 +277,10 @@ CREATE FUNCTION hubsync._enrich_rules_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM hubsync._enrich_sync_triggers();
+	-- every session re-reads the rules of the mirror tables
+	PERFORM hubsync._invalidate_mirror(c.oid::regclass)
+	FROM hubsync.object_types o
+	JOIN pg_class c ON c.relname = o.object_type AND c.relnamespace = 'hubspot'::regnamespace;
 	RETURN NULL;
 END
 $$;

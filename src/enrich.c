@@ -60,15 +60,25 @@ enrich_xact_callback(XactEvent event, void *arg)
 Datum
 hubsync_wake_enrich(PG_FUNCTION_ARGS)
 {
+	hubsync_enrich_wake_at_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * hubsync_enrich_wake_at_commit -- the same, for C callers (the
+ * hubsync_enrich trigger).
+ */
+void
+hubsync_enrich_wake_at_commit(void)
+{
 	if (!hubsync_shmem_available())
-		PG_RETURN_VOID();
+		return;
 	if (!callback_registered)
 	{
 		RegisterXactCallback(enrich_xact_callback, NULL);
 		callback_registered = true;
 	}
 	wake_at_commit = true;
-	PG_RETURN_VOID();
 }
 
 /* refuse_condition -- the one error every malformed condition gets */

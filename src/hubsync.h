@@ -141,6 +141,9 @@ extern void hubsync_alert_worker(HubsyncWorkerKind kind);
 extern void hubsync_wake_all_workers(void);
 extern void hubsync_count_webhook(HubsyncWebhookCounter c, uint64 n);
 
+/* ---- enrichment (enrich.c) ---- */
+extern void hubsync_enrich_wake_at_commit(void);
+
 /* ---- credentials (credentials.c) ---- */
 extern uint64 hubsync_credentials_version(void);
 

@@ -192,6 +192,19 @@ is($sql->("SELECT skipped->>'company' FROM hubsync.enrichment_jobs WHERE hubsync
 	'owned by hubspot', 'with the reason');
 $sql->("SELECT hubsync.set_owner('contacts', 'company', 'latest')");
 
+# a condition that fails on some row warns; the application's write goes on
+($ret, $out, $err) = $rule->('scored', "(properties->>'lead_score')::int > 50", 'batch', 'fakeco', '{jobtitle}');
+is($ret, 0, 'lead-score rule created') or diag $err;
+($ret, $out, $err) = $node->psql('postgres', "INSERT INTO hubspot.contacts (email, properties)
+	VALUES ('odd\@q.example', '{\"lead_score\": \"many\"}'), ('hot\@q.example', '{\"lead_score\": \"80\"}')");
+is($ret, 0, 'a row the condition cannot evaluate is still written');
+like($err, qr/WARNING:  enrichment rule \d+ could not be evaluated: invalid input syntax for type integer/,
+	'with a warning naming the rule');
+is($sql->("SELECT string_agg(c.email, ',') FROM hubsync.enrichment_jobs j JOIN hubsync.enrichment_rules r ON r.id = j.rule_id
+	JOIN hubspot.contacts c ON c.hubsync_id = j.hubsync_id WHERE r.name = 'scored'"), 'hot@q.example',
+	'only the matching record was queued');
+$sql->("DELETE FROM hubsync.enrichment_rules WHERE name = 'scored'");
+
 # ---- failures: each ends with a clear status and an undamaged record ----
 my $unblock = sub {
 	$sql->("UPDATE hubsync.enrichment_usage SET failures = 0, blocked_until = NULL");
