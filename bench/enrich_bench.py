@@ -4,9 +4,11 @@
   1. realtime: latency from the commit of a form submission to the enriched
      values being readable in (the fake) HubSpot, with a provider taking
      300 ms per call; p50 / p90 / max over single-row commits;
-  2. batch: records enriched by the batch lane, calls made, time taken.
+  2. batch: records enriched by the batch lane, calls made, time taken;
+  3. trigger: what two enrichment rules (neither matching) add to a
+     single-table INSERT and UPDATE, per row.
 
-Usage: bench/enrich_bench.py [realtime[:N]|batch[:N] ...]
+Usage: bench/enrich_bench.py [realtime[:N]|batch[:N]|trigger[:N] ...]
 """
 
 import json
@@ -143,11 +145,47 @@ def batch(n=500):
         fake.stop()
 
 
+def trigger(n=20000):
+    """Per-row cost of the hubsync_enrich trigger with two rules."""
+    pg = Cluster({"hubsync.enabled": "off"})
+    try:
+        pg.sql("CREATE EXTENSION hubsync")
+
+        def timed(statement):
+            t0 = time.time()
+            pg.sql("SET hubsync.max_changes_per_xact = 0; " + statement)
+            return time.time() - t0
+
+        ins = ("INSERT INTO hubspot.contacts (email, lifecyclestage) SELECT '%s' || g || '@x.example', "
+               "'subscriber' FROM generate_series(1, {n}) g").replace("{n}", str(n))
+        upd = "UPDATE hubspot.contacts SET firstname = 'changed' WHERE email LIKE '%s%%'"
+        pg.sql("INSERT INTO hubsync.enrichment_providers (name, endpoint, mapping) VALUES "
+               "('p', 'http://127.0.0.1:9/', '{\"jobtitle\": \"$.t\"}')")
+        pg.sql("INSERT INTO hubsync.enrichment_rules (name, object_type, condition, lane, provider, enabled) VALUES "
+               "('r', 'contacts', $$lifecyclestage = 'salesqualifiedlead'$$, 'realtime', 'p', false), "
+               "('b', 'contacts', $$properties->>'form' = 'demo request'$$, 'batch', 'p', false)")
+        best = {}
+        for k in range(3):
+            for enabled in ("false", "true"):
+                pg.sql("UPDATE hubsync.enrichment_rules SET enabled = %s" % enabled)
+                prefix = "r%d%s" % (k, enabled[0])
+                t_ins = timed(ins % prefix)
+                t_upd = timed(upd % prefix)
+                for key, v in (("ins" + enabled, t_ins), ("upd" + enabled, t_upd)):
+                    best[key] = min(best.get(key, v), v)
+        row("enrich trigger, 2 rules: added per INSERT (us, best of 3 x %d rows)" % n,
+            "%.1f" % max(0.0, (best["instrue"] - best["insfalse"]) * 1e6 / n), "-")
+        row("enrich trigger, 2 rules: added per UPDATE (us)",
+            "%.1f" % max(0.0, (best["updtrue"] - best["updfalse"]) * 1e6 / n), "-")
+    finally:
+        pg.stop()
+
+
 def main():
-    runs = sys.argv[1:] or ["realtime", "batch"]
+    runs = sys.argv[1:] or ["realtime", "batch", "trigger"]
     for r in runs:
         name, _, arg = r.partition(":")
-        fn = {"realtime": realtime, "batch": batch}[name]
+        fn = {"realtime": realtime, "batch": batch, "trigger": trigger}[name]
         fn(int(arg)) if arg else fn()
 
 
