@@ -2307,6 +2307,16 @@ $$;
 COMMENT ON FUNCTION hubsync.enrich_existing(text) IS
   'Queues enrichment of the records that already match a rule; returns how many were queued; owner only';
 
+-- A job (or the jobs of one call) ends: done or failed, with the reason.
+CREATE FUNCTION hubsync._enrich_finish(p_ids bigint[], p_state text, p_error text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	UPDATE hubsync.enrichment_jobs j
+	SET state = p_state, finished_at = now(), lease_until = NULL, last_error = p_error
+	WHERE j.id = ANY (p_ids) AND j.state = 'in_flight'
+$$;
+COMMENT ON FUNCTION hubsync._enrich_finish(bigint[], text, text) IS
+  'API: private. Marks in-flight enrichment jobs done or failed with a reason';
+
 -- Enrich worker: claim the next provider calls of a lane.  One row per
 -- call: the provider's endpoint, key and timeout, the jobs it carries and
 -- the request body.  Counts each call against the provider's daily budget;
@@ -2389,9 +2399,7 @@ BEGIN
 			EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I AS t WHERE t.hubsync_id = $1', jr.object_type)
 				INTO row_json USING jr.hubsync_id;
 			IF row_json IS NULL THEN
-				UPDATE hubsync.enrichment_jobs j SET state = 'done', finished_at = now(), lease_until = NULL,
-				       last_error = 'record no longer exists'
-				WHERE j.id = jr.id;
+				PERFORM hubsync._enrich_finish(ARRAY[jr.id], 'done', 'record no longer exists');
 				CONTINUE;
 			END IF;
 			SELECT jsonb_build_object(
@@ -2465,10 +2473,9 @@ BEGIN
 	SELECT * INTO pv FROM hubsync.enrichment_providers p WHERE p.name = j.provider;
 
 	IF jsonb_typeof(p_result) IS DISTINCT FROM 'object' THEN
-		UPDATE hubsync.enrichment_jobs SET state = 'failed', finished_at = now(), lease_until = NULL,
-		       last_error = format('provider %s returned a %s where an object was expected',
-		                           j.provider, coalesce(jsonb_typeof(p_result), 'nothing'))
-		WHERE id = p_job_id;
+		PERFORM hubsync._enrich_finish(ARRAY[p_job_id], 'failed',
+			format('provider %s returned a %s where an object was expected',
+			       j.provider, coalesce(jsonb_typeof(p_result), 'nothing')));
 		RETURN;
 	END IF;
 
@@ -2509,10 +2516,9 @@ BEGIN
 	END LOOP;
 
 	IF cardinality(bad) > 0 THEN
-		UPDATE hubsync.enrichment_jobs SET state = 'failed', finished_at = now(), lease_until = NULL,
-		       last_error = format('provider %s returned wrong types: %s; nothing was written',
-		                           j.provider, array_to_string(bad, ', '))
-		WHERE id = p_job_id;
+		PERFORM hubsync._enrich_finish(ARRAY[p_job_id], 'failed',
+			format('provider %s returned wrong types: %s; nothing was written',
+			       j.provider, array_to_string(bad, ', ')));
 		RETURN;
 	END IF;
 
@@ -2643,17 +2649,13 @@ BEGIN
 	UPDATE hubsync.enrichment_jobs j SET last_status = p_status WHERE j.id = ANY (p_job_ids);
 
 	IF p_status = 404 AND NOT p_batch THEN
-		UPDATE hubsync.enrichment_jobs j SET state = 'done', finished_at = now(), lease_until = NULL,
-		       last_error = format('provider %s has no match', pv.name)
-		WHERE j.id = ANY (p_job_ids) AND j.state = 'in_flight';
+		PERFORM hubsync._enrich_finish(p_job_ids, 'done', format('provider %s has no match', pv.name));
 		RETURN;
 	END IF;
 	IF p_status < 200 OR p_status >= 300 THEN
 		err := format('provider %s refused the request (HTTP %s)', pv.name, p_status);
 		UPDATE hubsync.enrichment_usage u SET last_error = err WHERE u.provider = pv.name;
-		UPDATE hubsync.enrichment_jobs j SET state = 'failed', finished_at = now(), lease_until = NULL,
-		       last_error = err
-		WHERE j.id = ANY (p_job_ids) AND j.state = 'in_flight';
+		PERFORM hubsync._enrich_finish(p_job_ids, 'failed', err);
 		RETURN;
 	END IF;
 
@@ -2668,9 +2670,7 @@ BEGIN
 		                        pv.name, coalesce(octet_length(p_body), 0))
 		            ELSE format('provider %s returned no "results" array for a batch; nothing was written', pv.name) END;
 		UPDATE hubsync.enrichment_usage u SET last_error = err WHERE u.provider = pv.name;
-		UPDATE hubsync.enrichment_jobs j SET state = 'failed', finished_at = now(), lease_until = NULL,
-		       last_error = err
-		WHERE j.id = ANY (p_job_ids) AND j.state = 'in_flight';
+		PERFORM hubsync._enrich_finish(p_job_ids, 'failed', err);
 		RETURN;
 	END IF;
 
@@ -2684,9 +2684,7 @@ BEGIN
 		IF p_batch THEN
 			res := by_id -> jr.hubsync_id::text;
 			IF res IS NULL THEN
-				UPDATE hubsync.enrichment_jobs SET state = 'done', finished_at = now(), lease_until = NULL,
-				       last_error = format('provider %s has no match', pv.name)
-				WHERE id = jr.id;
+				PERFORM hubsync._enrich_finish(ARRAY[jr.id], 'done', format('provider %s has no match', pv.name));
 				CONTINUE;
 			END IF;
 		ELSE
@@ -2695,9 +2693,8 @@ BEGIN
 		BEGIN
 			PERFORM hubsync._enrich_apply(jr.id, res);
 		EXCEPTION WHEN others THEN
-			UPDATE hubsync.enrichment_jobs SET state = 'failed', finished_at = now(), lease_until = NULL,
-			       last_error = format('could not apply the answer of provider %s: %s', pv.name, SQLERRM)
-			WHERE id = jr.id;
+			PERFORM hubsync._enrich_finish(ARRAY[jr.id], 'failed',
+				format('could not apply the answer of provider %s: %s', pv.name, SQLERRM));
 		END;
 	END LOOP;
 END
