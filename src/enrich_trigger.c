@@ -7,17 +7,17 @@
  *
  * Only mirror tables with enabled rules carry the trigger (see
  * hubsync._enrich_sync_triggers), so tables without rules pay nothing.
- * Where it runs it must be cheap: each rule's condition is prepared once
- * per backend as "SELECT (<condition>)::boolean FROM (SELECT ($1).*) t"
- * with the table's row type as parameter and kept until the table or the
- * rules change (a relcache invalidation of the mirror table, sent by
- * hubsync._enrich_rules_changed).
+ * Where it runs it must be cheap: the conditions are prepared once per
+ * backend as "SELECT (<c1>)::boolean, (<c2>)::boolean ... FROM (SELECT
+ * ($1).*) t" with the table's row type as parameter (plus one plan per
+ * rule, used only when the combined one fails) and kept until the table
+ * or the rules change (a relcache invalidation of the mirror table, sent
+ * by hubsync._enrich_rules_changed).
  *
  * Conditions are the extension owner's code: they are prepared and run as
- * the owner of hubsync's tables, under SECURITY_RESTRICTED_OPERATION, each
- * in a subtransaction, so a condition that fails at run time (a bad cast
- * on one row, say) logs a warning and never aborts the application's
- * write.
+ * the owner of hubsync's tables, under SECURITY_RESTRICTED_OPERATION, in
+ * a subtransaction, so a condition that fails at run time (a bad cast on
+ * one row, say) logs a warning and never aborts the application's write.
  *
  * IDENTIFICATION
  *	  src/enrich_trigger.c
@@ -36,6 +36,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -65,6 +66,7 @@ typedef struct EnrichTable
 	AttrNumber	hubsync_id_att;
 	int			nrules;
 	EnrichRule *rules;
+	SPIPlanPtr	all_plan;		/* every condition in one query */
 	MemoryContext cxt;			/* holds the rules; freed on reload */
 } EnrichTable;
 
@@ -122,6 +124,7 @@ load_rules(EnrichTable *t, Relation rel)
 	Datum		arg;
 	Oid			rowtype = rel->rd_rel->reltype;
 	MemoryContext old;
+	StringInfoData all;
 	uint64		i;
 
 	if (t->cxt)
@@ -129,8 +132,11 @@ load_rules(EnrichTable *t, Relation rel)
 		for (i = 0; i < t->nrules; i++)
 			if (t->rules[i].plan)
 				SPI_freeplan(t->rules[i].plan);
+		if (t->all_plan)
+			SPI_freeplan(t->all_plan);
 		MemoryContextDelete(t->cxt);
 	}
+	t->all_plan = NULL;
 	t->cxt = AllocSetContextCreate(CacheMemoryContext, "hubsync enrich rules",
 								   ALLOCSET_SMALL_SIZES);
 	t->nrules = 0;
@@ -153,6 +159,8 @@ load_rules(EnrichTable *t, Relation rel)
 	old = MemoryContextSwitchTo(t->cxt);
 	t->rules = palloc0(sizeof(EnrichRule) * Max(SPI_processed, 1));
 	MemoryContextSwitchTo(old);
+	initStringInfo(&all);
+	appendStringInfoString(&all, "SELECT ");
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -174,6 +182,19 @@ load_rules(EnrichTable *t, Relation rel)
 		SPI_keepplan(plan);
 		r->plan = plan;
 		t->nrules++;
+		appendStringInfo(&all, "%s(%s)::boolean", t->nrules > 1 ? ", " : "", cond);
+	}
+	if (t->nrules > 1)
+	{
+		SPIPlanPtr	plan;
+
+		appendStringInfoString(&all, " FROM (SELECT ($1).*) AS t");
+		plan = SPI_prepare(all.data, 1, &rowtype);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the enrichment rules of \"%s\": %s",
+				 t->object_type, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		t->all_plan = plan;
 	}
 	t->valid = true;
 }
@@ -204,6 +225,7 @@ get_table(Relation rel)
 		t->cxt = NULL;
 		t->nrules = 0;
 		t->rules = NULL;
+		t->all_plan = NULL;
 	}
 	if (!t->valid)
 		load_rules(t, rel);
@@ -211,30 +233,33 @@ get_table(Relation rel)
 }
 
 /*
- * rule_matches -- evaluate a rule's condition on a row, in a
- * subtransaction: an error becomes a warning and "no match".
+ * evaluate -- run a condition plan on a row in a subtransaction, filling
+ * out[0..n-1] (NULL counts as false).  Returns false, after a warning
+ * naming rule_id (0: several rules), when it raised an error.
  */
 static bool
-rule_matches(EnrichRule *r, Datum row)
+evaluate(SPIPlanPtr plan, Datum row, int n, bool *out, int32 rule_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool result = false;
+	volatile bool ok = true;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		bool		isnull = true;
+		int			i;
 
-		if (SPI_execute_plan(r->plan, &row, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not evaluate enrichment rule %d", r->id);
-		if (SPI_processed == 1)
+		if (SPI_execute_plan(plan, &row, NULL, true, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not evaluate enrichment rule %d", rule_id);
+		for (i = 0; i < n; i++)
 		{
+			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull);
+										  SPI_tuptable->tupdesc, i + 1, &isnull);
 
-			result = !isnull && DatumGetBool(d);
+			out[i] = !isnull && DatumGetBool(d);
 		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -250,15 +275,33 @@ rule_matches(EnrichRule *r, Datum row)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		ereport(WARNING,
-				(errmsg("enrichment rule %d could not be evaluated: %s",
-						r->id, edata->message),
-				 errhint("Fix the rule's condition in hubsync.enrichment_rules; the row was written, not enriched.")));
+		if (rule_id != 0)
+			ereport(WARNING,
+					(errmsg("enrichment rule %d could not be evaluated: %s",
+							rule_id, edata->message),
+					 errhint("Fix the rule's condition in hubsync.enrichment_rules; the row was written, not enriched.")));
 		FreeErrorData(edata);
-		result = false;
+		ok = false;
 	}
 	PG_END_TRY();
-	return result;
+	return ok;
+}
+
+/*
+ * match_rules -- which rules hold on a row: every condition in one query;
+ * if that fails, each on its own, so one faulty rule (which warns) does
+ * not keep the others from matching.
+ */
+static void
+match_rules(EnrichTable *t, Datum row, bool *out)
+{
+	int			i;
+
+	if (t->all_plan && evaluate(t->all_plan, row, t->nrules, out, 0))
+		return;
+	for (i = 0; i < t->nrules; i++)
+		if (!evaluate(t->rules[i].plan, row, 1, &out[i], t->rules[i].id))
+			out[i] = false;
 }
 
 /* queue_job -- insert the job; true when it is new */
@@ -304,8 +347,6 @@ hubsync_enrich_enqueue(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	EnrichTable *t;
 	HeapTuple	newtup;
-	Datum		newrow;
-	Datum		oldrow = (Datum) 0;
 	Datum		id;
 	bool		id_null;
 	bool		wake = false;
@@ -338,20 +379,21 @@ hubsync_enrich_enqueue(PG_FUNCTION_ARGS)
 	id = heap_getattr(newtup, t->hubsync_id_att, tupdesc, &id_null);
 	if (t->nrules > 0 && !id_null)
 	{
-		newrow = heap_copy_tuple_as_datum(newtup, tupdesc);
-		if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-			oldrow = heap_copy_tuple_as_datum(trigdata->tg_trigtuple, tupdesc);
-		for (i = 0; i < t->nrules; i++)
-		{
-			EnrichRule *r = &t->rules[i];
+		bool	   *now_true = palloc(sizeof(bool) * t->nrules);
+		bool	   *was_true = palloc0(sizeof(bool) * t->nrules);
+		bool		any = false;
 
-			if (!rule_matches(r, newrow))
-				continue;
-			if (oldrow != (Datum) 0 && rule_matches(r, oldrow))
-				continue;		/* it held before: not a new trigger */
-			if (queue_job(t, r, id) && r->realtime)
+		match_rules(t, heap_copy_tuple_as_datum(newtup, tupdesc), now_true);
+		for (i = 0; i < t->nrules; i++)
+			any |= now_true[i];
+		/* on UPDATE, a rule that held before is not a new trigger */
+		if (any && TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+			match_rules(t, heap_copy_tuple_as_datum(trigdata->tg_trigtuple, tupdesc),
+						was_true);
+		for (i = 0; i < t->nrules; i++)
+			if (now_true[i] && !was_true[i] &&
+				queue_job(t, &t->rules[i], id) && t->rules[i].realtime)
 				wake = true;
-		}
 	}
 
 	SetUserIdAndSecContext(save_userid, save_sec);
