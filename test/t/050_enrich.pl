@@ -47,6 +47,13 @@ my ($ret, $out, $err) = $node->psql('postgres', "INSERT INTO hubsync.enrichment_
 	VALUES ('badpath', '$url', '{\"jobtitle\": \"person..title((\"}')");
 like($err, qr/mapping of property "jobtitle" is not a valid JSON path/, 'a bad JSON path is refused');
 
+($ret, $out, $err) = $node->psql('postgres', "INSERT INTO hubsync.enrichment_providers (name, endpoint, mapping)
+	VALUES ('ftp', 'ftp://files.example/enrich', '{}')");
+like($err, qr/violates check constraint "enrichment_providers_endpoint_check"/, 'a non-HTTP endpoint is refused');
+($ret, $out, $err) = $node->psql('postgres', "SELECT hubsync.set_enrichment_key('nosuch', 'k')");
+like($err, qr/enrichment provider "nosuch" does not exist/, 'a key for an unknown provider is refused');
+is($sql->("SELECT string_agg(name, ',') FROM hubsync.enrichment_providers"), 'fakeco', 'only the valid provider was stored');
+
 my $rule = sub {
 	my ($name, $cond, $lane, $provider, $fields) = @_;
 	$cond =~ s/'/''/g;
