@@ -294,9 +294,16 @@ hubsync_enrich_main(void)
 		 * Wait for answers, a wake-up from a committing backend, the next
 		 * batch run or, now and then, retries that came due.
 		 */
-		timeout = realtime_due ? 0 : ENRICH_IDLE_MS;
-		if (next_batch - hubsync_now_ms() < timeout)
-			timeout = Max(next_batch - hubsync_now_ms(), 0);
+		room = hubsync_enrichment_max_inflight - list_length(calls);
+		timeout = ENRICH_IDLE_MS;
+		if (room > 0)
+		{
+			/* a free slot: go on at once if work is due, else sleep */
+			if (realtime_due)
+				timeout = 0;
+			else if (next_batch - hubsync_now_ms() < timeout)
+				timeout = Max(next_batch - hubsync_now_ms(), 0);
+		}
 		if (timeout > 0)
 		{
 			bool		sleeping = hubsync_worker_begin_sleep();
