@@ -48,6 +48,9 @@ extern char *hubsync_reconcile_at;
 extern int	hubsync_request_timeout;
 extern int	hubsync_max_changes_per_xact;
 extern char *hubsync_origin;
+extern int	hubsync_enrichment_batch_interval;
+extern int	hubsync_enrichment_max_attempts;
+extern int	hubsync_enrichment_max_inflight;
 
 extern void hubsync_define_gucs(void);
 
@@ -57,6 +60,7 @@ typedef enum HubsyncWorkerKind
 	HUBSYNC_WORKER_PUSH = 0,
 	HUBSYNC_WORKER_PULL,
 	HUBSYNC_WORKER_WEBHOOK,
+	HUBSYNC_WORKER_ENRICH,
 	HUBSYNC_NUM_WORKERS
 } HubsyncWorkerKind;
 
@@ -136,6 +140,9 @@ extern void hubsync_wake_worker(HubsyncWorkerKind kind);
 extern void hubsync_alert_worker(HubsyncWorkerKind kind);
 extern void hubsync_wake_all_workers(void);
 extern void hubsync_count_webhook(HubsyncWebhookCounter c, uint64 n);
+
+/* ---- enrichment (enrich.c) ---- */
+extern void hubsync_enrich_wake_at_commit(void);
 
 /* ---- credentials (credentials.c) ---- */
 extern uint64 hubsync_credentials_version(void);

@@ -4,10 +4,12 @@
  *	  What every hubsync background worker shares: registration, start-up,
  *	  signals, the readiness check and the latch wait.
  *
- * hubsync runs three static workers in the database named by
+ * hubsync runs four static workers in the database named by
  * hubsync.database, each visible in pg_stat_activity with its own
  * backend_type: "hubsync push" (outbox to HubSpot), "hubsync pull" (inbox,
- * polling, backfill, reconciliation) and "hubsync webhook" (the receiver).
+ * polling, backfill, reconciliation), "hubsync webhook" (the receiver) and
+ * "hubsync enrich" (lead enrichment, so a slow provider never holds up
+ * pushes or webhooks).
  * They start only once recovery has finished, so none runs on a standby,
  * and the postmaster restarts them a few seconds after any exit: they exit
  * only through die() (SIGTERM, exit code 1) or an unexpected error, never
@@ -43,7 +45,7 @@
 #define HUBSYNC_RESTART_SECONDS 5
 
 const char *const hubsync_worker_names[HUBSYNC_NUM_WORKERS] = {
-	"hubsync push", "hubsync pull", "hubsync webhook"
+	"hubsync push", "hubsync pull", "hubsync webhook", "hubsync enrich"
 };
 
 HubsyncWorkerKind hubsync_my_worker_kind;
@@ -396,6 +398,9 @@ hubsync_worker_main(Datum main_arg)
 			break;
 		case HUBSYNC_WORKER_WEBHOOK:
 			hubsync_webhook_main();
+			break;
+		case HUBSYNC_WORKER_ENRICH:
+			hubsync_enrich_main();
 			break;
 		default:
 			break;

@@ -35,5 +35,6 @@ extern bool hubsync_transient_error(int sqlerrcode);
 extern void hubsync_push_main(void) pg_attribute_noreturn();
 extern void hubsync_pull_main(void) pg_attribute_noreturn();
 extern void hubsync_webhook_main(void) pg_attribute_noreturn();
+extern void hubsync_enrich_main(void) pg_attribute_noreturn();
 
 #endif							/* HUBSYNC_WORKER_H */
