@@ -705,6 +705,51 @@ COMMENT ON FUNCTION hubsync._release_expired_leases(boolean) IS
   'API: private. Returns in-flight changes whose lease ran out to pending';
 
 -- HubSpot accepted a record's push.
+-- After a push: the mirror row may have moved while the push was in
+-- flight, by an inbound change that queued nothing (a rep's edit applied,
+-- a record refreshed).  HubSpot now holds what was sent, its newest write,
+-- so the mirror takes those values back and both sides agree.  A property
+-- with another local change queued is left alone: that push comes next.
+-- Runs in the push worker, where the capture trigger stays quiet.
+CREATE FUNCTION hubsync._adopt_pushed(p_object_type text, p_hubsync_id uuid,
+	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[], p_versions jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_now jsonb;
+	v_adopt jsonb;
+	v_row record;
+	v_set text;
+BEGIN
+	-- lock the row first: an inbound change being applied to it commits
+	-- before we look, so the next statement sees it
+	EXECUTE format('SELECT 1 FROM hubspot.%I WHERE hubsync_id = $1 FOR UPDATE', p_object_type)
+		USING p_hubsync_id;
+	SELECT w.wire INTO v_now FROM hubsync._mirror_wire(p_object_type, p_hubsync_id) w;
+	IF v_now IS NULL OR p_sent IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT jsonb_object_agg(k.key, k.value) INTO v_adopt
+	FROM jsonb_each(p_sent - 'hubsync_id') k
+	WHERE coalesce(v_now ->> k.key, '') IS DISTINCT FROM coalesce(k.value #>> '{}', '')
+	  AND NOT EXISTS (SELECT 1 FROM hubsync.outbox o
+	                  WHERE o.hubsync_id = p_hubsync_id AND o.id <> ALL (p_outbox_ids)
+	                    AND (k.key = ANY (o.changed) OR o.op = 'create'));
+	IF v_adopt IS NULL THEN
+		RETURN;
+	END IF;
+	v_row := hubsync._wire_to_row(p_object_type, v_adopt);
+	SELECT string_agg(format('%I = r.%I', c, c), ', ') INTO v_set FROM jsonb_object_keys(v_row.cols) c;
+	EXECUTE format('UPDATE hubspot.%1$I t SET %2$s properties = (t.properties - $2) || $3
+	                FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r WHERE t.hubsync_id = $4',
+	               p_object_type, coalesce(v_set || ',', ''))
+		USING v_row.cols, v_row.clear, v_row.extra, p_hubsync_id;
+	PERFORM hubsync._record_in_change(p_object_type, p_hubsync_id, p_hs_object_id, 'update',
+		v_adopt, p_versions);
+END
+$$;
+COMMENT ON FUNCTION hubsync._adopt_pushed(text, uuid, bigint, jsonb, bigint[], jsonb) IS
+  'API: private. After a push, gives the mirror back the values HubSpot now holds where an inbound change moved it meanwhile';
+
 -- The properties sent take the write's updatedAt as their version, so an
 -- older webhook event (a rep's, or the echo of an earlier push) arriving
 -- later is recognised as stale.
@@ -743,6 +788,8 @@ BEGIN
 			               p_object_type)
 			USING p_hs_object_id, p_hubsync_id;
 		END IF;
+		PERFORM hubsync._adopt_pushed(p_object_type, p_hubsync_id, p_hs_object_id, p_sent,
+		                              p_outbox_ids, v_versions);
 	END IF;
 	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
 	VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
@@ -1380,7 +1427,7 @@ DECLARE
 	v_keep text[];
 BEGIN
 	IF v_hid IS NULL THEN
-		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1 FOR UPDATE', p_object_type)
 			INTO v_hid USING v_id;
 	END IF;
 	IF v_hid IS NULL AND v_claim ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
@@ -1409,37 +1456,40 @@ BEGIN
 		RETURN v_hid;
 	END IF;
 
-	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE hubsync_id = $1', p_object_type)
+	-- locked: a push finishing meanwhile commits first (see _adopt_pushed)
+	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE hubsync_id = $1 FOR UPDATE', p_object_type)
 		INTO v_before USING v_hid;
 	EXECUTE format('SELECT to_jsonb(r) FROM jsonb_populate_record(NULL::hubspot.%I, $1) r', p_object_type)
 		INTO v_norm USING v_cols;
 	SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}') INTO v_norm
 	FROM jsonb_each(v_norm) n WHERE v_cols ? n.key;
 	-- A property with a local change still queued or in flight keeps its
-	-- local value: that push lands after this read and wins ('*': a create
-	-- of ours, every property is ours).
+	-- local value: that push lands after this read and wins.  For a queued
+	-- create of ours ('*') that is every property the row sets; HubSpot's
+	-- values fill the rest.
 	SELECT coalesce(array_agg(DISTINCT x), '{}') INTO v_keep
 	FROM hubsync.outbox o,
 	     unnest(CASE WHEN o.op = 'create' THEN ARRAY['*'] ELSE o.changed END) x
 	WHERE o.hubsync_id = v_hid;
+	IF '*' = ANY (v_keep) THEN
+		SELECT coalesce(array_agg(m.property), '{}')
+		       || ARRAY(SELECT jsonb_object_keys(coalesce(v_before -> 'properties', '{}')))
+		INTO v_keep
+		FROM hubsync.property_map m
+		WHERE m.object_type = p_object_type AND (v_before ->> m.column_name::text) IS NOT NULL;
+	END IF;
 	IF v_keep <> '{}' THEN
 		v_norm := v_norm - ARRAY(SELECT m.column_name::text FROM hubsync.property_map m
-		                         WHERE m.object_type = p_object_type
-		                           AND ('*' = ANY (v_keep) OR m.property = ANY (v_keep)));
-		IF '*' = ANY (v_keep) THEN
-			v_row.extra := '{}'::jsonb;
-			v_row.clear := '{}'::text[];
-		ELSE
-			v_row.extra := v_row.extra - v_keep;
-			v_row.clear := ARRAY(SELECT c FROM unnest(v_row.clear) c WHERE c <> ALL (v_keep));
-		END IF;
+		                         WHERE m.object_type = p_object_type AND m.property = ANY (v_keep));
+		v_row.extra := v_row.extra - v_keep;
+		v_row.clear := ARRAY(SELECT c FROM unnest(v_row.clear) c WHERE c <> ALL (v_keep));
 	END IF;
 	v_after := v_before || v_norm || jsonb_build_object('properties',
 		(coalesce(v_before -> 'properties', '{}') - v_row.clear) || v_row.extra);
 	SELECT s.remote INTO v_remote FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
 	SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO v_changed
 	FROM jsonb_each(v_wire) w WHERE (v_remote -> w.key) IS DISTINCT FROM w.value
-	  AND NOT ('*' = ANY (v_keep) OR w.key = ANY (v_keep));
+	  AND w.key <> ALL (v_keep);
 	IF v_after IS DISTINCT FROM v_before THEN
 		SELECT string_agg(format('%I = r.%I', k, k), ', ') INTO v_set
 		FROM jsonb_object_keys(v_after) k WHERE k <> 'hubsync_id';
@@ -1482,7 +1532,9 @@ BEGIN
 		outcome := 'skipped'; note := 'propertyChange without objectId or propertyName';
 		RETURN;
 	END IF;
-	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+	-- FOR UPDATE: a push of this record finishing meanwhile commits its
+	-- bookkeeping first, and the checks below see it
+	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1 FOR UPDATE', p_object_type)
 		INTO v_hid USING v_id;
 	IF v_hid IS NULL THEN
 		IF p_fetched ? (p_object_type || ':' || v_id) THEN

@@ -18,6 +18,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/resowner.h"
+#include "capture.h"
 #include "json_util.h"
 #include "push.h"
 #include "worker.h"
@@ -231,6 +232,8 @@ push_record_outcomes(PushBatch *b)
 		return;
 	}
 	SPI_connect();
+	/* bookkeeping, not the application: nothing here is captured */
+	hubsync_applying_remote = true;
 	for (i = 0; i < b->nrecords; i++)
 	{
 		PushRecord *r = b->records[i];
@@ -258,6 +261,7 @@ push_record_outcomes(PushBatch *b)
 		r->outcome.message = failure->message;
 		(void) in_subtransaction(record_local_failure, b, r);
 	}
+	hubsync_applying_remote = false;
 	SPI_finish();
 	hubsync_worker_end_xact();
 }
