@@ -67,6 +67,7 @@ typedef enum HubsyncWorkerState
 	HUBSYNC_STATE_IDLE_NO_EXTENSION,
 	HUBSYNC_STATE_IDLE_STANDBY,
 	HUBSYNC_STATE_DISABLED,
+	HUBSYNC_STATE_IDLE_VERSION, /* installed extension version is not ours */
 	HUBSYNC_STATE_RUNNING
 } HubsyncWorkerState;
 
