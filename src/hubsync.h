@@ -48,6 +48,13 @@ extern char *hubsync_reconcile_at;
 extern int	hubsync_request_timeout;
 extern int	hubsync_max_changes_per_xact;
 extern char *hubsync_origin;
+extern int	hubsync_housekeeping_interval;
+extern int	hubsync_inbox_retention;
+extern int	hubsync_changes_retention;
+extern int	hubsync_alert_interval;
+extern int	hubsync_alert_pending_age;
+extern int	hubsync_alert_inbound_lag;
+extern int	hubsync_alert_daily_quota;
 
 extern void hubsync_define_gucs(void);
 
@@ -137,6 +144,9 @@ extern void hubsync_wake_worker(HubsyncWorkerKind kind);
 extern void hubsync_alert_worker(HubsyncWorkerKind kind);
 extern void hubsync_wake_all_workers(void);
 extern void hubsync_count_webhook(HubsyncWebhookCounter c, uint64 n);
+
+/* ---- housekeeping (housekeeping.c) ---- */
+extern void hubsync_housekeeping(void);
 
 /* ---- credentials (credentials.c) ---- */
 extern uint64 hubsync_credentials_version(void);

@@ -140,6 +140,7 @@ record_one(PushBatch *b, PushRecord *r)
 			break;
 		case OUTCOME_RETRY:
 		case OUTCOME_ALONE:
+			hubsync_quota_count_retry();
 			v[0] = outbox_ids(r);
 			v[1] = Int32GetDatum(o->status);
 			v[2] = text_or_null(o->message ? o->message : o->category, &n[2]);

@@ -292,6 +292,10 @@ hubsync_worker_check_ready(void)
 		MemoryContextSwitchTo(cxt);
 	}
 
+	/* pg_stat_activity says why an idle worker does nothing */
+	if (new_state != HUBSYNC_STATE_RUNNING)
+		pgstat_report_activity(STATE_IDLE, hubsync_worker_state_name(new_state));
+
 	if (new_state != old_state)
 	{
 		hubsync_worker_set_state(new_state);
