@@ -292,6 +292,19 @@ LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_typ
 COMMENT ON VIEW hubsync.status IS
   'One row per object type: paused, HubSpot''s verdict on our credentials (ok or refused), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied)';
 
+-- Dead letters grouped by reason, for a first look before retrying or
+-- discarding them by object type and category.
+CREATE VIEW hubsync.dead_letter_reasons AS
+SELECT d.object_type, d.category, d.status,
+       count(*) AS dead_letters,
+       min(d.failed_at) AS first_failed_at,
+       max(d.failed_at) AS last_failed_at,
+       (array_agg(d.message ORDER BY d.id DESC))[1] AS last_message
+FROM hubsync.dead_letters d
+GROUP BY d.object_type, d.category, d.status;
+COMMENT ON VIEW hubsync.dead_letter_reasons IS
+  'Dead letters grouped by object type, category and HTTP status, with the latest message: what to retry (hubsync.retry_dead_letters) or discard (hubsync.discard_dead_letters)';
+
 -- One row for the whole of hubsync: budget, requests, webhooks, workers,
 -- credentials.  SELECT * FROM hubsync.summary \watch 1 is a live dashboard.
 CREATE VIEW hubsync.summary AS
