@@ -233,7 +233,8 @@ push_record_outcomes(PushBatch *b)
 		{
 			ereport(WARNING,
 					(errmsg("could not record the push of %s %s: %s",
-							r->object_type, r->hubsync_id, failure)));
+							r->object_type, r->hubsync_id, failure),
+					 errhint("The change is moved to hubsync.dead_letters with category LOCAL_ERROR; fix the cause, then run hubsync.retry_dead_letters(category => 'LOCAL_ERROR').")));
 			r->outcome.message = failure;
 			(void) in_subtransaction(record_local_failure, b, r);
 		}

@@ -314,7 +314,8 @@ hubsync_worker_check_ready(void)
 		else if (new_state == HUBSYNC_STATE_DISABLED)
 			ereport(LOG,
 					(errmsg("%s worker is idle: hubsync.enabled is off",
-							hubsync_worker_names[hubsync_my_worker_kind])));
+							hubsync_worker_names[hubsync_my_worker_kind]),
+					 errhint("Set hubsync.enabled = on and reload the configuration to resume; changes keep queueing meanwhile.")));
 		else if (new_state == HUBSYNC_STATE_RUNNING)
 			ereport(LOG,
 					(errmsg("%s worker started in database \"%s\"",
