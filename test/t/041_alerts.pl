@@ -78,8 +78,13 @@ is($sql->("SELECT sent || '/' || suppressed FROM hubsync.alerts WHERE alert = 'd
 	'1/1', 'dead letter: the second within alert_interval is counted, not sent');
 
 # ---- pending age: HubSpot keeps failing, the change ages ----
-$fake->control('POST', 'faults', { queue => [ { status => 503, match => '/batch/', count => 100000 } ] });
+$fake->control('POST', 'faults', { queue => [ { hang => JSON::PP::true, ms => 3000, match => '/batch/' },
+	{ status => 503, match => '/batch/', count => 100000 } ] });
 new_contact();
+ok($node->poll_query_until('postgres',
+	"SELECT query ~ '^sending [0-9]+ contacts to HubSpot \\(batch/(upsert|update)\\)\$' FROM pg_stat_activity WHERE backend_type = 'hubsync push'"),
+	'pg_stat_activity shows what the push worker sends');
+
 $a = heard('pending_age');
 ok($a, 'pending age: alert heard');
 is($a->{object_type}, 'contacts', 'pending age: names the object type');
@@ -103,6 +108,9 @@ ok($a, 'auth: alert heard');
 like($a->{hint}, qr/set_credentials/, 'auth: payload says what to do');
 unlike(encode_json($a), qr/revoked-token|test-token/, 'auth: no secret in the payload');
 is($sql->('SELECT auth FROM hubsync.summary'), 'refused', 'summary shows the refusal');
+ok($node->poll_query_until('postgres',
+	"SELECT query LIKE 'waiting: no valid HubSpot credentials%' FROM pg_stat_activity WHERE backend_type = 'hubsync push'"),
+	'pg_stat_activity says why the push worker waits');
 $sql->("SELECT hubsync.set_credentials(access_token => 'test-token')");
 ok(HubSync::Node::wait_outbox_empty($node), 'new credentials resume pushing');
 
