@@ -29,6 +29,13 @@ ALTER TABLE hubsync.changes SET (
 	autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_insert_scale_factor = 0.05,
 	autovacuum_analyze_scale_factor = 0.05);
 
+-- The change feed's before values (properties holds the after values).
+ALTER TABLE hubsync.changes ADD COLUMN before jsonb;
+COMMENT ON COLUMN hubsync.changes.properties IS
+  'after: the values sent to HubSpot (out) or applied from it (in), as HubSpot wire strings';
+COMMENT ON COLUMN hubsync.changes.before IS
+  'before: the same properties'' values HubSpot had, as last known to hubsync (NULL when unknown, e.g. a create)';
+
 -- Last push and pull per object type, and pruning of the change feed by
 -- age per object type and direction.
 CREATE INDEX changes_object_type_direction_at_idx ON hubsync.changes (object_type, direction, at);
@@ -364,6 +371,232 @@ END
 $$;
 COMMENT ON FUNCTION hubsync._push_dead(bigint[], integer, text, text, jsonb, jsonb) IS
   'API: private. Moves a push HubSpot refused for good to hubsync.dead_letters';
+
+
+-- the change feed's before values
+CREATE OR REPLACE FUNCTION hubsync._push_done(p_hubsync_id uuid, p_object_type text, p_kind text,
+	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_origin text;
+	v_before jsonb;
+BEGIN
+	SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
+	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	-- the change feed's before values: what HubSpot had, as last known
+	SELECT CASE WHEN p_kind = 'archive' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k)
+	                  FROM jsonb_object_keys(coalesce(p_sent, '{}') - 'hubsync_id') k) END
+	INTO v_before
+	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	IF p_kind = 'archive' THEN
+		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	ELSE
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, synced_at)
+		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id', now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || EXCLUDED.remote,
+		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+		    synced_at = now();
+		IF p_hs_object_id IS NOT NULL THEN
+			-- not a property change: the capture trigger enqueues nothing
+			EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2 AND hs_object_id IS DISTINCT FROM $1',
+			               p_object_type)
+			USING p_hs_object_id, p_hubsync_id;
+		END IF;
+	END IF;
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+	VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
+	        coalesce(p_sent, '{}'), v_before);
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[]) IS
+  'API: private. Records a push HubSpot accepted';
+
+CREATE OR REPLACE FUNCTION hubsync._record_in_change(p_object_type text, p_hubsync_id uuid,
+	p_hs_object_id bigint, p_op text, p_props jsonb, p_versions jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	payload text;
+	wire jsonb;
+	v_before jsonb;
+BEGIN
+	SELECT coalesce(jsonb_object_agg(p.key, coalesce(p.value #>> '{}', '')), '{}') INTO wire
+	FROM jsonb_each(coalesce(p_props, '{}')) p;
+	-- the change feed's before values: what HubSpot had, as last known
+	SELECT CASE WHEN p_op = 'delete' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k) FROM jsonb_object_keys(wire) k) END
+	INTO v_before
+	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	IF p_op = 'delete' THEN
+		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	ELSE
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, wire - 'hubsync_id', coalesce(p_versions, '{}'), now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || EXCLUDED.remote,
+		    versions = s.versions || EXCLUDED.versions,
+		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+		    synced_at = now();
+	END IF;
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+	VALUES ('in', p_object_type, p_hubsync_id, p_hs_object_id, p_op, 'hubspot', coalesce(p_props, '{}'), v_before);
+	payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
+		'hs_object_id', p_hs_object_id, 'op', p_op,
+		'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(coalesce(p_props, '{}')) k))::text;
+	IF octet_length(payload) > 7900 THEN
+		payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
+			'hs_object_id', p_hs_object_id, 'op', p_op, 'changed', NULL, 'truncated', true)::text;
+	END IF;
+	PERFORM pg_notify('hubsync_changes', payload);
+END
+$$;
+COMMENT ON FUNCTION hubsync._record_in_change(text, uuid, bigint, text, jsonb, jsonb) IS
+  'API: private. Sync state, change feed row and NOTIFY hubsync_changes for one applied HubSpot change';
+
+CREATE OR REPLACE FUNCTION hubsync._apply_fast(p_ids bigint[], OUT applied integer, OUT skipped integer)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET work_mem = '32MB' AS $$
+DECLARE
+	t record;
+	v_owned text[];
+	v_set text;
+	v_diff text;
+	v_a integer;
+	v_s integer;
+BEGIN
+	applied := 0;
+	skipped := 0;
+	FOR t IN
+		SELECT ot.object_type, array_agg(i.id) AS ids
+		FROM hubsync.inbox i
+		JOIN hubsync.object_types ot
+		  ON CASE WHEN split_part(i.subscription_type, '.', 1) = 'object'
+		          THEN ot.object_type_id = i.object_type_id
+		          ELSE ot.webhook_prefix = split_part(i.subscription_type, '.', 1) END
+		WHERE i.id = ANY (p_ids) AND i.state = 'pending'
+		GROUP BY ot.object_type
+		HAVING NOT bool_or(split_part(i.subscription_type, '.', 2) = 'merge')
+		ORDER BY ot.object_type
+	LOOP
+		SELECT coalesce(array_agg(f.property), '{}') INTO v_owned
+		FROM hubsync.field_owners f WHERE f.object_type = t.object_type AND f.owner = 'postgres';
+		SELECT string_agg(format('%1$I = CASE WHEN u.cols ? %1$L THEN r.%1$I ELSE t.%1$I END', m.column_name), ', '),
+		       string_agg(format('(u.cols ? %1$L AND r.%1$I IS DISTINCT FROM t.%1$I)', m.column_name), ' OR ')
+		INTO v_set, v_diff
+		FROM hubsync.property_map m WHERE m.object_type = t.object_type;
+
+		EXECUTE format($q$
+			WITH e AS (
+				SELECT i.id, i.object_id, i.occurred_at,
+				       i.event ->> 'propertyName' AS prop,
+				       coalesce(i.event ->> 'propertyValue', '') AS val,
+				       bool_and(split_part(i.subscription_type, '.', 2) = 'propertyChange'
+				                AND (i.event ->> 'propertyName') IS NOT NULL
+				                AND coalesce(i.event ->> 'changeSource', '') NOT IN ('API', 'INTEGRATION')
+				                AND (i.event ->> 'propertyName') <> ALL ($2))
+				           OVER (PARTITION BY i.object_id) AS plain
+				FROM hubsync.inbox i
+				WHERE i.id = ANY ($1) AND i.state = 'pending' AND i.object_id IS NOT NULL
+			), ev AS MATERIALIZED (
+				-- eligible events, with their local row and applied version
+				SELECT e.id, e.object_id, e.occurred_at, e.prop, e.val, m.hubsync_id AS hid,
+				       s.hubsync_id IS NOT NULL AS has_state,
+				       coalesce((s.versions ->> e.prop)::bigint, -1) AS ver,
+				       s.remote -> e.prop AS before_value
+				FROM e
+				JOIN hubspot.%1$I m ON m.hs_object_id = e.object_id
+				LEFT JOIN hubsync.sync_state s ON s.hubsync_id = m.hubsync_id
+				WHERE e.plain
+				  AND NOT EXISTS (SELECT 1 FROM hubsync.outbox o WHERE o.hubsync_id = m.hubsync_id)
+			), win AS (
+				-- per record and property, the newest value not yet applied
+				SELECT DISTINCT ON (ev.hid, ev.prop) ev.*
+				FROM ev WHERE ev.occurred_at > ev.ver
+				ORDER BY ev.hid, ev.prop, ev.occurred_at DESC, ev.id
+			), conv AS (
+				SELECT w.*, pm.column_name, pm.sql_type,
+				       CASE WHEN pm.column_name IS NOT NULL AND w.val <> ''
+				            THEN hubsync._wire_to_column(w.val, pm.sql_type) END AS c
+				FROM win w
+				LEFT JOIN hubsync.property_map pm ON pm.object_type = $3 AND pm.property = w.prop
+			), u AS MATERIALIZED (
+				-- per record: typed columns, jsonb extras, raw values to drop
+				SELECT conv.hid, conv.object_id, bool_or(conv.has_state) AS has_state,
+				       coalesce(jsonb_object_agg(conv.column_name,
+				                    CASE WHEN conv.c IS NULL THEN NULL
+				                         WHEN conv.sql_type = 'text[]' THEN to_jsonb(conv.c::text[])
+				                         ELSE to_jsonb(conv.c) END)
+				                FILTER (WHERE conv.column_name IS NOT NULL), '{}') AS cols,
+				       coalesce(jsonb_object_agg(conv.prop, conv.val)
+				                FILTER (WHERE conv.column_name IS NULL OR (conv.c IS NULL AND conv.val <> '')), '{}') AS extra,
+				       coalesce(array_agg(conv.prop)
+				                FILTER (WHERE conv.column_name IS NOT NULL AND (conv.c IS NOT NULL OR conv.val = '')), '{}') AS clear,
+				       jsonb_object_agg(conv.prop, conv.val) AS wire,
+				       jsonb_object_agg(conv.prop, conv.before_value) AS before,
+				       jsonb_object_agg(conv.prop, conv.occurred_at) AS versions
+				FROM conv GROUP BY conv.hid, conv.object_id
+			), upd AS (
+				-- real UPDATEs (users' triggers fire), only of rows that change
+				UPDATE hubspot.%1$I t
+				SET %2$s properties = (t.properties - u.clear) || u.extra
+				FROM u, LATERAL jsonb_populate_record(NULL::hubspot.%1$I, u.cols) r
+				WHERE t.hubsync_id = u.hid
+				  AND (%3$s ((t.properties - u.clear) || u.extra) IS DISTINCT FROM t.properties)
+				RETURNING t.hubsync_id
+			), su AS (
+				-- (no join with upd here: a nested loop over it is quadratic)
+				UPDATE hubsync.sync_state s
+				SET remote = s.remote || u.wire, versions = s.versions || u.versions,
+				    hs_object_id = coalesce(u.object_id, s.hs_object_id), synced_at = now()
+				FROM u WHERE s.hubsync_id = u.hid AND u.has_state
+			), si AS (
+				INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+				SELECT u.hid, $3, u.object_id, u.wire, u.versions, now()
+				FROM u WHERE NOT u.has_state
+				ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+				SET remote = s.remote || EXCLUDED.remote,
+				    versions = s.versions || EXCLUDED.versions,
+				    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+				    synced_at = now()
+			), ch AS (
+				INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+				SELECT 'in', $3, u.hid, u.object_id, 'update', 'hubspot', u.wire, u.before
+				FROM u JOIN upd ON upd.hubsync_id = u.hid
+			), mk AS (
+				-- every eligible event is done: applied, or stale
+				UPDATE hubsync.inbox i
+				SET state = CASE WHEN ev.occurred_at > ev.ver THEN 'applied' ELSE 'skipped' END,
+				    applied_at = now(),
+				    error = CASE WHEN ev.occurred_at > ev.ver THEN NULL
+				                 ELSE 'stale: a newer value of this property was already applied' END
+				FROM ev WHERE i.id = ev.id
+				RETURNING i.state
+			), n AS (
+				SELECT jsonb_build_object('object_type', $3, 'hubsync_id', u.hid,
+				           'hs_object_id', u.object_id, 'op', 'update',
+				           'changed', (SELECT jsonb_agg(k ORDER BY k) FROM jsonb_object_keys(u.wire) k))::text AS payload,
+				       u.hid, u.object_id
+				FROM u JOIN upd ON upd.hubsync_id = u.hid
+			)
+			SELECT (SELECT count(*) FILTER (WHERE mk.state = 'applied') FROM mk)::integer,
+			       (SELECT count(*) FILTER (WHERE mk.state = 'skipped') FROM mk)::integer,
+			       (SELECT count(pg_notify('hubsync_changes',
+			                   CASE WHEN octet_length(n.payload) > 7900
+			                        THEN jsonb_build_object('object_type', $3, 'hubsync_id', n.hid,
+			                                 'hs_object_id', n.object_id, 'op', 'update', 'changed', NULL,
+			                                 'truncated', true)::text
+			                        ELSE n.payload END)) FROM n)
+			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''))
+			INTO v_a, v_s USING t.ids, v_owned, t.object_type;
+		applied := applied + coalesce(v_a, 0);
+		skipped := skipped + coalesce(v_s, 0);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_fast(bigint[]) IS
+  'API: private. Pull worker: applies plain propertyChange events set-based, a record per UPDATE, newest wins per property';
+
 
 REVOKE ALL ON FUNCTION hubsync._setting_interval(text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync._alert(text, text, jsonb) FROM PUBLIC;

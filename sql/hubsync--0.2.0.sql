@@ -704,10 +704,17 @@ CREATE FUNCTION hubsync._push_done(p_hubsync_id uuid, p_object_type text, p_kind
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v_origin text;
+	v_before jsonb;
 BEGIN
 	SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
 	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	-- the change feed's before values: what HubSpot had, as last known
+	SELECT CASE WHEN p_kind = 'archive' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k)
+	                  FROM jsonb_object_keys(coalesce(p_sent, '{}') - 'hubsync_id') k) END
+	INTO v_before
+	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	IF p_kind = 'archive' THEN
 		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	ELSE
@@ -724,9 +731,9 @@ BEGIN
 			USING p_hs_object_id, p_hubsync_id;
 		END IF;
 	END IF;
-	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
 	VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
-	        coalesce(p_sent, '{}'));
+	        coalesce(p_sent, '{}'), v_before);
 END
 $$;
 COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[]) IS
@@ -1263,9 +1270,15 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	payload text;
 	wire jsonb;
+	v_before jsonb;
 BEGIN
 	SELECT coalesce(jsonb_object_agg(p.key, coalesce(p.value #>> '{}', '')), '{}') INTO wire
 	FROM jsonb_each(coalesce(p_props, '{}')) p;
+	-- the change feed's before values: what HubSpot had, as last known
+	SELECT CASE WHEN p_op = 'delete' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k) FROM jsonb_object_keys(wire) k) END
+	INTO v_before
+	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	IF p_op = 'delete' THEN
 		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	ELSE
@@ -1277,8 +1290,8 @@ BEGIN
 		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
 		    synced_at = now();
 	END IF;
-	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
-	VALUES ('in', p_object_type, p_hubsync_id, p_hs_object_id, p_op, 'hubspot', coalesce(p_props, '{}'));
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+	VALUES ('in', p_object_type, p_hubsync_id, p_hs_object_id, p_op, 'hubspot', coalesce(p_props, '{}'), v_before);
 	payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
 		'hs_object_id', p_hs_object_id, 'op', p_op,
 		'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(coalesce(p_props, '{}')) k))::text;
@@ -1746,7 +1759,8 @@ BEGIN
 				-- eligible events, with their local row and applied version
 				SELECT e.id, e.object_id, e.occurred_at, e.prop, e.val, m.hubsync_id AS hid,
 				       s.hubsync_id IS NOT NULL AS has_state,
-				       coalesce((s.versions ->> e.prop)::bigint, -1) AS ver
+				       coalesce((s.versions ->> e.prop)::bigint, -1) AS ver,
+				       s.remote -> e.prop AS before_value
 				FROM e
 				JOIN hubspot.%1$I m ON m.hs_object_id = e.object_id
 				LEFT JOIN hubsync.sync_state s ON s.hubsync_id = m.hubsync_id
@@ -1776,6 +1790,7 @@ BEGIN
 				       coalesce(array_agg(conv.prop)
 				                FILTER (WHERE conv.column_name IS NOT NULL AND (conv.c IS NOT NULL OR conv.val = '')), '{}') AS clear,
 				       jsonb_object_agg(conv.prop, conv.val) AS wire,
+				       jsonb_object_agg(conv.prop, conv.before_value) AS before,
 				       jsonb_object_agg(conv.prop, conv.occurred_at) AS versions
 				FROM conv GROUP BY conv.hid, conv.object_id
 			), upd AS (
@@ -1802,8 +1817,8 @@ BEGIN
 				    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
 				    synced_at = now()
 			), ch AS (
-				INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
-				SELECT 'in', $3, u.hid, u.object_id, 'update', 'hubspot', u.wire
+				INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+				SELECT 'in', $3, u.hid, u.object_id, 'update', 'hubspot', u.wire, u.before
 				FROM u JOIN upd ON upd.hubsync_id = u.hid
 			), mk AS (
 				-- every eligible event is done: applied, or stale
@@ -1953,6 +1968,13 @@ ALTER TABLE hubsync.sync_state SET (fillfactor = 80,
 ALTER TABLE hubsync.changes SET (
 	autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_insert_scale_factor = 0.05,
 	autovacuum_analyze_scale_factor = 0.05);
+
+-- The change feed's before values (properties holds the after values).
+ALTER TABLE hubsync.changes ADD COLUMN before jsonb;
+COMMENT ON COLUMN hubsync.changes.properties IS
+  'after: the values sent to HubSpot (out) or applied from it (in), as HubSpot wire strings';
+COMMENT ON COLUMN hubsync.changes.before IS
+  'before: the same properties'' values HubSpot had, as last known to hubsync (NULL when unknown, e.g. a create)';
 
 -- Last push and pull per object type, and pruning of the change feed by
 -- age per object type and direction.

@@ -64,6 +64,26 @@ is($sql->('SELECT requests > 0 AND responses_2xx > 0 AND window_used > 0 AND win
 is($sql->('SELECT push_worker || pull_worker || webhook_worker || auth FROM hubsync.summary'),
 	'runningrunningrunningok', 'summary: workers and auth');
 
+# ---- the change feed keeps before and after values, both ways ----
+$sql->("UPDATE hubspot.contacts SET email = 'a1-new\@example.com' WHERE email = 'a1\@example.com'");
+ok(HubSync::Node::wait_outbox_empty($node), 'update pushed');
+is($sql->("SELECT before ->> 'email' || ' -> ' || (properties ->> 'email') FROM hubsync.changes
+           WHERE direction = 'out' AND op = 'update' ORDER BY id DESC LIMIT 1"),
+	'a1@example.com -> a1-new@example.com', 'change feed, out: before and after values');
+my $hs = $sql->("SELECT hs_object_id FROM hubspot.contacts WHERE email = 'a1-new\@example.com'");
+my $ts = $sql->("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint");
+my $body = qq{[{"eventId":1,"subscriptionId":7,"portalId":62515,"appId":1,"occurredAt":$ts,"subscriptionType":"contact.propertyChange","objectId":$hs,"propertyName":"email","propertyValue":"a1-rep\@example.com","changeSource":"CRM_UI"}]};
+my $url = 'https://example.com/hubspot/webhooks';
+$sql->("SELECT hubsync.ingest_webhook('POST', '$url', '$body',
+	hubsync._webhook_signature(3, 'hubsync-test-secret', 'POST', '$url', '$body', '$ts'), '$ts')");
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM hubspot.contacts WHERE email = 'a1-rep\@example.com'"),
+	'a rep\'s edit applied');
+is($sql->("SELECT before ->> 'email' || ' -> ' || (properties ->> 'email') FROM hubsync.changes
+           WHERE direction = 'in' ORDER BY id DESC LIMIT 1"),
+	'a1-new@example.com -> a1-rep@example.com', 'change feed, in: before and after values');
+is($sql->("SELECT last_pull IS NOT NULL FROM hubsync.status WHERE object_type = 'contacts'"), 't',
+	'status: last pull of contacts shown');
+
 # ---- dead letter: sent at once, the second within the interval is counted ----
 $fake->control('POST', 'faults', { queue => [ { status => 400, match => '/batch/', count => 2 } ] });
 my $dead = new_contact();
