@@ -111,7 +111,7 @@ FROM (VALUES
 	('line_items', 'recurringbillingfrequency', 'text'),
 	('line_items', 'hs_recurring_billing_period', 'text'),
 
-	('quotes', 'hs_title', 'text'), ('quotes', 'hs_expiration_date', 'timestamptz'),
+	('quotes', 'hs_title', 'text'), ('quotes', 'hs_expiration_date', 'date'),
 	('quotes', 'hs_status', 'text'), ('quotes', 'hs_quote_amount', 'numeric'),
 	('quotes', 'hs_currency', 'text'),
 
@@ -431,7 +431,13 @@ BEGIN
 	EXECUTE format(
 		'CREATE TRIGGER hubsync_capture AFTER INSERT OR UPDATE OR DELETE ON %s
 		 FOR EACH ROW EXECUTE FUNCTION hubsync._capture()', tbl);
-	PERFORM pg_catalog.pg_extension_config_dump(tbl::regclass, '');
+	-- a table of the install script is the extension's; one made later
+	-- (hubsync.track_object) is dumped like any table
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+	           WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = tbl::regclass
+	             AND d.deptype = 'e') THEN
+		PERFORM pg_catalog.pg_extension_config_dump(tbl::regclass, '');
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION hubsync._create_mirror_table(text) IS
@@ -699,13 +705,23 @@ COMMENT ON FUNCTION hubsync._release_expired_leases(boolean) IS
   'API: private. Returns in-flight changes whose lease ran out to pending';
 
 -- HubSpot accepted a record's push.
+-- The properties sent take the write's updatedAt as their version, so an
+-- older webhook event (a rep's, or the echo of an earlier push) arriving
+-- later is recognised as stale.
 CREATE FUNCTION hubsync._push_done(p_hubsync_id uuid, p_object_type text, p_kind text,
-	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[]) RETURNS void
+	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[],
+	p_updated_at timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v_origin text;
+	v_versions jsonb := '{}';
 	v_before jsonb;
 BEGIN
+	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
+		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
+		INTO v_versions
+		FROM jsonb_object_keys(p_sent) k WHERE k <> 'hubsync_id';
+	END IF;
 	SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
 	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
@@ -718,10 +734,14 @@ BEGIN
 	IF p_kind = 'archive' THEN
 		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	ELSE
-		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, synced_at)
-		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id', now())
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id',
+		        v_versions, now())
 		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
 		SET remote = s.remote || EXCLUDED.remote,
+		    versions = s.versions || (SELECT coalesce(jsonb_object_agg(v.key,
+		                                  greatest(v.value::bigint, coalesce((s.versions ->> v.key)::bigint, -1))), '{}')
+		                              FROM jsonb_each_text(EXCLUDED.versions) v),
 		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
 		    synced_at = now();
 		IF p_hs_object_id IS NOT NULL THEN
@@ -736,7 +756,7 @@ BEGIN
 	        coalesce(p_sent, '{}'), v_before);
 END
 $$;
-COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[]) IS
+COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[], timestamptz) IS
   'API: private. Records a push HubSpot accepted';
 
 -- A push to try again later.  p_count_attempt false for 429/401: waiting
@@ -786,6 +806,40 @@ END
 $$;
 COMMENT ON FUNCTION hubsync._push_dead(bigint[], integer, text, text, jsonb, jsonb) IS
   'API: private. Moves a push HubSpot refused for good to hubsync.dead_letters';
+
+-- An update of a record a rep deleted in HubSpot meanwhile: not a fault
+-- to retry or dead-letter but a conflict HubSpot's deletion wins.  The
+-- change is dropped and each property it carried recorded in
+-- hubsync.conflicts; the deletion itself reaches the mirror by webhook or
+-- by the poller's archived sweep.
+CREATE FUNCTION hubsync._push_gone(p_outbox_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	d record;
+BEGIN
+	SELECT min(o.object_type) AS object_type, (array_agg(o.hubsync_id))[1] AS hubsync_id,
+	       max(o.hs_object_id) AS hs_object_id,
+	       (SELECT array_agg(DISTINCT x ORDER BY x) FROM hubsync.outbox o2, unnest(o2.changed) x
+	         WHERE o2.id = ANY (p_outbox_ids)) AS changed
+	INTO d
+	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	IF d.object_type IS NULL THEN
+		RETURN;
+	END IF;
+	INSERT INTO hubsync.conflicts (object_type, hubsync_id, hs_object_id, property,
+	                               local_value, remote_value, resolution)
+	SELECT d.object_type, d.hubsync_id, d.hs_object_id, p, w.wire ->> p, NULL,
+	       'dropped: the record was deleted in HubSpot'
+	FROM unnest(coalesce(d.changed, '{}')) p
+	LEFT JOIN hubsync._mirror_wire(d.object_type, d.hubsync_id) w ON true;
+	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	PERFORM pg_notify('hubsync_alerts', jsonb_build_object('alert', 'conflict',
+		'object_type', d.object_type, 'hubsync_id', d.hubsync_id,
+		'resolution', 'dropped: the record was deleted in HubSpot')::text);
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_gone(bigint[]) IS
+  'API: private. Drops an update of a record deleted in HubSpot and records it in hubsync.conflicts';
 
 -- A contact whose email HubSpot already has: link the row to that record;
 -- the pending change is then sent as an update of it.
@@ -870,6 +924,7 @@ DECLARE
 	vals text := '';
 	e record;
 	m record;
+	v text;
 BEGIN
 	IF key_property IS NULL OR key_value IS NULL THEN
 		RAISE EXCEPTION 'hubsync.upsert needs a key property and a key value'
@@ -905,10 +960,15 @@ BEGIN
 		IF m.column_name IS NULL THEN
 			extra := extra || jsonb_build_object(e.key, e.value);
 		ELSE
-			sets := sets || format('%I = hubsync._from_wire(%L, %L)::%s, ', m.column_name,
-			                       e.value #>> '{}', m.sql_type, m.sql_type);
+			-- a JSON array for a multi-select is its values joined with ';'
+			v := CASE WHEN jsonb_typeof(e.value) = 'array'
+			          THEN (SELECT string_agg(x, ';') FROM jsonb_array_elements_text(e.value) x)
+			          ELSE e.value #>> '{}' END;
+			-- converted now, so a bad value fails here with a clear error
+			v := hubsync._from_wire(v, m.sql_type);
+			sets := sets || format('%I = %L::%s, ', m.column_name, v, m.sql_type);
 			cols := cols || format('%I, ', m.column_name);
-			vals := vals || format('hubsync._from_wire(%L, %L)::%s, ', e.value #>> '{}', m.sql_type, m.sql_type);
+			vals := vals || format('%L::%s, ', v, m.sql_type);
 		END IF;
 	END LOOP;
 
@@ -927,23 +987,13 @@ COMMENT ON FUNCTION hubsync.upsert(text, text, text, jsonb) IS
 
 -- A HubSpot wire string (or JSON scalar text) as the text input of a typed
 -- column: '' is NULL, epoch milliseconds become timestamps, ';' separates
--- multi-select values.
+-- multi-select values.  The strict mode of the C converter behind
+-- hubsync._wire_to_column (src/convert.c): one parser, but a value that
+-- cannot convert is an error here instead of NULL.
 CREATE FUNCTION hubsync._from_wire(v text, sql_type text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT CASE
-		WHEN v IS NULL OR v = '' THEN NULL
-		WHEN sql_type IN ('timestamptz', 'date') AND v ~ '^-?[0-9]{1,15}$' THEN
-			CASE sql_type
-				WHEN 'timestamptz' THEN pg_catalog.to_timestamp(v::numeric / 1000)::text
-				ELSE (pg_catalog.to_timestamp(v::numeric / 1000) AT TIME ZONE 'UTC')::date::text
-			END
-		WHEN sql_type = 'text[]' THEN
-			(SELECT pg_catalog.array_agg(x)::text FROM pg_catalog.regexp_split_to_table(v, ';') x)
-		ELSE v
-	END
-$$;
+LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'hubsync_from_wire';
 COMMENT ON FUNCTION hubsync._from_wire(text, text) IS
-  'API: private. Text input of a typed column from a HubSpot wire string';
+  'API: private. Text input of a typed column from a HubSpot wire string; an error when it cannot convert';
 
 -- Where a record stands: pending (in the outbox), failed (dead letter) or
 -- synced.
@@ -1328,6 +1378,7 @@ DECLARE
 	v_wire jsonb;
 	v_remote jsonb;
 	v_changed jsonb;
+	v_keep text[];
 BEGIN
 	IF v_hid IS NULL THEN
 		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
@@ -1365,11 +1416,31 @@ BEGIN
 		INTO v_norm USING v_cols;
 	SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}') INTO v_norm
 	FROM jsonb_each(v_norm) n WHERE v_cols ? n.key;
+	-- A property with a local change still queued or in flight keeps its
+	-- local value: that push lands after this read and wins ('*': a create
+	-- of ours, every property is ours).
+	SELECT coalesce(array_agg(DISTINCT x), '{}') INTO v_keep
+	FROM hubsync.outbox o,
+	     unnest(CASE WHEN o.op = 'create' THEN ARRAY['*'] ELSE o.changed END) x
+	WHERE o.hubsync_id = v_hid;
+	IF v_keep <> '{}' THEN
+		v_norm := v_norm - ARRAY(SELECT m.column_name::text FROM hubsync.property_map m
+		                         WHERE m.object_type = p_object_type
+		                           AND ('*' = ANY (v_keep) OR m.property = ANY (v_keep)));
+		IF '*' = ANY (v_keep) THEN
+			v_row.extra := '{}'::jsonb;
+			v_row.clear := '{}'::text[];
+		ELSE
+			v_row.extra := v_row.extra - v_keep;
+			v_row.clear := ARRAY(SELECT c FROM unnest(v_row.clear) c WHERE c <> ALL (v_keep));
+		END IF;
+	END IF;
 	v_after := v_before || v_norm || jsonb_build_object('properties',
 		(coalesce(v_before -> 'properties', '{}') - v_row.clear) || v_row.extra);
 	SELECT s.remote INTO v_remote FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
 	SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO v_changed
-	FROM jsonb_each(v_wire) w WHERE (v_remote -> w.key) IS DISTINCT FROM w.value;
+	FROM jsonb_each(v_wire) w WHERE (v_remote -> w.key) IS DISTINCT FROM w.value
+	  AND NOT ('*' = ANY (v_keep) OR w.key = ANY (v_keep));
 	IF v_after IS DISTINCT FROM v_before THEN
 		SELECT string_agg(format('%I = r.%I', k, k), ', ') INTO v_set
 		FROM jsonb_object_keys(v_after) k WHERE k <> 'hubsync_id';
@@ -1429,18 +1500,23 @@ BEGIN
 		outcome := 'skipped'; note := 'stale: a newer value of this property was already applied';
 		RETURN;
 	END IF;
+	-- A change written by our own app is an echo of a push, to skip, when
+	-- the mirror holds that value or has a change of the property still
+	-- queued (whose push will land later and win).  Otherwise the mirror
+	-- moved while that push was in flight (an inbound change or a restore
+	-- applied in between): HubSpot's newest value is ours, so adopt it.
 	IF p_event ->> 'changeSource' IN ('API', 'INTEGRATION')
 	   AND v_app IS NOT NULL AND v_app <> '0'
 	   AND (p_event ->> 'sourceId' = v_app OR p_event ->> 'sourceId' ~ ('^[a-zA-Z]*[:-]' || v_app || '$'))
-	   AND ((v_state.remote ->> v_prop) IS NOT DISTINCT FROM v_value
-	        -- the echo can overtake the push's own bookkeeping: a push of
-	        -- this property in flight with exactly this value is ours too
-	        OR (EXISTS (SELECT 1 FROM hubsync.outbox o
-	                    WHERE o.hubsync_id = v_hid AND o.state = 'in_flight'
-	                      AND (v_prop = ANY (o.changed) OR o.op = 'create'))
-	            AND (SELECT w.wire ->> v_prop FROM hubsync._mirror_wire(p_object_type, v_hid) w)
-	                IS NOT DISTINCT FROM v_value)) THEN
-		UPDATE hubsync.sync_state s SET versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+	   AND (EXISTS (SELECT 1 FROM hubsync.outbox o
+	                WHERE o.hubsync_id = v_hid AND (v_prop = ANY (o.changed) OR o.op = 'create'))
+	        OR (SELECT coalesce(w.wire ->> v_prop, '') FROM hubsync._mirror_wire(p_object_type, v_hid) w)
+	           = v_value) THEN
+		-- HubSpot holds this value as of p_occurred: a queued push compares
+		-- against it
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
 		WHERE s.hubsync_id = v_hid;
 		outcome := 'echo'; note := 'echo of our own push';
 		RETURN;
@@ -1947,6 +2023,774 @@ $$;
 COMMENT ON FUNCTION hubsync._inbox_failed(bigint, text) IS
   'API: private. Marks an inbox event failed with its error';
 
+
+
+
+
+
+
+
+
+
+
+
+
+
+-- >>> issue 7: revenue data and the object model
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): associations both ways
+-------------------------------------------------------------------------------
+
+-- An association row may name its type by label alone: the push worker
+-- resolves the id from HubSpot's labels endpoint.
+ALTER TABLE hubspot.associations ALTER COLUMN type_id DROP NOT NULL;
+COMMENT ON COLUMN hubspot.associations.type_id IS
+  'HubSpot associationTypeId; NULL on INSERT means: resolve it from label (NULL label = the unlabeled default type) through HubSpot''s labels endpoint';
+
+CREATE TABLE hubsync.association_types (
+	from_type   text NOT NULL,
+	to_type     text NOT NULL,
+	type_id     integer NOT NULL,
+	category    text NOT NULL,
+	label       text,
+	fetched_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (from_type, to_type, type_id)
+);
+COMMENT ON TABLE hubsync.association_types IS
+  'Cache of HubSpot''s association labels endpoint (GET /crm/v4/associations/{from}/{to}/labels): type ids, categories and labels per pair of object types';
+COMMENT ON COLUMN hubsync.association_types.label IS 'label, NULL for the unlabeled type';
+GRANT SELECT ON hubsync.association_types TO PUBLIC;
+
+-- Push worker: store the labels endpoint's answer for one pair.
+CREATE FUNCTION hubsync._assoc_types_store(p_from_type text, p_to_type text, p_results jsonb)
+RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n integer;
+BEGIN
+	DELETE FROM hubsync.association_types t WHERE t.from_type = p_from_type AND t.to_type = p_to_type;
+	INSERT INTO hubsync.association_types (from_type, to_type, type_id, category, label)
+	SELECT DISTINCT ON ((r ->> 'typeId')::integer) p_from_type, p_to_type, (r ->> 'typeId')::integer,
+	       coalesce(r ->> 'category', 'HUBSPOT_DEFINED'), nullif(r ->> 'label', '')
+	FROM jsonb_array_elements(coalesce(p_results, '[]')) r
+	WHERE (r ->> 'typeId') ~ '^[0-9]+$';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync._assoc_types_store(text, text, jsonb) IS
+  'API: private. Push worker: caches HubSpot''s association labels of a pair of object types';
+
+-- The type id of a label between two object types, from the cache.
+CREATE FUNCTION hubsync.association_type(from_type text, to_type text, label text DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT t.type_id FROM hubsync.association_types t
+	WHERE t.from_type = association_type.from_type AND t.to_type = association_type.to_type
+	  AND CASE WHEN association_type.label IS NULL
+	           THEN t.label IS NULL AND t.category = 'HUBSPOT_DEFINED'
+	           ELSE t.label = association_type.label END
+	ORDER BY t.type_id LIMIT 1
+$$;
+COMMENT ON FUNCTION hubsync.association_type(text, text, text) IS
+  'HubSpot associationTypeId of a label (NULL: the unlabeled default type) between two object types, from the cached labels endpoint; NULL when not cached yet';
+
+-- Association changes waiting for HubSpot.  Kept apart from the record
+-- outbox: an entry leaves only once both ends have a HubSpot id, so an
+-- association to a record created in the same transaction follows that
+-- record's create, and entries of one pair leave in commit order.
+CREATE TABLE hubsync.association_outbox (
+	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	op               text NOT NULL CHECK (op IN ('create', 'archive')),
+	from_type        text NOT NULL,
+	from_id          bigint,
+	from_hubsync_id  uuid,
+	to_type          text NOT NULL,
+	to_id            bigint,
+	to_hubsync_id    uuid,
+	type_id          integer,
+	category         text NOT NULL DEFAULT 'HUBSPOT_DEFINED',
+	label            text,
+	origin           text NOT NULL,
+	state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'in_flight', 'failed')),
+	attempts         integer NOT NULL DEFAULT 0,
+	next_attempt_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	lease_until      timestamptz,
+	created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_status      integer,
+	last_error       text
+);
+CREATE INDEX association_outbox_pending_idx ON hubsync.association_outbox (id) WHERE state = 'pending';
+-- the claim's look-ups: older changes of a pair, rows waiting for an id
+CREATE INDEX association_outbox_from_idx ON hubsync.association_outbox (from_hubsync_id);
+CREATE INDEX association_outbox_from_id_idx ON hubsync.association_outbox (from_id);
+CREATE INDEX associations_from_hubsync_id_idx ON hubspot.associations (from_hubsync_id);
+CREATE INDEX associations_from_id_idx ON hubspot.associations (from_type, from_id);
+COMMENT ON TABLE hubsync.association_outbox IS
+  'INSERTs and DELETEs of hubspot.associations waiting for HubSpot (v4 batch create / labels archive); an entry waits until both records have a HubSpot id; failed entries stay with their error';
+COMMENT ON COLUMN hubsync.association_outbox.state IS
+  'pending, in_flight while the push worker sends it, failed when HubSpot refused it for good (see last_error)';
+
+CREATE FUNCTION hubsync._applying_remote() RETURNS boolean
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_applying_remote_fn';
+COMMENT ON FUNCTION hubsync._applying_remote() IS
+  'API: private. true while hubsync itself applies HubSpot''s changes (nothing is captured then)';
+
+-- BEFORE trigger: fill a missing type id from a cached label, and a
+-- missing label from a cached type id, so both directions keep labels;
+-- an association already in the table is not inserted twice.
+CREATE FUNCTION hubsync._association_defaults() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NEW.from_id IS NOT NULL AND NEW.to_id IS NOT NULL AND NEW.type_id IS NOT NULL AND EXISTS (
+		SELECT 1 FROM hubspot.associations a
+		WHERE a.from_type = NEW.from_type AND a.from_id = NEW.from_id AND a.to_type = NEW.to_type
+		  AND a.to_id = NEW.to_id AND a.type_id = NEW.type_id) THEN
+		-- already there (say, HubSpot's news of our own push): one row each
+		RETURN NULL;
+	END IF;
+	IF NEW.type_id IS NULL THEN
+		NEW.type_id := hubsync.association_type(NEW.from_type, NEW.to_type, NEW.label);
+	END IF;
+	IF NEW.type_id IS NOT NULL THEN
+		-- HubSpot's word on a known type: its category, and its label
+		SELECT coalesce(NEW.label, t.label), t.category INTO NEW.label, NEW.category
+		FROM hubsync.association_types t
+		WHERE t.from_type = NEW.from_type AND t.to_type = NEW.to_type AND t.type_id = NEW.type_id;
+		IF NOT FOUND THEN
+			NEW.category := coalesce(NEW.category, 'HUBSPOT_DEFINED');
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION hubsync._association_defaults() IS
+  'API: private. BEFORE INSERT trigger of hubspot.associations: type id from label and label from type id, from the cache';
+
+-- AFTER trigger: application INSERTs and DELETEs of associations go to
+-- the association outbox (not hubsync's own writes while applying
+-- HubSpot's changes, nor a pg_restore).
+CREATE FUNCTION hubsync._capture_association() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_origin text := coalesce(current_setting('hubsync.origin', true), 'app');
+	n integer;
+BEGIN
+	IF hubsync._applying_remote() OR current_setting('application_name') = 'pg_restore' THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP = 'UPDATE' THEN
+		-- filling in an id, type or label that was resolved later is no change
+		IF NEW.from_type = OLD.from_type AND NEW.to_type = OLD.to_type
+		   AND NEW.from_hubsync_id IS NOT DISTINCT FROM OLD.from_hubsync_id
+		   AND NEW.to_hubsync_id IS NOT DISTINCT FROM OLD.to_hubsync_id
+		   AND (OLD.from_id IS NULL OR NEW.from_id = OLD.from_id)
+		   AND (OLD.to_id IS NULL OR NEW.to_id = OLD.to_id)
+		   AND (OLD.type_id IS NULL OR NEW.type_id = OLD.type_id) THEN
+			RETURN NULL;
+		END IF;
+	END IF;
+	IF TG_OP IN ('DELETE', 'UPDATE') THEN
+		-- a create not sent yet is simply dropped
+		DELETE FROM hubsync.association_outbox o
+		WHERE o.op = 'create' AND o.state = 'pending'
+		  AND o.from_type = OLD.from_type AND o.to_type = OLD.to_type
+		  AND o.from_id IS NOT DISTINCT FROM OLD.from_id AND o.to_id IS NOT DISTINCT FROM OLD.to_id
+		  AND o.from_hubsync_id IS NOT DISTINCT FROM OLD.from_hubsync_id
+		  AND o.to_hubsync_id IS NOT DISTINCT FROM OLD.to_hubsync_id
+		  AND o.type_id IS NOT DISTINCT FROM OLD.type_id
+		  AND o.label IS NOT DISTINCT FROM OLD.label;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		IF n = 0 THEN
+			INSERT INTO hubsync.association_outbox (op, from_type, from_id, from_hubsync_id, to_type,
+				to_id, to_hubsync_id, type_id, category, label, origin)
+			VALUES ('archive', OLD.from_type, OLD.from_id, OLD.from_hubsync_id, OLD.to_type,
+				OLD.to_id, OLD.to_hubsync_id, OLD.type_id, OLD.category, OLD.label, v_origin);
+		END IF;
+	END IF;
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		IF NOT EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = NEW.from_type)
+		   OR NOT EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = NEW.to_type) THEN
+			RAISE EXCEPTION 'association between unknown object types "%" and "%"', NEW.from_type, NEW.to_type
+				USING ERRCODE = 'undefined_object',
+				      HINT = 'from_type and to_type are mirror table names from hubsync.object_types.';
+		END IF;
+		INSERT INTO hubsync.association_outbox (op, from_type, from_id, from_hubsync_id, to_type,
+			to_id, to_hubsync_id, type_id, category, label, origin)
+		VALUES ('create', NEW.from_type, NEW.from_id, NEW.from_hubsync_id, NEW.to_type,
+			NEW.to_id, NEW.to_hubsync_id, NEW.type_id, NEW.category, NEW.label, v_origin);
+	END IF;
+	PERFORM hubsync._wake_push();
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hubsync._capture_association() IS
+  'API: private. AFTER trigger of hubspot.associations: queues INSERTs and DELETEs for HubSpot';
+
+CREATE TRIGGER hubsync_association_defaults BEFORE INSERT ON hubspot.associations
+	FOR EACH ROW EXECUTE FUNCTION hubsync._association_defaults();
+CREATE TRIGGER hubsync_capture AFTER INSERT OR UPDATE OR DELETE ON hubspot.associations
+	FOR EACH ROW EXECUTE FUNCTION hubsync._capture_association();
+
+-- HubSpot id of a record by its hubsync_id, or NULL.
+CREATE FUNCTION hubsync._hs_id(p_object_type text, p_hubsync_id uuid) RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v bigint;
+BEGIN
+	IF p_hubsync_id IS NULL THEN
+		RETURN NULL;
+	END IF;
+	EXECUTE format('SELECT hs_object_id FROM hubspot.%I WHERE hubsync_id = $1', p_object_type)
+		INTO v USING p_hubsync_id;
+	IF v IS NULL THEN
+		SELECT s.hs_object_id INTO v FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	END IF;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION hubsync._hs_id(text, uuid) IS
+  'API: private. HubSpot id of a mirror row by hubsync_id, NULL while it is not in HubSpot';
+
+-- Whether a mirror row exists.
+CREATE FUNCTION hubsync._row_exists(p_object_type text, p_hubsync_id uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v boolean;
+BEGIN
+	IF p_hubsync_id IS NULL OR to_regclass(format('hubspot.%I', p_object_type)) IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE format('SELECT EXISTS (SELECT 1 FROM hubspot.%I WHERE hubsync_id = $1)', p_object_type)
+		INTO v USING p_hubsync_id;
+	RETURN v;
+END
+$$;
+COMMENT ON FUNCTION hubsync._row_exists(text, uuid) IS
+  'API: private. Whether the mirror table of an object type has a row with this hubsync_id';
+
+-- Push worker: claim association changes that can leave now.  An entry
+-- waits while an end has no HubSpot id yet (its create is still in the
+-- outbox), while an older entry of the same pair is queued, and while its
+-- type is a label not cached yet: then a row of kind 'labels' asks the
+-- worker to read the pair's labels.  Kinds: 'create', 'archive', 'labels'.
+CREATE FUNCTION hubsync._assoc_claim(p_limit integer, p_lease_seconds integer)
+RETURNS TABLE (kind text, id bigint, from_api text, to_api text, from_type text, to_type text,
+               from_id bigint, to_id bigint, type_id integer, category text, attempts integer,
+               first_created timestamptz)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e record;
+	v_from bigint;
+	v_to bigint;
+	v_type integer;
+	v_cat text;
+	v_asked text[] := '{}';
+	v_n integer := 0;
+BEGIN
+	UPDATE hubsync.association_outbox o SET state = 'pending', lease_until = NULL
+	WHERE o.state = 'in_flight' AND o.lease_until < now();
+	FOR e IN
+		SELECT o.* FROM hubsync.association_outbox o
+		WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+		ORDER BY o.id LIMIT p_limit * 4
+		FOR UPDATE SKIP LOCKED
+	LOOP
+		EXIT WHEN v_n >= p_limit;
+		-- an older change of the same pair goes first
+		CONTINUE WHEN EXISTS (
+			SELECT 1 FROM hubsync.association_outbox p
+			WHERE p.from_hubsync_id = e.from_hubsync_id
+			  AND p.id < e.id AND p.state IN ('pending', 'in_flight')
+			  AND p.from_type = e.from_type AND p.to_type = e.to_type
+			  AND (p.to_id = e.to_id OR p.to_hubsync_id = e.to_hubsync_id))
+		  OR EXISTS (
+			SELECT 1 FROM hubsync.association_outbox p
+			WHERE p.from_id = e.from_id
+			  AND p.id < e.id AND p.state IN ('pending', 'in_flight')
+			  AND p.from_type = e.from_type AND p.to_type = e.to_type
+			  AND (p.to_id = e.to_id OR p.to_hubsync_id = e.to_hubsync_id));
+		v_from := coalesce(e.from_id, hubsync._hs_id(e.from_type, e.from_hubsync_id));
+		v_to := coalesce(e.to_id, hubsync._hs_id(e.to_type, e.to_hubsync_id));
+		IF v_from IS NULL OR v_to IS NULL THEN
+			IF e.op = 'archive' THEN
+				-- never reached HubSpot: nothing to remove there
+				DELETE FROM hubsync.association_outbox o WHERE o.id = e.id;
+			ELSIF (v_from IS NULL AND NOT hubsync._row_exists(e.from_type, e.from_hubsync_id))
+			   OR (v_to IS NULL AND NOT hubsync._row_exists(e.to_type, e.to_hubsync_id)) THEN
+				UPDATE hubsync.association_outbox o
+				SET state = 'failed', last_error = 'a record of this association was deleted before it reached HubSpot'
+				WHERE o.id = e.id;
+			ELSE
+				-- waits for its record's create; meanwhile later entries get
+				-- their turn (the records of a commit normally leave before
+				-- its associations are looked at, so this is the odd case)
+				UPDATE hubsync.association_outbox o SET next_attempt_at = now() + interval '1 second'
+				WHERE o.id = e.id;
+			END IF;
+			CONTINUE;
+		END IF;
+		v_type := e.type_id;
+		v_cat := e.category;
+		IF v_type IS NULL THEN
+			SELECT t.type_id, t.category INTO v_type, v_cat FROM hubsync.association_types t
+			WHERE t.from_type = e.from_type AND t.to_type = e.to_type
+			  AND CASE WHEN e.label IS NULL THEN t.label IS NULL AND t.category = 'HUBSPOT_DEFINED'
+			           ELSE t.label = e.label END
+			ORDER BY t.type_id LIMIT 1;
+			IF v_type IS NULL THEN
+				IF EXISTS (SELECT 1 FROM hubsync.association_types t
+				           WHERE t.from_type = e.from_type AND t.to_type = e.to_type
+				             AND t.fetched_at > now() - interval '1 minute') THEN
+					UPDATE hubsync.association_outbox o
+					SET state = 'failed', last_error = format('HubSpot has no association label %s from %s to %s',
+					        coalesce(quote_literal(e.label), '(unlabeled)'), e.from_type, e.to_type)
+					WHERE o.id = e.id;
+				ELSIF NOT (e.from_type || '/' || e.to_type) = ANY (v_asked) THEN
+					v_asked := v_asked || (e.from_type || '/' || e.to_type);
+					kind := 'labels'; id := NULL;
+					SELECT t.api_name INTO from_api FROM hubsync.object_types t WHERE t.object_type = e.from_type;
+					SELECT t.api_name INTO to_api FROM hubsync.object_types t WHERE t.object_type = e.to_type;
+					from_type := e.from_type; to_type := e.to_type;
+					from_id := NULL; to_id := NULL; type_id := NULL; category := NULL;
+					attempts := 0; first_created := e.created_at;
+					RETURN NEXT;
+				END IF;
+				CONTINUE;
+			END IF;
+		END IF;
+		UPDATE hubsync.association_outbox o
+		SET state = 'in_flight', lease_until = now() + make_interval(secs => p_lease_seconds),
+		    attempts = o.attempts + 1, from_id = v_from, to_id = v_to, type_id = v_type, category = v_cat
+		WHERE o.id = e.id;
+		IF e.op = 'create' AND (e.from_id IS NULL OR e.to_id IS NULL OR e.type_id IS NULL) THEN
+			-- the mirror learns the ids and type it was waiting for
+			IF e.from_hubsync_id IS NOT NULL THEN
+				UPDATE hubspot.associations a
+				SET from_id = coalesce(a.from_id, v_from), to_id = coalesce(a.to_id, v_to),
+				    type_id = coalesce(a.type_id, v_type)
+				WHERE a.from_hubsync_id = e.from_hubsync_id
+				  AND a.from_type = e.from_type AND a.to_type = e.to_type
+				  AND (a.to_id = v_to OR a.to_hubsync_id = e.to_hubsync_id)
+				  AND (a.type_id IS NULL OR a.type_id = v_type)
+				  AND (a.from_id IS NULL OR a.to_id IS NULL OR a.type_id IS NULL);
+			ELSE
+				UPDATE hubspot.associations a
+				SET to_id = coalesce(a.to_id, v_to), type_id = coalesce(a.type_id, v_type)
+				WHERE a.from_type = e.from_type AND a.from_id = v_from AND a.to_type = e.to_type
+				  AND (a.to_id = v_to OR a.to_hubsync_id = e.to_hubsync_id)
+				  AND (a.type_id IS NULL OR a.type_id = v_type)
+				  AND (a.to_id IS NULL OR a.type_id IS NULL);
+			END IF;
+		END IF;
+		kind := e.op; id := e.id;
+		SELECT t.api_name INTO from_api FROM hubsync.object_types t WHERE t.object_type = e.from_type;
+		SELECT t.api_name INTO to_api FROM hubsync.object_types t WHERE t.object_type = e.to_type;
+		from_type := e.from_type; to_type := e.to_type;
+		from_id := v_from; to_id := v_to; type_id := v_type; category := v_cat;
+		attempts := e.attempts + 1; first_created := e.created_at;
+		v_n := v_n + 1;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._assoc_claim(integer, integer) IS
+  'API: private. Push worker: association changes ready to send (both ends in HubSpot), and label look-ups needed';
+
+-- Push worker: HubSpot accepted association changes.
+CREATE FUNCTION hubsync._assoc_done(p_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	WITH d AS (
+		DELETE FROM hubsync.association_outbox o WHERE o.id = ANY (p_ids) RETURNING o.*
+	)
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+	SELECT 'out', 'associations', d.from_hubsync_id, d.from_id,
+	       CASE d.op WHEN 'create' THEN 'insert' ELSE 'delete' END, d.origin,
+	       jsonb_build_object('from_type', d.from_type, 'from_id', d.from_id, 'to_type', d.to_type,
+	                          'to_id', d.to_id, 'type_id', d.type_id, 'category', d.category, 'label', d.label)
+	FROM d ORDER BY d.id;
+END
+$$;
+COMMENT ON FUNCTION hubsync._assoc_done(bigint[]) IS
+  'API: private. Push worker: records association changes HubSpot accepted';
+
+-- Push worker: association changes to try again later, or failed for good.
+CREATE FUNCTION hubsync._assoc_retry(p_ids bigint[], p_status integer, p_error text,
+	p_delay_ms bigint, p_count_attempt boolean, p_failed boolean) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	UPDATE hubsync.association_outbox o
+	SET state = CASE WHEN p_failed THEN 'failed' ELSE 'pending' END, lease_until = NULL,
+	    next_attempt_at = now() + make_interval(secs => p_delay_ms / 1000.0),
+	    attempts = CASE WHEN p_count_attempt THEN o.attempts ELSE greatest(o.attempts - 1, 0) END,
+	    last_status = p_status, last_error = p_error
+	WHERE o.id = ANY (p_ids);
+	SELECT pg_notify('hubsync_alerts', jsonb_build_object('alert', 'association_failed',
+		'ids', to_jsonb(p_ids), 'status', p_status, 'message', left(p_error, 200))::text)
+	WHERE p_failed;
+$$;
+COMMENT ON FUNCTION hubsync._assoc_retry(bigint[], integer, text, bigint, boolean, boolean) IS
+  'API: private. Push worker: schedules association changes again, or marks them failed';
+
+-- Send failed association changes again.
+CREATE FUNCTION hubsync.retry_failed_associations() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM hubsync._require_owner('retry failed associations');
+	UPDATE hubsync.association_outbox o
+	SET state = 'pending', attempts = 0, next_attempt_at = now()
+	WHERE o.state = 'failed';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 THEN
+		PERFORM hubsync._wake_push();
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync.retry_failed_associations() IS
+  'Re-queues association changes HubSpot refused (state failed in hubsync.association_outbox); returns how many';
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): typed properties
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION hubsync._hubspot_get(path text) RETURNS jsonb
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_hubspot_get';
+COMMENT ON FUNCTION hubsync._hubspot_get(text) IS
+  'API: private. One GET from HubSpot in this backend: {"status": N, "body": JSON}; for track_object and map_property';
+
+-- The SQL type for a HubSpot property definition (its type and fieldType).
+CREATE FUNCTION hubsync._sql_type_of(p_def jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE p_def ->> 'type'
+		WHEN 'number' THEN 'numeric'
+		WHEN 'date' THEN 'date'
+		WHEN 'datetime' THEN 'timestamptz'
+		WHEN 'bool' THEN 'boolean'
+		WHEN 'enumeration' THEN CASE WHEN p_def ->> 'fieldType' = 'checkbox' THEN 'text[]' ELSE 'text' END
+		ELSE 'text'
+	END
+$$;
+COMMENT ON FUNCTION hubsync._sql_type_of(jsonb) IS
+  'API: private. SQL column type of a HubSpot property: number numeric, date date, datetime timestamptz, bool boolean, multi-select text[], else text';
+
+-- Adds the typed column of a property to a mirror table and moves the
+-- values already in properties into it.  Values that do not convert stay
+-- in properties.  The fill is no change to HubSpot, so the capture
+-- trigger is off for it (the ALTER TABLE lock keeps other writers out
+-- until commit, so nothing else goes uncaptured).
+CREATE FUNCTION hubsync._add_typed_column(p_object_type text, p_property text, p_sql_type text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	tbl regclass := hubsync._mirror_table(p_object_type);
+	col text := p_property;
+BEGIN
+	IF col IN ('hubsync_id', 'hs_object_id', 'properties', 'created_at', 'updated_at')
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped) THEN
+		col := left('p_' || p_property, 63);
+	END IF;
+	INSERT INTO hubsync.property_map (object_type, property, column_name, sql_type)
+	VALUES (p_object_type, p_property, col, p_sql_type);
+	EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', tbl, col, p_sql_type);
+	EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, col, format('HubSpot property %s', p_property));
+	EXECUTE format('ALTER TABLE %s DISABLE TRIGGER hubsync_capture', tbl);
+	EXECUTE format(
+		'UPDATE %1$s t SET %2$I = c.v::%3$s, properties = t.properties - %4$L
+		 FROM (SELECT hubsync_id, hubsync._wire_to_column(properties ->> %4$L, %5$L) AS v,
+		              properties ->> %4$L AS raw
+		       FROM %1$s WHERE properties ? %4$L) c
+		 WHERE t.hubsync_id = c.hubsync_id AND (c.v IS NOT NULL OR coalesce(c.raw, '''') = '''')',
+		tbl, col, p_sql_type, p_property, p_sql_type);
+	EXECUTE format('ALTER TABLE %s ENABLE TRIGGER hubsync_capture', tbl);
+	PERFORM hubsync._invalidate_mirror(tbl);
+END
+$$;
+COMMENT ON FUNCTION hubsync._add_typed_column(text, text, text) IS
+  'API: private. Adds a typed property column to a mirror table, filled from properties';
+
+-- Turns a HubSpot property into a typed column of its mirror table.
+CREATE FUNCTION hubsync.map_property(object_type text, property text, sql_type text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_api text;
+	v_old text;
+	v_type text := map_property.sql_type;
+	r jsonb;
+BEGIN
+	PERFORM hubsync._require_owner('map HubSpot properties');
+	PERFORM hubsync._mirror_table(map_property.object_type);
+	IF property IS NULL OR property !~ '^[a-z][a-z0-9_]{0,99}$' THEN
+		RAISE EXCEPTION 'invalid HubSpot property name "%"', property
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'HubSpot property names are lower case letters, digits and underscores.';
+	END IF;
+	IF property IN ('hubsync_id', 'hs_object_id') THEN
+		RAISE EXCEPTION 'property "%" is hubsync''s own', property
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'It is already a column of every mirror table.';
+	END IF;
+	IF v_type IS NOT NULL AND v_type NOT IN ('text', 'numeric', 'timestamptz', 'date', 'boolean', 'text[]', 'bigint') THEN
+		RAISE EXCEPTION 'unsupported column type "%"', v_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Use text, numeric, timestamptz, date, boolean, text[] or bigint, or NULL to take the type from HubSpot.';
+	END IF;
+	SELECT m.sql_type INTO v_old FROM hubsync.property_map m
+	WHERE m.object_type = map_property.object_type AND m.property = map_property.property;
+	IF v_old IS NOT NULL THEN
+		IF v_type IS NULL OR v_type = v_old THEN
+			RETURN v_old;		-- already mapped: nothing to do
+		END IF;
+		RAISE EXCEPTION 'property "%" of % is already a % column', property, object_type, v_old
+			USING ERRCODE = 'duplicate_column',
+			      HINT = 'A mapped property keeps its type.';
+	END IF;
+	IF v_type IS NULL THEN
+		SELECT t.api_name INTO v_api FROM hubsync.object_types t WHERE t.object_type = map_property.object_type;
+		r := hubsync._hubspot_get(format('/crm/v3/properties/%s/%s', v_api, property));
+		IF (r ->> 'status')::integer = 404 THEN
+			RAISE EXCEPTION 'HubSpot has no property "%" on %', property, object_type
+				USING ERRCODE = 'undefined_object',
+				      HINT = 'Create it in HubSpot first, or pass the column type to map it anyway.';
+		ELSIF (r ->> 'status')::integer <> 200 THEN
+			RAISE EXCEPTION 'could not read property "%" of % from HubSpot (HTTP %)', property, object_type, r ->> 'status'
+				USING ERRCODE = 'connection_failure',
+				      HINT = 'Pass the column type to map the property without asking HubSpot.';
+		END IF;
+		v_type := hubsync._sql_type_of(r -> 'body');
+	END IF;
+	PERFORM hubsync._add_typed_column(map_property.object_type, property, v_type);
+	RETURN v_type;
+END
+$$;
+COMMENT ON FUNCTION hubsync.map_property(text, text, text) IS
+  'Turns a HubSpot property into a typed column of its mirror table (type from HubSpot''s property definition when not given), filled from properties; returns the column type';
+
+-- Values of typed properties that could not convert and were kept in
+-- properties instead (the column is NULL): the conversion report.
+CREATE FUNCTION hubsync.unconverted_values(only_type text DEFAULT NULL)
+RETURNS TABLE (object_type text, hubsync_id uuid, hs_object_id bigint, property text,
+               sql_type text, value text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN
+		SELECT pm.object_type AS ot, pm.property AS prop, pm.sql_type AS ty
+		FROM hubsync.property_map pm
+		WHERE only_type IS NULL OR pm.object_type = only_type
+		ORDER BY 1, 2
+	LOOP
+		RETURN QUERY EXECUTE format(
+			'SELECT %L::text, t.hubsync_id, t.hs_object_id, %L::text, %L::text, t.properties ->> %L
+			 FROM hubspot.%I t WHERE t.properties ? %L ORDER BY t.hubsync_id',
+			m.ot, m.prop, m.ty, m.prop, m.ot, m.prop);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync.unconverted_values(text) IS
+  'HubSpot values of typed properties that could not convert to the column type: kept in properties, listed here';
+
+-- More revenue properties in typed columns (HubSpot types per the API
+-- notes, section 10).  Added with ALTER TABLE, like map_property, so that
+-- a fresh install and an upgraded one have the same column order.
+SELECT hubsync._add_typed_column(m.t, m.p, m.ty)
+FROM (VALUES
+	('invoices', 'hs_amount_paid', 'numeric'), ('invoices', 'hs_subtotal', 'numeric'),
+	('subscriptions', 'hs_last_payment_date', 'timestamptz'),
+	('commerce_payments', 'hs_net_amount', 'numeric'), ('commerce_payments', 'hs_fees_amount', 'numeric'),
+	('line_items', 'discount', 'numeric'), ('line_items', 'tax', 'numeric'),
+	('line_items', 'hs_discount_percentage', 'numeric'),
+	('line_items', 'hs_line_item_currency_code', 'text'),
+	('line_items', 'hs_recurring_billing_start_date', 'date')
+) AS m(t, p, ty);
+UPDATE hubsync.property_map SET builtin = true
+WHERE (object_type, property) IN (('invoices', 'hs_amount_paid'), ('invoices', 'hs_subtotal'),
+	('subscriptions', 'hs_last_payment_date'), ('commerce_payments', 'hs_net_amount'),
+	('commerce_payments', 'hs_fees_amount'), ('line_items', 'discount'), ('line_items', 'tax'),
+	('line_items', 'hs_discount_percentage'), ('line_items', 'hs_line_item_currency_code'),
+	('line_items', 'hs_recurring_billing_start_date'));
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): BI views in hubspot
+-------------------------------------------------------------------------------
+-- Months are calendar months in UTC; amounts are summed per currency and
+-- never converted; records HubSpot merged away (hubsync.merges) never
+-- count.  The exact definitions are in the README.
+
+-- Closed-won deal amount by close month and pipeline.
+CREATE VIEW hubspot.revenue_by_month AS
+SELECT date_trunc('month', d.closedate AT TIME ZONE 'UTC')::date AS month,
+       d.pipeline,
+       d.deal_currency_code AS currency,
+       count(*) AS deals,
+       coalesce(sum(d.amount), 0) AS amount
+FROM hubspot.deals d
+WHERE (d.dealstage = 'closedwon' OR d.properties ->> 'hs_is_closed_won' = 'true')
+  AND d.closedate IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+                  WHERE m.object_type = 'deals' AND m.merged_id = d.hs_object_id)
+GROUP BY 1, 2, 3;
+COMMENT ON VIEW hubspot.revenue_by_month IS
+  'Closed-won deals (dealstage closedwon or hs_is_closed_won) by UTC close month, pipeline and currency: count and sum of amount';
+
+-- Periods per year of a billing frequency (NULL: monthly).
+CREATE FUNCTION hubsync.billing_periods_per_year(frequency text) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+	SELECT CASE coalesce(frequency, 'monthly')
+		WHEN 'weekly' THEN 52 WHEN 'biweekly' THEN 26 WHEN 'monthly' THEN 12
+		WHEN 'quarterly' THEN 4 WHEN 'per_six_months' THEN 2 WHEN 'annually' THEN 1
+		WHEN 'per_two_years' THEN 0.5 WHEN 'per_three_years' THEN 1 / 3.0
+		WHEN 'per_four_years' THEN 0.25 WHEN 'per_five_years' THEN 0.2
+	END::numeric
+$$;
+COMMENT ON FUNCTION hubsync.billing_periods_per_year(text) IS
+  'Billing periods per year of a HubSpot recurring billing frequency (weekly 52 ... per_five_years 0.2; NULL is monthly)';
+
+-- Monthly recurring revenue of the subscriptions active in each month.
+CREATE VIEW hubspot.mrr AS
+WITH s AS (
+	SELECT s.hs_currency_code AS currency,
+	       s.hs_recurring_revenue * hubsync.billing_periods_per_year(s.hs_recurring_billing_frequency) AS yearly,
+	       date_trunc('month', s.hs_start_date)::date AS first_month,
+	       date_trunc('month', coalesce(s.hs_end_date, current_date))::date AS last_month
+	FROM hubspot.subscriptions s
+	WHERE s.hs_start_date IS NOT NULL AND s.hs_recurring_revenue IS NOT NULL
+	  AND (s.hs_status IN ('active', 'past_due')
+	       OR (s.hs_status IN ('canceled', 'expired') AND s.hs_end_date IS NOT NULL))
+	  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+	                  WHERE m.object_type = 'subscriptions' AND m.merged_id = s.hs_object_id)
+)
+SELECT g.month::date AS month, s.currency, count(*) AS subscriptions,
+       round(sum(s.yearly) / 12, 2) AS mrr
+FROM s, generate_series(s.first_month, s.last_month, interval '1 month') g(month)
+GROUP BY 1, 2;
+COMMENT ON VIEW hubspot.mrr IS
+  'Monthly recurring revenue by month and currency: subscriptions active in the month, hs_recurring_revenue normalised to a month (x periods per year / 12), rounded to cents';
+
+-- Open invoice balance by days past due, as of a given day.
+CREATE FUNCTION hubsync.invoice_aging(as_of date DEFAULT current_date)
+RETURNS TABLE (bucket text, currency text, invoices bigint, balance numeric)
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN a.days <= 30 THEN '0-30' WHEN a.days <= 60 THEN '31-60'
+	            WHEN a.days <= 90 THEN '61-90' ELSE '90+' END,
+	       a.hs_currency, count(*), sum(a.hs_balance_due)
+	FROM (SELECT i.hs_currency, i.hs_balance_due,
+	             greatest(coalesce(invoice_aging.as_of - i.hs_due_date, 0), 0) AS days
+	      FROM hubspot.invoices i
+	      WHERE i.hs_invoice_status = 'open' AND i.hs_balance_due > 0
+	        AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+	                        WHERE m.object_type = 'invoices' AND m.merged_id = i.hs_object_id)) a
+	GROUP BY 1, 2
+	ORDER BY min(a.days), 2
+$$;
+COMMENT ON FUNCTION hubsync.invoice_aging(date) IS
+  'Open invoices with a balance due, by days past due on a given day (0-30 includes not yet due), per currency';
+
+CREATE VIEW hubspot.invoice_aging AS SELECT * FROM hubsync.invoice_aging(current_date);
+COMMENT ON VIEW hubspot.invoice_aging IS
+  'Open invoice balance (hs_balance_due of invoices with hs_invoice_status open) in 0-30 / 31-60 / 61-90 / 90+ days past hs_due_date, today, per currency';
+
+-- Succeeded payments minus refunds, by month.
+CREATE VIEW hubspot.payments_by_month AS
+SELECT date_trunc('month', p.hs_initiated_date AT TIME ZONE 'UTC')::date AS month,
+       p.hs_currency_code AS currency,
+       count(*) AS payments,
+       sum(p.hs_initial_amount) AS gross,
+       sum(coalesce(p.hs_refunds_amount, 0)) AS refunds,
+       sum(p.hs_initial_amount) - sum(coalesce(p.hs_refunds_amount, 0)) AS net
+FROM hubspot.commerce_payments p
+WHERE p.hs_latest_status IN ('succeeded', 'partially_refunded', 'refunded')
+  AND p.hs_initiated_date IS NOT NULL AND p.hs_initial_amount IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
+                  WHERE m.object_type = 'commerce_payments' AND m.merged_id = p.hs_object_id)
+GROUP BY 1, 2;
+COMMENT ON VIEW hubspot.payments_by_month IS
+  'Payments that succeeded (hs_latest_status succeeded, partially_refunded or refunded) by UTC month of hs_initiated_date and currency: gross, refunds (hs_refunds_amount) and net';
+
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): custom objects
+-------------------------------------------------------------------------------
+
+-- Mirrors a HubSpot custom object: reads its schema, records the object
+-- type (objectTypeId, API name, poller's last-modified property), maps its
+-- own properties to typed columns and creates hubspot.<name>.
+CREATE FUNCTION hubsync.track_object(object_type text) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r jsonb;
+	s jsonb;
+	v_tid text;
+	v_name text;
+	v_existing text;
+	p jsonb;
+BEGIN
+	PERFORM hubsync._require_owner('track HubSpot object types');
+	IF object_type IS NULL OR object_type !~ '^(2-[0-9]+|p[0-9]*_[a-z0-9_]+|[a-z][a-z0-9_]*)$' THEN
+		RAISE EXCEPTION 'invalid custom object "%"', object_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Name a custom object by its objectTypeId (2-123456), p_{name} or p{portalId}_{name}.';
+	END IF;
+	SELECT t.object_type INTO v_existing FROM hubsync.object_types t
+	WHERE t.object_type_id = track_object.object_type OR t.api_name = track_object.object_type
+	   OR t.object_type = track_object.object_type;
+	IF v_existing IS NOT NULL THEN
+		RETURN hubsync._mirror_table(v_existing);
+	END IF;
+	r := hubsync._hubspot_get('/crm/v3/schemas/' || object_type);
+	IF (r ->> 'status')::integer = 404 THEN
+		RAISE EXCEPTION 'HubSpot has no custom object "%"', object_type
+			USING ERRCODE = 'undefined_object',
+			      HINT = 'GET /crm/v3/schemas lists the custom objects of the account.';
+	ELSIF (r ->> 'status')::integer <> 200 THEN
+		RAISE EXCEPTION 'could not read the schema of "%" from HubSpot (HTTP %)', object_type, r ->> 'status'
+			USING ERRCODE = 'connection_failure',
+			      HINT = 'Check the credentials (scope crm.schemas.custom.read) and try again.';
+	END IF;
+	s := r -> 'body';
+	v_tid := s ->> 'objectTypeId';
+	SELECT t.object_type INTO v_existing FROM hubsync.object_types t WHERE t.object_type_id = v_tid;
+	IF v_existing IS NOT NULL THEN
+		RETURN hubsync._mirror_table(v_existing);
+	END IF;
+	v_name := left(regexp_replace(lower(coalesce(s ->> 'name', 'object_' || replace(v_tid, '-', '_'))),
+	                              '[^a-z0-9_]', '_', 'g'), 60);
+	IF v_name !~ '^[a-z_]' THEN
+		v_name := 'p_' || v_name;
+	END IF;
+	IF EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = v_name)
+	   OR v_name = 'associations' OR to_regclass(format('hubspot.%I', v_name)) IS NOT NULL THEN
+		v_name := left('p_' || v_name, 63);
+	END IF;
+	INSERT INTO hubsync.object_types (object_type, object_type_id, api_name, webhook_prefix, last_modified_property)
+	VALUES (v_name, v_tid, v_tid, NULL, 'hs_lastmodifieddate');
+	FOR p IN SELECT * FROM jsonb_array_elements(coalesce(s -> 'properties', '[]')) LOOP
+		CONTINUE WHEN coalesce((p ->> 'hubspotDefined')::boolean, false)
+		           OR p ->> 'name' IN ('hubsync_id', 'hs_object_id')
+		           OR p ->> 'name' !~ '^[a-z][a-z0-9_]{0,62}$'
+		           OR (p ->> 'name') IN ('properties', 'created_at', 'updated_at');
+		INSERT INTO hubsync.property_map (object_type, property, column_name, sql_type)
+		VALUES (v_name, p ->> 'name', p ->> 'name', hubsync._sql_type_of(p))
+		ON CONFLICT DO NOTHING;
+	END LOOP;
+	PERFORM hubsync._create_mirror_table(v_name);
+	PERFORM hubsync._wake_workers();
+	RETURN hubsync._mirror_table(v_name);
+END
+$$;
+COMMENT ON FUNCTION hubsync.track_object(text) IS
+  'Mirrors a HubSpot custom object (objectTypeId 2-N, p_{name} or p{portal}_{name}): reads its schema, creates hubspot.<name> with typed columns for its properties; it then syncs both ways like a standard object';
+
+SELECT pg_catalog.pg_extension_config_dump('hubsync.association_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.association_types', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.association_outbox', 'id')::regclass, '');
+
+-- <<< issue 7: revenue data and the object model
+
 -------------------------------------------------------------------------------
 -- Operations: status, alerts, housekeeping (issue 10)
 -------------------------------------------------------------------------------
@@ -1968,13 +2812,6 @@ ALTER TABLE hubsync.sync_state SET (fillfactor = 80,
 ALTER TABLE hubsync.changes SET (
 	autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_insert_scale_factor = 0.05,
 	autovacuum_analyze_scale_factor = 0.05);
-
--- The change feed's before values (properties holds the after values).
-ALTER TABLE hubsync.changes ADD COLUMN before jsonb;
-COMMENT ON COLUMN hubsync.changes.properties IS
-  'after: the values sent to HubSpot (out) or applied from it (in), as HubSpot wire strings';
-COMMENT ON COLUMN hubsync.changes.before IS
-  'before: the same properties'' values HubSpot had, as last known to hubsync (NULL when unknown, e.g. a create)';
 
 -- Last push and pull per object type, and pruning of the change feed by
 -- age per object type and direction.
@@ -2262,7 +3099,7 @@ SELECT q.window_used, q.window_left, q.window_limit,
        q.requests, q.responses_2xx, q.responses_4xx, q.responses_5xx,
        q.transport_errors, q.throttled_429, q.retries,
        w.webhook_deliveries, w.webhook_events, w.webhook_duplicates, w.webhook_refused,
-       ws.push_worker, ws.pull_worker, ws.webhook_worker,
+       ws.push_worker, ws.pull_worker, ws.webhook_worker, ws.enrich_worker,
        hubsync._auth_state() AS auth,
        (SELECT count(*) FROM hubsync.outbox) AS outbox,
        (SELECT count(*) FROM hubsync.dead_letters) AS dead_letters,
@@ -2275,7 +3112,8 @@ FROM hubsync.quota_status() q,
       FROM hubsync.webhook_counters() c) w,
      (SELECT max(s.state) FILTER (WHERE s.worker = 'hubsync push') AS push_worker,
              max(s.state) FILTER (WHERE s.worker = 'hubsync pull') AS pull_worker,
-             max(s.state) FILTER (WHERE s.worker = 'hubsync webhook') AS webhook_worker
+             max(s.state) FILTER (WHERE s.worker = 'hubsync webhook') AS webhook_worker,
+             max(s.state) FILTER (WHERE s.worker = 'hubsync enrich') AS enrich_worker
       FROM hubsync.worker_status() s) ws;
 COMMENT ON VIEW hubsync.summary IS
   'One row: HubSpot budget used and left (10-second window, day, search), requests by status class, 429s, retries, webhook deliveries, duplicates and refusals, worker states, credentials verdict, outbox and dead letters';
@@ -2331,3 +3169,792 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hu
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.inbox', 'id')::regclass, '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.changes', 'id')::regclass, '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.conflicts', 'id')::regclass, '');
+
+-------------------------------------------------------------------------------
+-- Lead enrichment: providers, rules, real-time and batch lanes (issue 8)
+-------------------------------------------------------------------------------
+-- The request/response contract hubsync speaks is in docs/enrichment.md.
+
+CREATE TABLE hubsync.enrichment_providers (
+	name           text PRIMARY KEY CHECK (name ~ '^[a-z_][a-z0-9_]{0,62}$'),
+	endpoint       text NOT NULL CHECK (endpoint ~* '^https?://'),
+	mapping        jsonb NOT NULL CHECK (jsonb_typeof(mapping) = 'object'),
+	score_path     text,
+	min_score      numeric NOT NULL DEFAULT 0,
+	daily_budget   integer NOT NULL DEFAULT 1000 CHECK (daily_budget >= 0),
+	accepts_batch  boolean NOT NULL DEFAULT false,
+	batch_size     integer NOT NULL DEFAULT 50 CHECK (batch_size BETWEEN 1 AND 1000),
+	timeout_ms     integer NOT NULL DEFAULT 5000 CHECK (timeout_ms BETWEEN 100 AND 600000),
+	enabled        boolean NOT NULL DEFAULT true
+);
+COMMENT ON TABLE hubsync.enrichment_providers IS
+  'Enrichment services hubsync calls (request/response contract in docs/enrichment.md); API keys are set with hubsync.set_enrichment_key()';
+COMMENT ON COLUMN hubsync.enrichment_providers.endpoint IS 'URL hubsync POSTs to; never put a key in it';
+COMMENT ON COLUMN hubsync.enrichment_providers.mapping IS 'HubSpot property => SQL/JSON path into the provider''s answer, e.g. {"jobtitle": "$.person.title"}';
+COMMENT ON COLUMN hubsync.enrichment_providers.score_path IS 'SQL/JSON path of the confidence score (a number) in the answer; NULL when the provider gives none';
+COMMENT ON COLUMN hubsync.enrichment_providers.min_score IS 'score needed to overwrite a non-empty field';
+COMMENT ON COLUMN hubsync.enrichment_providers.daily_budget IS 'most calls per UTC day (a batch call counts once); 0 means no budget';
+COMMENT ON COLUMN hubsync.enrichment_providers.accepts_batch IS 'whether the batch lane may send several records in one call';
+COMMENT ON COLUMN hubsync.enrichment_providers.batch_size IS 'most records in one batch call';
+COMMENT ON COLUMN hubsync.enrichment_providers.timeout_ms IS 'longest a call may take before it counts as failed (and is retried)';
+
+CREATE TABLE hubsync._enrichment_keys (
+	provider    text PRIMARY KEY REFERENCES hubsync.enrichment_providers ON DELETE CASCADE ON UPDATE CASCADE,
+	api_key     text NOT NULL,
+	updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE hubsync._enrichment_keys IS
+  'API: private. Enrichment providers'' API keys; readable by the extension owner only';
+REVOKE ALL ON hubsync._enrichment_keys FROM PUBLIC;
+
+CREATE TABLE hubsync.enrichment_rules (
+	id           integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	name         text NOT NULL UNIQUE,
+	object_type  text NOT NULL REFERENCES hubsync.object_types ON DELETE CASCADE,
+	condition    text NOT NULL,
+	lane         text NOT NULL CHECK (lane IN ('realtime', 'batch')),
+	provider     text NOT NULL REFERENCES hubsync.enrichment_providers ON UPDATE CASCADE,
+	fields       text[],
+	enabled      boolean NOT NULL DEFAULT true,
+	created_by   name NOT NULL DEFAULT current_user,
+	created_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE hubsync.enrichment_rules IS
+  'Which records to enrich (a SQL boolean expression over the mirror row), with which provider, in which lane; only the extension owner may change it';
+COMMENT ON COLUMN hubsync.enrichment_rules.condition IS 'one SQL boolean expression over the mirror table''s columns; a record is enriched when it becomes true (insert, or an update that makes it true)';
+COMMENT ON COLUMN hubsync.enrichment_rules.lane IS 'realtime (within a second of commit) or batch (every hubsync.enrichment_batch_interval)';
+COMMENT ON COLUMN hubsync.enrichment_rules.fields IS 'HubSpot properties to fill; NULL means every property the provider maps';
+
+CREATE TABLE hubsync.enrichment_jobs (
+	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	rule_id          integer NOT NULL REFERENCES hubsync.enrichment_rules ON DELETE CASCADE,
+	object_type      text NOT NULL,
+	hubsync_id       uuid NOT NULL,
+	lane             text NOT NULL CHECK (lane IN ('realtime', 'batch')),
+	provider         text NOT NULL,
+	state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'in_flight', 'done', 'failed')),
+	attempts         integer NOT NULL DEFAULT 0,
+	next_attempt_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	lease_until      timestamptz,
+	created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	finished_at      timestamptz,
+	last_status      integer,
+	last_error       text,
+	score            numeric,
+	applied          jsonb,
+	skipped          jsonb,
+	UNIQUE (rule_id, hubsync_id)
+);
+CREATE INDEX enrichment_jobs_pending_idx ON hubsync.enrichment_jobs (lane, provider, next_attempt_at)
+	WHERE state = 'pending';
+CREATE INDEX enrichment_jobs_in_flight_idx ON hubsync.enrichment_jobs (lease_until)
+	WHERE state = 'in_flight';
+COMMENT ON TABLE hubsync.enrichment_jobs IS
+  'Enrichments queued, in flight and finished: one per record and rule, so a record is never enriched twice for the same rule';
+COMMENT ON COLUMN hubsync.enrichment_jobs.state IS 'pending (waiting, retrying or out of budget: see last_error), in_flight, done or failed';
+COMMENT ON COLUMN hubsync.enrichment_jobs.applied IS 'properties written to the mirror, with their new values';
+COMMENT ON COLUMN hubsync.enrichment_jobs.skipped IS 'properties the provider returned but hubsync kept, with the reason';
+
+CREATE TABLE hubsync.enrichment_usage (
+	provider       text PRIMARY KEY REFERENCES hubsync.enrichment_providers ON DELETE CASCADE ON UPDATE CASCADE,
+	day            date NOT NULL,
+	calls          integer NOT NULL DEFAULT 0,
+	failures       integer NOT NULL DEFAULT 0,
+	blocked_until  timestamptz,
+	last_status    integer,
+	last_error     text,
+	last_call_at   timestamptz
+);
+COMMENT ON TABLE hubsync.enrichment_usage IS
+  'Per provider: calls made on the current UTC day (the daily budget), consecutive failures and the back-off they imposed';
+
+CREATE TABLE hubsync.enrichment_scores (
+	hubsync_id   uuid NOT NULL,
+	property     text NOT NULL,
+	object_type  text NOT NULL,
+	provider     text NOT NULL,
+	score        numeric,
+	value        text,
+	at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (hubsync_id, property)
+);
+COMMENT ON TABLE hubsync.enrichment_scores IS
+  'Score of the value enrichment last wrote to each field, so a value is never replaced by a lower-scored one';
+
+ALTER TABLE hubsync.changes ADD COLUMN provider text;
+ALTER TABLE hubsync.changes ADD COLUMN score numeric;
+COMMENT ON COLUMN hubsync.changes.provider IS 'enrichment provider that supplied the values (origin enrichment)';
+COMMENT ON COLUMN hubsync.changes.score IS 'the enrichment provider''s score for these values';
+
+CREATE FUNCTION hubsync._wake_enrich() RETURNS void
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_wake_enrich';
+COMMENT ON FUNCTION hubsync._wake_enrich() IS
+  'API: private. Wakes the enrich worker when the calling transaction commits';
+
+CREATE FUNCTION hubsync._enrich_check_condition(cond text) RETURNS void
+LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'hubsync_enrich_check_condition';
+COMMENT ON FUNCTION hubsync._enrich_check_condition(text) IS
+  'API: private. Raises an error unless the text is exactly one SQL expression without subqueries';
+
+-- Providers: valid JSON paths, and only the owner changes them.
+CREATE FUNCTION hubsync._enrich_check_provider() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m record;
+BEGIN
+	PERFORM hubsync._require_owner('change enrichment providers');
+	FOR m IN SELECT * FROM jsonb_each(NEW.mapping) LOOP
+		IF jsonb_typeof(m.value) <> 'string' THEN
+			RAISE EXCEPTION 'mapping of property "%" must be a JSON path string', m.key
+				USING ERRCODE = 'invalid_parameter_value',
+				      HINT = 'Map each HubSpot property to an SQL/JSON path such as "$.person.title".';
+		END IF;
+		BEGIN
+			PERFORM (m.value #>> '{}')::jsonpath;
+		EXCEPTION WHEN others THEN
+			RAISE EXCEPTION 'mapping of property "%" is not a valid JSON path: %', m.key, m.value #>> '{}'
+				USING ERRCODE = 'invalid_parameter_value',
+				      HINT = 'Use SQL/JSON path syntax such as "$.person.title".';
+		END;
+	END LOOP;
+	IF NEW.score_path IS NOT NULL THEN
+		BEGIN
+			PERFORM NEW.score_path::jsonpath;
+		EXCEPTION WHEN others THEN
+			RAISE EXCEPTION 'score_path is not a valid JSON path: %', NEW.score_path
+				USING ERRCODE = 'invalid_parameter_value',
+				      HINT = 'Use SQL/JSON path syntax such as "$.confidence".';
+		END;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION hubsync._enrich_check_provider() IS
+  'API: private. Validates an enrichment provider''s JSON paths; owner only';
+CREATE TRIGGER enrichment_providers_check BEFORE INSERT OR UPDATE ON hubsync.enrichment_providers
+	FOR EACH ROW EXECUTE FUNCTION hubsync._enrich_check_provider();
+
+-- Stores (or, with NULL, removes) a provider's API key.
+CREATE FUNCTION hubsync.set_enrichment_key(provider text, api_key text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM hubsync._require_owner('set enrichment API keys');
+	IF NOT EXISTS (SELECT 1 FROM hubsync.enrichment_providers p WHERE p.name = set_enrichment_key.provider) THEN
+		RAISE EXCEPTION 'enrichment provider "%" does not exist', set_enrichment_key.provider
+			USING ERRCODE = 'undefined_object',
+			      HINT = 'Insert it into hubsync.enrichment_providers first.';
+	END IF;
+	IF api_key IS NULL THEN
+		DELETE FROM hubsync._enrichment_keys k WHERE k.provider = set_enrichment_key.provider;
+	ELSE
+		INSERT INTO hubsync._enrichment_keys AS k (provider, api_key)
+		VALUES (set_enrichment_key.provider, set_enrichment_key.api_key)
+		ON CONFLICT ON CONSTRAINT _enrichment_keys_pkey
+		DO UPDATE SET api_key = EXCLUDED.api_key, updated_at = now();
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION hubsync.set_enrichment_key(text, text) IS
+  'Stores an enrichment provider''s API key (sent as Authorization: Bearer); NULL removes it; owner only';
+
+-- Rules: only the owner; the condition must be one expression that compiles
+-- against the mirror table; fields must be mapped by the provider.
+CREATE FUNCTION hubsync._enrich_check_rule() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	mapping jsonb;
+	f text;
+BEGIN
+	PERFORM hubsync._require_owner('change enrichment rules');
+	IF TG_OP = 'DELETE' THEN
+		RETURN OLD;
+	END IF;
+	PERFORM hubsync._enrich_check_condition(NEW.condition);
+	PERFORM hubsync._mirror_table(NEW.object_type);
+	BEGIN
+		EXECUTE format('SELECT (%s)::boolean FROM (SELECT t.* FROM hubspot.%I AS t LIMIT 0) AS t',
+		               NEW.condition, NEW.object_type);
+	EXCEPTION WHEN others THEN
+		RAISE EXCEPTION 'invalid enrichment rule condition: %', SQLERRM
+			USING ERRCODE = 'invalid_parameter_value',
+			      DETAIL = format('Condition: %s', NEW.condition),
+			      HINT = format('The condition must be a boolean expression over the columns of hubspot.%s.', NEW.object_type);
+	END;
+	SELECT p.mapping INTO mapping FROM hubsync.enrichment_providers p WHERE p.name = NEW.provider;
+	FOREACH f IN ARRAY coalesce(NEW.fields, '{}') LOOP
+		IF NOT mapping ? f THEN
+			RAISE EXCEPTION 'enrichment provider "%" does not map property "%"', NEW.provider, f
+				USING ERRCODE = 'invalid_parameter_value',
+				      HINT = 'Add it to the provider''s mapping, or leave it out of the rule''s fields.';
+		END IF;
+	END LOOP;
+	NEW.created_by := current_user;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION hubsync._enrich_check_rule() IS
+  'API: private. Validates an enrichment rule (owner only, one boolean expression, mapped fields)';
+CREATE TRIGGER enrichment_rules_check BEFORE INSERT OR UPDATE OR DELETE ON hubsync.enrichment_rules
+	FOR EACH ROW EXECUTE FUNCTION hubsync._enrich_check_rule();
+
+-- The mirror-table trigger (src/enrich_trigger.c): queues a job for every
+-- enabled rule whose condition became true (an insert, or an update that
+-- made it true) and, for real-time rules, wakes the enrich worker at
+-- commit.  Conditions run as the extension owner (they are the owner's
+-- code), prepared once per session.
+CREATE FUNCTION hubsync._enrich_enqueue() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_enrich_enqueue';
+COMMENT ON FUNCTION hubsync._enrich_enqueue() IS
+  'API: private. Mirror-table trigger: queues enrichment jobs for rules whose condition became true';
+
+-- Exactly the mirror tables with enabled rules carry the hubsync_enrich
+-- trigger, so tables without rules pay nothing.  Called when rules change
+-- and by the enrich worker (a restored dump has rules but no triggers).
+CREATE FUNCTION hubsync._enrich_sync_triggers() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	t record;
+BEGIN
+	FOR t IN
+		SELECT o.object_type,
+		       EXISTS (SELECT 1 FROM hubsync.enrichment_rules r
+		               WHERE r.object_type = o.object_type AND r.enabled) AS wanted,
+		       EXISTS (SELECT 1 FROM pg_trigger g
+		               WHERE g.tgrelid = c.oid AND g.tgname = 'hubsync_enrich') AS present
+		FROM hubsync.object_types o
+		JOIN pg_class c ON c.relname = o.object_type AND c.relnamespace = 'hubspot'::regnamespace
+	LOOP
+		IF t.wanted AND NOT t.present THEN
+			EXECUTE format('CREATE TRIGGER hubsync_enrich AFTER INSERT OR UPDATE ON hubspot.%I
+			                FOR EACH ROW EXECUTE FUNCTION hubsync._enrich_enqueue()', t.object_type);
+		ELSIF t.present AND NOT t.wanted THEN
+			EXECUTE format('DROP TRIGGER hubsync_enrich ON hubspot.%I', t.object_type);
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._enrich_sync_triggers() IS
+  'API: private. Adds or drops the hubsync_enrich trigger so exactly the mirror tables with enabled rules have it';
+
+CREATE FUNCTION hubsync._enrich_rules_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM hubsync._enrich_sync_triggers();
+	-- every session re-reads the rules of the mirror tables
+	PERFORM hubsync._invalidate_mirror(c.oid::regclass)
+	FROM hubsync.object_types o
+	JOIN pg_class c ON c.relname = o.object_type AND c.relnamespace = 'hubspot'::regnamespace;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hubsync._enrich_rules_changed() IS
+  'API: private. After rules change, keeps the mirror tables'' hubsync_enrich triggers in step';
+CREATE TRIGGER enrichment_rules_changed AFTER INSERT OR UPDATE OR DELETE ON hubsync.enrichment_rules
+	FOR EACH STATEMENT EXECUTE FUNCTION hubsync._enrich_rules_changed();
+
+-- Queues the records that already match a rule (the trigger only sees
+-- records as they change).  Returns how many jobs were queued.
+CREATE FUNCTION hubsync.enrich_existing(rule text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	n bigint;
+BEGIN
+	PERFORM hubsync._require_owner('queue enrichments');
+	SELECT * INTO r FROM hubsync.enrichment_rules ru WHERE ru.name = enrich_existing.rule;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'enrichment rule "%" does not exist', enrich_existing.rule
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	EXECUTE format(
+		'INSERT INTO hubsync.enrichment_jobs (rule_id, object_type, hubsync_id, lane, provider)
+		 SELECT $1, $2, t.hubsync_id, $3, $4 FROM hubspot.%I AS t WHERE (%s)::boolean
+		 ON CONFLICT (rule_id, hubsync_id) DO NOTHING', r.object_type, r.condition)
+	USING r.id, r.object_type, r.lane, r.provider;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 AND r.lane = 'realtime' THEN
+		PERFORM hubsync._wake_enrich();
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync.enrich_existing(text) IS
+  'Queues enrichment of the records that already match a rule; returns how many were queued; owner only';
+
+-- A job (or the jobs of one call) ends: done or failed, with the reason.
+CREATE FUNCTION hubsync._enrich_finish(p_ids bigint[], p_state text, p_error text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	UPDATE hubsync.enrichment_jobs j
+	SET state = p_state, finished_at = now(), lease_until = NULL, last_error = p_error
+	WHERE j.id = ANY (p_ids) AND j.state = 'in_flight'
+$$;
+COMMENT ON FUNCTION hubsync._enrich_finish(bigint[], text, text) IS
+  'API: private. Marks in-flight enrichment jobs done or failed with a reason';
+
+-- Enrich worker: claim the next provider calls of a lane.  One row per
+-- call: the provider's endpoint, key and timeout, the jobs it carries and
+-- the request body.  Counts each call against the provider's daily budget;
+-- providers out of budget or backing off are skipped (their jobs wait,
+-- with the reason in last_error).
+CREATE FUNCTION hubsync._enrich_claim(p_lane text, p_limit integer,
+	OUT provider text, OUT endpoint text, OUT api_key text, OUT timeout_ms integer,
+	OUT batch boolean, OUT job_ids bigint[], OUT body text)
+RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	pv record;
+	jr record;
+	ids bigint[];
+	recs jsonb[];
+	i integer;
+	today date := (now() AT TIME ZONE 'UTC')::date;
+	used integer;
+	calls_left integer;
+	chunk integer;
+	calls integer := 0;
+	msg text;
+	rec jsonb;
+	row_json jsonb;
+BEGIN
+	-- leases of calls a crashed or restarted worker never finished
+	UPDATE hubsync.enrichment_jobs SET state = 'pending', lease_until = NULL
+	WHERE state = 'in_flight' AND lease_until < now();
+
+	FOR pv IN
+		SELECT p.*, k.api_key AS key, u.blocked_until,
+		       CASE WHEN u.day = today THEN u.calls ELSE 0 END AS used_today
+		FROM hubsync.enrichment_providers p
+		LEFT JOIN hubsync._enrichment_keys k ON k.provider = p.name
+		LEFT JOIN hubsync.enrichment_usage u ON u.provider = p.name
+		WHERE p.enabled
+		  AND EXISTS (SELECT 1 FROM hubsync.enrichment_jobs j
+		              WHERE j.provider = p.name AND j.lane = p_lane AND j.state = 'pending'
+		                AND j.next_attempt_at <= now())
+		ORDER BY p.name
+	LOOP
+		EXIT WHEN calls >= p_limit;
+		CONTINUE WHEN pv.blocked_until > now();
+		used := pv.used_today;
+		calls_left := CASE WHEN pv.daily_budget = 0 THEN p_limit - calls
+		                   ELSE least(pv.daily_budget - used, p_limit - calls) END;
+		IF calls_left <= 0 THEN
+			IF pv.daily_budget > 0 AND used >= pv.daily_budget THEN
+				msg := format('daily budget of provider %s exhausted (%s calls); waiting for the next UTC day',
+				              pv.name, pv.daily_budget);
+				UPDATE hubsync.enrichment_jobs j SET last_error = msg
+				WHERE j.provider = pv.name AND j.lane = p_lane AND j.state = 'pending'
+				  AND j.last_error IS DISTINCT FROM msg;
+			END IF;
+			CONTINUE;
+		END IF;
+		chunk := CASE WHEN p_lane = 'batch' AND pv.accepts_batch THEN pv.batch_size ELSE 1 END;
+		-- this provider will be called: start (or roll over) its day
+		INSERT INTO hubsync.enrichment_usage AS u (provider, day) VALUES (pv.name, today)
+		ON CONFLICT ON CONSTRAINT enrichment_usage_pkey DO UPDATE
+		SET calls = CASE WHEN u.day = today THEN u.calls ELSE 0 END, day = today
+		WHERE u.day IS DISTINCT FROM today;
+
+		ids := '{}';
+		recs := '{}';
+		FOR jr IN
+			WITH c AS (
+				SELECT j.id FROM hubsync.enrichment_jobs j
+				WHERE j.provider = pv.name AND j.lane = p_lane AND j.state = 'pending'
+				  AND j.next_attempt_at <= now()
+				ORDER BY j.next_attempt_at, j.id
+				LIMIT calls_left * chunk
+				FOR UPDATE SKIP LOCKED)
+			UPDATE hubsync.enrichment_jobs j
+			SET state = 'in_flight', attempts = j.attempts + 1,
+			    lease_until = now() + make_interval(secs => pv.timeout_ms / 1000.0 + 60)
+			FROM c WHERE j.id = c.id
+			RETURNING j.id, j.object_type, j.hubsync_id, j.rule_id
+		LOOP
+			EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I AS t WHERE t.hubsync_id = $1', jr.object_type)
+				INTO row_json USING jr.hubsync_id;
+			IF row_json IS NULL THEN
+				PERFORM hubsync._enrich_finish(ARRAY[jr.id], 'done', 'record no longer exists');
+				CONTINUE;
+			END IF;
+			SELECT jsonb_build_object(
+			         'id', jr.hubsync_id,
+			         'object_type', jr.object_type,
+			         'properties', (SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}')
+			                        FROM jsonb_each(hubsync._wire_row(jr.object_type, row_json)) w
+			                        WHERE w.value <> '""'),
+			         'fields', to_jsonb(coalesce(r.fields,
+			                   ARRAY(SELECT k FROM jsonb_object_keys(pv.mapping) AS k ORDER BY 1))))
+			INTO rec
+			FROM hubsync.enrichment_rules r WHERE r.id = jr.rule_id;
+			ids := ids || jr.id;
+			recs := recs || rec;
+		END LOOP;
+
+		i := 1;
+		WHILE i <= cardinality(ids) LOOP
+			provider := pv.name;
+			endpoint := pv.endpoint;
+			api_key := pv.key;
+			timeout_ms := pv.timeout_ms;
+			batch := chunk > 1;
+			job_ids := ids[i : i + chunk - 1];
+			body := CASE WHEN chunk > 1 THEN jsonb_build_object('records', to_jsonb(recs[i : i + chunk - 1]))
+			             ELSE jsonb_build_object('record', recs[i]) END::text;
+			UPDATE hubsync.enrichment_usage u SET calls = u.calls + 1, last_call_at = now()
+			WHERE u.provider = pv.name;
+			calls := calls + 1;
+			i := i + chunk;
+			RETURN NEXT;
+		END LOOP;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._enrich_claim(text, integer) IS
+  'API: private. Enrich worker: leases the next jobs of a lane and returns the provider calls to make, within budgets and back-off';
+
+-- One job's answer from its provider: check types, apply the data-quality
+-- rules, write the mirror with origin 'enrichment' (the capture trigger
+-- sends it on to HubSpot), remember the scores, record the change.
+CREATE FUNCTION hubsync._enrich_apply(p_job_id bigint, p_result jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	j record;
+	pv record;
+	f record;
+	m record;
+	v_score numeric;
+	sv jsonb;
+	val jsonb;
+	txt text;
+	conv text;
+	bad text[] := '{}';
+	vals jsonb := '{}';
+	cur jsonb;
+	curv text;
+	prev record;
+	sets jsonb := '{}';
+	v_skipped jsonb := '{}';
+	cols jsonb := '{}';
+	extras jsonb := '{}';
+	setlist text;
+BEGIN
+	SELECT jj.*, r.fields INTO j
+	FROM hubsync.enrichment_jobs jj JOIN hubsync.enrichment_rules r ON r.id = jj.rule_id
+	WHERE jj.id = p_job_id AND jj.state = 'in_flight';
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	SELECT * INTO pv FROM hubsync.enrichment_providers p WHERE p.name = j.provider;
+
+	IF jsonb_typeof(p_result) IS DISTINCT FROM 'object' THEN
+		PERFORM hubsync._enrich_finish(ARRAY[p_job_id], 'failed',
+			format('provider %s returned a %s where an object was expected',
+			       j.provider, coalesce(jsonb_typeof(p_result), 'nothing')));
+		RETURN;
+	END IF;
+
+	IF pv.score_path IS NOT NULL THEN
+		sv := jsonb_path_query_first(p_result, pv.score_path::jsonpath);
+		IF sv IS NOT NULL AND jsonb_typeof(sv) <> 'null' THEN
+			IF jsonb_typeof(sv) <> 'number' THEN
+				bad := bad || format('score (%s, not a number)', jsonb_typeof(sv));
+			ELSE
+				v_score := (sv #>> '{}')::numeric;
+			END IF;
+		END IF;
+	END IF;
+
+	FOR f IN SELECT e.key, e.value #>> '{}' AS path FROM jsonb_each(pv.mapping) e
+	         WHERE j.fields IS NULL OR e.key = ANY (j.fields) ORDER BY e.key
+	LOOP
+		val := jsonb_path_query_first(p_result, f.path::jsonpath);
+		CONTINUE WHEN val IS NULL OR jsonb_typeof(val) = 'null';
+		IF jsonb_typeof(val) NOT IN ('string', 'number', 'boolean') THEN
+			bad := bad || format('%s (%s)', f.key, jsonb_typeof(val));
+			CONTINUE;
+		END IF;
+		txt := val #>> '{}';
+		CONTINUE WHEN txt = '';
+		SELECT pm.column_name, pm.sql_type INTO m FROM hubsync.property_map pm
+		WHERE pm.object_type = j.object_type AND pm.property = f.key;
+		IF FOUND THEN
+			conv := hubsync._wire_to_column(txt, m.sql_type);
+			IF conv IS NULL THEN
+				bad := bad || format('%s (%s, not a %s)', f.key, jsonb_typeof(val), m.sql_type);
+				CONTINUE;
+			END IF;
+			vals := vals || jsonb_build_object(f.key, jsonb_build_object('col', m.column_name, 'v', conv));
+		ELSE
+			vals := vals || jsonb_build_object(f.key, jsonb_build_object('v', txt));
+		END IF;
+	END LOOP;
+
+	IF cardinality(bad) > 0 THEN
+		PERFORM hubsync._enrich_finish(ARRAY[p_job_id], 'failed',
+			format('provider %s returned wrong types: %s; nothing was written',
+			       j.provider, array_to_string(bad, ', ')));
+		RETURN;
+	END IF;
+
+	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I AS t WHERE t.hubsync_id = $1 FOR UPDATE', j.object_type)
+		INTO cur USING j.hubsync_id;
+	IF cur IS NULL THEN
+		UPDATE hubsync.enrichment_jobs SET state = 'done', finished_at = now(), lease_until = NULL,
+		       score = v_score, last_error = 'record no longer exists'
+		WHERE id = p_job_id;
+		RETURN;
+	END IF;
+
+	FOR f IN SELECT e.key, e.value ->> 'col' AS col, e.value ->> 'v' AS v FROM jsonb_each(vals) e ORDER BY e.key LOOP
+		curv := CASE WHEN f.col IS NOT NULL THEN cur ->> f.col ELSE cur -> 'properties' ->> f.key END;
+		IF EXISTS (SELECT 1 FROM hubsync.field_owners o
+		           WHERE o.object_type = j.object_type AND o.property = f.key AND o.owner = 'hubspot') THEN
+			v_skipped := v_skipped || jsonb_build_object(f.key, 'owned by hubspot');
+			CONTINUE;
+		END IF;
+		IF curv IS NOT NULL AND curv <> '' THEN
+			IF curv = f.v THEN
+				v_skipped := v_skipped || jsonb_build_object(f.key, 'already has this value');
+				UPDATE hubsync.enrichment_scores s SET score = v_score, provider = j.provider, at = now()
+				WHERE s.hubsync_id = j.hubsync_id AND s.property = f.key AND s.value = f.v
+				  AND v_score > coalesce(s.score, '-infinity');
+				CONTINUE;
+			END IF;
+			IF v_score IS NULL OR v_score < pv.min_score THEN
+				v_skipped := v_skipped || jsonb_build_object(f.key,
+					format('not empty and score %s is below the minimum %s', coalesce(v_score::text, 'missing'), pv.min_score));
+				CONTINUE;
+			END IF;
+			SELECT s.score, s.provider INTO prev FROM hubsync.enrichment_scores s
+			WHERE s.hubsync_id = j.hubsync_id AND s.property = f.key AND s.value = curv;
+			IF FOUND AND prev.score IS NOT NULL AND v_score <= prev.score THEN
+				v_skipped := v_skipped || jsonb_build_object(f.key,
+					format('current value has score %s (%s), not lower than %s', prev.score, prev.provider, v_score));
+				CONTINUE;
+			END IF;
+		END IF;
+		sets := sets || jsonb_build_object(f.key, f.v);
+		IF f.col IS NOT NULL THEN
+			cols := cols || jsonb_build_object(f.col, f.v);
+		ELSE
+			extras := extras || jsonb_build_object(f.key, f.v);
+		END IF;
+	END LOOP;
+
+	IF sets <> '{}' THEN
+		SELECT string_agg(format('%I = r.%I', c.key, c.key), ', ') INTO setlist FROM jsonb_object_keys(cols) AS c(key);
+		IF extras <> '{}' THEN
+			setlist := concat_ws(', ', setlist, 'properties = t.properties || $3');
+		END IF;
+		-- the capture trigger tags the outbox rows with this origin
+		PERFORM set_config('hubsync.origin', 'enrichment', true);
+		EXECUTE format('UPDATE hubspot.%I AS t SET %s FROM jsonb_populate_record(NULL::hubspot.%I, $1) AS r
+		                WHERE t.hubsync_id = $2', j.object_type, setlist, j.object_type)
+			USING cols, j.hubsync_id, extras;
+		INSERT INTO hubsync.enrichment_scores AS s (hubsync_id, property, object_type, provider, score, value)
+		SELECT j.hubsync_id, e.key, j.object_type, j.provider, v_score, e.value #>> '{}'
+		FROM jsonb_each(sets) e
+		ON CONFLICT ON CONSTRAINT enrichment_scores_pkey DO UPDATE
+		SET provider = EXCLUDED.provider, score = EXCLUDED.score, value = EXCLUDED.value, at = now();
+		INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, provider, score)
+		VALUES ('in', j.object_type, j.hubsync_id, (cur ->> 'hs_object_id')::bigint, 'enrich', 'enrichment',
+		        sets, j.provider, v_score);
+	END IF;
+	UPDATE hubsync.enrichment_jobs SET state = 'done', finished_at = now(), lease_until = NULL,
+	       score = v_score, applied = sets, skipped = nullif(v_skipped, '{}'),
+	       last_error = NULL
+	WHERE id = p_job_id;
+END
+$$;
+COMMENT ON FUNCTION hubsync._enrich_apply(bigint, jsonb) IS
+  'API: private. Applies one provider answer to the mirror under the data-quality rules (origin enrichment)';
+
+-- Enrich worker: the outcome of one provider call.  429, 5xx, timeouts and
+-- transport errors back the provider off (Retry-After, else 1 s doubling
+-- to 60 s) and retry the jobs up to hubsync.enrichment_max_attempts; 404
+-- is "no match"; other errors and malformed answers fail the jobs with a
+-- clear reason.  Never an error: a bad answer must not stop the worker.
+CREATE FUNCTION hubsync._enrich_result(p_job_ids bigint[], p_batch boolean, p_status integer,
+	p_body text, p_error text, p_timed_out boolean, p_retry_after integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	pv record;
+	jr record;
+	v jsonb;
+	res jsonb;
+	by_id jsonb;
+	err text;
+	nfail integer;
+	backoff interval;
+	max_attempts integer := current_setting('hubsync.enrichment_max_attempts')::integer;
+BEGIN
+	SELECT p.* INTO pv FROM hubsync.enrichment_jobs jj
+	JOIN hubsync.enrichment_providers p ON p.name = jj.provider
+	WHERE jj.id = ANY (p_job_ids) LIMIT 1;
+	IF NOT FOUND THEN
+		RETURN;					-- jobs or provider removed meanwhile
+	END IF;
+
+	IF p_status = 0 OR p_status = 429 OR p_status >= 500 THEN
+		err := CASE
+			WHEN p_timed_out THEN format('provider %s timed out after %s ms', pv.name, pv.timeout_ms)
+			WHEN p_status = 0 THEN format('provider %s unreachable: %s', pv.name, p_error)
+			WHEN p_status = 429 THEN format('provider %s is rate limiting (HTTP 429)', pv.name)
+			ELSE format('provider %s failed (HTTP %s)', pv.name, p_status) END;
+		UPDATE hubsync.enrichment_usage u SET failures = u.failures + 1, last_status = p_status, last_error = err
+		WHERE u.provider = pv.name RETURNING u.failures INTO nfail;
+		backoff := CASE WHEN p_retry_after > 0 THEN make_interval(secs => least(p_retry_after, 3600))
+		                ELSE make_interval(secs => least(2 ^ least(coalesce(nfail, 1) - 1, 6), 60)) END;
+		UPDATE hubsync.enrichment_usage u SET blocked_until = now() + backoff WHERE u.provider = pv.name;
+		UPDATE hubsync.enrichment_jobs j
+		SET state = CASE WHEN j.attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+		    finished_at = CASE WHEN j.attempts >= max_attempts THEN now() END,
+		    next_attempt_at = now() + backoff, lease_until = NULL,
+		    last_status = p_status,
+		    last_error = CASE WHEN j.attempts >= max_attempts
+		                      THEN format('%s; gave up after %s attempts', err, j.attempts)
+		                      ELSE format('%s; retrying', err) END
+		WHERE j.id = ANY (p_job_ids) AND j.state = 'in_flight';
+		RETURN;
+	END IF;
+
+	UPDATE hubsync.enrichment_usage u SET failures = 0, blocked_until = NULL, last_status = p_status, last_error = NULL
+	WHERE u.provider = pv.name;
+	UPDATE hubsync.enrichment_jobs j SET last_status = p_status WHERE j.id = ANY (p_job_ids);
+
+	IF p_status = 404 AND NOT p_batch THEN
+		PERFORM hubsync._enrich_finish(p_job_ids, 'done', format('provider %s has no match', pv.name));
+		RETURN;
+	END IF;
+	IF p_status < 200 OR p_status >= 300 THEN
+		err := format('provider %s refused the request (HTTP %s)', pv.name, p_status);
+		UPDATE hubsync.enrichment_usage u SET last_error = err WHERE u.provider = pv.name;
+		PERFORM hubsync._enrich_finish(p_job_ids, 'failed', err);
+		RETURN;
+	END IF;
+
+	BEGIN
+		v := p_body::jsonb;
+	EXCEPTION WHEN others THEN
+		v := NULL;
+	END;
+	IF v IS NULL OR (p_batch AND jsonb_typeof(v -> 'results') IS DISTINCT FROM 'array') THEN
+		err := CASE WHEN v IS NULL
+		            THEN format('provider %s returned malformed JSON (%s bytes); nothing was written',
+		                        pv.name, coalesce(octet_length(p_body), 0))
+		            ELSE format('provider %s returned no "results" array for a batch; nothing was written', pv.name) END;
+		UPDATE hubsync.enrichment_usage u SET last_error = err WHERE u.provider = pv.name;
+		PERFORM hubsync._enrich_finish(p_job_ids, 'failed', err);
+		RETURN;
+	END IF;
+
+	IF p_batch THEN
+		SELECT jsonb_object_agg(e ->> 'id', e) INTO by_id
+		FROM jsonb_array_elements(v -> 'results') e WHERE e ->> 'id' IS NOT NULL;
+	END IF;
+	FOR jr IN SELECT jj.id, jj.hubsync_id FROM hubsync.enrichment_jobs jj
+	         WHERE jj.id = ANY (p_job_ids) AND jj.state = 'in_flight' ORDER BY jj.id
+	LOOP
+		IF p_batch THEN
+			res := by_id -> jr.hubsync_id::text;
+			IF res IS NULL THEN
+				PERFORM hubsync._enrich_finish(ARRAY[jr.id], 'done', format('provider %s has no match', pv.name));
+				CONTINUE;
+			END IF;
+		ELSE
+			res := v;
+		END IF;
+		BEGIN
+			PERFORM hubsync._enrich_apply(jr.id, res);
+		EXCEPTION WHEN others THEN
+			PERFORM hubsync._enrich_finish(ARRAY[jr.id], 'failed',
+				format('could not apply the answer of provider %s: %s', pv.name, SQLERRM));
+		END;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._enrich_result(bigint[], boolean, integer, text, text, boolean, integer) IS
+  'API: private. Enrich worker: records the outcome of one provider call (retry, back-off, failure or apply)';
+
+-- Sends failed enrichment jobs again (all, or those of one provider).
+CREATE FUNCTION hubsync.retry_enrichments(provider text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM hubsync._require_owner('retry enrichments');
+	UPDATE hubsync.enrichment_jobs j
+	SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL, last_error = NULL
+	WHERE j.state = 'failed'
+	  AND (retry_enrichments.provider IS NULL OR j.provider = retry_enrichments.provider);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 THEN
+		PERFORM hubsync._wake_enrich();
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync.retry_enrichments(text) IS
+  'Queues failed enrichment jobs again (all, or one provider''s); returns how many; owner only';
+
+CREATE VIEW hubsync.enrichment_status AS
+SELECT p.name AS provider,
+       CASE WHEN NOT p.enabled THEN 'disabled'
+            WHEN p.daily_budget > 0 AND u.day = (now() AT TIME ZONE 'UTC')::date
+                 AND u.calls >= p.daily_budget THEN 'budget exhausted'
+            WHEN u.blocked_until > now() THEN 'backing off'
+            ELSE 'ok' END AS state,
+       CASE WHEN u.day = (now() AT TIME ZONE 'UTC')::date THEN u.calls ELSE 0 END AS calls_today,
+       p.daily_budget,
+       CASE WHEN p.daily_budget > 0
+            THEN greatest(p.daily_budget - CASE WHEN u.day = (now() AT TIME ZONE 'UTC')::date THEN u.calls ELSE 0 END, 0)
+       END AS budget_left,
+       u.blocked_until,
+       u.last_status,
+       u.last_error,
+       (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'pending' AND j.lane = 'realtime') AS realtime_pending,
+       (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'pending' AND j.lane = 'batch') AS batch_pending,
+       (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'in_flight') AS in_flight,
+       (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'done') AS done,
+       (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'failed') AS failed
+FROM hubsync.enrichment_providers p
+LEFT JOIN hubsync.enrichment_usage u ON u.provider = p.name;
+COMMENT ON VIEW hubsync.enrichment_status IS
+  'One row per enrichment provider: state (ok, backing off, budget exhausted, disabled), calls today against the daily budget, last error, jobs by state; never a key';
+GRANT SELECT ON hubsync.enrichment_status TO PUBLIC;
+
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN
+		SELECT p.oid FROM pg_catalog.pg_proc p
+		WHERE p.pronamespace = 'hubsync'::regnamespace
+		  AND (p.proname LIKE '\_enrich%' OR p.proname = '_wake_enrich')
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+	END LOOP;
+END
+$$;
+
+SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_providers', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync._enrichment_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_scores', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.enrichment_rules', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.enrichment_jobs', 'id')::regclass, '');
+
+-------------------------------------------------------------------------------
+-- Operations (issue 10): the change feed's before values.  Last in the
+-- script, so the column comes after the ones added above, as in an
+-- upgraded database.
+-------------------------------------------------------------------------------
+
+ALTER TABLE hubsync.changes ADD COLUMN before jsonb;
+COMMENT ON COLUMN hubsync.changes.properties IS
+  'after: the values sent to HubSpot (out) or applied from it (in), as HubSpot wire strings';
+COMMENT ON COLUMN hubsync.changes.before IS
+  'before: the same properties'' values HubSpot had, as last known to hubsync (NULL when unknown, e.g. a create)';
+

@@ -307,7 +307,8 @@ count_outcome(const char *outcome, bool *retry_later)
 
 /*
  * apply_one -- apply one event in an internal subtransaction; a failure
- * rolls back only this event, which is then marked failed.
+ * rolls back only this event, which is then marked failed (or, for a
+ * transient failure such as a deadlock, left pending for a later round).
  */
 static void
 apply_one(int64 id, Datum fetched, Datum failed_types, bool *retry_later)
@@ -347,13 +348,24 @@ apply_one(int64 id, Datum fetched, Datum failed_types, bool *retry_later)
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 
-		fvalues[0] = Int64GetDatum(id);
-		fvalues[1] = CStringGetTextDatum(edata->message);
-		SPI_execute_plan(failed_plan, fvalues, NULL, false, 0);
-		hubsync_count_webhook(HUBSYNC_WH_EVENTS_FAILED, 1);
-		ereport(LOG,
-				(errmsg("hubsync inbox event " INT64_FORMAT " failed: %s", id, edata->message),
-				 errhint("The event is kept in hubsync.inbox with state failed; the others go on.")));
+		if (hubsync_transient_error(edata->sqlerrcode))
+		{
+			/* say, a deadlock with an application's transaction */
+			*retry_later = true;
+			ereport(LOG,
+					(errmsg("hubsync inbox event " INT64_FORMAT " must wait: %s", id, edata->message),
+					 errdetail("It stays pending and is applied in a later round.")));
+		}
+		else
+		{
+			fvalues[0] = Int64GetDatum(id);
+			fvalues[1] = CStringGetTextDatum(edata->message);
+			SPI_execute_plan(failed_plan, fvalues, NULL, false, 0);
+			hubsync_count_webhook(HUBSYNC_WH_EVENTS_FAILED, 1);
+			ereport(LOG,
+					(errmsg("hubsync inbox event " INT64_FORMAT " failed: %s", id, edata->message),
+					 errhint("The event is kept in hubsync.inbox with state failed; the others go on.")));
+		}
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();

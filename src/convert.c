@@ -254,3 +254,39 @@ hubsync_wire_to_column(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(out));
 }
+
+PG_FUNCTION_INFO_V1(hubsync_from_wire);
+
+/*
+ * hubsync_from_wire -- SQL hubsync._from_wire(value, sql_type): the strict
+ * mode of the same converter, for values an application hands to
+ * hubsync.upsert().  '' is NULL; a value that cannot convert is an error
+ * naming the value and the type, so a bad billing event fails loudly
+ * instead of landing half-written.  Inbound values use the lenient mode
+ * (hubsync._wire_to_column), which keeps what cannot convert instead.
+ */
+Datum
+hubsync_from_wire(PG_FUNCTION_ARGS)
+{
+	char	   *value;
+	char	   *sql_type;
+	char	   *out;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	value = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (*value == '\0')
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("hubsync._from_wire needs a column type")));
+	sql_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	out = hubsync_convert_wire(value, sql_type);
+	if (out == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("value \"%s\" cannot be stored in a %s column", value, sql_type),
+				 errhint("HubSpot numbers are decimal strings, dates YYYY-MM-DD or epoch milliseconds at midnight UTC, datetimes ISO 8601 or epoch milliseconds, booleans true/false, multi-select values joined with ';'.")));
+	PG_RETURN_TEXT_P(cstring_to_text(out));
+}

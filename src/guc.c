@@ -48,6 +48,9 @@ int			hubsync_alert_interval = 300;
 int			hubsync_alert_pending_age = 900;
 int			hubsync_alert_inbound_lag = 300;
 int			hubsync_alert_daily_quota = 90;
+int			hubsync_enrichment_batch_interval = 300;
+int			hubsync_enrichment_max_attempts = 5;
+int			hubsync_enrichment_max_inflight = 8;
 
 #define HUBSYNC_MAX_ORIGIN_LEN 63
 
@@ -293,6 +296,24 @@ hubsync_define_gucs(void)
 							   "Tags beginning with \"hubspot\" are reserved.",
 							   &hubsync_origin, "app",
 							   PGC_USERSET, 0, check_origin, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.enrichment_batch_interval",
+							"Time between runs of the enrichment batch lane.",
+							"Records matched by batch rules are collected and sent to their provider in as few calls as it allows.",
+							&hubsync_enrichment_batch_interval, 300, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.enrichment_max_attempts",
+							"Attempts at an enrichment that keeps failing transiently (timeout, 429, 5xx) before it is marked failed.",
+							NULL,
+							&hubsync_enrichment_max_attempts, 5, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.enrichment_max_inflight",
+							"Most enrichment provider calls in flight at once.",
+							NULL,
+							&hubsync_enrichment_max_inflight, 8, 1, 64,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	define_operations_gucs();
 	MarkGUCPrefixReserved("hubsync");

@@ -181,6 +181,7 @@ hubsync_http_start(HubsyncHttpRequest *req)
 	CURL	   *easy;
 	struct curl_slist *headers = NULL;
 	char		auth[1024];
+	long		timeout;
 
 	hubsync_http_init();
 	req->done = false;
@@ -201,9 +202,9 @@ hubsync_http_start(HubsyncHttpRequest *req)
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, HUBSYNC_USER_AGENT);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) hubsync_request_timeout);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-					 (long) Min(hubsync_request_timeout, 10000));
+	timeout = req->timeout_ms > 0 ? req->timeout_ms : (long) hubsync_request_timeout;
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, Min(timeout, 10000L));
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);

@@ -26,6 +26,7 @@ typedef struct HubsyncHttpRequest
 	const char *content_type;	/* default application/json */
 	const char *bearer;			/* access token, or NULL */
 	void	   *owner;			/* caller's data */
+	long		timeout_ms;		/* 0: hubsync.request_timeout */
 
 	/* results */
 	bool		done;

@@ -139,9 +139,13 @@ hubsync_observe_response(HubsyncHttpRequest *req)
 	}
 }
 
-/* call_api -- one synchronous call within the realtime quota */
-static HubsyncHttpRequest *
-call_api(const char *method, char *url, char *body)
+/*
+ * hubsync_api_call -- one synchronous call within the realtime quota, for
+ * the few calls made outside the pipelined push path.  The caller
+ * releases the request with hubsync_http_release().
+ */
+HubsyncHttpRequest *
+hubsync_api_call(const char *method, char *url, char *body)
 {
 	HubsyncHttpRequest *req = palloc0(sizeof(HubsyncHttpRequest));
 	long		wait;
@@ -177,14 +181,14 @@ hubsync_ensure_id_property(const char *api_name)
 		if (strcmp((char *) lfirst(lc), api_name) == 0)
 			return 200;
 
-	req = call_api("GET", psprintf("%s/crm/v3/properties/%s/hubsync_id",
+	req = hubsync_api_call("GET", psprintf("%s/crm/v3/properties/%s/hubsync_id",
 								   hubsync_api_root(), api_name), NULL);
 	status = req->status;
 	hubsync_http_release(req);
 	if (status == 404)
 	{
 		/* the property needs a group: take the object's first one */
-		req = call_api("GET", psprintf("%s/crm/v3/properties/%s/groups",
+		req = hubsync_api_call("GET", psprintf("%s/crm/v3/properties/%s/groups",
 									   hubsync_api_root(), api_name), NULL);
 		if (req->status == 200)
 		{
@@ -202,7 +206,7 @@ hubsync_ensure_id_property(const char *api_name)
 							   "\"groupName\":");
 		hubsync_json_escape(&body, group ? group : "contactinformation");
 		appendStringInfoChar(&body, '}');
-		req = call_api("POST", psprintf("%s/crm/v3/properties/%s", hubsync_api_root(), api_name),
+		req = hubsync_api_call("POST", psprintf("%s/crm/v3/properties/%s", hubsync_api_root(), api_name),
 					   body.data);
 		status = req->status;
 		if (status != 201 && status != 200 && status != 409)

@@ -20,5 +20,6 @@ extern const char *hubsync_access_token(void);
 extern bool hubsync_auth_blocked(void);
 extern void hubsync_observe_response(HubsyncHttpRequest *req);
 extern long hubsync_ensure_id_property(const char *api_name);
+extern HubsyncHttpRequest *hubsync_api_call(const char *method, char *url, char *body);
 
 #endif							/* HUBSYNC_HUBSPOT_API_H */

@@ -48,6 +48,10 @@ extern char *hubsync_reconcile_at;
 extern int	hubsync_request_timeout;
 extern int	hubsync_max_changes_per_xact;
 extern char *hubsync_origin;
+extern int	hubsync_enrichment_batch_interval;
+extern int	hubsync_enrichment_max_attempts;
+extern int	hubsync_enrichment_max_inflight;
+
 extern int	hubsync_housekeeping_interval;
 extern int	hubsync_inbox_retention;
 extern int	hubsync_changes_retention;
@@ -64,6 +68,7 @@ typedef enum HubsyncWorkerKind
 	HUBSYNC_WORKER_PUSH = 0,
 	HUBSYNC_WORKER_PULL,
 	HUBSYNC_WORKER_WEBHOOK,
+	HUBSYNC_WORKER_ENRICH,
 	HUBSYNC_NUM_WORKERS
 } HubsyncWorkerKind;
 
@@ -144,6 +149,9 @@ extern void hubsync_wake_worker(HubsyncWorkerKind kind);
 extern void hubsync_alert_worker(HubsyncWorkerKind kind);
 extern void hubsync_wake_all_workers(void);
 extern void hubsync_count_webhook(HubsyncWebhookCounter c, uint64 n);
+
+/* ---- enrichment (enrich.c) ---- */
+extern void hubsync_enrich_wake_at_commit(void);
 
 /* ---- housekeeping (housekeeping.c) ---- */
 extern void hubsync_housekeeping(void);

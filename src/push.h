@@ -26,7 +26,8 @@ typedef enum PushOutcomeKind
 	OUTCOME_RETRY,				/* try again after delay_ms */
 	OUTCOME_DEAD,				/* refused for good */
 	OUTCOME_LINK,				/* contact exists: link to hs_object_id */
-	OUTCOME_ALONE				/* resend without the rest of its batch */
+	OUTCOME_ALONE,				/* resend without the rest of its batch */
+	OUTCOME_GONE				/* deleted in HubSpot: change dropped, conflict kept */
 } PushOutcomeKind;
 
 typedef struct PushOutcome
@@ -38,6 +39,7 @@ typedef struct PushOutcome
 	char	   *category;
 	char	   *message;
 	char	   *hs_object_id;	/* DONE (upserts learn it) and LINK */
+	char	   *updated_at;		/* DONE: HubSpot's updatedAt of the write */
 } PushOutcome;
 
 /* One record's coalesced change, as returned by hubsync._claim() */
@@ -77,6 +79,9 @@ extern const char *const push_kind_paths[];
 /* push_outcome.c */
 extern void push_record_outcomes(PushBatch *b);
 extern void hubsync_release_leases(bool all);
+
+/* push_assoc.c */
+extern bool hubsync_push_associations(void);
 
 /* push_request.c */
 extern char *push_build_body(PushBatch *batch);

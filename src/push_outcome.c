@@ -14,6 +14,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/resowner.h"
@@ -22,11 +23,13 @@
 #include "worker.h"
 
 #define MAX_KEPT_RESPONSE 4000
+#define MAX_TRANSIENT_ATTEMPTS 5
 
 static SPIPlanPtr done_plan = NULL;
 static SPIPlanPtr retry_plan = NULL;
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr link_plan = NULL;
+static SPIPlanPtr gone_plan = NULL;
 
 /* run_plan -- prepare once, keep, and execute a parameterised statement */
 static void
@@ -134,8 +137,9 @@ record_one(PushBatch *b, PushRecord *r)
 			n[3] = (o->hs_object_id || r->hs_object_id) ? ' ' : 'n';
 			v[4] = json_or_null(r->props, &n[4]);
 			v[5] = outbox_ids(r);
-			run_plan(&done_plan, "SELECT hubsync._push_done($1, $2, $3, $4, $5, $6::bigint[])", 6,
-					 (Oid[]) {UUIDOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTOID},
+			v[6] = text_or_null(o->updated_at, &n[6]);
+			run_plan(&done_plan, "SELECT hubsync._push_done($1, $2, $3, $4, $5, $6::bigint[], $7::timestamptz)", 7,
+					 (Oid[]) {UUIDOID, TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTOID, TEXTOID},
 					 v, n);
 			break;
 		case OUTCOME_RETRY:
@@ -154,6 +158,11 @@ record_one(PushBatch *b, PushRecord *r)
 		case OUTCOME_DEAD:
 			record_dead(b, r, o->status, o->category, o->message);
 			break;
+		case OUTCOME_GONE:
+			v[0] = outbox_ids(r);
+			run_plan(&gone_plan, "SELECT hubsync._push_gone($1::bigint[])", 1,
+					 (Oid[]) {TEXTOID}, v, n);
+			break;
 		case OUTCOME_LINK:
 			v[0] = DirectFunctionCall1(uuid_in, CStringGetDatum(r->hubsync_id));
 			v[1] = CStringGetTextDatum(r->object_type);
@@ -167,14 +176,14 @@ record_one(PushBatch *b, PushRecord *r)
 
 /*
  * in_subtransaction -- run fn(b, r) in an internal subtransaction; on
- * error roll it back and return the error message (else NULL).
+ * error roll it back and return the error (else NULL).
  */
-static char *
+static ErrorData *
 in_subtransaction(void (*fn) (PushBatch *, PushRecord *), PushBatch *b, PushRecord *r)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	char	   *volatile failure = NULL;
+	ErrorData  *volatile failure = NULL;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -185,13 +194,10 @@ in_subtransaction(void (*fn) (PushBatch *, PushRecord *), PushBatch *b, PushReco
 	}
 	PG_CATCH();
 	{
-		ErrorData  *e;
-
 		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
+		failure = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		failure = e->message;
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
@@ -210,7 +216,9 @@ record_local_failure(PushBatch *b, PushRecord *r)
  * push_record_outcomes -- write every record's outcome in one short
  * transaction.  A record whose bookkeeping fails (say its HubSpot id is
  * already linked to another row) is dead-lettered with the reason instead;
- * if even that fails, its lease runs out and it is tried again.
+ * a transient failure (deadlock with an application's transaction) is
+ * tried again at once, and after a few attempts left to its lease; if even
+ * the dead letter fails, its lease runs out and it is tried again.
  */
 void
 push_record_outcomes(PushBatch *b)
@@ -227,17 +235,30 @@ push_record_outcomes(PushBatch *b)
 	for (i = 0; i < b->nrecords; i++)
 	{
 		PushRecord *r = b->records[i];
-		char	   *failure = in_subtransaction(record_one, b, r);
+		ErrorData  *failure;
+		int			attempt = 0;
 
-		if (failure != NULL)
+		while ((failure = in_subtransaction(record_one, b, r)) != NULL &&
+			   hubsync_transient_error(failure->sqlerrcode) &&
+			   ++attempt < MAX_TRANSIENT_ATTEMPTS)
+			CHECK_FOR_INTERRUPTS();
+		if (failure == NULL)
+			continue;
+		if (hubsync_transient_error(failure->sqlerrcode))
 		{
-			ereport(WARNING,
-					(errmsg("could not record the push of %s %s: %s",
-							r->object_type, r->hubsync_id, failure),
-					 errhint("The change is moved to hubsync.dead_letters with category LOCAL_ERROR; fix the cause, then run hubsync.retry_dead_letters(category => 'LOCAL_ERROR').")));
-			r->outcome.message = failure;
-			(void) in_subtransaction(record_local_failure, b, r);
+			/* never dead-letter for a local hiccup: the lease runs out */
+			ereport(LOG,
+					(errmsg("could not record the push of %s %s yet: %s",
+							r->object_type, r->hubsync_id, failure->message),
+					 errdetail("It will be tried again when its lease expires.")));
+			continue;
 		}
+		ereport(WARNING,
+				(errmsg("could not record the push of %s %s: %s",
+						r->object_type, r->hubsync_id, failure->message),
+				 errhint("The change is moved to hubsync.dead_letters with category LOCAL_ERROR; fix the cause, then run hubsync.retry_dead_letters(category => 'LOCAL_ERROR').")));
+		r->outcome.message = failure->message;
+		(void) in_subtransaction(record_local_failure, b, r);
 	}
 	SPI_finish();
 	hubsync_worker_end_xact();

@@ -199,6 +199,9 @@ apply_error_item(PushBatch *b, JsonbContainer *err)
 				set_outcome(r, OUTCOME_LINK, 207, category, message);
 				r->outcome.hs_object_id = existing_id(message);
 			}
+			else if (b->kind == PUSH_UPDATE && category &&
+					 strcmp(category, "OBJECT_NOT_FOUND") == 0)
+				set_outcome(r, OUTCOME_GONE, 207, category, message);
 			else if (permanent_category(category))
 				set_outcome(r, OUTCOME_DEAD, 207, category, message);
 			else
@@ -239,6 +242,7 @@ apply_results(PushBatch *b, JsonbContainer *root)
 			continue;
 		set_outcome(r, OUTCOME_DONE, (int) b->req.status, NULL, NULL);
 		r->outcome.hs_object_id = id;
+		r->outcome.updated_at = hubsync_json_get_text(res, "updatedAt");
 	}
 	n = hubsync_json_array_size(errors);
 	for (i = 0; i < n; i++)

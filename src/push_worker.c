@@ -47,6 +47,8 @@ static MemoryContext push_cxt = NULL;	/* lives as long as the worker */
 static List *ready_batches = NIL;	/* claimed, waiting for quota */
 static bool outbox_drained = false;	/* last claim found nothing more */
 static long idle_wait_ms = IDLE_WAIT_MS;
+static bool assoc_due = true;	/* an association round may find work */
+static TimestampTz last_assoc_round = 0;
 
 /* lease_seconds -- how long a claim holds its rows */
 static int
@@ -278,10 +280,12 @@ finish_requests(void)
 		push_classify(b);
 		MemoryContextSwitchTo(old);
 		push_record_outcomes(b);
+		assoc_due = true;		/* new HubSpot ids may free associations */
 		/* anything sent back to the queue may be due at once */
 		for (int i = 0; i < b->nrecords; i++)
 			if (b->records[i]->outcome.kind != OUTCOME_DONE &&
-				b->records[i]->outcome.kind != OUTCOME_DEAD)
+				b->records[i]->outcome.kind != OUTCOME_DEAD &&
+				b->records[i]->outcome.kind != OUTCOME_GONE)
 				outbox_drained = false;
 		hubsync_http_release(req);
 		MemoryContextDelete(b->cxt);
@@ -353,6 +357,21 @@ hubsync_push_main(void)
 			claim_batches();
 
 		quota_wait = send_ready_batches();
+
+		/*
+		 * Associations leave once the record outbox is drained, so that
+		 * their records' creates have gone first; retries are looked at
+		 * every few seconds.
+		 */
+		if (outbox_drained && ready_batches == NIL && hubsync_http_inflight() == 0 &&
+			!hubsync_auth_blocked() &&
+			(assoc_due || TimestampDifferenceExceeds(last_assoc_round, now, 2000)))
+		{
+			assoc_due = hubsync_push_associations();
+			last_assoc_round = GetCurrentTimestamp();
+			if (assoc_due)
+				outbox_drained = false; /* come straight back */
+		}
 		if (quota_wait > 0)
 			timeout = quota_wait;
 		else if (!outbox_drained && list_length(ready_batches) < hubsync_max_inflight)
@@ -387,6 +406,7 @@ hubsync_push_main(void)
 			woken = hubsync_worker_consume_wake();
 			if (woken)
 			{
+				assoc_due = true;
 				/* new commits: let a batch fill for batch_linger */
 				if (idle && hubsync_batch_linger > 0)
 					hubsync_worker_pause(hubsync_batch_linger);

@@ -4,10 +4,12 @@
  *	  What every hubsync background worker shares: registration, start-up,
  *	  signals, the readiness check and the latch wait.
  *
- * hubsync runs three static workers in the database named by
+ * hubsync runs four static workers in the database named by
  * hubsync.database, each visible in pg_stat_activity with its own
  * backend_type: "hubsync push" (outbox to HubSpot), "hubsync pull" (inbox,
- * polling, backfill, reconciliation) and "hubsync webhook" (the receiver).
+ * polling, backfill, reconciliation), "hubsync webhook" (the receiver) and
+ * "hubsync enrich" (lead enrichment, so a slow provider never holds up
+ * pushes or webhooks).
  * They start only once recovery has finished, so none runs on a standby,
  * and the postmaster restarts them a few seconds after any exit: they exit
  * only through die() (SIGTERM, exit code 1) or an unexpected error, never
@@ -50,7 +52,7 @@
 #define HUBSYNC_RESTART_SECONDS 5
 
 const char *const hubsync_worker_names[HUBSYNC_NUM_WORKERS] = {
-	"hubsync push", "hubsync pull", "hubsync webhook"
+	"hubsync push", "hubsync pull", "hubsync webhook", "hubsync enrich"
 };
 
 HubsyncWorkerKind hubsync_my_worker_kind;
@@ -191,6 +193,19 @@ hubsync_worker_end_xact(void)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(xact_caller_cxt);
+}
+
+/*
+ * hubsync_transient_error -- an error that heals by itself if the work is
+ * simply tried again: a deadlock with an application transaction holding
+ * the same mirror rows, a serialization failure, a lock timeout.  Workers
+ * retry such work instead of dead-lettering it.
+ */
+bool
+hubsync_transient_error(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
 }
 
 /*
@@ -449,6 +464,9 @@ hubsync_worker_main(Datum main_arg)
 			break;
 		case HUBSYNC_WORKER_WEBHOOK:
 			hubsync_webhook_main();
+			break;
+		case HUBSYNC_WORKER_ENRICH:
+			hubsync_enrich_main();
 			break;
 		default:
 			break;

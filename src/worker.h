@@ -29,10 +29,12 @@ extern bool hubsync_worker_begin_xact(const char *activity);
 extern SPIPlanPtr hubsync_keep_plan(SPIPlanPtr *plan, const char *sql, int nargs,
 									Oid *types);
 extern void hubsync_worker_end_xact(void);
+extern bool hubsync_transient_error(int sqlerrcode);
 
 /* each worker kind's main loop; none returns */
 extern void hubsync_push_main(void) pg_attribute_noreturn();
 extern void hubsync_pull_main(void) pg_attribute_noreturn();
 extern void hubsync_webhook_main(void) pg_attribute_noreturn();
+extern void hubsync_enrich_main(void) pg_attribute_noreturn();
 
 #endif							/* HUBSYNC_WORKER_H */

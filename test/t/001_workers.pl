@@ -10,14 +10,14 @@ use HubSync::Node;
 
 my $node = HubSync::Node::new_node('workers', create_extension => 1);
 
-ok(HubSync::Node::wait_for_workers($node), 'three hubsync workers run');
+ok(HubSync::Node::wait_for_workers($node), 'four hubsync workers run');
 is($node->safe_psql('postgres',
 	"SELECT string_agg(backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity WHERE backend_type LIKE 'hubsync%'"),
-	'hubsync pull,hubsync push,hubsync webhook', 'backend_type names each worker');
+	'hubsync enrich,hubsync pull,hubsync push,hubsync webhook', 'backend_type names each worker');
 is($node->safe_psql('postgres',
 	"SELECT count(DISTINCT datname) || ':' || max(datname) FROM pg_stat_activity WHERE backend_type LIKE 'hubsync%'"),
 	'1:postgres', 'workers are connected to hubsync.database');
-for my $w ('hubsync push', 'hubsync pull', 'hubsync webhook')
+for my $w ('hubsync push', 'hubsync pull', 'hubsync webhook', 'hubsync enrich')
 {
 	ok(HubSync::Node::wait_for_state($node, $w, 'running'), "$w reports running");
 }

@@ -16,7 +16,7 @@ ok(HubSync::Node::wait_for_workers($node), 'workers start without the extension'
 sleep(12);
 my $log = slurp_file($node->logfile);
 my $idle_lines = () = $log =~ /worker is idle: extension "hubsync" is not installed/g;
-is($idle_lines, 3, 'one idle line per worker, no log spam');
+is($idle_lines, 4, 'one idle line per worker, no log spam');
 unlike($log, qr/ERROR|FATAL/, 'no errors while idle');
 my $pids = HubSync::Node::worker_pids($node);
 sleep(6);
@@ -41,7 +41,7 @@ sleep(6);
 $log = slurp_file($node->logfile);
 unlike($log, qr/ERROR|FATAL/, 'no errors after DROP EXTENSION');
 is_deeply([sort keys %{ HubSync::Node::worker_pids($node) }],
-	['hubsync pull', 'hubsync push', 'hubsync webhook'], 'workers still up after DROP EXTENSION');
+	['hubsync enrich', 'hubsync pull', 'hubsync push', 'hubsync webhook'], 'workers still up after DROP EXTENSION');
 
 $node->stop;
 done_testing();

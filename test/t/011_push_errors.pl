@@ -114,14 +114,19 @@ like($sql->("SELECT request::text FROM hubsync.dead_letters WHERE hubsync_id = '
 	'dead letter keeps the request');
 is(scalar(grep { in_hubspot($_) } @ok), 3, 'the rest of the batch reached HubSpot');
 
-# 404: the record is gone in HubSpot, the update dead-letters as OBJECT_NOT_FOUND
+# 404: a rep deleted the record in HubSpot meanwhile.  Not a fault: the
+# deletion wins, the update is dropped and recorded as a conflict, nothing
+# is dead-lettered and nothing recreates the record.
 my $gone_hs = $sql->("SELECT hs_object_id FROM hubspot.contacts WHERE hubsync_id = '$ok[0]'");
 $fake->control('POST', "ui/contacts/$gone_hs/delete", {});
 $sql->("UPDATE hubspot.contacts SET firstname = 'Ghost' WHERE hubsync_id = '$ok[0]'");
-ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM hubsync.dead_letters WHERE hubsync_id = '$ok[0]'"),
-	'update of a record deleted in HubSpot dead-lettered');
-is($sql->("SELECT category FROM hubsync.dead_letters WHERE hubsync_id = '$ok[0]'"), 'OBJECT_NOT_FOUND',
-	'category OBJECT_NOT_FOUND');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM hubsync.conflicts WHERE hubsync_id = '$ok[0]'"),
+	'update of a record deleted in HubSpot recorded as a conflict');
+is($sql->("SELECT property || ' ' || local_value || ' ' || resolution FROM hubsync.conflicts WHERE hubsync_id = '$ok[0]'"),
+	'firstname Ghost dropped: the record was deleted in HubSpot', 'the conflict names the property, our value and why');
+is($sql->("SELECT count(*) FROM hubsync.dead_letters WHERE hubsync_id = '$ok[0]'"), '0', 'nothing dead-lettered');
+ok(HubSync::Node::wait_outbox_empty($node), 'the dropped update left the outbox');
+is($fake->control('GET', "records/contacts/$gone_hs")->{archived} ? 1 : 0, 1, 'the record stays deleted in HubSpot');
 
 # 401: pushing stops, nothing is burned or dead-lettered; new credentials resume it
 $sql->("SELECT hubsync.set_credentials(access_token => 'revoked-token')");

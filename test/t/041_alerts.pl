@@ -61,8 +61,8 @@ is($sql->("SELECT count(*) FROM hubsync.status WHERE last_push IS NOT NULL"), '1
 	'status: only contacts were pushed');
 is($sql->('SELECT requests > 0 AND responses_2xx > 0 AND window_used > 0 AND window_left = window_limit - window_used FROM hubsync.quota_status()'),
 	't', 'quota_status counts requests and the window');
-is($sql->('SELECT push_worker || pull_worker || webhook_worker || auth FROM hubsync.summary'),
-	'runningrunningrunningok', 'summary: workers and auth');
+is($sql->('SELECT push_worker || pull_worker || webhook_worker || enrich_worker || auth FROM hubsync.summary'),
+	'runningrunningrunningrunningok', 'summary: workers and auth');
 
 # ---- the change feed keeps before and after values, both ways ----
 $sql->("UPDATE hubspot.contacts SET email = 'a1-new\@example.com' WHERE email = 'a1\@example.com'");

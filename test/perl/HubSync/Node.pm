@@ -66,12 +66,12 @@ sub worker_pids
 	return \%pids;
 }
 
-# wait_for_workers -- wait until all three workers are in pg_stat_activity
+# wait_for_workers -- wait until all four workers are in pg_stat_activity
 sub wait_for_workers
 {
 	my ($node, $db) = @_;
 	return $node->poll_query_until($db || 'postgres',
-		"SELECT count(*) = 3 FROM pg_stat_activity WHERE backend_type IN ('hubsync push', 'hubsync pull', 'hubsync webhook')");
+		"SELECT count(*) = 4 FROM pg_stat_activity WHERE backend_type IN ('hubsync push', 'hubsync pull', 'hubsync webhook', 'hubsync enrich')");
 }
 
 # wait_for_state -- wait until a worker reports a state in worker_status()
