@@ -2084,6 +2084,55 @@ COMMENT ON COLUMN hubsync.alerts.sent IS 'notifications sent for this kind and s
 COMMENT ON COLUMN hubsync.alerts.suppressed IS 'occurrences held back by the rate limit since the last notification';
 COMMENT ON COLUMN hubsync.alerts.payload IS 'JSON payload of the last notification';
 
+-- Pauses survive pg_dump: the rows of the built-in object types are not
+-- dumped (CREATE EXTENSION makes them), so their paused flag is mirrored
+-- in a table that is.  Triggers keep the two in step both ways; a restore
+-- of hubsync.paused_types pauses the types again.
+CREATE TABLE hubsync.paused_types (
+	object_type      text PRIMARY KEY
+);
+COMMENT ON TABLE hubsync.paused_types IS
+  'Object types held by hubsync.pause(), kept in step with hubsync.object_types.paused so that pg_dump carries pauses';
+
+CREATE FUNCTION hubsync._types_to_paused() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NEW.paused THEN
+		INSERT INTO hubsync.paused_types (object_type) VALUES (NEW.object_type) ON CONFLICT DO NOTHING;
+	ELSE
+		DELETE FROM hubsync.paused_types p WHERE p.object_type = NEW.object_type;
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hubsync._types_to_paused() IS
+  'API: private. Trigger: records a pause or resume of hubsync.object_types in hubsync.paused_types';
+
+CREATE FUNCTION hubsync._paused_to_types() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		UPDATE hubsync.object_types t SET paused = true
+		WHERE t.object_type = NEW.object_type AND NOT t.paused;
+	ELSE
+		UPDATE hubsync.object_types t SET paused = false
+		WHERE t.object_type = OLD.object_type AND t.paused;
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hubsync._paused_to_types() IS
+  'API: private. Trigger: a row of hubsync.paused_types (say restored by pg_restore) pauses its object type';
+
+CREATE TRIGGER hubsync_paused AFTER UPDATE OF paused ON hubsync.object_types
+	FOR EACH ROW EXECUTE FUNCTION hubsync._types_to_paused();
+CREATE TRIGGER hubsync_paused AFTER INSERT OR DELETE ON hubsync.paused_types
+	FOR EACH ROW EXECUTE FUNCTION hubsync._paused_to_types();
+SELECT pg_catalog.pg_extension_config_dump('hubsync.paused_types', '');
+
+INSERT INTO hubsync.paused_types (object_type)
+SELECT t.object_type FROM hubsync.object_types t WHERE t.paused;
+
 -- A duration setting as an interval; p_default when the library is not
 -- loaded (the setting does not exist then).
 CREATE FUNCTION hubsync._setting_interval(p_name text, p_default interval) RETURNS interval
@@ -2631,6 +2680,8 @@ REVOKE ALL ON FUNCTION hubsync._alert(text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync._check_alerts() FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync._prune(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync._shrink_outbox(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hubsync._types_to_paused() FROM PUBLIC;
+REVOKE ALL ON FUNCTION hubsync._paused_to_types() FROM PUBLIC;
 
 -- idle workers notice the new version at once
 SELECT hubsync._wake_workers();

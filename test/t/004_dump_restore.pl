@@ -83,12 +83,11 @@ is($node->safe_psql('dst', "SELECT owner FROM hubsync.field_owners WHERE propert
 is($node->safe_psql('dst', 'SELECT count(*) FROM hubsync.object_types'),
 	$node->safe_psql('src', 'SELECT count(*) FROM hubsync.object_types'), 'no duplicated built-in rows');
 
-TODO:
-{
-	local $TODO = 'the paused flag lives on built-in object_types rows, which pg_dump leaves out (config_dump WHERE NOT builtin)';
-	is($node->safe_psql('dst', "SELECT paused FROM hubsync.object_types WHERE object_type = 'deals'"), 't',
-		'a paused object type stays paused');
-}
+is($node->safe_psql('dst', "SELECT string_agg(object_type, ',') FROM hubsync.object_types WHERE paused"), 'deals',
+	'a paused object type stays paused, and only that one');
+$node->safe_psql('dst', "SELECT hubsync.resume()");
+is($node->safe_psql('dst', "SELECT count(*) FROM hubsync.object_types WHERE paused")
+   . $node->safe_psql('dst', "SELECT count(*) FROM hubsync.paused_types"), '00', 'resume after a restore clears the pause');
 
 # new changes after a restore get fresh outbox ids
 $node->safe_psql('dst', "UPDATE hubspot.contacts SET firstname = 'Penny' WHERE email = 'pending\@example.com'");
