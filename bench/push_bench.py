@@ -6,7 +6,11 @@
   2. commit-to-HubSpot latency p50 / p99 with latency 0;
   3. the cost the capture trigger adds to a single-row UPDATE (pgbench),
      next to an equivalent PL/pgSQL trigger log (Heroku Connect's design);
-  4. the push worker's memory while draining 1,000,000 changes.
+  4. the push worker's memory while draining 1,000,000 changes, and the
+     outbox's size: its peak, and after housekeeping once it has drained
+     (near empty).  Full run: bench/run push memory (1,000,000 changes;
+     about 25 min on a loaded 2-core machine); a short one:
+     bench/run push memory:100000 (about 2.5 min).
 
 Usage: bench/push_bench.py [throughput|latency|trigger|memory[:N] ...]
 """
@@ -163,19 +167,33 @@ def memory(n=1000000):
                "SELECT 'm' || g || '@example.com' FROM generate_series(1, %d) g" % n)
         pg.sql("SELECT hubsync.resume('contacts')")
         samples = []
+        sizes = []
+        size_sql = "SELECT pg_total_relation_size('hubsync.outbox')"
         t0 = time.time()
         while pg.sql("SELECT count(*) = 0 FROM hubsync.outbox") != "t":
             samples.append(rss_kb(pid))
+            sizes.append(int(pg.sql(size_sql)))
             time.sleep(2)
         elapsed = time.time() - t0
         end = rss_kb(pid)
+        drained = int(pg.sql(size_sql))
+        # housekeeping (every hubsync.housekeeping_interval) truncates the
+        # empty outbox when nobody holds a lock on it
+        t1 = time.time()
+        while int(pg.sql(size_sql)) > 1024 * 1024 and time.time() - t1 < 120:
+            time.sleep(1)
+        shrunk = int(pg.sql(size_sql))
         row("push worker private RSS before draining (kB)", str(start), "-")
         row("push worker private RSS, peak while draining %d changes (kB)" % n, str(max(samples or [end])), "flat")
         row("push worker private RSS after draining (kB)", str(end), "flat")
         quarter = samples[len(samples) // 4] if samples else end
         row("  private RSS growth from 25% to end (kB)", str(end - quarter), "~0")
         row("  drain rate (records/s, rate limit 1000 req/10 s)", "%.0f" % (n / elapsed), "-")
-        row("outbox size after draining", pg.sql("SELECT pg_size_pretty(pg_total_relation_size('hubsync.outbox'))"), "near empty")
+        row("outbox size, peak while draining (kB)", str(max(sizes + [drained]) // 1024), "-")
+        row("outbox size right after draining (kB)", str(drained // 1024), "-")
+        row("outbox size %.0f s later, after housekeeping (kB)" % (time.time() - t1), str(shrunk // 1024),
+            "near empty (< 1024)")
+        row("  change feed rows kept (hubsync.changes_retention)", pg.sql("SELECT count(*) FROM hubsync.changes"), "-")
     finally:
         pg.stop()
         fake.stop()

@@ -760,6 +760,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	v_origin text;
 	v_versions jsonb := '{}';
+	v_before jsonb;
 BEGIN
 	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
 		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
@@ -769,6 +770,12 @@ BEGIN
 	SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
 	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	-- the change feed's before values: what HubSpot had, as last known
+	SELECT CASE WHEN p_kind = 'archive' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k)
+	                  FROM jsonb_object_keys(coalesce(p_sent, '{}') - 'hubsync_id') k) END
+	INTO v_before
+	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	IF p_kind = 'archive' THEN
 		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	ELSE
@@ -791,9 +798,9 @@ BEGIN
 		PERFORM hubsync._adopt_pushed(p_object_type, p_hubsync_id, p_hs_object_id, p_sent,
 		                              p_outbox_ids, v_versions);
 	END IF;
-	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
 	VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
-	        coalesce(p_sent, '{}'));
+	        coalesce(p_sent, '{}'), v_before);
 END
 $$;
 COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[], timestamptz) IS
@@ -839,9 +846,9 @@ BEGIN
 	        coalesce(p_request -> 'properties', to_jsonb(coalesce(d.changed, '{}'::text[]))),
 	        d.origin, d.attempts, p_status, p_category, p_message, p_request, p_response, d.created_at);
 	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
-	PERFORM pg_notify('hubsync_alerts', jsonb_build_object(
-		'alert', 'dead_letter', 'object_type', d.object_type, 'hubsync_id', d.hubsync_id,
-		'status', p_status, 'category', p_category, 'message', left(p_message, 200))::text);
+	PERFORM hubsync._alert('dead_letter', d.object_type, jsonb_build_object(
+		'object_type', d.object_type, 'hubsync_id', d.hubsync_id,
+		'status', p_status, 'category', p_category, 'message', left(p_message, 200)));
 END
 $$;
 COMMENT ON FUNCTION hubsync._push_dead(bigint[], integer, text, text, jsonb, jsonb) IS
@@ -1198,19 +1205,7 @@ LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_auth_state';
 COMMENT ON FUNCTION hubsync._auth_state() IS
   'API: private. ok, or refused after HubSpot answered 401 (pushing stopped until credentials change)';
 
-CREATE VIEW hubsync.status AS
-SELECT t.object_type,
-       t.paused,
-       hubsync._auth_state() AS auth,
-       count(o.id) FILTER (WHERE o.state = 'pending')   AS pending,
-       count(o.id) FILTER (WHERE o.state = 'in_flight') AS in_flight,
-       pg_catalog.now() - min(o.created_at)             AS oldest_pending_age,
-       (SELECT count(*) FROM hubsync.dead_letters d WHERE d.object_type = t.object_type) AS dead_letters
-FROM hubsync.object_types t
-LEFT JOIN hubsync.outbox o ON o.object_type = t.object_type
-GROUP BY t.object_type, t.paused;
-COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok or refused), changes pending and in flight, age of the oldest, dead letters';
+-- hubsync.status and hubsync.summary: see "Operations" below.
 
 -------------------------------------------------------------------------------
 -- Inbound: webhook inbox, applying HubSpot's changes (issue 5)
@@ -1372,9 +1367,15 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	payload text;
 	wire jsonb;
+	v_before jsonb;
 BEGIN
 	SELECT coalesce(jsonb_object_agg(p.key, coalesce(p.value #>> '{}', '')), '{}') INTO wire
 	FROM jsonb_each(coalesce(p_props, '{}')) p;
+	-- the change feed's before values: what HubSpot had, as last known
+	SELECT CASE WHEN p_op = 'delete' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k) FROM jsonb_object_keys(wire) k) END
+	INTO v_before
+	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	IF p_op = 'delete' THEN
 		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	ELSE
@@ -1386,8 +1387,8 @@ BEGIN
 		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
 		    synced_at = now();
 	END IF;
-	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
-	VALUES ('in', p_object_type, p_hubsync_id, p_hs_object_id, p_op, 'hubspot', coalesce(p_props, '{}'));
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+	VALUES ('in', p_object_type, p_hubsync_id, p_hs_object_id, p_op, 'hubspot', coalesce(p_props, '{}'), v_before);
 	payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
 		'hs_object_id', p_hs_object_id, 'op', p_op,
 		'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(coalesce(p_props, '{}')) k))::text;
@@ -1886,7 +1887,8 @@ BEGIN
 				-- eligible events, with their local row and applied version
 				SELECT e.id, e.object_id, e.occurred_at, e.prop, e.val, m.hubsync_id AS hid,
 				       s.hubsync_id IS NOT NULL AS has_state,
-				       coalesce((s.versions ->> e.prop)::bigint, -1) AS ver
+				       coalesce((s.versions ->> e.prop)::bigint, -1) AS ver,
+				       s.remote -> e.prop AS before_value
 				FROM e
 				JOIN hubspot.%1$I m ON m.hs_object_id = e.object_id
 				LEFT JOIN hubsync.sync_state s ON s.hubsync_id = m.hubsync_id
@@ -1916,6 +1918,7 @@ BEGIN
 				       coalesce(array_agg(conv.prop)
 				                FILTER (WHERE conv.column_name IS NOT NULL AND (conv.c IS NOT NULL OR conv.val = '')), '{}') AS clear,
 				       jsonb_object_agg(conv.prop, conv.val) AS wire,
+				       jsonb_object_agg(conv.prop, conv.before_value) AS before,
 				       jsonb_object_agg(conv.prop, conv.occurred_at) AS versions
 				FROM conv GROUP BY conv.hid, conv.object_id
 			), upd AS (
@@ -1942,8 +1945,8 @@ BEGIN
 				    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
 				    synced_at = now()
 			), ch AS (
-				INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
-				SELECT 'in', $3, u.hid, u.object_id, 'update', 'hubspot', u.wire
+				INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+				SELECT 'in', $3, u.hid, u.object_id, 'update', 'hubspot', u.wire, u.before
 				FROM u JOIN upd ON upd.hubsync_id = u.hid
 			), mk AS (
 				-- every eligible event is done: applied, or stale
@@ -2841,6 +2844,379 @@ SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hu
 -- <<< issue 7: revenue data and the object model
 
 -------------------------------------------------------------------------------
+-- Operations: status, alerts, housekeeping (issue 10)
+-------------------------------------------------------------------------------
+
+-- Hot queue tables: vacuum and analyze them early -- a drained backlog
+-- leaves as many dead rows as it had changes, and the claim's plan needs
+-- fresh statistics -- and leave room in each page for HOT updates
+-- (outbox state, sync_state values).
+ALTER TABLE hubsync.outbox SET (fillfactor = 80,
+	autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
+	autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_vacuum_insert_threshold = 1000,
+	autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 1000);
+ALTER TABLE hubsync.inbox SET (fillfactor = 90,
+	autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+	autovacuum_vacuum_insert_scale_factor = 0.05,
+	autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 1000);
+ALTER TABLE hubsync.sync_state SET (fillfactor = 80,
+	autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05);
+ALTER TABLE hubsync.changes SET (
+	autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_insert_scale_factor = 0.05,
+	autovacuum_analyze_scale_factor = 0.05);
+
+-- Last push and pull per object type, and pruning of the change feed by
+-- age per object type and direction.
+CREATE INDEX changes_object_type_direction_at_idx ON hubsync.changes (object_type, direction, at);
+-- Pruning of applied and skipped webhook events by age.
+CREATE INDEX inbox_done_received_at_idx ON hubsync.inbox (received_at) WHERE state IN ('applied', 'skipped');
+
+-- The alerts sent on NOTIFY hubsync_alerts: the latest of each kind and
+-- subject, and how many were held back since by the rate limit.
+CREATE TABLE hubsync.alerts (
+	alert            text NOT NULL,
+	key              text NOT NULL DEFAULT '',
+	first_sent_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_sent_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_seen_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	sent             bigint NOT NULL DEFAULT 1,
+	suppressed       bigint NOT NULL DEFAULT 0,
+	payload          jsonb NOT NULL,
+	PRIMARY KEY (alert, key)
+);
+COMMENT ON TABLE hubsync.alerts IS
+  'Alerts sent on NOTIFY hubsync_alerts: the latest of each kind and subject; repeats within hubsync.alert_interval are counted, not sent';
+COMMENT ON COLUMN hubsync.alerts.alert IS 'dead_letter, auth_failed, pending_age, inbound_lag or daily_quota';
+COMMENT ON COLUMN hubsync.alerts.key IS 'subject: object type (dead_letter, pending_age), UTC day (daily_quota) or empty';
+COMMENT ON COLUMN hubsync.alerts.last_sent_at IS 'when the last NOTIFY was sent';
+COMMENT ON COLUMN hubsync.alerts.last_seen_at IS 'when the condition was last seen, sent or not';
+COMMENT ON COLUMN hubsync.alerts.sent IS 'notifications sent for this kind and subject';
+COMMENT ON COLUMN hubsync.alerts.suppressed IS 'occurrences held back by the rate limit since the last notification';
+COMMENT ON COLUMN hubsync.alerts.payload IS 'JSON payload of the last notification';
+
+-- Pauses survive pg_dump: the rows of the built-in object types are not
+-- dumped (CREATE EXTENSION makes them), so their paused flag is mirrored
+-- in a table that is.  Triggers keep the two in step both ways; a restore
+-- of hubsync.paused_types pauses the types again.
+CREATE TABLE hubsync.paused_types (
+	object_type      text PRIMARY KEY
+);
+COMMENT ON TABLE hubsync.paused_types IS
+  'Object types held by hubsync.pause(), kept in step with hubsync.object_types.paused so that pg_dump carries pauses';
+
+CREATE FUNCTION hubsync._types_to_paused() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NEW.paused THEN
+		INSERT INTO hubsync.paused_types (object_type) VALUES (NEW.object_type) ON CONFLICT DO NOTHING;
+	ELSE
+		DELETE FROM hubsync.paused_types p WHERE p.object_type = NEW.object_type;
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hubsync._types_to_paused() IS
+  'API: private. Trigger: records a pause or resume of hubsync.object_types in hubsync.paused_types';
+
+CREATE FUNCTION hubsync._paused_to_types() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		UPDATE hubsync.object_types t SET paused = true
+		WHERE t.object_type = NEW.object_type AND NOT t.paused;
+	ELSE
+		UPDATE hubsync.object_types t SET paused = false
+		WHERE t.object_type = OLD.object_type AND t.paused;
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hubsync._paused_to_types() IS
+  'API: private. Trigger: a row of hubsync.paused_types (say restored by pg_restore) pauses its object type';
+
+CREATE TRIGGER hubsync_paused AFTER UPDATE OF paused ON hubsync.object_types
+	FOR EACH ROW EXECUTE FUNCTION hubsync._types_to_paused();
+CREATE TRIGGER hubsync_paused AFTER INSERT OR DELETE ON hubsync.paused_types
+	FOR EACH ROW EXECUTE FUNCTION hubsync._paused_to_types();
+SELECT pg_catalog.pg_extension_config_dump('hubsync.paused_types', '');
+
+-- A duration setting as an interval; p_default when the library is not
+-- loaded (the setting does not exist then).
+CREATE FUNCTION hubsync._setting_interval(p_name text, p_default interval) RETURNS interval
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT coalesce(nullif(current_setting(p_name, true), '')::interval, p_default)
+$$;
+COMMENT ON FUNCTION hubsync._setting_interval(text, interval) IS
+  'API: private. A hubsync duration setting as an interval';
+
+-- Sends an alert on NOTIFY hubsync_alerts (at commit) unless one of the
+-- same kind and subject was sent within hubsync.alert_interval; then it
+-- is only counted, and the count goes with the next one sent.  Returns
+-- whether it was sent.
+CREATE FUNCTION hubsync._alert(p_alert text, p_key text, p_payload jsonb) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_interval interval := hubsync._setting_interval('hubsync.alert_interval', '300s');
+	v_payload jsonb;
+	v_prev record;
+BEGIN
+	SELECT a.last_sent_at, a.suppressed INTO v_prev
+	FROM hubsync.alerts a WHERE a.alert = p_alert AND a.key = p_key FOR UPDATE;
+	IF FOUND AND v_prev.last_sent_at > now() - v_interval THEN
+		UPDATE hubsync.alerts a SET suppressed = a.suppressed + 1, last_seen_at = now()
+		WHERE a.alert = p_alert AND a.key = p_key;
+		RETURN false;
+	END IF;
+	v_payload := jsonb_build_object('alert', p_alert, 'at', now(),
+	                                'database', current_database(),
+	                                'suppressed', coalesce(v_prev.suppressed, 0))
+	             || coalesce(p_payload, '{}');
+	INSERT INTO hubsync.alerts AS a (alert, key, payload)
+	VALUES (p_alert, p_key, v_payload)
+	ON CONFLICT ON CONSTRAINT alerts_pkey DO UPDATE
+	SET last_sent_at = now(), last_seen_at = now(), sent = a.sent + 1, suppressed = 0,
+	    payload = EXCLUDED.payload;
+	PERFORM pg_notify('hubsync_alerts', v_payload::text);
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION hubsync._alert(text, text, jsonb) IS
+  'API: private. Sends a rate-limited alert on NOTIFY hubsync_alerts';
+
+-- The state of the shared HubSpot budget and request counters.
+CREATE FUNCTION hubsync.quota_status(
+	OUT window_used integer, OUT window_limit integer, OUT window_left integer,
+	OUT daily_used bigint, OUT daily_limit bigint, OUT daily_left bigint,
+	OUT search_used integer, OUT search_limit integer, OUT search_left integer,
+	OUT blocked_until timestamptz,
+	OUT requests bigint, OUT responses_2xx bigint, OUT responses_4xx bigint,
+	OUT responses_5xx bigint, OUT transport_errors bigint, OUT throttled_429 bigint,
+	OUT retries bigint)
+RETURNS record
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'hubsync_quota_status';
+COMMENT ON FUNCTION hubsync.quota_status() IS
+  'The shared HubSpot budget now (rolling 10-second window, UTC day, search second: used, limit, left; blocked_until after a 429) and request counters since server start';
+
+-- Checks the alert thresholds (called by the housekeeping round): auth
+-- refused, oldest pending change, inbound lag, daily quota.  Dead letters
+-- alert where they are made (hubsync._push_dead).  Returns how many
+-- alerts were sent.
+CREATE FUNCTION hubsync._check_alerts() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n integer := 0;
+	v_age interval := hubsync._setting_interval('hubsync.alert_pending_age', '900s');
+	v_lag interval := hubsync._setting_interval('hubsync.alert_inbound_lag', '300s');
+	v_pct numeric := coalesce(nullif(current_setting('hubsync.alert_daily_quota', true), '')::numeric, 90);
+	v_oldest timestamptz;
+	v_occurred bigint;
+	r record;
+	q record;
+BEGIN
+	IF hubsync._auth_state() = 'refused' THEN
+		n := n + hubsync._alert('auth_failed', '', jsonb_build_object(
+			'message', 'HubSpot refused hubsync''s credentials (HTTP 401): pushing has stopped',
+			'hint', 'Set a valid token with hubsync.set_credentials(access_token => ...).'))::integer;
+	END IF;
+
+	IF v_age > interval '0' THEN
+		-- the oldest rows come first in id order: a cheap look before a scan
+		SELECT min(o.created_at) INTO v_oldest
+		FROM (SELECT ob.created_at FROM hubsync.outbox ob ORDER BY ob.id LIMIT 100) o;
+		IF v_oldest < now() - v_age THEN
+			FOR r IN
+				SELECT o.object_type, count(*) AS pending, now() - min(o.created_at) AS age
+				FROM hubsync.outbox o
+				JOIN hubsync.object_types t ON t.object_type = o.object_type AND NOT t.paused
+				GROUP BY o.object_type
+				HAVING min(o.created_at) < now() - v_age
+				ORDER BY o.object_type
+			LOOP
+				n := n + hubsync._alert('pending_age', r.object_type, jsonb_build_object(
+					'object_type', r.object_type, 'pending', r.pending,
+					'oldest_pending_seconds', round(extract(epoch FROM r.age)),
+					'threshold_seconds', extract(epoch FROM v_age)))::integer;
+			END LOOP;
+		END IF;
+	END IF;
+
+	IF v_lag > interval '0' THEN
+		SELECT min(i.occurred_at) INTO v_occurred FROM hubsync.inbox i WHERE i.state = 'pending';
+		IF v_occurred IS NOT NULL AND to_timestamp(v_occurred / 1000.0) < now() - v_lag THEN
+			n := n + hubsync._alert('inbound_lag', '', jsonb_build_object(
+				'lag_seconds', round(extract(epoch FROM now() - to_timestamp(v_occurred / 1000.0))),
+				'pending_events', (SELECT count(*) FROM hubsync.inbox i WHERE i.state = 'pending'),
+				'threshold_seconds', extract(epoch FROM v_lag)))::integer;
+		END IF;
+	END IF;
+
+	IF v_pct > 0 THEN
+		SELECT * INTO q FROM hubsync.quota_status();
+		IF q.daily_limit > 0 AND q.daily_used >= q.daily_limit * v_pct / 100 THEN
+			n := n + hubsync._alert('daily_quota', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+				jsonb_build_object('daily_used', q.daily_used, 'daily_limit', q.daily_limit,
+				                   'threshold_percent', v_pct))::integer;
+		END IF;
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync._check_alerts() IS
+  'API: private. Housekeeping: sends the alerts whose thresholds are passed';
+
+-- Housekeeping: deletes up to p_batch applied or skipped inbox events
+-- older than hubsync.inbox_retention, up to p_batch change feed rows older
+-- than hubsync.changes_retention, and alert rows not seen for a week.
+-- Returns the largest number deleted from one table, so the caller goes
+-- on while a table still has a full batch to prune.
+CREATE FUNCTION hubsync._prune(p_batch integer) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_inbox interval := hubsync._setting_interval('hubsync.inbox_retention', '7d');
+	v_changes interval := hubsync._setting_interval('hubsync.changes_retention', '7d');
+	v_n bigint;
+	v_max bigint := 0;
+BEGIN
+	IF v_inbox > interval '0' THEN
+		DELETE FROM hubsync.inbox i
+		WHERE i.id IN (SELECT x.id FROM hubsync.inbox x
+		               WHERE x.state IN ('applied', 'skipped') AND x.received_at < now() - v_inbox
+		               ORDER BY x.received_at LIMIT p_batch);
+		GET DIAGNOSTICS v_n = ROW_COUNT;
+		v_max := greatest(v_max, v_n);
+	END IF;
+	IF v_changes > interval '0' THEN
+		-- per object type and direction through the index, oldest first
+		WITH RECURSIVE types AS (
+			SELECT min(c.object_type) AS t FROM hubsync.changes c
+			UNION ALL
+			SELECT (SELECT min(c.object_type) FROM hubsync.changes c WHERE c.object_type > types.t)
+			FROM types WHERE types.t IS NOT NULL
+		)
+		DELETE FROM hubsync.changes c
+		WHERE c.id IN (SELECT x.id
+		               FROM types, (VALUES ('in'), ('out')) d(direction),
+		                    LATERAL (SELECT c2.id FROM hubsync.changes c2
+		                             WHERE c2.object_type = types.t AND c2.direction = d.direction
+		                               AND c2.at < now() - v_changes
+		                             ORDER BY c2.at LIMIT p_batch) x
+		               WHERE types.t IS NOT NULL
+		               LIMIT p_batch);
+		GET DIAGNOSTICS v_n = ROW_COUNT;
+		v_max := greatest(v_max, v_n);
+	END IF;
+	DELETE FROM hubsync.alerts a
+	WHERE a.last_seen_at < now() - greatest(interval '7 days',
+	                                        hubsync._setting_interval('hubsync.alert_interval', '300s'));
+	RETURN v_max;
+END
+$$;
+COMMENT ON FUNCTION hubsync._prune(integer) IS
+  'API: private. Housekeeping: deletes one batch of inbox events and change feed rows past their retention';
+
+-- Housekeeping: once a large backlog has drained, the outbox's heap and
+-- indexes are mostly empty pages that vacuum cannot return (index files
+-- never shrink).  When the outbox is empty and bigger than p_min_bytes,
+-- truncate it -- only if nobody is using it right now (NOWAIT), so no
+-- application transaction ever waits for this.  Returns whether it did.
+CREATE FUNCTION hubsync._shrink_outbox(p_min_bytes bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF pg_total_relation_size('hubsync.outbox') < p_min_bytes
+	   OR EXISTS (SELECT 1 FROM hubsync.outbox ORDER BY id LIMIT 1) THEN
+		RETURN false;
+	END IF;
+	BEGIN
+		LOCK TABLE hubsync.outbox IN ACCESS EXCLUSIVE MODE NOWAIT;
+	EXCEPTION WHEN lock_not_available THEN
+		RETURN false;
+	END;
+	-- a new snapshot, taken under the lock: nothing can be in flight now
+	IF EXISTS (SELECT 1 FROM hubsync.outbox) THEN
+		RETURN false;
+	END IF;
+	TRUNCATE hubsync.outbox;
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION hubsync._shrink_outbox(bigint) IS
+  'API: private. Housekeeping: truncates a large, empty outbox when nobody uses it';
+
+-- One row per object type.  To add columns (poll cursor, backfill
+-- progress...), add a LEFT JOIN LATERAL keyed on t.object_type and append
+-- its columns at the end (CREATE OR REPLACE VIEW keeps existing columns
+-- in place).
+CREATE VIEW hubsync.status AS
+SELECT t.object_type,
+       t.paused,
+       hubsync._auth_state() AS auth,
+       coalesce(o.pending, 0)   AS pending,
+       coalesce(o.in_flight, 0) AS in_flight,
+       o.oldest_pending_age,
+       (SELECT count(*) FROM hubsync.dead_letters d WHERE d.object_type = t.object_type) AS dead_letters,
+       (SELECT max(c.at) FROM hubsync.changes c
+         WHERE c.object_type = t.object_type AND c.direction = 'out') AS last_push,
+       (SELECT max(c.at) FROM hubsync.changes c
+         WHERE c.object_type = t.object_type AND c.direction = 'in') AS last_pull,
+       coalesce(i.inbound_pending, 0) AS inbound_pending,
+       coalesce(i.inbound_lag, interval '0') AS inbound_lag
+FROM hubsync.object_types t
+LEFT JOIN (SELECT ob.object_type,
+                  count(*) FILTER (WHERE ob.state = 'pending')   AS pending,
+                  count(*) FILTER (WHERE ob.state = 'in_flight') AS in_flight,
+                  pg_catalog.now() - min(ob.created_at)          AS oldest_pending_age
+           FROM hubsync.outbox ob GROUP BY ob.object_type) o ON o.object_type = t.object_type
+LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_type_id) AS object_type,
+                  count(*) AS inbound_pending,
+                  pg_catalog.now() - pg_catalog.to_timestamp(min(ib.occurred_at) / 1000.0) AS inbound_lag
+           FROM hubsync.inbox ib WHERE ib.state = 'pending'
+           GROUP BY 1) i ON i.object_type = t.object_type;
+COMMENT ON VIEW hubsync.status IS
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok or refused), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied)';
+
+-- Dead letters grouped by reason, for a first look before retrying or
+-- discarding them by object type and category.
+CREATE VIEW hubsync.dead_letter_reasons AS
+SELECT d.object_type, d.category, d.status,
+       count(*) AS dead_letters,
+       min(d.failed_at) AS first_failed_at,
+       max(d.failed_at) AS last_failed_at,
+       (array_agg(d.message ORDER BY d.id DESC))[1] AS last_message
+FROM hubsync.dead_letters d
+GROUP BY d.object_type, d.category, d.status;
+COMMENT ON VIEW hubsync.dead_letter_reasons IS
+  'Dead letters grouped by object type, category and HTTP status, with the latest message: what to retry (hubsync.retry_dead_letters) or discard (hubsync.discard_dead_letters)';
+
+-- One row for the whole of hubsync: budget, requests, webhooks, workers,
+-- credentials.  SELECT * FROM hubsync.summary \watch 1 is a live dashboard.
+CREATE VIEW hubsync.summary AS
+SELECT q.window_used, q.window_left, q.window_limit,
+       q.daily_used, q.daily_left, q.daily_limit,
+       q.search_used, q.search_left, q.search_limit,
+       q.blocked_until,
+       q.requests, q.responses_2xx, q.responses_4xx, q.responses_5xx,
+       q.transport_errors, q.throttled_429, q.retries,
+       w.webhook_deliveries, w.webhook_events, w.webhook_duplicates, w.webhook_refused,
+       ws.push_worker, ws.pull_worker, ws.webhook_worker, ws.enrich_worker,
+       hubsync._auth_state() AS auth,
+       (SELECT count(*) FROM hubsync.outbox) AS outbox,
+       (SELECT count(*) FROM hubsync.dead_letters) AS dead_letters,
+       (SELECT max(a.last_sent_at) FROM hubsync.alerts a) AS last_alert_at
+FROM hubsync.quota_status() q,
+     (SELECT sum(c.value) FILTER (WHERE c.counter = 'deliveries_accepted') AS webhook_deliveries,
+             sum(c.value) FILTER (WHERE c.counter = 'events_stored') AS webhook_events,
+             sum(c.value) FILTER (WHERE c.counter = 'events_duplicate') AS webhook_duplicates,
+             sum(c.value) FILTER (WHERE c.counter LIKE 'refused\_%') AS webhook_refused
+      FROM hubsync.webhook_counters() c) w,
+     (SELECT max(s.state) FILTER (WHERE s.worker = 'hubsync push') AS push_worker,
+             max(s.state) FILTER (WHERE s.worker = 'hubsync pull') AS pull_worker,
+             max(s.state) FILTER (WHERE s.worker = 'hubsync webhook') AS webhook_worker,
+             max(s.state) FILTER (WHERE s.worker = 'hubsync enrich') AS enrich_worker
+      FROM hubsync.worker_status() s) ws;
+COMMENT ON VIEW hubsync.summary IS
+  'One row: HubSpot budget used and left (10-second window, day, search), requests by status class, 429s, retries, webhook deliveries, duplicates and refusals, worker states, credentials verdict, outbox and dead letters';
+
+-------------------------------------------------------------------------------
 -- Privileges: private functions are for the workers and the owner only,
 -- except the few that public functions and views call as the caller.
 -------------------------------------------------------------------------------
@@ -3667,3 +4043,16 @@ SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_scores', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.enrichment_rules', 'id')::regclass, '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.enrichment_jobs', 'id')::regclass, '');
+
+-------------------------------------------------------------------------------
+-- Operations (issue 10): the change feed's before values.  Last in the
+-- script, so the column comes after the ones added above, as in an
+-- upgraded database.
+-------------------------------------------------------------------------------
+
+ALTER TABLE hubsync.changes ADD COLUMN before jsonb;
+COMMENT ON COLUMN hubsync.changes.properties IS
+  'after: the values sent to HubSpot (out) or applied from it (in), as HubSpot wire strings';
+COMMENT ON COLUMN hubsync.changes.before IS
+  'before: the same properties'' values HubSpot had, as last known to hubsync (NULL when unknown, e.g. a create)';
+

@@ -41,11 +41,20 @@ char	   *hubsync_reconcile_at = NULL;
 int			hubsync_request_timeout = 30000;
 int			hubsync_max_changes_per_xact = 10000;
 char	   *hubsync_origin = NULL;
+int			hubsync_housekeeping_interval = 10;
+int			hubsync_inbox_retention = 7 * 86400;
+int			hubsync_changes_retention = 7 * 86400;
+int			hubsync_alert_interval = 300;
+int			hubsync_alert_pending_age = 900;
+int			hubsync_alert_inbound_lag = 300;
+int			hubsync_alert_daily_quota = 90;
 int			hubsync_enrichment_batch_interval = 300;
 int			hubsync_enrichment_max_attempts = 5;
 int			hubsync_enrichment_max_inflight = 8;
 
 #define HUBSYNC_MAX_ORIGIN_LEN 63
+
+static void define_operations_gucs(void);
 
 /*
  * url_has_http_scheme -- true when the string starts with http:// or
@@ -306,5 +315,57 @@ hubsync_define_gucs(void)
 							&hubsync_enrichment_max_inflight, 8, 1, 64,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
+	define_operations_gucs();
 	MarkGUCPrefixReserved("hubsync");
+}
+
+/*
+ * define_operations_gucs -- housekeeping and alert settings (issue 10).
+ * The SQL side (hubsync._prune, hubsync._check_alerts) reads them with
+ * current_setting(), so their units must stay PostgreSQL interval input.
+ */
+static void
+define_operations_gucs(void)
+{
+	DefineCustomIntVariable("hubsync.housekeeping_interval",
+							"Time between two housekeeping rounds (pruning, alert checks).",
+							NULL,
+							&hubsync_housekeeping_interval, 10, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.inbox_retention",
+							"How long applied and skipped webhook events stay in hubsync.inbox.",
+							"Failed events are kept until deleted by hand; 0 keeps everything.",
+							&hubsync_inbox_retention, 7 * 86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.changes_retention",
+							"How long rows stay in the change feed hubsync.changes.",
+							"0 keeps everything.",
+							&hubsync_changes_retention, 7 * 86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.alert_interval",
+							"Shortest time between two alerts of the same kind and subject.",
+							"Alerts in between are counted and reported with the next one.",
+							&hubsync_alert_interval, 300, 1, 7 * 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.alert_pending_age",
+							"Alert when the oldest change waiting for HubSpot is older than this.",
+							"0 turns the alert off.",
+							&hubsync_alert_pending_age, 900, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.alert_inbound_lag",
+							"Alert when the oldest HubSpot change not yet applied is older than this.",
+							"0 turns the alert off.",
+							&hubsync_alert_inbound_lag, 300, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.alert_daily_quota",
+							"Alert when this percentage of hubsync.daily_limit has been used today.",
+							"0 turns the alert off.",
+							&hubsync_alert_daily_quota, 90, 0, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 }

@@ -52,6 +52,14 @@ extern int	hubsync_enrichment_batch_interval;
 extern int	hubsync_enrichment_max_attempts;
 extern int	hubsync_enrichment_max_inflight;
 
+extern int	hubsync_housekeeping_interval;
+extern int	hubsync_inbox_retention;
+extern int	hubsync_changes_retention;
+extern int	hubsync_alert_interval;
+extern int	hubsync_alert_pending_age;
+extern int	hubsync_alert_inbound_lag;
+extern int	hubsync_alert_daily_quota;
+
 extern void hubsync_define_gucs(void);
 
 /* ---- workers (worker.c) ---- */
@@ -71,6 +79,7 @@ typedef enum HubsyncWorkerState
 	HUBSYNC_STATE_IDLE_NO_EXTENSION,
 	HUBSYNC_STATE_IDLE_STANDBY,
 	HUBSYNC_STATE_DISABLED,
+	HUBSYNC_STATE_IDLE_VERSION, /* installed extension version is not ours */
 	HUBSYNC_STATE_RUNNING
 } HubsyncWorkerState;
 
@@ -143,6 +152,9 @@ extern void hubsync_count_webhook(HubsyncWebhookCounter c, uint64 n);
 
 /* ---- enrichment (enrich.c) ---- */
 extern void hubsync_enrich_wake_at_commit(void);
+
+/* ---- housekeeping (housekeeping.c) ---- */
+extern void hubsync_housekeeping(void);
 
 /* ---- credentials (credentials.c) ---- */
 extern uint64 hubsync_credentials_version(void);

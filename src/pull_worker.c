@@ -3,7 +3,8 @@
  * pull_worker.c
  *	  Main loop of the "hubsync pull" background worker: applies the
  *	  webhook events stored in hubsync.inbox (apply.c).  The receiver and
- *	  hubsync.ingest_webhook() wake it after each stored delivery.
+ *	  hubsync.ingest_webhook() wake it after each stored delivery.  It
+ *	  also makes the housekeeping round (housekeeping.c).
  *
  * IDENTIFICATION
  *	  src/pull_worker.c
@@ -40,7 +41,10 @@ hubsync_pull_main(void)
 		MemoryContextSwitchTo(loop_cxt);
 		ready = hubsync_worker_check_ready();
 		if (ready)
+		{
 			n = hubsync_apply_inbox(HUBSYNC_APPLY_BATCH, &retry_later);
+			hubsync_housekeeping();
+		}
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_cxt);
 

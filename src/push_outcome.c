@@ -145,6 +145,7 @@ record_one(PushBatch *b, PushRecord *r)
 			break;
 		case OUTCOME_RETRY:
 		case OUTCOME_ALONE:
+			hubsync_quota_count_retry();
 			v[0] = outbox_ids(r);
 			v[1] = Int32GetDatum(o->status);
 			v[2] = text_or_null(o->message ? o->message : o->category, &n[2]);
@@ -257,7 +258,8 @@ push_record_outcomes(PushBatch *b)
 		}
 		ereport(WARNING,
 				(errmsg("could not record the push of %s %s: %s",
-						r->object_type, r->hubsync_id, failure->message)));
+						r->object_type, r->hubsync_id, failure->message),
+				 errhint("The change is moved to hubsync.dead_letters with category LOCAL_ERROR; fix the cause, then run hubsync.retry_dead_letters(category => 'LOCAL_ERROR').")));
 		r->outcome.message = failure->message;
 		(void) in_subtransaction(record_local_failure, b, r);
 	}

@@ -210,7 +210,13 @@ start_batch(PushBatch *b)
 	req->owner = b;
 	hubsync_http_start(req);
 	MemoryContextSwitchTo(old);
-	pgstat_report_activity(STATE_RUNNING, "sending changes to HubSpot");
+	{
+		char		activity[NAMEDATALEN * 2];
+
+		snprintf(activity, sizeof(activity), "sending %d %s to HubSpot (batch/%s)",
+				 b->nrecords, b->api_name, push_kind_paths[b->kind]);
+		pgstat_report_activity(STATE_RUNNING, activity);
+	}
 }
 
 /*
@@ -374,6 +380,13 @@ hubsync_push_main(void)
 			timeout = idle_wait_ms;
 		if (hubsync_auth_blocked())
 			timeout = IDLE_WAIT_MS;
+
+		/* pg_stat_activity says why changes wait */
+		if (hubsync_auth_blocked() && !outbox_drained)
+			pgstat_report_activity(STATE_RUNNING,
+								   "waiting: no valid HubSpot credentials (see hubsync.set_credentials)");
+		else if (quota_wait > 0)
+			pgstat_report_activity(STATE_RUNNING, "waiting for the HubSpot request budget");
 
 		if (hubsync_http_inflight() > 0 || timeout > 0)
 		{

@@ -196,3 +196,47 @@ hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls)
 		q->blocked_until = now + WINDOW_MS;
 	SpinLockRelease(&q->lock);
 }
+
+/* hubsync_quota_count_retry -- a push was scheduled for another attempt */
+void
+hubsync_quota_count_retry(void)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+
+	SpinLockAcquire(&q->lock);
+	q->retries++;
+	SpinLockRelease(&q->lock);
+}
+
+/*
+ * hubsync_quota_snapshot -- a consistent copy of the budget and the
+ * counters for hubsync.quota_status(): what the window, the day and the
+ * search limit have used now, and when sending may resume if blocked.
+ */
+void
+hubsync_quota_snapshot(HubsyncQuotaSnapshot *out)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		now = hubsync_now_ms();
+	int64		blocked;
+
+	memset(out, 0, sizeof(*out));
+	SpinLockAcquire(&q->lock);
+	expire(q, now);
+	out->window_used = q->count;
+	out->window_limit = window_limit(q, HUBSYNC_QUOTA_REALTIME);
+	out->search_used = q->search_count;
+	out->search_limit = Min(hubsync_search_rate, HUBSYNC_SEARCH_RING);
+	out->daily_used = (q->daily_day == now / DAY_MS) ? q->daily_used : 0;
+	out->daily_limit = hubsync_daily_limit;
+	blocked = Max(q->blocked_until, q->daily_blocked_until);
+	out->blocked_until = blocked > now ? blocked : 0;
+	out->requests = q->requests;
+	out->responses_2xx = q->responses_2xx;
+	out->responses_4xx = q->responses_4xx;
+	out->responses_5xx = q->responses_5xx;
+	out->transport_errors = q->transport_errors;
+	out->throttled_429 = q->throttled_429;
+	out->retries = q->retries;
+	SpinLockRelease(&q->lock);
+}

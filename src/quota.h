@@ -47,13 +47,35 @@ typedef struct HubsyncQuota
 	int64		transport_errors;
 	int64		throttled_429;
 	int64		max_in_window;
+	int64		retries;		/* pushes scheduled for another attempt */
 } HubsyncQuota;
+
+/* what hubsync.quota_status() shows: a consistent copy of the quota */
+typedef struct HubsyncQuotaSnapshot
+{
+	int			window_used;
+	int			window_limit;
+	int			search_used;
+	int			search_limit;
+	int64		daily_used;
+	int64		daily_limit;	/* 0 = none */
+	int64		blocked_until;	/* ms since epoch, 0 = not blocked */
+	int64		requests;
+	int64		responses_2xx;
+	int64		responses_4xx;
+	int64		responses_5xx;
+	int64		transport_errors;
+	int64		throttled_429;
+	int64		retries;
+} HubsyncQuotaSnapshot;
 
 extern void hubsync_quota_init(HubsyncQuota *q);
 extern long hubsync_quota_acquire(HubsyncQuotaClass cls);
 extern void hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 								  long rl_daily_remaining);
 extern void hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls);
+extern void hubsync_quota_count_retry(void);
+extern void hubsync_quota_snapshot(HubsyncQuotaSnapshot *out);
 extern int64 hubsync_now_ms(void);
 
 #endif							/* HUBSYNC_QUOTA_H */

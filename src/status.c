@@ -10,6 +10,7 @@
  */
 #include "hubsync.h"
 
+#include "access/htup_details.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -67,4 +68,53 @@ hubsync_auth_state(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(pg_atomic_read_u32(&hubsync_shared->auth_failed) ?
 									 "refused" : "ok"));
+}
+
+PG_FUNCTION_INFO_V1(hubsync_quota_status);
+
+/*
+ * hubsync_quota_status -- one row: the shared HubSpot budget (10-second
+ * window, day, search second: used and left), when sending may resume
+ * after a 429, and request counters by outcome since server start.
+ */
+Datum
+hubsync_quota_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	HubsyncQuotaSnapshot s;
+	Datum		values[17];
+	bool		nulls[17];
+	int			i = 0;
+
+	hubsync_require_shmem();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	hubsync_quota_snapshot(&s);
+	memset(nulls, 0, sizeof(nulls));
+
+	values[i++] = Int32GetDatum(s.window_used);
+	values[i++] = Int32GetDatum(s.window_limit);
+	values[i++] = Int32GetDatum(Max(s.window_limit - s.window_used, 0));
+	values[i++] = Int64GetDatum(s.daily_used);
+	values[i] = Int64GetDatum(s.daily_limit);
+	nulls[i++] = (s.daily_limit == 0);
+	values[i] = Int64GetDatum(Max(s.daily_limit - s.daily_used, 0));
+	nulls[i++] = (s.daily_limit == 0);
+	values[i++] = Int32GetDatum(s.search_used);
+	values[i++] = Int32GetDatum(s.search_limit);
+	values[i++] = Int32GetDatum(Max(s.search_limit - s.search_used, 0));
+	/* ms since the Unix epoch to a timestamptz */
+	values[i] = TimestampTzGetDatum((TimestampTz) (s.blocked_until -
+												   ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)) * 1000);
+	nulls[i++] = (s.blocked_until == 0);
+	values[i++] = Int64GetDatum(s.requests);
+	values[i++] = Int64GetDatum(s.responses_2xx);
+	values[i++] = Int64GetDatum(s.responses_4xx);
+	values[i++] = Int64GetDatum(s.responses_5xx);
+	values[i++] = Int64GetDatum(s.transport_errors);
+	values[i++] = Int64GetDatum(s.throttled_429);
+	values[i++] = Int64GetDatum(s.retries);
+	Assert(i == 17);
+	tupdesc = BlessTupleDesc(tupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

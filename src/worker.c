@@ -22,9 +22,14 @@
  */
 #include "hubsync.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "executor/spi.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
@@ -39,6 +44,8 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
 #include "worker.h"
 
@@ -66,6 +73,8 @@ hubsync_worker_state_name(HubsyncWorkerState state)
 			return "idle: standby";
 		case HUBSYNC_STATE_DISABLED:
 			return "idle: disabled";
+		case HUBSYNC_STATE_IDLE_VERSION:
+			return "idle: extension version mismatch";
 		case HUBSYNC_STATE_RUNNING:
 			return "running";
 	}
@@ -220,10 +229,53 @@ hubsync_keep_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 }
 
 /*
+ * installed_version_matches -- whether the installed extension's version
+ * is the one this library was built for (HUBSYNC_VERSION); copies the
+ * installed version into buf for the log.  Runs inside a transaction.
+ * After the library is upgraded and before ALTER EXTENSION hubsync UPDATE
+ * the SQL objects are older than the C code that calls them: the workers
+ * must wait rather than fail.
+ */
+static bool
+installed_version_matches(Oid ext, char *buf, size_t buflen)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		matches = false;
+
+	strlcpy(buf, "unknown", buflen);
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ext));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+		{
+			char	   *v = text_to_cstring(DatumGetTextPP(d));
+
+			strlcpy(buf, v, buflen);
+			matches = strcmp(v, HUBSYNC_VERSION) == 0;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return matches;
+}
+
+/*
  * hubsync_worker_check_ready -- whether there is anything to do here: the
  * server is a primary, hubsync is enabled and the extension is installed
- * (and not being created right now).  A change of answer is logged once;
- * an unchanged one is silent, so an idle worker never fills the log.
+ * (and not being created right now) in the version of this library.  A
+ * change of answer is logged once; an unchanged one is silent, so an idle
+ * worker never fills the log.
  */
 bool
 hubsync_worker_check_ready(void)
@@ -231,6 +283,7 @@ hubsync_worker_check_ready(void)
 	HubsyncWorkerState old_state = hubsync_worker_state();
 	HubsyncWorkerState new_state;
 	MemoryContext cxt = CurrentMemoryContext;
+	char		installed[64] = "";
 
 	if (RecoveryInProgress())
 		new_state = HUBSYNC_STATE_IDLE_STANDBY;
@@ -246,11 +299,17 @@ hubsync_worker_check_ready(void)
 		if (!OidIsValid(ext) ||
 			(creating_extension && CurrentExtensionObject == ext))
 			new_state = HUBSYNC_STATE_IDLE_NO_EXTENSION;
+		else if (!installed_version_matches(ext, installed, sizeof(installed)))
+			new_state = HUBSYNC_STATE_IDLE_VERSION;
 		else
 			new_state = HUBSYNC_STATE_RUNNING;
 		CommitTransactionCommand();
 		MemoryContextSwitchTo(cxt);
 	}
+
+	/* pg_stat_activity says why an idle worker does nothing */
+	if (new_state != HUBSYNC_STATE_RUNNING)
+		pgstat_report_activity(STATE_IDLE, hubsync_worker_state_name(new_state));
 
 	if (new_state != old_state)
 	{
@@ -261,10 +320,17 @@ hubsync_worker_check_ready(void)
 							hubsync_worker_names[hubsync_my_worker_kind],
 							hubsync_database),
 					 errhint("Run CREATE EXTENSION hubsync in that database, or set hubsync.database.")));
+		else if (new_state == HUBSYNC_STATE_IDLE_VERSION)
+			ereport(LOG,
+					(errmsg("%s worker is idle: extension \"hubsync\" is at version %s in database \"%s\" but the library is version %s",
+							hubsync_worker_names[hubsync_my_worker_kind],
+							installed, hubsync_database, HUBSYNC_VERSION),
+					 errhint("Run ALTER EXTENSION hubsync UPDATE in that database; changes keep queueing meanwhile.")));
 		else if (new_state == HUBSYNC_STATE_DISABLED)
 			ereport(LOG,
 					(errmsg("%s worker is idle: hubsync.enabled is off",
-							hubsync_worker_names[hubsync_my_worker_kind])));
+							hubsync_worker_names[hubsync_my_worker_kind]),
+					 errhint("Set hubsync.enabled = on and reload the configuration to resume; changes keep queueing meanwhile.")));
 		else if (new_state == HUBSYNC_STATE_RUNNING)
 			ereport(LOG,
 					(errmsg("%s worker started in database \"%s\"",

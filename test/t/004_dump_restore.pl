@@ -1,5 +1,7 @@
-# pg_dump / pg_restore keep the mirror and hubsync's own tables, and a
-# restore re-enqueues nothing.
+# pg_dump / pg_restore keep the mirror and hubsync's own tables -- the
+# outbox as it was, settings tables (field owners, credentials), sync
+# state, dead letters, inbox, change feed, conflicts, merges and
+# associations -- and a restore re-enqueues nothing.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -17,6 +19,25 @@ $node->safe_psql('src', q{
 	INSERT INTO hubspot.contacts (email, firstname) VALUES ('pending@example.com', 'Pen');
 	INSERT INTO hubspot.deals (dealname, amount, closedate) VALUES ('Big one', 1234.50, '2025-06-30 12:00Z');
 	SELECT hubsync.set_owner('deals', 'amount', 'postgres');
+	SELECT hubsync.set_owner('contacts', 'email', 'hubspot');
+	SELECT hubsync.pause('deals');
+	SELECT hubsync.set_credentials(access_token => 'dump-token', client_secret => 'dump-secret');
+	INSERT INTO hubsync.sync_state (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+	SELECT hubsync_id, 'contacts', 101, '{"email": "synced@example.com"}', '{"email": 1700000000000}', now()
+	FROM hubspot.contacts WHERE hs_object_id = 101;
+	INSERT INTO hubsync.dead_letters (object_type, hubsync_id, op, properties, origin, attempts, status,
+	                                  category, message, created_at)
+	VALUES ('contacts', gen_random_uuid(), 'update', '{"phone": "x"}', 'app', 1, 400,
+	        'VALIDATION_ERROR', 'Property values were not valid', now());
+	INSERT INTO hubsync.inbox (dedupe_key, subscription_type, object_type_id, object_id, occurred_at, event, state)
+	VALUES ('dump-1', 'contact.propertyChange', '0-1', 101, 1700000000000, '{"propertyName": "email"}', 'applied');
+	INSERT INTO hubsync.changes (direction, object_type, hs_object_id, op, origin, properties)
+	VALUES ('in', 'contacts', 101, 'update', 'hubspot', '{"email": "synced@example.com"}');
+	INSERT INTO hubsync.conflicts (object_type, hs_object_id, property, local_value, remote_value, resolution)
+	VALUES ('deals', 7, 'amount', '1', '2', 'reverted');
+	INSERT INTO hubsync.merges (object_type, merged_id, survivor_id) VALUES ('contacts', 5, 101);
+	INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id, type_id)
+	VALUES ('contacts', 101, 'companies', 202, 1);
 });
 my $outbox_before = $node->safe_psql('src', 'SELECT count(*) FROM hubsync.outbox');
 
@@ -37,10 +58,36 @@ is($node->safe_psql('dst', 'SELECT dealname, amount, closedate FROM hubspot.deal
 	"Big one|1234.50|2025-06-30 12:00:00+00", 'deals restored with their types');
 is($node->safe_psql('dst', 'SELECT count(*) FROM hubsync.outbox'), $outbox_before,
 	'outbox restored as it was, nothing re-enqueued');
+for my $q (
+	[ 'outbox rows', 'SELECT id, object_type, hubsync_id, op, changed, origin, state, attempts FROM hubsync.outbox ORDER BY id' ],
+	[ 'mirror rows with their identity', 'SELECT hubsync_id, hs_object_id, email FROM hubspot.contacts ORDER BY email' ],
+	[ 'field owners', 'SELECT * FROM hubsync.field_owners ORDER BY 1, 2' ],
+	[ 'sync state', 'SELECT * FROM hubsync.sync_state ORDER BY hubsync_id' ],
+	[ 'dead letters', 'SELECT * FROM hubsync.dead_letters ORDER BY id' ],
+	[ 'inbox', 'SELECT * FROM hubsync.inbox ORDER BY id' ],
+	[ 'change feed', 'SELECT * FROM hubsync.changes ORDER BY id' ],
+	[ 'conflicts', 'SELECT * FROM hubsync.conflicts ORDER BY id' ],
+	[ 'merges', 'SELECT * FROM hubsync.merges ORDER BY 1, 2' ],
+	[ 'associations', 'SELECT * FROM hubspot.associations ORDER BY 1, 2, 3, 4' ],
+	[ 'credentials (which are set)', 'SELECT access_token, client_secret FROM hubsync.credentials_status' ])
+{
+	my ($what, $query) = @$q;
+	my $src = $node->safe_psql('src', $query);
+	ok(length $src, "$what: there is something to compare");
+	is($node->safe_psql('dst', $query), $src, "$what restored");
+}
+is($node->safe_psql('dst', 'SELECT access_token = \'dump-token\' FROM hubsync._credentials'), 't',
+	'the token itself is restored');
 is($node->safe_psql('dst', "SELECT owner FROM hubsync.field_owners WHERE property = 'amount'"),
 	'postgres', 'field owners restored');
 is($node->safe_psql('dst', 'SELECT count(*) FROM hubsync.object_types'),
 	$node->safe_psql('src', 'SELECT count(*) FROM hubsync.object_types'), 'no duplicated built-in rows');
+
+is($node->safe_psql('dst', "SELECT string_agg(object_type, ',') FROM hubsync.object_types WHERE paused"), 'deals',
+	'a paused object type stays paused, and only that one');
+$node->safe_psql('dst', "SELECT hubsync.resume()");
+is($node->safe_psql('dst', "SELECT count(*) FROM hubsync.object_types WHERE paused")
+   . $node->safe_psql('dst', "SELECT count(*) FROM hubsync.paused_types"), '00', 'resume after a restore clears the pause');
 
 # new changes after a restore get fresh outbox ids
 $node->safe_psql('dst', "UPDATE hubspot.contacts SET firstname = 'Penny' WHERE email = 'pending\@example.com'");
