@@ -2686,3 +2686,359 @@ REVOKE ALL ON FUNCTION hubsync._paused_to_types() FROM PUBLIC;
 -- idle workers notice the new version at once
 SELECT hubsync._wake_workers();
 -- <<< issue 10: operations
+
+-- >>> convergence fixes, part 2 (after issue 10's section, which re-creates _push_done)
+CREATE FUNCTION hubsync._adopt_pushed(p_object_type text, p_hubsync_id uuid,
+	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[], p_versions jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_now jsonb;
+	v_adopt jsonb;
+	v_row record;
+	v_set text;
+BEGIN
+	-- lock the row first: an inbound change being applied to it commits
+	-- before we look, so the next statement sees it
+	EXECUTE format('SELECT 1 FROM hubspot.%I WHERE hubsync_id = $1 FOR UPDATE', p_object_type)
+		USING p_hubsync_id;
+	SELECT w.wire INTO v_now FROM hubsync._mirror_wire(p_object_type, p_hubsync_id) w;
+	IF v_now IS NULL OR p_sent IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT jsonb_object_agg(k.key, k.value) INTO v_adopt
+	FROM jsonb_each(p_sent - 'hubsync_id') k
+	WHERE coalesce(v_now ->> k.key, '') IS DISTINCT FROM coalesce(k.value #>> '{}', '')
+	  AND NOT EXISTS (SELECT 1 FROM hubsync.outbox o
+	                  WHERE o.hubsync_id = p_hubsync_id AND o.id <> ALL (p_outbox_ids)
+	                    AND (k.key = ANY (o.changed) OR o.op = 'create'));
+	IF v_adopt IS NULL THEN
+		RETURN;
+	END IF;
+	v_row := hubsync._wire_to_row(p_object_type, v_adopt);
+	SELECT string_agg(format('%I = r.%I', c, c), ', ') INTO v_set FROM jsonb_object_keys(v_row.cols) c;
+	EXECUTE format('UPDATE hubspot.%1$I t SET %2$s properties = (t.properties - $2) || $3
+	                FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r WHERE t.hubsync_id = $4',
+	               p_object_type, coalesce(v_set || ',', ''))
+		USING v_row.cols, v_row.clear, v_row.extra, p_hubsync_id;
+	PERFORM hubsync._record_in_change(p_object_type, p_hubsync_id, p_hs_object_id, 'update',
+		v_adopt, p_versions);
+END
+$$;
+COMMENT ON FUNCTION hubsync._adopt_pushed(text, uuid, bigint, jsonb, bigint[], jsonb) IS
+  'API: private. After a push, gives the mirror back the values HubSpot now holds where an inbound change moved it meanwhile';
+
+REVOKE ALL ON FUNCTION hubsync._adopt_pushed(text, uuid, bigint, jsonb, bigint[], jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION hubsync._push_done(p_hubsync_id uuid, p_object_type text, p_kind text,
+	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[],
+	p_updated_at timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_origin text;
+	v_versions jsonb := '{}';
+	v_before jsonb;
+BEGIN
+	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
+		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
+		INTO v_versions
+		FROM jsonb_object_keys(p_sent) k WHERE k <> 'hubsync_id';
+	END IF;
+	SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
+	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	-- the change feed's before values: what HubSpot had, as last known
+	SELECT CASE WHEN p_kind = 'archive' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k)
+	                  FROM jsonb_object_keys(coalesce(p_sent, '{}') - 'hubsync_id') k) END
+	INTO v_before
+	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	IF p_kind = 'archive' THEN
+		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	ELSE
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id',
+		        v_versions, now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || EXCLUDED.remote,
+		    versions = s.versions || (SELECT coalesce(jsonb_object_agg(v.key,
+		                                  greatest(v.value::bigint, coalesce((s.versions ->> v.key)::bigint, -1))), '{}')
+		                              FROM jsonb_each_text(EXCLUDED.versions) v),
+		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+		    synced_at = now();
+		IF p_hs_object_id IS NOT NULL THEN
+			-- not a property change: the capture trigger enqueues nothing
+			EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2 AND hs_object_id IS DISTINCT FROM $1',
+			               p_object_type)
+			USING p_hs_object_id, p_hubsync_id;
+		END IF;
+		PERFORM hubsync._adopt_pushed(p_object_type, p_hubsync_id, p_hs_object_id, p_sent,
+		                              p_outbox_ids, v_versions);
+	END IF;
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+	VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
+	        coalesce(p_sent, '{}'), v_before);
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[], timestamptz) IS
+  'API: private. Records a push HubSpot accepted';
+
+
+CREATE OR REPLACE FUNCTION hubsync._apply_property(p_object_type text, p_event jsonb, p_occurred bigint,
+	p_fetched jsonb, OUT outcome text, OUT note text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_id bigint := (p_event ->> 'objectId')::bigint;
+	v_prop text := p_event ->> 'propertyName';
+	v_value text := coalesce(p_event ->> 'propertyValue', '');
+	v_hid uuid;
+	v_state record;
+	v_map record;
+	v_owner text;
+	v_conv text;
+	v_local jsonb;
+	v_n integer;
+	v_app text := current_setting('hubsync.app_id', true);
+BEGIN
+	IF v_prop IS NULL OR v_id IS NULL THEN
+		outcome := 'skipped'; note := 'propertyChange without objectId or propertyName';
+		RETURN;
+	END IF;
+	-- FOR UPDATE: a push of this record finishing meanwhile commits its
+	-- bookkeeping first, and the checks below see it
+	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1 FOR UPDATE', p_object_type)
+		INTO v_hid USING v_id;
+	IF v_hid IS NULL THEN
+		IF p_fetched ? (p_object_type || ':' || v_id) THEN
+			PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_id));
+			outcome := 'applied'; note := 'record read from HubSpot';
+		ELSE
+			outcome := 'skipped'; note := 'record not found in HubSpot';
+		END IF;
+		RETURN;
+	END IF;
+
+	SELECT s.remote, s.versions INTO v_state FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
+	IF coalesce((v_state.versions ->> v_prop)::bigint, -1) >= p_occurred THEN
+		outcome := 'skipped'; note := 'stale: a newer value of this property was already applied';
+		RETURN;
+	END IF;
+	-- A change written by our own app is an echo of a push, to skip, when
+	-- the mirror holds that value or has a change of the property still
+	-- queued (whose push will land later and win).  Otherwise the mirror
+	-- moved while that push was in flight (an inbound change or a restore
+	-- applied in between): HubSpot's newest value is ours, so adopt it.
+	IF p_event ->> 'changeSource' IN ('API', 'INTEGRATION')
+	   AND v_app IS NOT NULL AND v_app <> '0'
+	   AND (p_event ->> 'sourceId' = v_app OR p_event ->> 'sourceId' ~ ('^[a-zA-Z]*[:-]' || v_app || '$'))
+	   AND (EXISTS (SELECT 1 FROM hubsync.outbox o
+	                WHERE o.hubsync_id = v_hid AND (v_prop = ANY (o.changed) OR o.op = 'create'))
+	        OR (SELECT coalesce(w.wire ->> v_prop, '') FROM hubsync._mirror_wire(p_object_type, v_hid) w)
+	           = v_value) THEN
+		-- HubSpot holds this value as of p_occurred: a queued push compares
+		-- against it
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		outcome := 'echo'; note := 'echo of our own push';
+		RETURN;
+	END IF;
+
+	SELECT m.column_name, m.sql_type INTO v_map FROM hubsync.property_map m
+	WHERE m.object_type = p_object_type AND m.property = v_prop;
+	SELECT f.owner INTO v_owner FROM hubsync.field_owners f
+	WHERE f.object_type = p_object_type AND f.property = v_prop;
+
+	IF v_owner = 'postgres' THEN
+		SELECT w.wire INTO v_local FROM hubsync._mirror_wire(p_object_type, v_hid) w;
+		IF (v_local ->> v_prop) IS NOT DISTINCT FROM v_value THEN
+			-- HubSpot already holds our value: no clash
+			UPDATE hubsync.sync_state s
+			SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+			    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+			WHERE s.hubsync_id = v_hid;
+			outcome := 'skipped'; note := 'HubSpot already holds the postgres-owned value';
+			RETURN;
+		END IF;
+		INSERT INTO hubsync.outbox (object_type, hubsync_id, hs_object_id, op, changed, origin)
+		VALUES (p_object_type, v_hid, v_id, 'update', ARRAY[v_prop], 'hubspot-revert');
+		INSERT INTO hubsync.conflicts (object_type, hubsync_id, hs_object_id, property,
+		                               local_value, remote_value, resolution)
+		VALUES (p_object_type, v_hid, v_id, v_prop, v_local ->> v_prop, v_value,
+		        'reverted: property owned by postgres');
+		PERFORM pg_notify('hubsync_alerts', jsonb_build_object('alert', 'conflict',
+			'object_type', p_object_type, 'hubsync_id', v_hid, 'property', v_prop)::text);
+		-- HubSpot holds this value now: the push compares against it
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		IF NOT FOUND THEN
+			INSERT INTO hubsync.sync_state (hubsync_id, object_type, hs_object_id, remote, versions)
+			VALUES (v_hid, p_object_type, v_id, jsonb_build_object(v_prop, v_value),
+			        jsonb_build_object(v_prop, p_occurred));
+		END IF;
+		outcome := 'reverted'; note := 'property owned by postgres: value pushed back';
+		RETURN;
+	END IF;
+
+	IF coalesce(v_owner, 'latest') = 'latest' AND EXISTS (
+		SELECT 1 FROM hubsync.outbox o
+		WHERE o.hubsync_id = v_hid AND v_prop = ANY (o.changed) AND o.origin <> 'hubspot-revert'
+		  AND o.created_at > to_timestamp(p_occurred / 1000.0)) THEN
+		-- a newer local edit is on its way to HubSpot: it wins
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		outcome := 'skipped'; note := 'stale: a newer local change is pending';
+		RETURN;
+	END IF;
+
+	IF v_map.column_name IS NULL THEN
+		EXECUTE format('UPDATE hubspot.%I SET properties = properties || jsonb_build_object($1::text, $2::text)
+		                WHERE hubsync_id = $3 AND (properties -> $1) IS DISTINCT FROM to_jsonb($2::text)',
+		               p_object_type) USING v_prop, v_value, v_hid;
+	ELSE
+		v_conv := hubsync._wire_to_column(v_value, v_map.sql_type);
+		IF v_conv IS NULL AND v_value <> '' THEN
+			-- cannot convert: keep HubSpot's text in properties
+			EXECUTE format('UPDATE hubspot.%I SET %I = NULL, properties = properties || jsonb_build_object($1::text, $2::text)
+			                WHERE hubsync_id = $3', p_object_type, v_map.column_name)
+				USING v_prop, v_value, v_hid;
+		ELSE
+			EXECUTE format('UPDATE hubspot.%1$I SET %2$I = $1::%3$s, properties = properties - $2
+			                WHERE hubsync_id = $3 AND (%2$I IS DISTINCT FROM $1::%3$s OR properties ? $2)',
+			               p_object_type, v_map.column_name, v_map.sql_type)
+				USING v_conv, v_prop, v_hid;
+		END IF;
+	END IF;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_n > 0 THEN
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update',
+			jsonb_build_object(v_prop, v_value), jsonb_build_object(v_prop, p_occurred));
+	ELSE
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		IF NOT FOUND THEN
+			INSERT INTO hubsync.sync_state (hubsync_id, object_type, hs_object_id, remote, versions)
+			VALUES (v_hid, p_object_type, v_id, jsonb_build_object(v_prop, v_value),
+			        jsonb_build_object(v_prop, p_occurred));
+		END IF;
+	END IF;
+	outcome := 'applied';
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_property(text, jsonb, bigint, jsonb) IS
+  'API: private. Applies one propertyChange event (versions, echoes, ownership)';
+
+
+CREATE OR REPLACE FUNCTION hubsync._apply_record(p_object_type text, p_record jsonb, p_linked uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_id bigint := (p_record ->> 'id')::bigint;
+	v_props jsonb := coalesce(p_record -> 'properties', '{}');
+	v_claim text := v_props ->> 'hubsync_id';
+	v_hid uuid := p_linked;
+	v_row record;
+	v_cols jsonb;
+	v_norm jsonb;
+	v_before jsonb;
+	v_after jsonb;
+	v_set text;
+	v_version bigint;
+	v_versions jsonb;
+	v_wire jsonb;
+	v_remote jsonb;
+	v_changed jsonb;
+	v_keep text[];
+BEGIN
+	IF v_hid IS NULL THEN
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1 FOR UPDATE', p_object_type)
+			INTO v_hid USING v_id;
+	END IF;
+	IF v_hid IS NULL AND v_claim ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
+		-- a record we created ourselves: its row is here already
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hubsync_id = $1 AND (hs_object_id IS NULL OR hs_object_id = $2)',
+		               p_object_type)
+			INTO v_hid USING v_claim::uuid, v_id;
+	ELSIF v_claim !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
+		v_claim := NULL;
+	END IF;
+	v_row := hubsync._wire_to_row(p_object_type, v_props);
+	v_cols := v_row.cols || jsonb_build_object('hs_object_id', v_id,
+		'created_at', p_record -> 'createdAt', 'updated_at', p_record -> 'updatedAt');
+	v_version := (extract(epoch FROM (p_record ->> 'updatedAt')::timestamptz) * 1000)::bigint;
+	SELECT coalesce(jsonb_object_agg(k, v_version), '{}') INTO v_versions
+	FROM jsonb_object_keys(v_props) k WHERE k <> 'hs_object_id';
+	SELECT coalesce(jsonb_object_agg(p.key, coalesce(p.value #>> '{}', '')), '{}') INTO v_wire
+	FROM jsonb_each(v_props) p WHERE p.key NOT IN ('hs_object_id', 'hubsync_id');
+
+	IF v_hid IS NULL THEN
+		v_hid := coalesce(v_claim::uuid, gen_random_uuid());
+		v_cols := v_cols || jsonb_build_object('hubsync_id', v_hid, 'properties', v_row.extra);
+		EXECUTE format('INSERT INTO hubspot.%1$I SELECT * FROM jsonb_populate_record(NULL::hubspot.%1$I, $1)',
+		               p_object_type) USING v_cols;
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'insert', v_wire, v_versions);
+		RETURN v_hid;
+	END IF;
+
+	-- locked: a push finishing meanwhile commits first (see _adopt_pushed)
+	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE hubsync_id = $1 FOR UPDATE', p_object_type)
+		INTO v_before USING v_hid;
+	EXECUTE format('SELECT to_jsonb(r) FROM jsonb_populate_record(NULL::hubspot.%I, $1) r', p_object_type)
+		INTO v_norm USING v_cols;
+	SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}') INTO v_norm
+	FROM jsonb_each(v_norm) n WHERE v_cols ? n.key;
+	-- A property with a local change still queued or in flight keeps its
+	-- local value: that push lands after this read and wins.  For a queued
+	-- create of ours ('*') that is every property the row sets; HubSpot's
+	-- values fill the rest.
+	SELECT coalesce(array_agg(DISTINCT x), '{}') INTO v_keep
+	FROM hubsync.outbox o,
+	     unnest(CASE WHEN o.op = 'create' THEN ARRAY['*'] ELSE o.changed END) x
+	WHERE o.hubsync_id = v_hid;
+	IF '*' = ANY (v_keep) THEN
+		SELECT coalesce(array_agg(m.property), '{}')
+		       || ARRAY(SELECT jsonb_object_keys(coalesce(v_before -> 'properties', '{}')))
+		INTO v_keep
+		FROM hubsync.property_map m
+		WHERE m.object_type = p_object_type AND (v_before ->> m.column_name::text) IS NOT NULL;
+	END IF;
+	IF v_keep <> '{}' THEN
+		v_norm := v_norm - ARRAY(SELECT m.column_name::text FROM hubsync.property_map m
+		                         WHERE m.object_type = p_object_type AND m.property = ANY (v_keep));
+		v_row.extra := v_row.extra - v_keep;
+		v_row.clear := ARRAY(SELECT c FROM unnest(v_row.clear) c WHERE c <> ALL (v_keep));
+	END IF;
+	v_after := v_before || v_norm || jsonb_build_object('properties',
+		(coalesce(v_before -> 'properties', '{}') - v_row.clear) || v_row.extra);
+	SELECT s.remote INTO v_remote FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
+	SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO v_changed
+	FROM jsonb_each(v_wire) w WHERE (v_remote -> w.key) IS DISTINCT FROM w.value
+	  AND w.key <> ALL (v_keep);
+	IF v_after IS DISTINCT FROM v_before THEN
+		SELECT string_agg(format('%I = r.%I', k, k), ', ') INTO v_set
+		FROM jsonb_object_keys(v_after) k WHERE k <> 'hubsync_id';
+		EXECUTE format('UPDATE hubspot.%1$I t SET %2$s FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r WHERE t.hubsync_id = $2',
+		               p_object_type, v_set) USING v_after, v_hid;
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update', v_changed, v_versions);
+	ELSE
+		-- nothing new for the mirror; still remember what HubSpot holds
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (v_hid, p_object_type, v_id, v_wire, v_versions, now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || EXCLUDED.remote, versions = s.versions || EXCLUDED.versions,
+		    hs_object_id = EXCLUDED.hs_object_id, synced_at = now();
+	END IF;
+	RETURN v_hid;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_record(text, jsonb, uuid) IS
+  'API: private. Writes a record read from HubSpot into its mirror table';
+
+
+-- <<< convergence fixes, part 2
