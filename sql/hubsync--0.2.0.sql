@@ -161,7 +161,9 @@ CREATE TABLE hubsync._credentials (
 	oauth_refresh_token  text,
 	oauth_access_token   text,
 	oauth_expires_at     timestamptz,
-	updated_at           timestamptz NOT NULL DEFAULT pg_catalog.now()
+	updated_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	oauth_refreshed_at   timestamptz,
+	oauth_refresh_error  text
 );
 COMMENT ON TABLE hubsync._credentials IS
   'API: private. HubSpot secrets; readable by the extension owner only';
@@ -222,6 +224,15 @@ BEGIN
 		                         AND EXCLUDED.oauth_client_id IS NULL
 		                         AND EXCLUDED.oauth_client_secret IS NULL
 		                        THEN c.oauth_expires_at END,
+		-- and lifts the pause a refused refresh token caused
+		oauth_refreshed_at = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
+		                           AND EXCLUDED.oauth_client_id IS NULL
+		                           AND EXCLUDED.oauth_client_secret IS NULL
+		                          THEN c.oauth_refreshed_at END,
+		oauth_refresh_error = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
+		                            AND EXCLUDED.oauth_client_id IS NULL
+		                            AND EXCLUDED.oauth_client_secret IS NULL
+		                           THEN c.oauth_refresh_error END,
 		updated_at = pg_catalog.now();
 	PERFORM hubsync._credentials_changed();
 END
@@ -229,28 +240,7 @@ $$;
 COMMENT ON FUNCTION hubsync.set_credentials(text, text, text, text, text) IS
   'Stores HubSpot secrets (private-app token, app client secret, OAuth client and refresh token); NULL keeps a value; takes effect at once';
 
--- Which secrets are set, never their values.  SECURITY DEFINER so that
--- monitoring roles can see it; it returns booleans and a timestamp only.
-CREATE FUNCTION hubsync._credentials_status(
-	OUT access_token boolean, OUT client_secret boolean,
-	OUT oauth_client_id boolean, OUT oauth_client_secret boolean,
-	OUT oauth_refresh_token boolean, OUT oauth_access_token_expires_at timestamptz,
-	OUT updated_at timestamptz)
-RETURNS SETOF record
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-	SELECT c.access_token IS NOT NULL, c.client_secret IS NOT NULL,
-	       c.oauth_client_id IS NOT NULL, c.oauth_client_secret IS NOT NULL,
-	       c.oauth_refresh_token IS NOT NULL, c.oauth_expires_at, c.updated_at
-	FROM hubsync._credentials c
-$$;
-COMMENT ON FUNCTION hubsync._credentials_status() IS
-  'API: private. Backs hubsync.credentials_status';
-
-CREATE VIEW hubsync.credentials_status AS
-	SELECT * FROM hubsync._credentials_status();
-COMMENT ON VIEW hubsync.credentials_status IS
-  'Which HubSpot credentials are set and when the OAuth access token expires; never a secret value';
-GRANT SELECT ON hubsync.credentials_status TO PUBLIC;
+-- hubsync.credentials_status: see the "Security" section near the end.
 
 -------------------------------------------------------------------------------
 -- Outbox, dead letters, inbox, change feed
@@ -1099,7 +1089,7 @@ COMMENT ON FUNCTION hubsync.worker_status() IS
 CREATE FUNCTION hubsync._auth_state() RETURNS text
 LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_auth_state';
 COMMENT ON FUNCTION hubsync._auth_state() IS
-  'API: private. ok, or refused after HubSpot answered 401 (pushing stopped until credentials change)';
+  'API: private. ok; refused after HubSpot answered 401; refresh_failed after HubSpot refused the OAuth refresh token (sync paused until credentials change)';
 
 CREATE VIEW hubsync.status AS
 SELECT t.object_type,
@@ -1113,7 +1103,7 @@ FROM hubsync.object_types t
 LEFT JOIN hubsync.outbox o ON o.object_type = t.object_type
 GROUP BY t.object_type, t.paused;
 COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok or refused), changes pending and in flight, age of the oldest, dead letters';
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters';
 
 -------------------------------------------------------------------------------
 -- Inbound: webhook inbox, applying HubSpot's changes (issue 5)
@@ -1943,6 +1933,39 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION hubsync._inbox_failed(bigint, text) IS
   'API: private. Marks an inbox event failed with its error';
+
+-------------------------------------------------------------------------------
+-- Security: credentials status and OAuth (issue 9)
+-------------------------------------------------------------------------------
+
+-- Which secrets are set, never their values.  SECURITY DEFINER so that
+-- monitoring roles can see it; it returns booleans, timestamps, the
+-- authentication state and a refresh error made of HubSpot's status words
+-- only (never a token).
+CREATE FUNCTION hubsync._credentials_status(
+	OUT access_token boolean, OUT client_secret boolean,
+	OUT oauth_client_id boolean, OUT oauth_client_secret boolean,
+	OUT oauth_refresh_token boolean, OUT oauth_access_token_expires_at timestamptz,
+	OUT updated_at timestamptz, OUT auth text,
+	OUT oauth_refreshed_at timestamptz, OUT oauth_refresh_error text)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT c.access_token IS NOT NULL, c.client_secret IS NOT NULL,
+	       c.oauth_client_id IS NOT NULL, c.oauth_client_secret IS NOT NULL,
+	       c.oauth_refresh_token IS NOT NULL, c.oauth_expires_at, c.updated_at,
+	       CASE WHEN c.oauth_refresh_error IS NOT NULL AND c.access_token IS NULL
+	            THEN 'refresh_failed' ELSE hubsync._auth_state() END,
+	       c.oauth_refreshed_at, c.oauth_refresh_error
+	FROM hubsync._credentials c
+$$;
+COMMENT ON FUNCTION hubsync._credentials_status() IS
+  'API: private. Backs hubsync.credentials_status';
+
+CREATE VIEW hubsync.credentials_status AS
+	SELECT * FROM hubsync._credentials_status();
+COMMENT ON VIEW hubsync.credentials_status IS
+  'Which HubSpot credentials are set, the authentication state (ok, refused, refresh_failed), when the OAuth access token was refreshed and expires, and why a refresh was refused; never a secret value';
+GRANT SELECT ON hubsync.credentials_status TO PUBLIC;
 
 -------------------------------------------------------------------------------
 -- Privileges: private functions are for the workers and the owner only,

@@ -354,7 +354,7 @@ hubsync_push_main(void)
 		else if (ready_batches == NIL && outbox_drained)
 			timeout = idle_wait_ms;
 		if (hubsync_auth_blocked())
-			timeout = IDLE_WAIT_MS;
+			timeout = hubsync_auth_wait_ms(IDLE_WAIT_MS);
 
 		if (hubsync_http_inflight() > 0 || timeout > 0)
 		{
