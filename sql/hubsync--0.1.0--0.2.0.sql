@@ -31,11 +31,11 @@ BEGIN
 		 set_credentials.oauth_client_id, set_credentials.oauth_client_secret,
 		 set_credentials.oauth_refresh_token)
 	ON CONFLICT (id) DO UPDATE SET
-		access_token = COALESCE(EXCLUDED.access_token, c.access_token),
-		client_secret = COALESCE(EXCLUDED.client_secret, c.client_secret),
-		oauth_client_id = COALESCE(EXCLUDED.oauth_client_id, c.oauth_client_id),
-		oauth_client_secret = COALESCE(EXCLUDED.oauth_client_secret, c.oauth_client_secret),
-		oauth_refresh_token = COALESCE(EXCLUDED.oauth_refresh_token, c.oauth_refresh_token),
+		access_token = CASE WHEN EXCLUDED.access_token = '' THEN NULL ELSE COALESCE(EXCLUDED.access_token, c.access_token) END,
+		client_secret = CASE WHEN EXCLUDED.client_secret = '' THEN NULL ELSE COALESCE(EXCLUDED.client_secret, c.client_secret) END,
+		oauth_client_id = CASE WHEN EXCLUDED.oauth_client_id = '' THEN NULL ELSE COALESCE(EXCLUDED.oauth_client_id, c.oauth_client_id) END,
+		oauth_client_secret = CASE WHEN EXCLUDED.oauth_client_secret = '' THEN NULL ELSE COALESCE(EXCLUDED.oauth_client_secret, c.oauth_client_secret) END,
+		oauth_refresh_token = CASE WHEN EXCLUDED.oauth_refresh_token = '' THEN NULL ELSE COALESCE(EXCLUDED.oauth_refresh_token, c.oauth_refresh_token) END,
 		-- a new refresh token or client invalidates the cached access token
 		oauth_access_token = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
 		                           AND EXCLUDED.oauth_client_id IS NULL
@@ -55,10 +55,17 @@ BEGIN
 		                            AND EXCLUDED.oauth_client_secret IS NULL
 		                           THEN c.oauth_refresh_error END,
 		updated_at = pg_catalog.now();
+	-- '' removes a value, on the first call too
+	UPDATE hubsync._credentials AS c SET
+		access_token = NULLIF(c.access_token, ''), client_secret = NULLIF(c.client_secret, ''),
+		oauth_client_id = NULLIF(c.oauth_client_id, ''), oauth_client_secret = NULLIF(c.oauth_client_secret, ''),
+		oauth_refresh_token = NULLIF(c.oauth_refresh_token, '');
 	PERFORM hubsync._credentials_changed();
 END
 $$;
 
+COMMENT ON FUNCTION hubsync.set_credentials(text, text, text, text, text) IS
+  'Stores HubSpot secrets (private-app token, app client secret, OAuth client and refresh token); NULL keeps a value, '''' removes it; takes effect at once';
 COMMENT ON FUNCTION hubsync._auth_state() IS
   'API: private. ok; refused after HubSpot answered 401; refresh_failed after HubSpot refused the OAuth refresh token (sync paused until credentials change)';
 COMMENT ON VIEW hubsync.status IS
