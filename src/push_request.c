@@ -164,7 +164,8 @@ existing_id(const char *message)
 	p += strlen("Existing ID: ");
 	for (q = p; *q >= '0' && *q <= '9'; q++)
 		;
-	return q > p ? pnstrdup(p, q - p) : NULL;
+	/* at most 18 digits: it must fit bigint */
+	return (q > p && q - p <= 18) ? pnstrdup(p, q - p) : NULL;
 }
 
 /* apply_error_item -- one entry of a 207's errors[] to the records it names */
@@ -208,6 +209,18 @@ apply_error_item(PushBatch *b, JsonbContainer *err)
 }
 
 /*
+ * valid_object_id -- a HubSpot record id as we store it: 1 to 18 digits
+ * (fits bigint).  Anything else in a "successful" answer is not trusted.
+ */
+static bool
+valid_object_id(const char *id)
+{
+	size_t		n = id ? strlen(id) : 0;
+
+	return n >= 1 && n <= 18 && strspn(id, "0123456789") == n;
+}
+
+/*
  * apply_results -- a 200/201/207 body: results[] are done (upserts learn
  * their HubSpot id), errors[] are per record, and records HubSpot did not
  * mention are retried.
@@ -235,8 +248,8 @@ apply_results(PushBatch *b, JsonbContainer *root)
 			r = find_record(b, id);
 		if (r == NULL && b->nrecords == 1 && n == 1)
 			r = b->records[0];
-		if (r == NULL || id == NULL)
-			continue;
+		if (r == NULL || !valid_object_id(id))
+			continue;			/* retried as "not reported" */
 		set_outcome(r, OUTCOME_DONE, (int) b->req.status, NULL, NULL);
 		r->outcome.hs_object_id = id;
 	}
