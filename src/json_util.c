@@ -20,44 +20,7 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "json_util.h"
-
-/*
- * nesting_depth_ok -- whether arrays and objects nest at most
- * HUBSYNC_JSON_MAX_DEPTH deep.  PostgreSQL's parser recurses per level and
- * raises "stack depth limit exceeded" on very deep input; input from the
- * network must never raise, so depth is counted first (brackets outside
- * strings; the parser still validates everything else).
- */
-static bool
-nesting_depth_ok(const char *text, size_t len)
-{
-	int			depth = 0;
-	bool		in_string = false;
-	size_t		i;
-
-	for (i = 0; i < len; i++)
-	{
-		char		c = text[i];
-
-		if (in_string)
-		{
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-		}
-		else if (c == '"')
-			in_string = true;
-		else if (c == '[' || c == '{')
-		{
-			if (++depth > HUBSYNC_JSON_MAX_DEPTH)
-				return false;
-		}
-		else if (c == ']' || c == '}')
-			depth--;
-	}
-	return true;
-}
+#include "parse_util.h"
 
 /*
  * hubsync_json_parse -- jsonb from text, or NULL when the text is not
@@ -78,7 +41,7 @@ hubsync_json_parse(const char *text, size_t len)
 		return NULL;
 	if (memchr(text, '\0', len) != NULL)
 		return NULL;
-	if (!nesting_depth_ok(text, len))
+	if (!hubsync_json_depth_ok(text, len, HUBSYNC_JSON_MAX_DEPTH))
 		return NULL;
 	copy = pnstrdup(text, len);
 #if PG_VERSION_NUM >= 170000

@@ -14,9 +14,6 @@
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
 
-/* deepest nesting of arrays and objects accepted from the network */
-#define HUBSYNC_JSON_MAX_DEPTH 256
-
 extern Jsonb *hubsync_json_parse(const char *text, size_t len);
 extern JsonbValue *hubsync_json_get(JsonbContainer *c, const char *key);
 extern JsonbContainer *hubsync_json_get_container(JsonbContainer *c, const char *key);

@@ -39,6 +39,7 @@
 #include "hubspot_api.h"
 #include "json_util.h"
 #include "oauth.h"
+#include "parse_util.h"
 #include "worker.h"
 
 /* how long a refresh may hold the claim */
@@ -82,22 +83,14 @@ wipe_string(char *s)
 		explicit_bzero(s, strlen(s));
 }
 
-/*
- * safe_word -- HubSpot's status word (BAD_REFRESH_TOKEN, invalid_grant)
- * reduced to letters, digits and underscores, so that an error we store or
- * log can never carry a token back out.
- */
+/* safe_word -- HubSpot's status word reduced to [A-Za-z0-9_] (parse_util.c) */
 static char *
 safe_word(const char *s)
 {
-	StringInfoData buf;
+	char	   *out = palloc(65);
 
-	initStringInfo(&buf);
-	for (; s && *s && buf.len < 64; s++)
-		if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-			(*s >= '0' && *s <= '9') || *s == '_')
-			appendStringInfoChar(&buf, *s);
-	return buf.data;
+	hubsync_safe_word(s, out, 65);
+	return out;
 }
 
 /* claim_refresh -- become the one process refreshing, if nobody is */
@@ -293,13 +286,9 @@ hubsync_oauth_refresh(void)
 				expires_in = 0;
 		}
 		/* an access token is one printable word; anything else is garbage */
-		if (access && (*access == '\0' || strlen(access) > OAUTH_MAX_TOKEN_LEN ||
-					   strspn(access, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-							  "0123456789-._~+/=") != strlen(access)))
+		if (access && !hubsync_token_ok(access, OAUTH_MAX_TOKEN_LEN))
 			access = NULL;
-		if (new_refresh && (strlen(new_refresh) > OAUTH_MAX_TOKEN_LEN ||
-							strspn(new_refresh, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-								   "0123456789-._~+/=") != strlen(new_refresh)))
+		if (new_refresh && !hubsync_token_ok(new_refresh, OAUTH_MAX_TOKEN_LEN))
 			new_refresh = NULL;
 		if (access && expires_in > 0)
 		{

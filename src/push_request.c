@@ -22,6 +22,7 @@
 #include "common/pg_prng.h"
 #include "utils/timestamp.h"
 #include "json_util.h"
+#include "parse_util.h"
 #include "push.h"
 
 const char *const push_kind_paths[] = {"upsert", "update", "archive"};
@@ -156,16 +157,10 @@ permanent_category(const char *category)
 static char *
 existing_id(const char *message)
 {
-	const char *p = message ? strstr(message, "Existing ID: ") : NULL;
-	const char *q;
+	size_t		len;
+	const char *p = hubsync_existing_id(message, &len);
 
-	if (p == NULL)
-		return NULL;
-	p += strlen("Existing ID: ");
-	for (q = p; *q >= '0' && *q <= '9'; q++)
-		;
-	/* at most 18 digits: it must fit bigint */
-	return (q > p && q - p <= 18) ? pnstrdup(p, q - p) : NULL;
+	return p ? pnstrdup(p, len) : NULL;
 }
 
 /* apply_error_item -- one entry of a 207's errors[] to the records it names */
@@ -209,18 +204,6 @@ apply_error_item(PushBatch *b, JsonbContainer *err)
 }
 
 /*
- * valid_object_id -- a HubSpot record id as we store it: 1 to 18 digits
- * (fits bigint).  Anything else in a "successful" answer is not trusted.
- */
-static bool
-valid_object_id(const char *id)
-{
-	size_t		n = id ? strlen(id) : 0;
-
-	return n >= 1 && n <= 18 && strspn(id, "0123456789") == n;
-}
-
-/*
  * apply_results -- a 200/201/207 body: results[] are done (upserts learn
  * their HubSpot id), errors[] are per record, and records HubSpot did not
  * mention are retried.
@@ -248,7 +231,7 @@ apply_results(PushBatch *b, JsonbContainer *root)
 			r = find_record(b, id);
 		if (r == NULL && b->nrecords == 1 && n == 1)
 			r = b->records[0];
-		if (r == NULL || !valid_object_id(id))
+		if (r == NULL || !hubsync_valid_object_id(id))
 			continue;			/* retried as "not reported" */
 		set_outcome(r, OUTCOME_DONE, (int) b->req.status, NULL, NULL);
 		r->outcome.hs_object_id = id;
