@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 PG_CONFIG=${1:-${PG_CONFIG:-pg_config}}
 if ! command -v clang >/dev/null 2>&1; then
 	if [ "$(id -u)" = 0 ]; then
-		apt-get install -y --no-install-recommends clang >/dev/null
+		apt-get update -qq >/dev/null && apt-get install -y --no-install-recommends clang >/dev/null
 	else
 		echo "clang is missing: apt-get install clang" >&2
 		exit 77
