@@ -57,6 +57,7 @@ ALTER SYSTEM RESET hubsync.request_timeout;
 ALTER SYSTEM RESET hubsync.webhook_max_body;
 ALTER SYSTEM RESET hubsync.reconcile_at;
 
--- no setting holds a secret
+-- no setting holds a secret (a *_file setting holds a path, like ssl_key_file)
 SELECT count(*) AS secret_like_settings FROM pg_settings
-WHERE name LIKE 'hubsync.%' AND (name LIKE '%token%' OR name LIKE '%secret%' OR name LIKE '%key%');
+WHERE name LIKE 'hubsync.%' AND (name LIKE '%token%' OR name LIKE '%secret%' OR name LIKE '%key%')
+  AND name NOT LIKE '%\_file';

@@ -2365,7 +2365,7 @@ LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_typ
            FROM hubsync.inbox ib WHERE ib.state = 'pending'
            GROUP BY 1) i ON i.object_type = t.object_type;
 COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok or refused), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied)';
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied)';
 
 -- Dead letters grouped by reason, for a first look before retrying or
 -- discarding them by object type and category.
@@ -3042,3 +3042,96 @@ COMMENT ON FUNCTION hubsync._apply_record(text, jsonb, uuid) IS
 
 
 -- <<< convergence fixes, part 2
+
+-- security: OAuth refresh state and the authentication state in
+-- hubsync.credentials_status (issue 9)
+DROP VIEW hubsync.credentials_status;
+DROP FUNCTION hubsync._credentials_status();
+ALTER TABLE hubsync._credentials
+	ADD COLUMN oauth_refreshed_at timestamptz,
+	ADD COLUMN oauth_refresh_error text;
+CREATE OR REPLACE FUNCTION hubsync.set_credentials(
+	access_token         text DEFAULT NULL,
+	client_secret        text DEFAULT NULL,
+	oauth_client_id      text DEFAULT NULL,
+	oauth_client_secret  text DEFAULT NULL,
+	oauth_refresh_token  text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM hubsync._require_owner('set hubsync credentials');
+	INSERT INTO hubsync._credentials AS c
+		(access_token, client_secret, oauth_client_id, oauth_client_secret, oauth_refresh_token)
+	VALUES
+		(set_credentials.access_token, set_credentials.client_secret,
+		 set_credentials.oauth_client_id, set_credentials.oauth_client_secret,
+		 set_credentials.oauth_refresh_token)
+	ON CONFLICT (id) DO UPDATE SET
+		access_token = CASE WHEN EXCLUDED.access_token = '' THEN NULL ELSE COALESCE(EXCLUDED.access_token, c.access_token) END,
+		client_secret = CASE WHEN EXCLUDED.client_secret = '' THEN NULL ELSE COALESCE(EXCLUDED.client_secret, c.client_secret) END,
+		oauth_client_id = CASE WHEN EXCLUDED.oauth_client_id = '' THEN NULL ELSE COALESCE(EXCLUDED.oauth_client_id, c.oauth_client_id) END,
+		oauth_client_secret = CASE WHEN EXCLUDED.oauth_client_secret = '' THEN NULL ELSE COALESCE(EXCLUDED.oauth_client_secret, c.oauth_client_secret) END,
+		oauth_refresh_token = CASE WHEN EXCLUDED.oauth_refresh_token = '' THEN NULL ELSE COALESCE(EXCLUDED.oauth_refresh_token, c.oauth_refresh_token) END,
+		-- a new refresh token or client invalidates the cached access token
+		oauth_access_token = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
+		                           AND EXCLUDED.oauth_client_id IS NULL
+		                           AND EXCLUDED.oauth_client_secret IS NULL
+		                          THEN c.oauth_access_token END,
+		oauth_expires_at = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
+		                         AND EXCLUDED.oauth_client_id IS NULL
+		                         AND EXCLUDED.oauth_client_secret IS NULL
+		                        THEN c.oauth_expires_at END,
+		-- and lifts the pause a refused refresh token caused
+		oauth_refreshed_at = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
+		                           AND EXCLUDED.oauth_client_id IS NULL
+		                           AND EXCLUDED.oauth_client_secret IS NULL
+		                          THEN c.oauth_refreshed_at END,
+		oauth_refresh_error = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
+		                            AND EXCLUDED.oauth_client_id IS NULL
+		                            AND EXCLUDED.oauth_client_secret IS NULL
+		                           THEN c.oauth_refresh_error END,
+		updated_at = pg_catalog.now();
+	-- '' removes a value, on the first call too
+	UPDATE hubsync._credentials AS c SET
+		access_token = NULLIF(c.access_token, ''), client_secret = NULLIF(c.client_secret, ''),
+		oauth_client_id = NULLIF(c.oauth_client_id, ''), oauth_client_secret = NULLIF(c.oauth_client_secret, ''),
+		oauth_refresh_token = NULLIF(c.oauth_refresh_token, '');
+	PERFORM hubsync._credentials_changed();
+END
+$$;
+
+COMMENT ON FUNCTION hubsync.set_credentials(text, text, text, text, text) IS
+  'Stores HubSpot secrets (private-app token, app client secret, OAuth client and refresh token); NULL keeps a value, '''' removes it; takes effect at once';
+COMMENT ON FUNCTION hubsync._auth_state() IS
+  'API: private. ok; refused after HubSpot answered 401; refresh_failed after HubSpot refused the OAuth refresh token (sync paused until credentials change)';
+COMMENT ON VIEW hubsync.status IS
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied)';
+
+-- Which secrets are set, never their values.  SECURITY DEFINER so that
+-- monitoring roles can see it; it returns booleans, timestamps, the
+-- authentication state and a refresh error made of HubSpot's status words
+-- only (never a token).
+CREATE FUNCTION hubsync._credentials_status(
+	OUT access_token boolean, OUT client_secret boolean,
+	OUT oauth_client_id boolean, OUT oauth_client_secret boolean,
+	OUT oauth_refresh_token boolean, OUT oauth_access_token_expires_at timestamptz,
+	OUT updated_at timestamptz, OUT auth text,
+	OUT oauth_refreshed_at timestamptz, OUT oauth_refresh_error text)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT c.access_token IS NOT NULL, c.client_secret IS NOT NULL,
+	       c.oauth_client_id IS NOT NULL, c.oauth_client_secret IS NOT NULL,
+	       c.oauth_refresh_token IS NOT NULL, c.oauth_expires_at, c.updated_at,
+	       CASE WHEN c.oauth_refresh_error IS NOT NULL AND c.access_token IS NULL
+	            THEN 'refresh_failed' ELSE hubsync._auth_state() END,
+	       c.oauth_refreshed_at, c.oauth_refresh_error
+	FROM hubsync._credentials c
+$$;
+COMMENT ON FUNCTION hubsync._credentials_status() IS
+  'API: private. Backs hubsync.credentials_status';
+
+CREATE VIEW hubsync.credentials_status AS
+	SELECT * FROM hubsync._credentials_status();
+COMMENT ON VIEW hubsync.credentials_status IS
+  'Which HubSpot credentials are set, the authentication state (ok, refused, refresh_failed), when the OAuth access token was refreshed and expires, and why a refresh was refused; never a secret value';
+GRANT SELECT ON hubsync.credentials_status TO PUBLIC;

@@ -161,7 +161,9 @@ CREATE TABLE hubsync._credentials (
 	oauth_refresh_token  text,
 	oauth_access_token   text,
 	oauth_expires_at     timestamptz,
-	updated_at           timestamptz NOT NULL DEFAULT pg_catalog.now()
+	updated_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	oauth_refreshed_at   timestamptz,
+	oauth_refresh_error  text
 );
 COMMENT ON TABLE hubsync._credentials IS
   'API: private. HubSpot secrets; readable by the extension owner only';
@@ -208,11 +210,11 @@ BEGIN
 		 set_credentials.oauth_client_id, set_credentials.oauth_client_secret,
 		 set_credentials.oauth_refresh_token)
 	ON CONFLICT (id) DO UPDATE SET
-		access_token = COALESCE(EXCLUDED.access_token, c.access_token),
-		client_secret = COALESCE(EXCLUDED.client_secret, c.client_secret),
-		oauth_client_id = COALESCE(EXCLUDED.oauth_client_id, c.oauth_client_id),
-		oauth_client_secret = COALESCE(EXCLUDED.oauth_client_secret, c.oauth_client_secret),
-		oauth_refresh_token = COALESCE(EXCLUDED.oauth_refresh_token, c.oauth_refresh_token),
+		access_token = CASE WHEN EXCLUDED.access_token = '' THEN NULL ELSE COALESCE(EXCLUDED.access_token, c.access_token) END,
+		client_secret = CASE WHEN EXCLUDED.client_secret = '' THEN NULL ELSE COALESCE(EXCLUDED.client_secret, c.client_secret) END,
+		oauth_client_id = CASE WHEN EXCLUDED.oauth_client_id = '' THEN NULL ELSE COALESCE(EXCLUDED.oauth_client_id, c.oauth_client_id) END,
+		oauth_client_secret = CASE WHEN EXCLUDED.oauth_client_secret = '' THEN NULL ELSE COALESCE(EXCLUDED.oauth_client_secret, c.oauth_client_secret) END,
+		oauth_refresh_token = CASE WHEN EXCLUDED.oauth_refresh_token = '' THEN NULL ELSE COALESCE(EXCLUDED.oauth_refresh_token, c.oauth_refresh_token) END,
 		-- a new refresh token or client invalidates the cached access token
 		oauth_access_token = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
 		                           AND EXCLUDED.oauth_client_id IS NULL
@@ -222,35 +224,28 @@ BEGIN
 		                         AND EXCLUDED.oauth_client_id IS NULL
 		                         AND EXCLUDED.oauth_client_secret IS NULL
 		                        THEN c.oauth_expires_at END,
+		-- and lifts the pause a refused refresh token caused
+		oauth_refreshed_at = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
+		                           AND EXCLUDED.oauth_client_id IS NULL
+		                           AND EXCLUDED.oauth_client_secret IS NULL
+		                          THEN c.oauth_refreshed_at END,
+		oauth_refresh_error = CASE WHEN EXCLUDED.oauth_refresh_token IS NULL
+		                            AND EXCLUDED.oauth_client_id IS NULL
+		                            AND EXCLUDED.oauth_client_secret IS NULL
+		                           THEN c.oauth_refresh_error END,
 		updated_at = pg_catalog.now();
+	-- '' removes a value, on the first call too
+	UPDATE hubsync._credentials AS c SET
+		access_token = NULLIF(c.access_token, ''), client_secret = NULLIF(c.client_secret, ''),
+		oauth_client_id = NULLIF(c.oauth_client_id, ''), oauth_client_secret = NULLIF(c.oauth_client_secret, ''),
+		oauth_refresh_token = NULLIF(c.oauth_refresh_token, '');
 	PERFORM hubsync._credentials_changed();
 END
 $$;
 COMMENT ON FUNCTION hubsync.set_credentials(text, text, text, text, text) IS
-  'Stores HubSpot secrets (private-app token, app client secret, OAuth client and refresh token); NULL keeps a value; takes effect at once';
+  'Stores HubSpot secrets (private-app token, app client secret, OAuth client and refresh token); NULL keeps a value, '''' removes it; takes effect at once';
 
--- Which secrets are set, never their values.  SECURITY DEFINER so that
--- monitoring roles can see it; it returns booleans and a timestamp only.
-CREATE FUNCTION hubsync._credentials_status(
-	OUT access_token boolean, OUT client_secret boolean,
-	OUT oauth_client_id boolean, OUT oauth_client_secret boolean,
-	OUT oauth_refresh_token boolean, OUT oauth_access_token_expires_at timestamptz,
-	OUT updated_at timestamptz)
-RETURNS SETOF record
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-	SELECT c.access_token IS NOT NULL, c.client_secret IS NOT NULL,
-	       c.oauth_client_id IS NOT NULL, c.oauth_client_secret IS NOT NULL,
-	       c.oauth_refresh_token IS NOT NULL, c.oauth_expires_at, c.updated_at
-	FROM hubsync._credentials c
-$$;
-COMMENT ON FUNCTION hubsync._credentials_status() IS
-  'API: private. Backs hubsync.credentials_status';
-
-CREATE VIEW hubsync.credentials_status AS
-	SELECT * FROM hubsync._credentials_status();
-COMMENT ON VIEW hubsync.credentials_status IS
-  'Which HubSpot credentials are set and when the OAuth access token expires; never a secret value';
-GRANT SELECT ON hubsync.credentials_status TO PUBLIC;
+-- hubsync.credentials_status: see the "Security" section near the end.
 
 -------------------------------------------------------------------------------
 -- Outbox, dead letters, inbox, change feed
@@ -1203,7 +1198,7 @@ COMMENT ON FUNCTION hubsync.worker_status() IS
 CREATE FUNCTION hubsync._auth_state() RETURNS text
 LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_auth_state';
 COMMENT ON FUNCTION hubsync._auth_state() IS
-  'API: private. ok, or refused after HubSpot answered 401 (pushing stopped until credentials change)';
+  'API: private. ok; refused after HubSpot answered 401; refresh_failed after HubSpot refused the OAuth refresh token (sync paused until credentials change)';
 
 -- hubsync.status and hubsync.summary: see "Operations" below.
 
@@ -3172,7 +3167,7 @@ LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_typ
            FROM hubsync.inbox ib WHERE ib.state = 'pending'
            GROUP BY 1) i ON i.object_type = t.object_type;
 COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok or refused), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied)';
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied)';
 
 -- Dead letters grouped by reason, for a first look before retrying or
 -- discarding them by object type and category.
@@ -3215,6 +3210,39 @@ FROM hubsync.quota_status() q,
       FROM hubsync.worker_status() s) ws;
 COMMENT ON VIEW hubsync.summary IS
   'One row: HubSpot budget used and left (10-second window, day, search), requests by status class, 429s, retries, webhook deliveries, duplicates and refusals, worker states, credentials verdict, outbox and dead letters';
+
+-------------------------------------------------------------------------------
+-- Security: credentials status and OAuth (issue 9)
+-------------------------------------------------------------------------------
+
+-- Which secrets are set, never their values.  SECURITY DEFINER so that
+-- monitoring roles can see it; it returns booleans, timestamps, the
+-- authentication state and a refresh error made of HubSpot's status words
+-- only (never a token).
+CREATE FUNCTION hubsync._credentials_status(
+	OUT access_token boolean, OUT client_secret boolean,
+	OUT oauth_client_id boolean, OUT oauth_client_secret boolean,
+	OUT oauth_refresh_token boolean, OUT oauth_access_token_expires_at timestamptz,
+	OUT updated_at timestamptz, OUT auth text,
+	OUT oauth_refreshed_at timestamptz, OUT oauth_refresh_error text)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	SELECT c.access_token IS NOT NULL, c.client_secret IS NOT NULL,
+	       c.oauth_client_id IS NOT NULL, c.oauth_client_secret IS NOT NULL,
+	       c.oauth_refresh_token IS NOT NULL, c.oauth_expires_at, c.updated_at,
+	       CASE WHEN c.oauth_refresh_error IS NOT NULL AND c.access_token IS NULL
+	            THEN 'refresh_failed' ELSE hubsync._auth_state() END,
+	       c.oauth_refreshed_at, c.oauth_refresh_error
+	FROM hubsync._credentials c
+$$;
+COMMENT ON FUNCTION hubsync._credentials_status() IS
+  'API: private. Backs hubsync.credentials_status';
+
+CREATE VIEW hubsync.credentials_status AS
+	SELECT * FROM hubsync._credentials_status();
+COMMENT ON VIEW hubsync.credentials_status IS
+  'Which HubSpot credentials are set, the authentication state (ok, refused, refresh_failed), when the OAuth access token was refreshed and expires, and why a refresh was refused; never a secret value';
+GRANT SELECT ON hubsync.credentials_status TO PUBLIC;
 
 -------------------------------------------------------------------------------
 -- Privileges: private functions are for the workers and the owner only,

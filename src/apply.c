@@ -179,6 +179,42 @@ read_round(int limit, int64 **ids, List **plans)
 }
 
 /*
+ * answer_usable -- a batch read answer that can be handed to SQL: valid
+ * UTF-8 JSON (not too deep), an object whose results are an array of
+ * records, each an object with an id and (if any) a properties object.
+ * Anything else is garbage, not "no such record": the events wait.
+ */
+static bool
+answer_usable(HubsyncHttpRequest *req)
+{
+	Jsonb	   *body = hubsync_json_parse(req->response, req->response_len);
+	JsonbContainer *results;
+	int			n;
+
+	if (body == NULL || JsonContainerIsScalar(&body->root) ||
+		!JsonContainerIsObject(&body->root))
+		return false;
+	results = hubsync_json_get_container(&body->root, "results");
+	if (results == NULL || !JsonContainerIsArray(results))
+		return false;
+	n = hubsync_json_array_size(results);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbContainer *rec = hubsync_json_array_container(results, i);
+		JsonbValue *id = rec ? hubsync_json_get(rec, "id") : NULL;
+		JsonbValue *props = rec ? hubsync_json_get(rec, "properties") : NULL;
+
+		if (rec == NULL || !JsonContainerIsObject(rec) || id == NULL ||
+			(id->type != jbvString && id->type != jbvNumeric))
+			return false;
+		if (props != NULL && props->type != jbvNull &&
+			(props->type != jbvBinary || !JsonContainerIsObject(props->val.binary.data)))
+			return false;
+	}
+	return true;
+}
+
+/*
  * fetch_records -- batch-read the planned records; returns a JSON array
  * of {"t": object_type, "r": response} (raw HubSpot responses).  A type
  * whose read fails is marked failed: its events wait for a later round.
@@ -242,7 +278,17 @@ fetch_records(List *plans)
 			req->bearer = hubsync_access_token();
 			hubsync_http_perform(req);
 			hubsync_observe_response(req);
-			if ((req->status == 200 || req->status == 207) && req->response)
+			if ((req->status == 200 || req->status == 207) && req->response &&
+				!answer_usable(req))
+			{
+				/* truncated, not UTF-8, too deep, not an object: unusable */
+				p->failed = true;
+				ereport(LOG,
+						(errmsg("hubsync could not read %s records from HubSpot for webhook events: HubSpot's answer was not a valid list of records",
+								p->object_type),
+						 errhint("The events stay pending and are applied once the read succeeds.")));
+			}
+			else if ((req->status == 200 || req->status == 207) && req->response)
 			{
 				if (!first)
 					appendStringInfoChar(&out, ',');
@@ -277,9 +323,12 @@ prepare_plans(void)
 							 3, (Oid[]) {INT8OID, JSONBOID, TEXTARRAYOID});
 	(void) hubsync_keep_plan(&failed_plan, "SELECT hubsync._inbox_failed($1, $2)",
 							 2, (Oid[]) {INT8OID, TEXTOID});
+	/* answers of the wrong shape contribute nothing (never an error) */
 	(void) hubsync_keep_plan(&map_plan, "SELECT coalesce(pg_catalog.jsonb_object_agg((f->>'t') || ':' || (r->>'id'), r), '{}') "
 							   "FROM pg_catalog.jsonb_array_elements($1::jsonb) f, "
-							   "     pg_catalog.jsonb_array_elements(coalesce(f->'r'->'results', '[]')) r",
+							   "     pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(f->'r'->'results') = 'array' "
+							   "       THEN f->'r'->'results' ELSE '[]' END) r "
+							   "WHERE pg_catalog.jsonb_typeof(r) = 'object' AND pg_catalog.jsonb_typeof(r->'id') IN ('string', 'number')",
 							 1, (Oid[]) {TEXTOID});
 	(void) hubsync_keep_plan(&fast_plan, "SELECT applied, skipped FROM hubsync._apply_fast($1)",
 							 1, (Oid[]) {INT8ARRAYOID});

@@ -34,6 +34,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -547,13 +548,17 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 /*
  * restoring_a_dump -- pg_restore brings back the mirror and the outbox
  * together; capturing the restored rows would push them a second time.
- * pg_restore announces itself in application_name.
+ * pg_restore announces itself in application_name.  Anyone can set
+ * application_name, so it counts only for a role that owns the mirror
+ * table (a restore runs as the owner or a superuser): an application role
+ * that only writes the mirror cannot use it to keep a change from HubSpot.
  */
 static bool
-restoring_a_dump(void)
+restoring_a_dump(Relation rel)
 {
 	return application_name != NULL &&
-		strcmp(application_name, "pg_restore") == 0;
+		strcmp(application_name, "pg_restore") == 0 &&
+		has_privs_of_role(GetUserId(), rel->rd_rel->relowner);
 }
 
 /*
@@ -580,10 +585,10 @@ hubsync_capture(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("hubsync._capture() must be an AFTER ... FOR EACH ROW trigger")));
 
-	if (hubsync_applying_remote || restoring_a_dump())
+	rel = trigdata->tg_relation;
+	if (hubsync_applying_remote || restoring_a_dump(rel))
 		return PointerGetDatum(NULL);
 
-	rel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(rel);
 	info = get_capture_info(rel);
 	row = TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ?

@@ -28,6 +28,11 @@ char	   *hubsync_webhook_listen_address = NULL;
 char	   *hubsync_webhook_public_url = NULL;
 int			hubsync_webhook_max_body = 1024 * 1024;
 int			hubsync_webhook_max_age = 300;
+int			hubsync_webhook_max_connections = 64;
+int			hubsync_webhook_max_header_size = 16 * 1024;
+int			hubsync_webhook_timeout = 10;
+char	   *hubsync_webhook_tls_cert_file = NULL;
+char	   *hubsync_webhook_tls_key_file = NULL;
 int			hubsync_batch_size = 100;
 int			hubsync_batch_linger = 5;
 int			hubsync_max_inflight = 8;
@@ -218,6 +223,36 @@ hubsync_define_gucs(void)
 							"Older or future deliveries are refused (401); 0 turns the check off, for replaying archived deliveries through hubsync.ingest_webhook.",
 							&hubsync_webhook_max_age, 300, 0, 86400,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.webhook_max_connections",
+							"Most connections the webhook receiver holds open at once.",
+							"Further clients wait in the listen queue; one client address may hold at most half of them.",
+							&hubsync_webhook_max_connections, 64, 2, 512,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.webhook_max_header_size",
+							"Largest request line and headers the webhook receiver reads.",
+							"Bigger requests are answered 431 (or the connection is closed) before their body is read.",
+							&hubsync_webhook_max_header_size, 16 * 1024, 2048, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.webhook_timeout",
+							"Time a webhook client gets to send its request.",
+							"A connection idle this long is closed, and so is one still sending its body this long after its headers arrived.",
+							&hubsync_webhook_timeout, 10, 1, 300,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("hubsync.webhook_tls_cert_file",
+							   "PEM certificate (chain) of the webhook receiver; with webhook_tls_key_file it serves HTTPS.",
+							   "Empty (the default) serves plain HTTP, e.g. behind a TLS-terminating proxy.",
+							   &hubsync_webhook_tls_cert_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("hubsync.webhook_tls_key_file",
+							   "PEM private key of the webhook receiver's certificate.",
+							   "Read by the webhook worker when the receiver starts; keep it readable by the server's user only.",
+							   &hubsync_webhook_tls_key_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("hubsync.batch_size",
 							"Most records sent in one HubSpot batch request.",

@@ -20,8 +20,10 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "hubspot_api.h"
 #include "json_util.h"
+#include "oauth.h"
 #include "quota.h"
 #include "worker.h"
 
@@ -29,6 +31,14 @@ static char *access_token = NULL;
 static uint64 loaded_version = PG_UINT64_MAX;
 static List *id_property_ready = NIL;	/* api names known to have it */
 static char api_root[1024];
+
+/* OAuth state of this process (see oauth.c for the refresh itself) */
+static bool oauth_mode = false;		/* token comes from a refresh token */
+static TimestampTz token_refresh_at = 0;	/* refresh once now passes this */
+static TimestampTz token_loaded_at = 0; /* when this token was loaded */
+static bool token_expired = false;	/* HubSpot said EXPIRED_AUTHENTICATION */
+static bool refreshed_for_expiry = false;	/* current token came from the
+											 * refresh after such a 401 */
 
 /* hubsync_api_root -- hubsync.api_base_url without a trailing slash */
 const char *
@@ -56,40 +66,92 @@ forget_token(void)
 }
 
 /*
- * hubsync_refresh_credentials -- reload the access token when the
- * credentials changed since we last read them (a short transaction).
- * A private-app token wins over an OAuth access token.
+ * load_credentials -- read the token to send (a short transaction).  A
+ * private-app token wins; otherwise, with a complete OAuth set, the stored
+ * OAuth access token and when to refresh it: 60 s before it expires (per
+ * HubSpot's advice), or halfway through a shorter lifetime.
  */
-void
-hubsync_refresh_credentials(void)
+static void
+load_credentials(uint64 version)
 {
-	uint64		version = hubsync_credentials_version();
-
-	if (version == loaded_version)
-		return;
 	forget_token();
+	oauth_mode = false;
+	token_refresh_at = 0;
+	token_expired = false;
+	refreshed_for_expiry = false;
 	if (!hubsync_worker_begin_xact(NULL))
 	{
 		hubsync_worker_end_xact();
 		return;
 	}
 	SPI_connect();
-	if (SPI_execute("SELECT coalesce(access_token, oauth_access_token) FROM hubsync._credentials",
+	if (SPI_execute("SELECT coalesce(nullif(access_token, ''), oauth_access_token), "
+					"  access_token IS NULL AND oauth_client_id IS NOT NULL "
+					"  AND oauth_client_secret IS NOT NULL AND oauth_refresh_token IS NOT NULL, "
+					"  oauth_expires_at - least(interval '60 s', "
+					"    (oauth_expires_at - coalesce(oauth_refreshed_at, oauth_expires_at - interval '30 min')) / 2), "
+					"  oauth_refresh_error IS NOT NULL "
+					"FROM hubsync._credentials",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
-		char	   *t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *t = SPI_getvalue(tup, desc, 1);
+		bool		isnull;
+		Datum		d;
 
 		if (t != NULL && *t != '\0')
 			access_token = MemoryContextStrdup(TopMemoryContext, t);
 		if (t)
 			explicit_bzero(t, strlen(t));
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		oauth_mode = !isnull && DatumGetBool(d);
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		token_refresh_at = isnull ? 0 : DatumGetTimestampTz(d);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		/* a refused refresh token keeps sync paused, across restarts too */
+		if (oauth_mode && !isnull && DatumGetBool(d))
+			pg_atomic_write_u32(&hubsync_shared->auth_failed, HUBSYNC_AUTH_REFRESH_FAILED);
 	}
 	SPI_finish();
 	hubsync_worker_end_xact();
 	loaded_version = version;
+	token_loaded_at = GetCurrentTimestamp();
 	/* new credentials may also have created the hubsync_id properties */
 	list_free_deep(id_property_ready);
 	id_property_ready = NIL;
+}
+
+/*
+ * hubsync_refresh_credentials -- reload the access token when the
+ * credentials changed since we last read them; with OAuth, refresh the
+ * access token when it is missing, about to expire, or HubSpot said it
+ * expired.  Cheap when nothing is due: call it before every round of work.
+ */
+void
+hubsync_refresh_credentials(void)
+{
+	uint64		version = hubsync_credentials_version();
+	bool		reason_expired;
+
+	if (version != loaded_version)
+	{
+		load_credentials(version);
+		hubsync_oauth_forget_backoff();
+	}
+	if (!oauth_mode ||
+		pg_atomic_read_u32(&hubsync_shared->auth_failed) != HUBSYNC_AUTH_OK)
+		return;
+	if (access_token != NULL && !token_expired &&
+		(token_refresh_at == 0 || GetCurrentTimestamp() < token_refresh_at))
+		return;
+
+	reason_expired = token_expired;
+	if (hubsync_oauth_refresh() == HUBSYNC_OAUTH_DONE)
+	{
+		load_credentials(hubsync_credentials_version());
+		refreshed_for_expiry = reason_expired;
+	}
 }
 
 /* hubsync_access_token -- the bearer token to send, or NULL */
@@ -100,14 +162,67 @@ hubsync_access_token(void)
 }
 
 /*
- * hubsync_auth_blocked -- no token, or HubSpot refused it (401) and no new
- * credentials have been set since: send nothing, burn nothing.
+ * hubsync_auth_blocked -- no token, HubSpot said ours expired and no new one
+ * is here yet, or HubSpot refused the credentials and no new ones have been
+ * set since: send nothing, burn nothing.
  */
 bool
 hubsync_auth_blocked(void)
 {
-	return access_token == NULL ||
-		pg_atomic_read_u32(&hubsync_shared->auth_failed) != 0;
+	return access_token == NULL || token_expired ||
+		pg_atomic_read_u32(&hubsync_shared->auth_failed) != HUBSYNC_AUTH_OK;
+}
+
+/*
+ * hubsync_auth_wait_ms -- how long a worker blocked on authentication
+ * should sleep: about a second while an OAuth refresh is due (oauth.c
+ * paces the attempts), else idle_ms (new credentials wake the workers).
+ */
+long
+hubsync_auth_wait_ms(long idle_ms)
+{
+	if (oauth_mode && (access_token == NULL || token_expired) &&
+		pg_atomic_read_u32(&hubsync_shared->auth_failed) == HUBSYNC_AUTH_OK)
+		return Min(idle_ms, 1000);
+	return idle_ms;
+}
+
+/*
+ * observe_401 -- HubSpot refused a request's token.  With OAuth, an
+ * EXPIRED_AUTHENTICATION answer asks for one refresh (and the caller
+ * retries); the same answer to the token that refresh brought, or any
+ * other 401, stops work until the credentials change.  A 401 to a request
+ * sent before the current token was loaded says nothing about it.
+ */
+static void
+observe_401(HubsyncHttpRequest *req)
+{
+	char	   *category = NULL;
+
+	if (req->started_at < token_loaded_at)
+		return;
+	if (oauth_mode)
+	{
+		Jsonb	   *body = hubsync_json_parse(req->response, req->response_len);
+
+		category = body ? hubsync_json_get_text(&body->root, "category") : NULL;
+	}
+	if (category != NULL && strcmp(category, "EXPIRED_AUTHENTICATION") == 0 &&
+		!refreshed_for_expiry)
+	{
+		if (!token_expired)
+			ereport(LOG,
+					(errmsg("HubSpot says the OAuth access token expired; refreshing it")));
+		token_expired = true;
+		return;
+	}
+	if (pg_atomic_exchange_u32(&hubsync_shared->auth_failed, HUBSYNC_AUTH_REFUSED) == HUBSYNC_AUTH_OK)
+		ereport(WARNING,
+				(errmsg("HubSpot refused hubsync's credentials (HTTP 401%s%s); pushing stops until they change",
+						category ? " " : "", category ? category : ""),
+				 oauth_mode ?
+				 errhint("Set new OAuth credentials with hubsync.set_credentials(oauth_refresh_token => ...).") :
+				 errhint("Set a valid token with hubsync.set_credentials(access_token => ...).")));
 }
 
 /*
@@ -131,12 +246,9 @@ hubsync_observe_response(HubsyncHttpRequest *req)
 		hubsync_quota_throttled(policy, HUBSYNC_QUOTA_REALTIME);
 	}
 	else if (req->status == 401)
-	{
-		if (pg_atomic_exchange_u32(&hubsync_shared->auth_failed, 1) == 0)
-			ereport(WARNING,
-					(errmsg("HubSpot refused hubsync's credentials (HTTP 401); pushing stops until they change"),
-					 errhint("Set a valid token with hubsync.set_credentials(access_token => ...).")));
-	}
+		observe_401(req);
+	else if (req->status >= 200 && req->status < 300 && req->started_at >= token_loaded_at)
+		refreshed_for_expiry = false;	/* the token works */
 }
 
 /*

@@ -35,6 +35,11 @@ extern char *hubsync_webhook_listen_address;
 extern char *hubsync_webhook_public_url;
 extern int	hubsync_webhook_max_body;
 extern int	hubsync_webhook_max_age;
+extern int	hubsync_webhook_max_connections;
+extern int	hubsync_webhook_max_header_size;
+extern int	hubsync_webhook_timeout;
+extern char *hubsync_webhook_tls_cert_file;
+extern char *hubsync_webhook_tls_key_file;
 extern int	hubsync_batch_size;
 extern int	hubsync_batch_linger;
 extern int	hubsync_max_inflight;
@@ -129,12 +134,19 @@ typedef enum HubsyncWebhookCounter
 
 extern const char *const hubsync_webhook_counter_names[HUBSYNC_WH_NUM_COUNTERS];
 
+/* values of HubsyncShared.auth_failed */
+#define HUBSYNC_AUTH_OK				0
+#define HUBSYNC_AUTH_REFUSED		1	/* HubSpot answered 401 to our token */
+#define HUBSYNC_AUTH_REFRESH_FAILED 2	/* HubSpot refused the refresh token */
+
 typedef struct HubsyncShared
 {
 	slock_t		mutex;			/* protects the fields below it that say so */
 	HubsyncWorkerSlot workers[HUBSYNC_NUM_WORKERS];
 	pg_atomic_uint64 credentials_version;	/* bumped by set_credentials */
-	pg_atomic_uint32 auth_failed;	/* 1 after a hard 401, until creds change */
+	pg_atomic_uint32 auth_failed;	/* HUBSYNC_AUTH_*, until creds change */
+	pg_atomic_uint64 oauth_refresh_claim;	/* OAuth refresh under way until
+											 * this TimestampTz (oauth.c) */
 	pg_atomic_uint32 paused;	/* hubsync.pause() */
 	HubsyncQuota quota;			/* see quota.c */
 	pg_atomic_uint64 webhook_counters[HUBSYNC_WH_NUM_COUNTERS]; /* inbox.c */

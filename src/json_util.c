@@ -20,11 +20,13 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "json_util.h"
+#include "parse_util.h"
 
 /*
  * hubsync_json_parse -- jsonb from text, or NULL when the text is not
- * valid UTF-8 JSON.  Validation runs first with the non-throwing parser,
- * so malformed input from the network never raises an error.
+ * valid UTF-8 JSON or nests deeper than HUBSYNC_JSON_MAX_DEPTH.
+ * Validation runs first with the non-throwing parser, so malformed input
+ * from the network never raises an error.
  */
 Jsonb *
 hubsync_json_parse(const char *text, size_t len)
@@ -38,6 +40,8 @@ hubsync_json_parse(const char *text, size_t len)
 	if (!pg_verifymbstr(text, (int) len, true))
 		return NULL;
 	if (memchr(text, '\0', len) != NULL)
+		return NULL;
+	if (!hubsync_json_depth_ok(text, len, HUBSYNC_JSON_MAX_DEPTH))
 		return NULL;
 	copy = pnstrdup(text, len);
 #if PG_VERSION_NUM >= 170000

@@ -22,6 +22,7 @@
 #include "common/pg_prng.h"
 #include "utils/timestamp.h"
 #include "json_util.h"
+#include "parse_util.h"
 #include "push.h"
 
 const char *const push_kind_paths[] = {"upsert", "update", "archive"};
@@ -156,15 +157,10 @@ permanent_category(const char *category)
 static char *
 existing_id(const char *message)
 {
-	const char *p = message ? strstr(message, "Existing ID: ") : NULL;
-	const char *q;
+	size_t		len;
+	const char *p = hubsync_existing_id(message, &len);
 
-	if (p == NULL)
-		return NULL;
-	p += strlen("Existing ID: ");
-	for (q = p; *q >= '0' && *q <= '9'; q++)
-		;
-	return q > p ? pnstrdup(p, q - p) : NULL;
+	return p ? pnstrdup(p, len) : NULL;
 }
 
 /* apply_error_item -- one entry of a 207's errors[] to the records it names */
@@ -238,8 +234,8 @@ apply_results(PushBatch *b, JsonbContainer *root)
 			r = find_record(b, id);
 		if (r == NULL && b->nrecords == 1 && n == 1)
 			r = b->records[0];
-		if (r == NULL || id == NULL)
-			continue;
+		if (r == NULL || !hubsync_valid_object_id(id))
+			continue;			/* retried as "not reported" */
 		set_outcome(r, OUTCOME_DONE, (int) b->req.status, NULL, NULL);
 		r->outcome.hs_object_id = id;
 		r->outcome.updated_at = hubsync_json_get_text(res, "updatedAt");

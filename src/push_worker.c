@@ -379,7 +379,7 @@ hubsync_push_main(void)
 		else if (ready_batches == NIL && outbox_drained)
 			timeout = idle_wait_ms;
 		if (hubsync_auth_blocked())
-			timeout = IDLE_WAIT_MS;
+			timeout = hubsync_auth_wait_ms(IDLE_WAIT_MS);
 
 		/* pg_stat_activity says why changes wait */
 		if (hubsync_auth_blocked() && !outbox_drained)

@@ -35,22 +35,24 @@
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "inbox.h"
 #include "receiver.h"
 #include "worker.h"
 
-#define HUBSYNC_RECEIVER_MAX_CONNECTIONS 64
-#define HUBSYNC_RECEIVER_MAX_PER_IP 32
-#define HUBSYNC_RECEIVER_TIMEOUT_S 10
+#define HUBSYNC_RECEIVER_MAX_EVENTS 64	/* socket events reported per wait */
 #define HUBSYNC_DEFAULT_PATH "/hubspot/webhooks"
+#define HUBSYNC_TLS_FILE_MAX (1024 * 1024)
 
 /* One request in progress; malloc'd, freed when MHD completes it */
 typedef struct ReceiverRequest
 {
 	char	   *body;
 	size_t		len;
+	TimestampTz started;		/* headers arrived */
 	size_t		cap;
 	int			status;			/* decided answer, 0 = not yet */
 	const char *message;
@@ -78,6 +80,15 @@ static char bound_address[256];
 static char public_url[1024];
 static char served_path[1024];
 static bool bind_failed_logged = false;
+
+/* the limits and TLS files the running daemon was started with */
+static int	bound_max_connections = 0;
+static int	bound_max_header_size = 0;
+static int	bound_timeout = 0;
+static char bound_tls_cert[MAXPGPATH];
+static char bound_tls_key[MAXPGPATH];
+static char *tls_cert_pem = NULL;
+static char *tls_key_pem = NULL;
 
 /* the client secret, reloaded when the credentials change; never logged */
 static char *secret = NULL;
@@ -240,6 +251,7 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 		if (req == NULL)
 			return MHD_NO;
 		req->conn = conn;
+		req->started = GetCurrentTimestamp();
 		*con_cls = req;
 		if (url == NULL || strcmp(url, served_path) != 0)
 			refuse_early(req, HUBSYNC_INGEST_BAD_PATH);
@@ -261,6 +273,10 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 		size_t		n = *upload_data_size;
 
 		*upload_data_size = 0;
+		/* a client trickling its body is cut off, however busy it looks */
+		if (TimestampDifferenceExceeds(req->started, GetCurrentTimestamp(),
+									   hubsync_webhook_timeout * 1000))
+			return MHD_NO;
 		if (req->status != 0)
 			return MHD_YES;		/* refused already: discard */
 		if (req->len + n > (size_t) hubsync_webhook_max_body)
@@ -533,6 +549,72 @@ resolve_address(const char *host, int port, struct sockaddr_storage *ss, socklen
 	return true;
 }
 
+/* forget_tls -- wipe the certificate and key read for the daemon */
+static void
+forget_tls(void)
+{
+	if (tls_key_pem)
+	{
+		explicit_bzero(tls_key_pem, strlen(tls_key_pem));
+		pfree(tls_key_pem);
+		tls_key_pem = NULL;
+	}
+	if (tls_cert_pem)
+	{
+		pfree(tls_cert_pem);
+		tls_cert_pem = NULL;
+	}
+	bound_tls_cert[0] = bound_tls_key[0] = '\0';
+}
+
+/*
+ * read_pem -- a TLS file's contents (TopMemoryContext), or NULL with a
+ * WARNING naming the file (never its contents).
+ */
+static char *
+read_pem(const char *path, const char *what, int elevel)
+{
+	FILE	   *f = AllocateFile(path, "r");
+	char	   *buf;
+	size_t		n;
+
+	if (f == NULL)
+	{
+		ereport(elevel,
+				(errcode_for_file_access(),
+				 errmsg("hubsync webhook receiver could not open TLS %s file \"%s\": %m", what, path),
+				 errhint("Check hubsync.webhook_tls_%s_file; the receiver stays off until it can be read.", what)));
+		return NULL;
+	}
+	buf = MemoryContextAllocZero(TopMemoryContext, HUBSYNC_TLS_FILE_MAX + 1);
+	n = fread(buf, 1, HUBSYNC_TLS_FILE_MAX, f);
+	FreeFile(f);
+	if (n == 0 || n == HUBSYNC_TLS_FILE_MAX || strstr(buf, "-----BEGIN") == NULL)
+	{
+		explicit_bzero(buf, HUBSYNC_TLS_FILE_MAX);
+		pfree(buf);
+		ereport(elevel,
+				(errmsg("hubsync webhook receiver: TLS %s file \"%s\" is not a PEM file", what, path),
+				 errhint("Give a PEM-encoded %s.", strcmp(what, "key") == 0 ? "private key" : "certificate (chain)")));
+		return NULL;
+	}
+	return buf;
+}
+
+/*
+ * limits_changed -- the settings the daemon was started with changed
+ * (limits, TLS files): it must be restarted to apply them.
+ */
+static bool
+limits_changed(void)
+{
+	return hubsync_webhook_max_connections != bound_max_connections ||
+		hubsync_webhook_max_header_size != bound_max_header_size ||
+		hubsync_webhook_timeout != bound_timeout ||
+		strcmp(hubsync_webhook_tls_cert_file, bound_tls_cert) != 0 ||
+		strcmp(hubsync_webhook_tls_key_file, bound_tls_key) != 0;
+}
+
 /* hubsync_receiver_stop -- close the listening socket and connections */
 void
 hubsync_receiver_stop(void)
@@ -555,6 +637,7 @@ hubsync_receiver_stop(void)
 	ready_tail = NULL;
 	ereport(LOG, (errmsg("hubsync webhook receiver stopped listening")));
 	bound_port = 0;
+	forget_tls();
 }
 
 /* hubsync_receiver_running -- whether the receiver listens */
@@ -579,7 +662,8 @@ hubsync_receiver_configure(void)
 	compute_public_url();
 	if (daemon_handle != NULL &&
 		(hubsync_webhook_port != bound_port ||
-		 strcmp(hubsync_webhook_listen_address, bound_address) != 0))
+		 strcmp(hubsync_webhook_listen_address, bound_address) != 0 ||
+		 limits_changed()))
 		hubsync_receiver_stop();
 	if (hubsync_webhook_port == 0)
 	{
@@ -605,32 +689,82 @@ hubsync_receiver_configure(void)
 #endif
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+
+	/* TLS when both files are set */
+	forget_tls();
+	if (hubsync_webhook_tls_cert_file[0] != '\0' || hubsync_webhook_tls_key_file[0] != '\0')
+	{
+		int			elevel = bind_failed_logged ? DEBUG1 : WARNING;
+
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		{
+			if (!bind_failed_logged)
+				ereport(WARNING,
+						(errmsg("hubsync webhook receiver: this libmicrohttpd has no TLS support"),
+						 errhint("Clear hubsync.webhook_tls_cert_file and hubsync.webhook_tls_key_file and terminate TLS in a proxy (see docs/nginx.md).")));
+			bind_failed_logged = true;
+			return false;
+		}
+		if (hubsync_webhook_tls_cert_file[0] == '\0' || hubsync_webhook_tls_key_file[0] == '\0')
+		{
+			if (!bind_failed_logged)
+				ereport(WARNING,
+						(errmsg("hubsync webhook receiver needs both hubsync.webhook_tls_cert_file and hubsync.webhook_tls_key_file for TLS"),
+						 errhint("Set both, or neither for plain HTTP.")));
+			bind_failed_logged = true;
+			return false;
+		}
+		tls_cert_pem = read_pem(hubsync_webhook_tls_cert_file, "cert", elevel);
+		tls_key_pem = tls_cert_pem ? read_pem(hubsync_webhook_tls_key_file, "key", elevel) : NULL;
+		if (tls_key_pem == NULL)
+		{
+			forget_tls();
+			bind_failed_logged = true;
+			return false;
+		}
+		flags |= MHD_USE_TLS;
+	}
+
+	/*
+	 * Headers are read into the connection's memory pool, so its size bounds
+	 * them; the rest of the pool holds the answer.
+	 */
 	daemon_handle = MHD_start_daemon(flags, (uint16_t) hubsync_webhook_port,
 									 NULL, NULL,
 									 &handle_request, NULL,
 									 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
-									 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) HUBSYNC_RECEIVER_MAX_CONNECTIONS,
-									 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) HUBSYNC_RECEIVER_MAX_PER_IP,
-									 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) HUBSYNC_RECEIVER_TIMEOUT_S,
+									 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) hubsync_webhook_max_connections,
+									 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) Max(1, hubsync_webhook_max_connections / 2),
+									 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) hubsync_webhook_timeout,
+									 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (hubsync_webhook_max_header_size + 4096),
 									 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
 									 MHD_OPTION_NOTIFY_COMPLETED, &request_completed, NULL,
+									 tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert_pem,
+									 MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem,
 									 MHD_OPTION_END);
 	if (daemon_handle == NULL)
 	{
+		forget_tls();
 		if (!bind_failed_logged)
 			ereport(WARNING,
 					(errmsg("hubsync webhook receiver could not listen on %s port %d",
 							hubsync_webhook_listen_address, hubsync_webhook_port),
-					 errhint("Check that hubsync.webhook_port is free and hubsync.webhook_listen_address is an address of this host; hubsync retries every few seconds.")));
+					 errhint("Check that hubsync.webhook_port is free, hubsync.webhook_listen_address is an address of this host and, with TLS, that the certificate and key match; hubsync retries every few seconds.")));
 		bind_failed_logged = true;
 		return false;
 	}
 	bind_failed_logged = false;
 	bound_port = hubsync_webhook_port;
+	bound_max_connections = hubsync_webhook_max_connections;
+	bound_max_header_size = hubsync_webhook_max_header_size;
+	bound_timeout = hubsync_webhook_timeout;
+	strlcpy(bound_tls_cert, hubsync_webhook_tls_cert_file, sizeof(bound_tls_cert));
+	strlcpy(bound_tls_key, hubsync_webhook_tls_key_file, sizeof(bound_tls_key));
 	strlcpy(bound_address, hubsync_webhook_listen_address, sizeof(bound_address));
 	ereport(LOG,
-			(errmsg("hubsync webhook receiver listening on %s port %d, path %s",
-					hubsync_webhook_listen_address, hubsync_webhook_port, served_path)));
+			(errmsg("hubsync webhook receiver listening on %s port %d, path %s%s",
+					hubsync_webhook_listen_address, hubsync_webhook_port, served_path,
+					tls_cert_pem ? " (TLS)" : "")));
 	return true;
 }
 
@@ -649,7 +783,7 @@ hubsync_receiver_wait(long max_timeout_ms)
 	MHD_UNSIGNED_LONG_LONG mhd_timeout;
 	long		timeout = max_timeout_ms;
 	WaitEventSet *set;
-	WaitEvent	events[HUBSYNC_RECEIVER_MAX_CONNECTIONS + 8];
+	WaitEvent	events[HUBSYNC_RECEIVER_MAX_EVENTS];
 	int			nfds = 0;
 	int			fd;
 

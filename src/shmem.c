@@ -73,6 +73,7 @@ hubsync_shmem_startup(void)
 		}
 		pg_atomic_init_u64(&hubsync_shared->credentials_version, 0);
 		pg_atomic_init_u32(&hubsync_shared->auth_failed, 0);
+		pg_atomic_init_u64(&hubsync_shared->oauth_refresh_claim, 0);
 		pg_atomic_init_u32(&hubsync_shared->paused, 0);
 		hubsync_quota_init(&hubsync_shared->quota);
 		for (i = 0; i < HUBSYNC_WH_NUM_COUNTERS; i++)

@@ -14,14 +14,19 @@
  * every buffer that held key material is wiped.
  *
  * Nothing here touches PostgreSQL state other than palloc, so it is safe
- * to call from the receiver and from SQL alike (always on the main thread).
+ * to call from the receiver and from SQL alike (always on the main thread),
+ * and it builds with -DFRONTEND for the libFuzzer harness (test/fuzz/).
  *
  * IDENTIFICATION
  *	  src/signature.c
  *
  *-------------------------------------------------------------------------
  */
+#ifdef FRONTEND
+#include "postgres_fe.h"		/* the fuzzing harnesses in test/fuzz/ */
+#else
 #include "hubsync.h"
+#endif
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -58,16 +58,21 @@ PG_FUNCTION_INFO_V1(hubsync_auth_state);
 
 /*
  * hubsync_auth_state -- 'refused' after HubSpot answered 401 to our
- * credentials (pushing has stopped until they change), 'ok' otherwise;
- * NULL when the library is not preloaded.
+ * credentials, 'refresh_failed' after it refused the OAuth refresh token
+ * (sync has stopped until the credentials change), 'ok' otherwise; NULL
+ * when the library is not preloaded.
  */
 Datum
 hubsync_auth_state(PG_FUNCTION_ARGS)
 {
+	uint32		state;
+
 	if (!hubsync_shmem_available())
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(pg_atomic_read_u32(&hubsync_shared->auth_failed) ?
-									 "refused" : "ok"));
+	state = pg_atomic_read_u32(&hubsync_shared->auth_failed);
+	PG_RETURN_TEXT_P(cstring_to_text(state == HUBSYNC_AUTH_REFUSED ? "refused" :
+									 state == HUBSYNC_AUTH_REFRESH_FAILED ?
+									 "refresh_failed" : "ok"));
 }
 
 PG_FUNCTION_INFO_V1(hubsync_quota_status);

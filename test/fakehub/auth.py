@@ -145,3 +145,12 @@ class Auth:
                 if token is None or t == token:
                     self.access[t] = past
             return len(self.access) if token is None else int(token in self.access)
+
+    def revoke_refresh(self):
+        """Control API: every refresh token known so far stops working (as
+        when the app is uninstalled); a new oauthRefreshToken in the config
+        is good again."""
+        with self.lock:
+            known = set(self.refresh_issued) | {self.hub.cfg["oauthRefreshToken"]}
+            self.revoked |= known
+            return len(known)

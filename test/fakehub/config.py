@@ -70,6 +70,8 @@ DEFAULTS = {
     "webhookSubscriptions": None,
     "webhookCapture": True,
     "webhookCaptureMax": 100000,
+    # property names: HubSpot's rule, or anything (hostile-name tests)
+    "strictPropertyNames": True,
     # OAuth
     "oauthClientId": "hubsync-client-id",
     "oauthClientSecret": "hubsync-oauth-secret",

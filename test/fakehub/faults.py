@@ -5,7 +5,7 @@ import threading
 from .limits import secondly_body, ten_secondly_body
 from .util import correlation_id, error_body, fail
 
-KINDS = ("status", "hang", "reset", "malformed", "partial207")
+KINDS = ("status", "hang", "reset", "malformed", "partial207", "hostile")
 PROB_KEYS = ("423", "429", "477", "500", "502", "503", "504",
              "hang", "reset", "malformed", "partial207")
 _EDGE_HTML = ("<html><head><title>%d %s</title></head><body><center><h1>%d %s</h1>"
@@ -14,13 +14,43 @@ _REASONS = {502: "Bad Gateway", 503: "Service Temporarily Unavailable",
             504: "Gateway Time-out"}
 
 
+HOSTILE = ("huge", "deep", "types", "missing", "nonutf8", "truncated", "scalar", "nul")
+
+
+def hostile_body(fault):
+    """A hostile 200 body: bigger than any client should take, nested past
+    any parser's stack, wrong JSON types, missing fields, bytes that are not
+    UTF-8, cut off, a bare scalar, or an escaped NUL."""
+    mode = fault["hostile"]
+    if mode == "huge":
+        size = int(fault.get("bytes", 40 * 1024 * 1024))
+        return b'{"status":"COMPLETE","results":[],"pad":"' + b"x" * size + b'"}'
+    if mode == "deep":
+        n = int(fault.get("depth", 100000))
+        return b'{"status":"COMPLETE","results":' + b"[" * n + b"]" * n + b"}"
+    if mode == "types":
+        return (b'{"status":7,"results":[{"id":{"nested":true},"properties":[1,2,3],'
+                b'"createdAt":false},"a string",17,null,{"id":"123456789012345678901234567",'
+                b'"properties":"nope"},{"id":"abc","properties":{"hubsync_id":42}},'
+                b'{"id":1e400,"properties":null}],"errors":"not an array","numErrors":"x"}')
+    if mode == "missing":
+        return b'{"status":"COMPLETE"}'
+    if mode == "nonutf8":
+        return b'{"status":"COMPLETE","results":[{"id":"1","properties":{"firstname":"\xff\xfe\xc3"}}]}'
+    if mode == "truncated":
+        return b'{"status":"COMPLETE","results":[{"id":"1","prop'
+    if mode == "scalar":
+        return b'"just a string"'
+    return b'{"status":"COMPLETE","results":[{"id":"1","properties":{"x":"a\\u0000b"}}]}'
+
+
 def _kind(entry):
     """Which fault an entry describes (400 unless exactly one)."""
     found = [k for k in KINDS if k != "status" and entry.get(k)]
     if "status" in entry:
         found.append("status")
     if len(found) != 1:
-        fail(400, "a fault needs exactly one of status, hang, reset, malformed, partial207")
+        fail(400, "a fault needs exactly one of status, hang, reset, malformed, partial207, hostile")
     return found[0]
 
 
@@ -51,6 +81,8 @@ class Faults:
                 fail(400, "queue entries must be objects")
             e = dict(e)
             e["kind"] = _kind(e)
+            if e["kind"] == "hostile" and e["hostile"] not in HOSTILE:
+                fail(400, "hostile must be one of %s" % ", ".join(HOSTILE))
             count = e.setdefault("count", 1)
             if not isinstance(count, int) or count < 1:
                 fail(400, "count must be a positive integer")

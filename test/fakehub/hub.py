@@ -10,7 +10,7 @@ import traceback
 from . import config, routes_assoc, routes_crm, routes_fake, routes_meta, routes_webhooks
 from .assoc import Associations
 from .auth import Auth
-from .faults import Faults, status_response
+from .faults import Faults, hostile_body, status_response
 from .limits import Limits, RequestLog
 from .request import Routes
 from .store import Store
@@ -186,6 +186,8 @@ class Hub:
             return "reset", None, None, None
         if kind == "malformed":
             return "respond", int(fault.get("status", 200)), MALFORMED_BODY, dict(headers)
+        if kind == "hostile":
+            return "respond", 200, hostile_body(fault), dict(headers)
         status, body, extra = status_response(fault, self.cfg)
         return "respond", status, body, dict(headers, **extra)
 

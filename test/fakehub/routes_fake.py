@@ -323,6 +323,11 @@ def oauth_expire(hub, req):
     return 200, {"expired": hub.auth.expire(_body(req).get("token"))}
 
 
+def oauth_revoke(hub, req):
+    """POST /_fake/oauth/revoke: every refresh token issued so far goes bad."""
+    return 200, {"revoked": hub.auth.revoke_refresh()}
+
+
 def health(hub, req):
     """GET /_fake/health."""
     return 200, {"ok": True}
@@ -331,7 +336,8 @@ def health(hub, req):
 # Handlers that wait or only read hub-internal locked structures run outside
 # the store lock; everything else runs under it.
 UNLOCKED = {wh_flush, wh_pending, wh_events, wh_deliveries, requests_log, health,
-            get_faults, post_faults, delete_faults, oauth_expire}
+            get_faults, post_faults, delete_faults, oauth_expire,
+            oauth_revoke}
 
 
 def register(routes):
@@ -362,3 +368,4 @@ def register(routes):
     add("GET", "/_fake/webhooks/events", wh_events)
     add("GET", "/_fake/webhooks/deliveries", wh_deliveries)
     add("POST", "/_fake/oauth/expire", oauth_expire)
+    add("POST", "/_fake/oauth/revoke", oauth_revoke)

@@ -19,14 +19,17 @@ def _prop_or_404(ot, name, archived=False):
     return p
 
 
-def _check_spec(spec):
-    """400 unless a PropertyCreate body is complete and consistent."""
+def _check_spec(spec, strict=True):
+    """400 unless a PropertyCreate body is complete and consistent (strict:
+    names follow HubSpot's lowercase rule)."""
     if not isinstance(spec, dict):
         fail(400, "property definition must be an object")
     missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not spec.get(k)]
     if missing:
         fail(400, "Property definition is missing required fields: %s" % ", ".join(missing))
-    if not _NAME_RE.match(spec["name"]):
+    if not isinstance(spec["name"], str) or len(spec["name"]) > 255:
+        fail(400, "Property name is invalid: a string of at most 255 characters")
+    if strict and not _NAME_RE.match(spec["name"]):
         fail(400, "Property name %s is invalid: use lowercase letters, digits and "
                   "underscores, starting with a letter" % spec["name"])
     if spec["type"] not in TYPES:
@@ -37,9 +40,9 @@ def _check_spec(spec):
         fail(400, "options must be an array")
 
 
-def _add_prop(ot, spec):
+def _add_prop(ot, spec, strict=True):
     """Create one custom property (409 if the name exists); returns it."""
-    _check_spec(spec)
+    _check_spec(spec, strict)
     old = ot.props.get(spec["name"])
     if old is not None and not old.archived:
         raise ApiError(409, error_body("A property named '%s' already exists." % spec["name"],
@@ -66,7 +69,7 @@ def list_props(hub, req, objectType):
 def create_prop(hub, req, objectType):
     """POST /crm/v3/properties/{t} -> 201."""
     ot = hub.store.type_of(objectType)
-    return 201, _add_prop(ot, req.body_obj()).to_json()
+    return 201, _add_prop(ot, req.body_obj(), hub.cfg["strictPropertyNames"]).to_json()
 
 
 def get_prop(hub, req, objectType, name):
@@ -117,7 +120,7 @@ def batch_create_props(hub, req, objectType):
     results, errors = [], []
     for spec in _inputs(hub, req, req.body_obj()):
         try:
-            results.append(_add_prop(ot, spec).to_json())
+            results.append(_add_prop(ot, spec, hub.cfg["strictPropertyNames"]).to_json())
         except ApiError as e:
             errors.append(_err(e.body["category"], e.body["message"],
                                {"name": [str(spec.get("name"))]}))

@@ -85,6 +85,9 @@ sub stop
 	my ($self) = @_;
 	return unless $self->{pid};
 	kill 'TERM', $self->{pid};
+	# keep the test's exit status: waitpid sets $? (-1 when something else
+	# reaped the fake already), and DESTROY may run after the test ended
+	local $?;
 	close $self->{out};
 	waitpid($self->{pid}, 0);
 	delete $self->{pid};
