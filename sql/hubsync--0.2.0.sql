@@ -1195,19 +1195,26 @@ DECLARE
 	v_missing bigint[];
 BEGIN
 	FOR r IN
+		-- group the events by type first, then match each group once
+		WITH g AS (
+			SELECT i.subscription_type, i.object_type_id, split_part(i.subscription_type, '.', 2) AS kind,
+			       array_agg(CASE WHEN split_part(i.subscription_type, '.', 2) = 'merge'
+			                      THEN coalesce((i.event ->> 'newObjectId')::bigint, i.object_id)
+			                      ELSE i.object_id END) AS ids
+			FROM hubsync.inbox i
+			WHERE i.id = ANY (p_ids) AND i.state = 'pending' AND i.object_id IS NOT NULL
+			  AND split_part(i.subscription_type, '.', 2) IN ('creation', 'restore', 'merge', 'propertyChange')
+			GROUP BY i.subscription_type, i.object_type_id
+		)
 		SELECT t.object_type AS ot, t.api_name AS api,
-		       array_agg(DISTINCT CASE WHEN split_part(i.subscription_type, '.', 2) = 'merge'
-		                               THEN coalesce((i.event ->> 'newObjectId')::bigint, i.object_id)
-		                               ELSE i.object_id END)
-		           FILTER (WHERE split_part(i.subscription_type, '.', 2) IN ('creation', 'restore', 'merge')) AS direct,
-		       array_agg(DISTINCT i.object_id)
-		           FILTER (WHERE split_part(i.subscription_type, '.', 2) = 'propertyChange') AS changed
-		FROM hubsync.inbox i
+		       array_agg(DISTINCT x) FILTER (WHERE g.kind IN ('creation', 'restore', 'merge')) AS direct,
+		       array_agg(DISTINCT x) FILTER (WHERE g.kind = 'propertyChange') AS changed
+		FROM g
 		JOIN hubsync.object_types t
-		  ON CASE WHEN split_part(i.subscription_type, '.', 1) = 'object'
-		          THEN t.object_type_id = i.object_type_id
-		          ELSE t.webhook_prefix = split_part(i.subscription_type, '.', 1) END
-		WHERE i.id = ANY (p_ids) AND i.state = 'pending' AND i.object_id IS NOT NULL
+		  ON CASE WHEN split_part(g.subscription_type, '.', 1) = 'object'
+		          THEN t.object_type_id = g.object_type_id
+		          ELSE t.webhook_prefix = split_part(g.subscription_type, '.', 1) END
+		CROSS JOIN LATERAL unnest(g.ids) x
 		GROUP BY t.object_type, t.api_name
 	LOOP
 		v_missing := NULL;
@@ -1767,15 +1774,22 @@ BEGIN
 	applied := 0;
 	skipped := 0;
 	FOR t IN
-		SELECT ot.object_type, array_agg(i.id) AS ids
-		FROM hubsync.inbox i
+		-- group the events by type first, then match each group once
+		WITH g AS (
+			SELECT i.subscription_type, i.object_type_id, array_agg(i.id) AS ids
+			FROM hubsync.inbox i
+			WHERE i.id = ANY (p_ids) AND i.state = 'pending'
+			GROUP BY i.subscription_type, i.object_type_id
+		)
+		SELECT ot.object_type, array_agg(x) AS ids
+		FROM g
 		JOIN hubsync.object_types ot
-		  ON CASE WHEN split_part(i.subscription_type, '.', 1) = 'object'
-		          THEN ot.object_type_id = i.object_type_id
-		          ELSE ot.webhook_prefix = split_part(i.subscription_type, '.', 1) END
-		WHERE i.id = ANY (p_ids) AND i.state = 'pending'
+		  ON CASE WHEN split_part(g.subscription_type, '.', 1) = 'object'
+		          THEN ot.object_type_id = g.object_type_id
+		          ELSE ot.webhook_prefix = split_part(g.subscription_type, '.', 1) END
+		CROSS JOIN LATERAL unnest(g.ids) x
 		GROUP BY ot.object_type
-		HAVING NOT bool_or(split_part(i.subscription_type, '.', 2) = 'merge')
+		HAVING NOT bool_or(split_part(g.subscription_type, '.', 2) = 'merge')
 		ORDER BY ot.object_type
 	LOOP
 		SELECT coalesce(array_agg(f.property), '{}') INTO v_owned
@@ -1882,9 +1896,11 @@ BEGIN
 				FROM ev WHERE i.id = ev.id
 				RETURNING i.state
 			), n AS (
-				SELECT jsonb_build_object('object_type', $3, 'hubsync_id', upd.hubsync_id,
-				           'hs_object_id', upd.object_id, 'op', 'update',
-				           'changed', (SELECT jsonb_agg(k ORDER BY k) FROM jsonb_object_keys(upd.changed) k))::text AS payload,
+				-- the text jsonb_build_object(...)::text gives, built directly
+				SELECT '{"op": "update", "changed": '
+				       || (SELECT to_jsonb(array_agg(k ORDER BY k)) FROM jsonb_object_keys(upd.changed) k)::text
+				       || ', "hubsync_id": "' || upd.hubsync_id::text || '", "object_type": ' || %5$L
+				       || ', "hs_object_id": ' || coalesce(upd.object_id::text, 'null') || '}' AS payload,
 				       upd.hubsync_id AS hid, upd.object_id
 				FROM upd WHERE upd.changed <> '{}'
 			)
@@ -1896,7 +1912,8 @@ BEGIN
 			                                 'hs_object_id', n.object_id, 'op', 'update', 'changed', NULL,
 			                                 'truncated', true)::text
 			                        ELSE n.payload END)) FROM n)
-			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''), coalesce(v_cc, 'NULL'))
+			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''), coalesce(v_cc, 'NULL'),
+			to_jsonb(t.object_type)::text)
 			INTO v_a, v_s USING t.ids, v_owned, t.object_type;
 		applied := applied + coalesce(v_a, 0);
 		skipped := skipped + coalesce(v_s, 0);
