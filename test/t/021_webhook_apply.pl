@@ -211,8 +211,22 @@ ok(settled(), 'privacy deletion applied');
 is(q1("SELECT count(*) FROM hubspot.contacts WHERE hs_object_id = $mid"), 0, 'contact erased');
 is(q1("SELECT count(*) FROM hubsync.changes WHERE object_type = 'contacts' AND (hs_object_id = $mid OR hubsync_id = '$ann_hid')"),
 	0, 'contact\'s change feed erased');
-is(q1("SELECT count(*) FROM hubsync.inbox WHERE object_id = $mid AND subscription_type LIKE 'contact.%' AND event::text LIKE '%ann@%'"),
+is(q1("SELECT count(*) FROM hubsync.inbox WHERE object_id = $mid AND subscription_type LIKE 'contact.%' AND (event::text LIKE '%ann@%' OR property_value LIKE '%ann@%')"),
 	0, 'contact\'s personal data erased from the inbox');
+# an event of that contact still pending when the deletion is applied
+# keeps no value either (event and typed column)
+my $carol = $fake->control('POST', 'ui/contacts', { properties => { email => 'carol@example.com', firstname => 'Carol' } });
+ok(settled(), 'second contact created');
+send_event([{ eventId => 902001, subscriptionId => 11, portalId => 62515, appId => 54321,
+		subscriptionType => 'contact.privacyDeletion', objectId => int($carol->{id}), occurredAt => $v + 1000,
+		changeSource => 'GDPR', sourceId => 'userId:1' },
+	{ eventId => 902002, subscriptionId => 12, portalId => 62515, appId => 54321,
+		subscriptionType => 'contact.propertyChange', objectId => int($carol->{id}), occurredAt => $v + 1001,
+		propertyName => 'email', propertyValue => 'carol.new@example.com', changeSource => 'CRM_UI', sourceId => 'userId:1' }]);
+ok(settled(), 'privacy deletion with a later pending change applied');
+is(q1("SELECT count(*) FROM hubsync.inbox WHERE event::text LIKE '%carol%' OR property_value LIKE '%carol%'"),
+	0, 'no trace of the contact in the inbox, typed columns included');
+is(q1("SELECT count(*) FROM hubspot.contacts WHERE hs_object_id = $carol->{id}"), 0, 'second contact erased');
 
 # ---- unknown subscription type: skipped and counted ----
 send_event([{ eventId => 1, subscriptionId => 9, portalId => 62515, occurredAt => $v,
