@@ -97,6 +97,64 @@ COMMENT ON FUNCTION hubsync._changed_props(text, jsonb, jsonb, jsonb) IS
   'API: private. Properties whose value really changed between two versions of a mirror row (empty string = NULL)';
 REVOKE ALL ON FUNCTION hubsync._changed_props(text, jsonb, jsonb, jsonb) FROM PUBLIC;
 
+-- Records the inbox events p_ids need read from HubSpot before they can
+-- be applied: creations, restores, merge survivors and property changes of
+-- records not in the mirror.  Set-based: one look-up per object type.
+CREATE OR REPLACE FUNCTION hubsync._inbox_fetch_plan(p_ids bigint[])
+RETURNS TABLE (object_type text, api_name text, ids bigint[], properties text[])
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	v_missing bigint[];
+BEGIN
+	FOR r IN
+		-- group the events by type first, then match each group once
+		WITH g AS (
+			SELECT i.subscription_type, i.object_type_id, split_part(i.subscription_type, '.', 2) AS kind,
+			       array_agg(CASE WHEN split_part(i.subscription_type, '.', 2) = 'merge'
+			                      THEN coalesce((i.event ->> 'newObjectId')::bigint, i.object_id)
+			                      ELSE i.object_id END) AS ids
+			-- (each id looked up by primary key: never a scan of the whole
+			-- pending index or table, however long the backlog or history)
+			FROM unnest(p_ids) AS x(id)
+			CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i
+			                    WHERE i.id = x.id AND i.state = 'pending' LIMIT 1) i
+			WHERE i.object_id IS NOT NULL
+			  AND split_part(i.subscription_type, '.', 2) IN ('creation', 'restore', 'merge', 'propertyChange')
+			GROUP BY i.subscription_type, i.object_type_id
+		)
+		SELECT t.object_type AS ot, t.api_name AS api,
+		       array_agg(DISTINCT x) FILTER (WHERE g.kind IN ('creation', 'restore', 'merge')) AS direct,
+		       array_agg(DISTINCT x) FILTER (WHERE g.kind = 'propertyChange') AS changed
+		FROM g
+		JOIN hubsync.object_types t
+		  ON CASE WHEN split_part(g.subscription_type, '.', 1) = 'object'
+		          THEN t.object_type_id = g.object_type_id
+		          ELSE t.webhook_prefix = split_part(g.subscription_type, '.', 1) END
+		CROSS JOIN LATERAL unnest(g.ids) x
+		GROUP BY t.object_type, t.api_name
+	LOOP
+		v_missing := NULL;
+		IF r.changed IS NOT NULL THEN
+			EXECUTE format('SELECT array_agg(x) FROM unnest($1) x
+			                WHERE NOT EXISTS (SELECT 1 FROM hubspot.%I m WHERE m.hs_object_id = x)', r.ot)
+				INTO v_missing USING r.changed;
+		END IF;
+		ids := ARRAY(SELECT DISTINCT x FROM unnest(coalesce(r.direct, '{}') || coalesce(v_missing, '{}')) x
+		             WHERE x IS NOT NULL ORDER BY x);
+		CONTINUE WHEN cardinality(ids) = 0;
+		object_type := r.ot;
+		api_name := r.api;
+		SELECT array_agg(m.property ORDER BY m.property) || ARRAY['hubsync_id'] INTO properties
+		FROM hubsync.property_map m WHERE m.object_type = r.ot;
+		properties := coalesce(properties, ARRAY['hubsync_id']);
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._inbox_fetch_plan(bigint[]) IS
+  'API: private. Pull worker: records to batch-read from HubSpot before applying the given inbox events';
+
 -- Writes a record read from HubSpot into the mirror (INSERT, or UPDATE
 -- when something differs); every property's version becomes at least the
 -- record's updatedAt.  p_linked names the local row to use (merge
@@ -401,15 +459,25 @@ BEGIN
 	applied := 0;
 	skipped := 0;
 	FOR t IN
-		SELECT ot.object_type, array_agg(i.id) AS ids
-		FROM hubsync.inbox i
+		-- group the events by type first, then match each group once
+		WITH g AS (
+			SELECT i.subscription_type, i.object_type_id, array_agg(i.id) AS ids
+			-- (each id looked up by primary key: never a scan of the whole
+			-- pending index or table, however long the backlog or history)
+			FROM unnest(p_ids) AS x(id)
+			CROSS JOIN LATERAL (SELECT i.id, i.subscription_type, i.object_type_id FROM hubsync.inbox i
+			                    WHERE i.id = x.id AND i.state = 'pending' LIMIT 1) i
+			GROUP BY i.subscription_type, i.object_type_id
+		)
+		SELECT ot.object_type, array_agg(x) AS ids
+		FROM g
 		JOIN hubsync.object_types ot
-		  ON CASE WHEN split_part(i.subscription_type, '.', 1) = 'object'
-		          THEN ot.object_type_id = i.object_type_id
-		          ELSE ot.webhook_prefix = split_part(i.subscription_type, '.', 1) END
-		WHERE i.id = ANY (p_ids) AND i.state = 'pending'
+		  ON CASE WHEN split_part(g.subscription_type, '.', 1) = 'object'
+		          THEN ot.object_type_id = g.object_type_id
+		          ELSE ot.webhook_prefix = split_part(g.subscription_type, '.', 1) END
+		CROSS JOIN LATERAL unnest(g.ids) x
 		GROUP BY ot.object_type
-		HAVING NOT bool_or(split_part(i.subscription_type, '.', 2) = 'merge')
+		HAVING NOT bool_or(split_part(g.subscription_type, '.', 2) = 'merge')
 		ORDER BY ot.object_type
 	LOOP
 		SELECT coalesce(array_agg(f.property), '{}') INTO v_owned
@@ -429,9 +497,11 @@ BEGIN
 				                AND coalesce(i.change_source, i.event ->> 'changeSource', '') NOT IN ('API', 'INTEGRATION')
 				                AND p.prop <> ALL ($2))
 				           OVER (PARTITION BY i.object_id) AS plain
-				FROM hubsync.inbox i
+				FROM unnest($1) AS x(id)
+				CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i
+				                    WHERE i.id = x.id AND i.state = 'pending' LIMIT 1) i
 				CROSS JOIN LATERAL (SELECT coalesce(i.property_name, i.event ->> 'propertyName') AS prop) p
-				WHERE i.id = ANY ($1) AND i.state = 'pending' AND i.object_id IS NOT NULL
+				WHERE i.object_id IS NOT NULL
 			), ev AS MATERIALIZED (
 				-- eligible events, with their local row and applied version
 				SELECT e.id, e.object_id, e.occurred_at, e.prop, e.val, m.hubsync_id AS hid,
@@ -516,9 +586,11 @@ BEGIN
 				FROM ev WHERE i.id = ev.id
 				RETURNING i.state
 			), n AS (
-				SELECT jsonb_build_object('object_type', $3, 'hubsync_id', upd.hubsync_id,
-				           'hs_object_id', upd.object_id, 'op', 'update',
-				           'changed', (SELECT jsonb_agg(k ORDER BY k) FROM jsonb_object_keys(upd.changed) k))::text AS payload,
+				-- the text jsonb_build_object(...)::text gives, built directly
+				SELECT '{"op": "update", "changed": '
+				       || (SELECT to_jsonb(array_agg(k ORDER BY k)) FROM jsonb_object_keys(upd.changed) k)::text
+				       || ', "hubsync_id": "' || upd.hubsync_id::text || '", "object_type": ' || %5$L
+				       || ', "hs_object_id": ' || coalesce(upd.object_id::text, 'null') || '}' AS payload,
 				       upd.hubsync_id AS hid, upd.object_id
 				FROM upd WHERE upd.changed <> '{}'
 			)
@@ -530,7 +602,8 @@ BEGIN
 			                                 'hs_object_id', n.object_id, 'op', 'update', 'changed', NULL,
 			                                 'truncated', true)::text
 			                        ELSE n.payload END)) FROM n)
-			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''), coalesce(v_cc, 'NULL'))
+			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''), coalesce(v_cc, 'NULL'),
+			to_jsonb(t.object_type)::text)
 			INTO v_a, v_s USING t.ids, v_owned, t.object_type;
 		applied := applied + coalesce(v_a, 0);
 		skipped := skipped + coalesce(v_s, 0);
@@ -539,3 +612,17 @@ END
 $$;
 COMMENT ON FUNCTION hubsync._apply_fast(bigint[]) IS
   'API: private. Pull worker: applies plain propertyChange events set-based, a record per UPDATE, newest wins per property';
+
+-- Pull worker: which of p_ids are still pending, in occurredAt order.
+CREATE OR REPLACE FUNCTION hubsync._inbox_still_pending(p_ids bigint[]) RETURNS SETOF bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	-- (each id looked up by primary key: never a scan of the whole pending
+	-- index or table, however long the backlog or the history)
+	SELECT i.id
+	FROM unnest(p_ids) AS x(id)
+	CROSS JOIN LATERAL (SELECT i.id, i.occurred_at FROM hubsync.inbox i
+	                    WHERE i.id = x.id AND i.state = 'pending' LIMIT 1) i
+	ORDER BY i.occurred_at, i.id
+$$;
+COMMENT ON FUNCTION hubsync._inbox_still_pending(bigint[]) IS
+  'API: private. Pull worker: the given inbox events still pending, in occurredAt order';
