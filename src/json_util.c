@@ -29,13 +29,20 @@ typedef struct JsonbBuildState
 	JsonbValue *result;
 } JsonbBuildState;
 
+/* build_push -- a structural token: start or end of an object or array */
+static void
+build_push(void *state, JsonbIteratorToken token)
+{
+	JsonbBuildState *st = state;
+
+	st->result = pushJsonbValue(&st->parse, token, NULL);
+}
+
 /* build_object_start -- '{' */
 static HUBSYNC_JSON_SEM_RETURN
 build_object_start(void *state)
 {
-	JsonbBuildState *st = state;
-
-	st->result = pushJsonbValue(&st->parse, WJB_BEGIN_OBJECT, NULL);
+	build_push(state, WJB_BEGIN_OBJECT);
 	return HUBSYNC_JSON_SEM_DONE;
 }
 
@@ -43,9 +50,7 @@ build_object_start(void *state)
 static HUBSYNC_JSON_SEM_RETURN
 build_object_end(void *state)
 {
-	JsonbBuildState *st = state;
-
-	st->result = pushJsonbValue(&st->parse, WJB_END_OBJECT, NULL);
+	build_push(state, WJB_END_OBJECT);
 	return HUBSYNC_JSON_SEM_DONE;
 }
 
@@ -53,9 +58,7 @@ build_object_end(void *state)
 static HUBSYNC_JSON_SEM_RETURN
 build_array_start(void *state)
 {
-	JsonbBuildState *st = state;
-
-	st->result = pushJsonbValue(&st->parse, WJB_BEGIN_ARRAY, NULL);
+	build_push(state, WJB_BEGIN_ARRAY);
 	return HUBSYNC_JSON_SEM_DONE;
 }
 
@@ -63,9 +66,7 @@ build_array_start(void *state)
 static HUBSYNC_JSON_SEM_RETURN
 build_array_end(void *state)
 {
-	JsonbBuildState *st = state;
-
-	st->result = pushJsonbValue(&st->parse, WJB_END_ARRAY, NULL);
+	build_push(state, WJB_END_ARRAY);
 	return HUBSYNC_JSON_SEM_DONE;
 }
 
