@@ -34,7 +34,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "inbox.h"
 #include "json_util.h"
 #include "signature.h"
@@ -55,8 +54,7 @@ const char *const hubsync_webhook_counter_names[HUBSYNC_WH_NUM_COUNTERS] = {
 	"events_failed"
 };
 
-static SPIPlanPtr insert_plan = NULL;	/* plain INSERT */
-static SPIPlanPtr upsert_plan = NULL;	/* the same, ON CONFLICT DO NOTHING */
+static SPIPlanPtr store_plan = NULL;
 static bool wake_registered = false;
 static bool wake_at_commit = false;
 
@@ -404,94 +402,12 @@ dedupe_key(JsonbContainer *ev)
 }
 
 /*
- * run_insert -- run the inbox INSERT (prepared on first use, ON CONFLICT
- * DO NOTHING or not) over the column arrays; returns the rows inserted.
- */
-static int
-run_insert(SPIPlanPtr *plan, bool on_conflict, Datum *args)
-{
-	static const Oid array_types[NUM_INBOX_COLS] = {
-		BYTEAARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID
-	};
-
-	if (*plan == NULL)
-	{
-		char	   *sql = psprintf("INSERT INTO hubsync.inbox (dedupe_key, subscription_type, object_type_id, "
-								   "  object_id, occurred_at, event, property_name, property_value, "
-								   "  change_source, source_id) "
-								   "SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
-								   "  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
-								   "  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
-								   "  pg_catalog.unnest($9), pg_catalog.unnest($10))%s",
-								   on_conflict ? " ON CONFLICT (dedupe_key) DO NOTHING" : "");
-		SPIPlanPtr	p = SPI_prepare(sql, NUM_INBOX_COLS, (Oid *) array_types);
-
-		if (p == NULL)
-			elog(ERROR, "could not prepare the inbox insert: %s",
-				 SPI_result_code_string(SPI_result));
-		*plan = SPI_saveplan(p);
-	}
-	if (SPI_execute_plan(*plan, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not store webhook events");
-	return (int) SPI_processed;
-}
-
-/*
- * insert_events -- store a delivery's events, duplicates skipped; returns
- * how many were new.  Duplicates are rare (HubSpot's retries), so a plain
- * INSERT is tried first, in an internal subtransaction: it checks the
- * dedupe key while inserting, where ON CONFLICT would first probe the
- * index for every event and lock speculatively.  Only if that INSERT
- * meets a duplicate is it rolled back and the delivery stored again with
- * ON CONFLICT DO NOTHING.  Any other error is raised as it is.
- */
-static int
-insert_events(Datum *args)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile int stored = -1;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		stored = run_insert(&insert_plan, false, args);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-		{
-			FreeErrorData(edata);
-			PG_RE_THROW();
-		}
-		FlushErrorState();
-		FreeErrorData(edata);
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_END_TRY();
-	if (stored < 0)
-		stored = run_insert(&upsert_plan, true, args);
-	return stored;
-}
-
-/*
  * hubsync_inbox_store -- insert a checked delivery's events, skipping
  * those already stored; returns how many are new.  Every column is read
  * from the parsed body here, in C, dedupe key included; then one INSERT
- * ... SELECT FROM unnest(arrays) stores the whole delivery (insert_events),
- * in the caller's transaction (SPI connected by us).  Counts nothing: see
- * hubsync_inbox_count_stored.
+ * ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING stores the whole
+ * delivery, in the caller's transaction (SPI connected by us).  Counts
+ * nothing: see hubsync_inbox_count_stored.
  */
 int
 hubsync_inbox_store(Jsonb *events, int *duplicates)
@@ -499,6 +415,10 @@ hubsync_inbox_store(Jsonb *events, int *duplicates)
 	static const Oid elem_types[NUM_INBOX_COLS] = {
 		BYTEAOID, TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID,
 		TEXTOID, TEXTOID, TEXTOID, TEXTOID
+	};
+	static const Oid array_types[NUM_INBOX_COLS] = {
+		BYTEAARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID
 	};
 	int			total = hubsync_json_array_size(&events->root);
 	Datum	   *values[NUM_INBOX_COLS];
@@ -548,7 +468,27 @@ hubsync_inbox_store(Jsonb *events, int *duplicates)
 	}
 
 	SPI_connect();
-	stored = insert_events(args);
+	if (store_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(
+									   "INSERT INTO hubsync.inbox (dedupe_key, subscription_type, object_type_id, "
+									   "  object_id, occurred_at, event, property_name, property_value, "
+									   "  change_source, source_id) "
+									   "SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+									   "  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+									   "  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
+									   "  pg_catalog.unnest($9), pg_catalog.unnest($10)) "
+									   "ON CONFLICT (dedupe_key) DO NOTHING",
+									   NUM_INBOX_COLS, (Oid *) array_types);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the inbox insert: %s",
+				 SPI_result_code_string(SPI_result));
+		store_plan = SPI_saveplan(plan);
+	}
+	if (SPI_execute_plan(store_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store webhook events");
+	stored = (int) SPI_processed;
 	SPI_finish();
 	*duplicates = total - stored;
 	return stored;
