@@ -577,13 +577,17 @@ BEGIN
 				SELECT 'in', $3, upd.hubsync_id, upd.object_id, 'update', 'hubspot', upd.changed
 				FROM upd WHERE upd.changed <> '{}'
 			), mk AS (
-				-- every eligible event is done: applied, or stale
+				-- every eligible event is done: applied, or stale (by primary
+				-- key: never a hash of the whole inbox, however long its history)
 				UPDATE hubsync.inbox i
-				SET state = CASE WHEN ev.occurred_at > ev.ver THEN 'applied' ELSE 'skipped' END,
-				    applied_at = now(),
-				    error = CASE WHEN ev.occurred_at > ev.ver THEN NULL
-				                 ELSE 'stale: a newer value of this property was already applied' END
-				FROM ev WHERE i.id = ev.id
+				SET state = 'applied', applied_at = now(), error = NULL
+				WHERE i.id = ANY (ARRAY(SELECT ev.id FROM ev WHERE ev.occurred_at > ev.ver))
+				RETURNING i.state
+			), mks AS (
+				UPDATE hubsync.inbox i
+				SET state = 'skipped', applied_at = now(),
+				    error = 'stale: a newer value of this property was already applied'
+				WHERE i.id = ANY (ARRAY(SELECT ev.id FROM ev WHERE ev.occurred_at <= ev.ver))
 				RETURNING i.state
 			), n AS (
 				-- the text jsonb_build_object(...)::text gives, built directly
@@ -594,8 +598,8 @@ BEGIN
 				       upd.hubsync_id AS hid, upd.object_id
 				FROM upd WHERE upd.changed <> '{}'
 			)
-			SELECT (SELECT count(*) FILTER (WHERE mk.state = 'applied') FROM mk)::integer,
-			       (SELECT count(*) FILTER (WHERE mk.state = 'skipped') FROM mk)::integer,
+			SELECT (SELECT count(*) FROM mk)::integer,
+			       (SELECT count(*) FROM mks)::integer,
 			       (SELECT count(pg_notify('hubsync_changes',
 			                   CASE WHEN octet_length(n.payload) > 7900
 			                        THEN jsonb_build_object('object_type', $3, 'hubsync_id', n.hid,
