@@ -1857,7 +1857,8 @@ BEGIN
 				       coalesce(array_agg(conv.prop)
 				                FILTER (WHERE conv.column_name IS NOT NULL AND (conv.c IS NOT NULL OR conv.val = '')), '{}') AS clear,
 				       jsonb_object_agg(conv.prop, conv.val) AS wire,
-				       jsonb_object_agg(conv.prop, conv.occurred_at) AS versions
+				       jsonb_object_agg(conv.prop, conv.occurred_at) AS versions,
+				       count(*) AS nprops, min(conv.prop) AS prop1
 				FROM conv GROUP BY conv.hid, conv.object_id
 			), upd AS (
 				-- real UPDATEs (users' triggers fire), only of rows that change;
@@ -1870,11 +1871,17 @@ BEGIN
 				CROSS JOIN LATERAL (SELECT array_remove(ARRAY[%4$s]::text[], NULL) AS cc) x
 				WHERE t.hubsync_id = u.hid
 				  AND (%3$s ((t.properties - u.clear) || u.extra) IS DISTINCT FROM t.properties)
-				RETURNING t.hubsync_id, u.object_id,
-				          (SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}')
-				           FROM jsonb_each(u.wire) w
-				           WHERE (u.colmap ->> w.key) = ANY (x.cc)
-				              OR nullif(o.properties ->> w.key, '') IS DISTINCT FROM nullif(t.properties ->> w.key, '')) AS changed
+				RETURNING t.hubsync_id, u.object_id, u.nprops, u.prop1,
+				          -- (one property, the usual case, without a subquery)
+				          CASE WHEN u.nprops = 1 THEN
+				               CASE WHEN (u.colmap ->> u.prop1) = ANY (x.cc)
+				                         OR nullif(o.properties ->> u.prop1, '') IS DISTINCT FROM nullif(t.properties ->> u.prop1, '')
+				                    THEN u.wire ELSE '{}' END
+				          ELSE (SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}')
+				                FROM jsonb_each(u.wire) w
+				                WHERE (u.colmap ->> w.key) = ANY (x.cc)
+				                   OR nullif(o.properties ->> w.key, '') IS DISTINCT FROM nullif(t.properties ->> w.key, ''))
+				          END AS changed
 			), su AS (
 				-- (no join with upd here: a nested loop over it is quadratic)
 				UPDATE hubsync.sync_state s
@@ -1911,7 +1918,8 @@ BEGIN
 			), n AS (
 				-- the text jsonb_build_object(...)::text gives, built directly
 				SELECT '{"op": "update", "changed": '
-				       || (SELECT to_jsonb(array_agg(k ORDER BY k)) FROM jsonb_object_keys(upd.changed) k)::text
+				       || CASE WHEN upd.nprops = 1 THEN jsonb_build_array(upd.prop1)
+				               ELSE (SELECT to_jsonb(array_agg(k ORDER BY k)) FROM jsonb_object_keys(upd.changed) k) END::text
 				       || ', "hubsync_id": "' || upd.hubsync_id::text || '", "object_type": ' || %5$L
 				       || ', "hs_object_id": ' || coalesce(upd.object_id::text, 'null') || '}' AS payload,
 				       upd.hubsync_id AS hid, upd.object_id
