@@ -1201,12 +1201,12 @@ BEGIN
 			       array_agg(CASE WHEN split_part(i.subscription_type, '.', 2) = 'merge'
 			                      THEN coalesce((i.event ->> 'newObjectId')::bigint, i.object_id)
 			                      ELSE i.object_id END) AS ids
-			-- (each id looked up by primary key: never a scan of the whole
-			-- pending index or table, however long the backlog or history)
+			-- (each id looked up by primary key alone, state checked after:
+			-- never a scan of the pending index or the table, however long
+			-- the backlog or the history)
 			FROM unnest(p_ids) AS x(id)
-			CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i
-			                    WHERE i.id = x.id AND i.state = 'pending' LIMIT 1) i
-			WHERE i.object_id IS NOT NULL
+			CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i WHERE i.id = x.id LIMIT 1) i
+			WHERE i.state = 'pending' AND i.object_id IS NOT NULL
 			  AND split_part(i.subscription_type, '.', 2) IN ('creation', 'restore', 'merge', 'propertyChange')
 			GROUP BY i.subscription_type, i.object_type_id
 		)
@@ -1781,11 +1781,13 @@ BEGIN
 		-- group the events by type first, then match each group once
 		WITH g AS (
 			SELECT i.subscription_type, i.object_type_id, array_agg(i.id) AS ids
-			-- (each id looked up by primary key: never a scan of the whole
-			-- pending index or table, however long the backlog or history)
+			-- (each id looked up by primary key alone, state checked after:
+			-- never a scan of the pending index or the table, however long
+			-- the backlog or the history)
 			FROM unnest(p_ids) AS x(id)
-			CROSS JOIN LATERAL (SELECT i.id, i.subscription_type, i.object_type_id FROM hubsync.inbox i
-			                    WHERE i.id = x.id AND i.state = 'pending' LIMIT 1) i
+			CROSS JOIN LATERAL (SELECT i.id, i.subscription_type, i.object_type_id, i.state
+			                    FROM hubsync.inbox i WHERE i.id = x.id LIMIT 1) i
+			WHERE i.state = 'pending'
 			GROUP BY i.subscription_type, i.object_type_id
 		)
 		SELECT ot.object_type, array_agg(x) AS ids
@@ -1817,10 +1819,9 @@ BEGIN
 				                AND p.prop <> ALL ($2))
 				           OVER (PARTITION BY i.object_id) AS plain
 				FROM unnest($1) AS x(id)
-				CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i
-				                    WHERE i.id = x.id AND i.state = 'pending' LIMIT 1) i
+				CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i WHERE i.id = x.id LIMIT 1) i
 				CROSS JOIN LATERAL (SELECT coalesce(i.property_name, i.event ->> 'propertyName') AS prop) p
-				WHERE i.object_id IS NOT NULL
+				WHERE i.state = 'pending' AND i.object_id IS NOT NULL
 			), ev AS MATERIALIZED (
 				-- eligible events, with their local row and applied version
 				SELECT e.id, e.object_id, e.occurred_at, e.prop, e.val, m.hubsync_id AS hid,
@@ -1947,12 +1948,13 @@ COMMENT ON FUNCTION hubsync._apply_fast(bigint[]) IS
 -- Pull worker: which of p_ids are still pending, in occurredAt order.
 CREATE FUNCTION hubsync._inbox_still_pending(p_ids bigint[]) RETURNS SETOF bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-	-- (each id looked up by primary key: never a scan of the whole pending
-	-- index or table, however long the backlog or the history)
+	-- (each id looked up by primary key alone, state checked after: never
+	-- a scan of the pending index or the table, however long the backlog)
 	SELECT i.id
 	FROM unnest(p_ids) AS x(id)
-	CROSS JOIN LATERAL (SELECT i.id, i.occurred_at FROM hubsync.inbox i
-	                    WHERE i.id = x.id AND i.state = 'pending' LIMIT 1) i
+	CROSS JOIN LATERAL (SELECT i.id, i.occurred_at, i.state FROM hubsync.inbox i
+	                    WHERE i.id = x.id LIMIT 1) i
+	WHERE i.state = 'pending'
 	ORDER BY i.occurred_at, i.id
 $$;
 COMMENT ON FUNCTION hubsync._inbox_still_pending(bigint[]) IS
