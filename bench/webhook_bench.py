@@ -10,7 +10,10 @@ PATH; run as a non-root user, e.g. the postgres user), then measures:
   2. delivery answer latency p50/p99 of those deliveries;
   3. events/s applied to the mirror by the pull worker once released
      (propertyChange events on existing deals: UPDATE, sync_state, change
-     feed, NOTIFY).
+     feed, NOTIFY);
+  4. the CPU time the receiver and the pull worker spent per event (from
+     /proc), which varies much less than the rates when the machine is
+     shared.
 
 Prints figures only; there are no timed asserts.  Loopback traffic only.
 Usage: bench/webhook_bench.py [--deliveries-per-client 50] [--clients 10]
@@ -40,6 +43,21 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used (Linux /proc), or None."""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def worker_pid(sock, port, backend_type):
+    return psql(sock, port, "SELECT pid FROM pg_stat_activity WHERE backend_type = '%s'"
+                % backend_type)
 
 
 def psql(sock, port, sql):
@@ -100,6 +118,9 @@ def main():
         holder.stdin.flush()
         time.sleep(0.5)
 
+        webhook_pid = worker_pid(tmp, pgport, "hubsync webhook")
+        pull_pid = worker_pid(tmp, pgport, "hubsync pull")
+        webhook_cpu0 = cpu_seconds(webhook_pid)
         base = int(time.time() * 1000) - 1000
         latencies = []
         lock = threading.Lock()
@@ -142,10 +163,12 @@ def main():
         for t in threads:
             t.join()
         store_s = time.perf_counter() - t0
+        webhook_cpu = cpu_seconds(webhook_pid)
         total = args.clients * args.deliveries_per_client * args.events_per_delivery
         stored = int(psql(tmp, pgport, "SELECT count(*) FROM hubsync.inbox"))
 
         # release the processor and time the apply
+        pull_cpu0 = cpu_seconds(pull_pid)
         t1 = time.perf_counter()
         holder.stdin.write("COMMIT;\n\\q\n")
         holder.stdin.flush()
@@ -154,6 +177,7 @@ def main():
         while int(psql(tmp, pgport, "SELECT count(*) FROM hubsync.inbox WHERE state = 'pending'")) > 0:
             time.sleep(0.05)
         apply_s = time.perf_counter() - t1
+        pull_cpu = cpu_seconds(pull_pid)
         applied = int(psql(tmp, pgport, "SELECT count(*) FROM hubsync.inbox WHERE state <> 'pending'"))
         failed = int(psql(tmp, pgport, "SELECT count(*) FROM hubsync.inbox WHERE state = 'failed'"))
 
@@ -166,6 +190,10 @@ def main():
         print("  delivery answer latency: p50 %.1f ms, p99 %.1f ms (target p99 < 100)" % (p(0.5), p(0.99)))
         print("  applied to the mirror: %d events in %.2f s = %.0f events/s (target >= 5000); failed %d"
               % (applied, apply_s, applied / apply_s, failed))
+        # CPU time per event: steadier than rates on a shared, loaded machine
+        if None not in (webhook_cpu0, webhook_cpu, pull_cpu0, pull_cpu) and stored and applied:
+            print("  worker CPU per event: receiver %.0f us, apply %.0f us"
+                  % ((webhook_cpu - webhook_cpu0) * 1e6 / stored, (pull_cpu - pull_cpu0) * 1e6 / applied))
         if errors or stored != total:
             print("  WARNING: %d non-200 answers, %d of %d events stored" % (len(errors), stored, total))
     finally:

@@ -315,7 +315,7 @@ COMMENT ON TABLE hubsync.sync_state IS
 
 CREATE TABLE hubsync.inbox (
 	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	dedupe_key       text NOT NULL UNIQUE,
+	dedupe_key       bytea NOT NULL UNIQUE,
 	subscription_type text NOT NULL,
 	object_type_id   text,
 	object_id        bigint,
@@ -324,9 +324,12 @@ CREATE TABLE hubsync.inbox (
 	state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'skipped', 'failed')),
 	received_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	applied_at       timestamptz,
-	error            text
+	error            text,
+	property_name    text,
+	property_value   text,
+	change_source    text,
+	source_id        text
 );
-CREATE INDEX inbox_pending_idx ON hubsync.inbox (occurred_at) WHERE state = 'pending';
 COMMENT ON TABLE hubsync.inbox IS
   'HubSpot webhook events, stored on receipt and applied in occurredAt order';
 REVOKE ALL ON hubsync.inbox FROM PUBLIC;
@@ -1208,7 +1211,15 @@ COMMENT ON FUNCTION hubsync._auth_state() IS
 
 CREATE INDEX inbox_pending_order_idx ON hubsync.inbox (occurred_at, id) WHERE state = 'pending';
 COMMENT ON COLUMN hubsync.inbox.dedupe_key IS
-  'sha256 of subscriptionId, objectId, occurredAt, propertyName, propertyValue, eventId (and association ends): duplicate deliveries store nothing';
+  'sha256 of subscriptionId, objectId, occurredAt, propertyName, propertyValue, eventId (and association ends, subscriptionType, objectTypeId), computed by the receiver: duplicate deliveries store nothing';
+COMMENT ON COLUMN hubsync.inbox.property_name IS
+  'propertyName of a propertyChange event, read from the event at receipt';
+COMMENT ON COLUMN hubsync.inbox.property_value IS
+  'propertyValue of a propertyChange event, read from the event at receipt (NULL once a privacy deletion erased it)';
+COMMENT ON COLUMN hubsync.inbox.change_source IS
+  'changeSource of the event (CRM_UI, API, INTEGRATION...), read at receipt';
+COMMENT ON COLUMN hubsync.inbox.source_id IS
+  'sourceId of the event (userId:..., or the app id of an API write), read at receipt';
 COMMENT ON COLUMN hubsync.inbox.state IS
   'pending, applied, skipped (unknown type, stale, echo, record gone) or failed (see error)';
 
@@ -1271,19 +1282,30 @@ DECLARE
 	v_missing bigint[];
 BEGIN
 	FOR r IN
+		-- group the events by type first, then match each group once
+		WITH g AS (
+			SELECT i.subscription_type, i.object_type_id, split_part(i.subscription_type, '.', 2) AS kind,
+			       array_agg(CASE WHEN split_part(i.subscription_type, '.', 2) = 'merge'
+			                      THEN coalesce((i.event ->> 'newObjectId')::bigint, i.object_id)
+			                      ELSE i.object_id END) AS ids
+			-- (each id looked up by primary key alone, state checked after:
+			-- never a scan of the pending index or the table, however long
+			-- the backlog or the history)
+			FROM unnest(p_ids) AS x(id)
+			CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i WHERE i.id = x.id LIMIT 1) i
+			WHERE i.state = 'pending' AND i.object_id IS NOT NULL
+			  AND split_part(i.subscription_type, '.', 2) IN ('creation', 'restore', 'merge', 'propertyChange')
+			GROUP BY i.subscription_type, i.object_type_id
+		)
 		SELECT t.object_type AS ot, t.api_name AS api,
-		       array_agg(DISTINCT CASE WHEN split_part(i.subscription_type, '.', 2) = 'merge'
-		                               THEN coalesce((i.event ->> 'newObjectId')::bigint, i.object_id)
-		                               ELSE i.object_id END)
-		           FILTER (WHERE split_part(i.subscription_type, '.', 2) IN ('creation', 'restore', 'merge')) AS direct,
-		       array_agg(DISTINCT i.object_id)
-		           FILTER (WHERE split_part(i.subscription_type, '.', 2) = 'propertyChange') AS changed
-		FROM hubsync.inbox i
+		       array_agg(DISTINCT x) FILTER (WHERE g.kind IN ('creation', 'restore', 'merge')) AS direct,
+		       array_agg(DISTINCT x) FILTER (WHERE g.kind = 'propertyChange') AS changed
+		FROM g
 		JOIN hubsync.object_types t
-		  ON CASE WHEN split_part(i.subscription_type, '.', 1) = 'object'
-		          THEN t.object_type_id = i.object_type_id
-		          ELSE t.webhook_prefix = split_part(i.subscription_type, '.', 1) END
-		WHERE i.id = ANY (p_ids) AND i.state = 'pending' AND i.object_id IS NOT NULL
+		  ON CASE WHEN split_part(g.subscription_type, '.', 1) = 'object'
+		          THEN t.object_type_id = g.object_type_id
+		          ELSE t.webhook_prefix = split_part(g.subscription_type, '.', 1) END
+		CROSS JOIN LATERAL unnest(g.ids) x
 		GROUP BY t.object_type, t.api_name
 	LOOP
 		v_missing := NULL;
@@ -1356,8 +1378,13 @@ COMMENT ON FUNCTION hubsync._wire_to_row(text, jsonb) IS
   'API: private. Splits HubSpot properties into typed mirror columns and the properties jsonb';
 
 -- One applied change: sync_state, change feed, NOTIFY (sent at commit).
+-- p_props are the properties that changed (recorded and announced);
+-- p_remote, when given, every value HubSpot holds now (remembered in
+-- sync_state), else p_props.  An update that changed no property is
+-- remembered but neither recorded nor announced.
 CREATE FUNCTION hubsync._record_in_change(p_object_type text, p_hubsync_id uuid,
-	p_hs_object_id bigint, p_op text, p_props jsonb, p_versions jsonb) RETURNS void
+	p_hs_object_id bigint, p_op text, p_props jsonb, p_versions jsonb,
+	p_remote jsonb DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	payload text;
@@ -1365,10 +1392,10 @@ DECLARE
 	v_before jsonb;
 BEGIN
 	SELECT coalesce(jsonb_object_agg(p.key, coalesce(p.value #>> '{}', '')), '{}') INTO wire
-	FROM jsonb_each(coalesce(p_props, '{}')) p;
+	FROM jsonb_each(coalesce(p_remote, p_props, '{}')) p;
 	-- the change feed's before values: what HubSpot had, as last known
 	SELECT CASE WHEN p_op = 'delete' THEN s.remote
-	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k) FROM jsonb_object_keys(wire) k) END
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k) FROM jsonb_object_keys(coalesce(p_props, '{}')) k) END
 	INTO v_before
 	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	IF p_op = 'delete' THEN
@@ -1382,6 +1409,9 @@ BEGIN
 		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
 		    synced_at = now();
 	END IF;
+	IF p_op = 'update' AND coalesce(p_props, '{}') = '{}' THEN
+		RETURN;
+	END IF;
 	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
 	VALUES ('in', p_object_type, p_hubsync_id, p_hs_object_id, p_op, 'hubspot', coalesce(p_props, '{}'), v_before);
 	payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
@@ -1394,8 +1424,23 @@ BEGIN
 	PERFORM pg_notify('hubsync_changes', payload);
 END
 $$;
-COMMENT ON FUNCTION hubsync._record_in_change(text, uuid, bigint, text, jsonb, jsonb) IS
+COMMENT ON FUNCTION hubsync._record_in_change(text, uuid, bigint, text, jsonb, jsonb, jsonb) IS
   'API: private. Sync state, change feed row and NOTIFY hubsync_changes for one applied HubSpot change';
+
+-- The properties among p_wire whose value differs between two mirror
+-- rows (to_jsonb of the row before and after): typed columns compared
+-- typed, the rest in the properties jsonb, an empty string equal to NULL.
+CREATE FUNCTION hubsync._changed_props(p_object_type text, p_wire jsonb,
+	p_before jsonb, p_after jsonb) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}')
+	FROM jsonb_each(coalesce(p_wire, '{}')) w
+	LEFT JOIN hubsync.property_map m ON m.object_type = p_object_type AND m.property = w.key
+	WHERE (m.column_name IS NOT NULL AND (p_before -> m.column_name) IS DISTINCT FROM (p_after -> m.column_name))
+	   OR nullif(p_before -> 'properties' ->> w.key, '') IS DISTINCT FROM nullif(p_after -> 'properties' ->> w.key, '')
+$$;
+COMMENT ON FUNCTION hubsync._changed_props(text, jsonb, jsonb, jsonb) IS
+  'API: private. Properties whose value really changed between two versions of a mirror row (empty string = NULL)';
 
 -- Writes a record read from HubSpot into the mirror (INSERT, or UPDATE
 -- when something differs); every property's version becomes at least the
@@ -1418,7 +1463,6 @@ DECLARE
 	v_version bigint;
 	v_versions jsonb;
 	v_wire jsonb;
-	v_remote jsonb;
 	v_changed jsonb;
 	v_keep text[];
 BEGIN
@@ -1448,7 +1492,10 @@ BEGIN
 		v_cols := v_cols || jsonb_build_object('hubsync_id', v_hid, 'properties', v_row.extra);
 		EXECUTE format('INSERT INTO hubspot.%1$I SELECT * FROM jsonb_populate_record(NULL::hubspot.%1$I, $1)',
 		               p_object_type) USING v_cols;
-		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'insert', v_wire, v_versions);
+		-- a new row: what changed is every property that has a value
+		SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO v_changed
+		FROM jsonb_each(v_wire) w WHERE (w.value #>> '{}') <> '';
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'insert', v_changed, v_versions, v_wire);
 		RETURN v_hid;
 	END IF;
 
@@ -1482,16 +1529,14 @@ BEGIN
 	END IF;
 	v_after := v_before || v_norm || jsonb_build_object('properties',
 		(coalesce(v_before -> 'properties', '{}') - v_row.clear) || v_row.extra);
-	SELECT s.remote INTO v_remote FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
-	SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO v_changed
-	FROM jsonb_each(v_wire) w WHERE (v_remote -> w.key) IS DISTINCT FROM w.value
-	  AND w.key <> ALL (v_keep);
 	IF v_after IS DISTINCT FROM v_before THEN
 		SELECT string_agg(format('%I = r.%I', k, k), ', ') INTO v_set
 		FROM jsonb_object_keys(v_after) k WHERE k <> 'hubsync_id';
 		EXECUTE format('UPDATE hubspot.%1$I t SET %2$s FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r WHERE t.hubsync_id = $2',
 		               p_object_type, v_set) USING v_after, v_hid;
-		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update', v_changed, v_versions);
+		-- the change feed gets what really changed in the mirror
+		v_changed := hubsync._changed_props(p_object_type, v_wire, v_before, v_after);
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update', v_changed, v_versions, v_wire);
 	ELSE
 		-- nothing new for the mirror; still remember what HubSpot holds
 		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
@@ -1621,15 +1666,17 @@ BEGIN
 	END IF;
 
 	IF v_map.column_name IS NULL THEN
+		-- (an empty string and no value are the same: no change)
 		EXECUTE format('UPDATE hubspot.%I SET properties = properties || jsonb_build_object($1::text, $2::text)
-		                WHERE hubsync_id = $3 AND (properties -> $1) IS DISTINCT FROM to_jsonb($2::text)',
+		                WHERE hubsync_id = $3 AND nullif(properties ->> $1, '''') IS DISTINCT FROM nullif($2::text, '''')',
 		               p_object_type) USING v_prop, v_value, v_hid;
 	ELSE
 		v_conv := hubsync._wire_to_column(v_value, v_map.sql_type);
 		IF v_conv IS NULL AND v_value <> '' THEN
 			-- cannot convert: keep HubSpot's text in properties
-			EXECUTE format('UPDATE hubspot.%I SET %I = NULL, properties = properties || jsonb_build_object($1::text, $2::text)
-			                WHERE hubsync_id = $3', p_object_type, v_map.column_name)
+			EXECUTE format('UPDATE hubspot.%1$I SET %2$I = NULL, properties = properties || jsonb_build_object($1::text, $2::text)
+			                WHERE hubsync_id = $3 AND (%2$I IS NOT NULL OR (properties -> $1) IS DISTINCT FROM to_jsonb($2::text))',
+			               p_object_type, v_map.column_name)
 				USING v_prop, v_value, v_hid;
 		ELSE
 			EXECUTE format('UPDATE hubspot.%1$I SET %2$I = $1::%3$s, properties = properties - $2
@@ -1678,7 +1725,8 @@ BEGIN
 		DELETE FROM hubsync.inbox i
 		WHERE i.object_id = p_id AND i.state <> 'pending'
 		  AND hubsync._event_object_type(i.subscription_type, i.object_type_id) = p_object_type;
-		UPDATE hubsync.inbox i SET event = jsonb_build_object('redacted', true) || (i.event - 'propertyValue')
+		UPDATE hubsync.inbox i SET event = jsonb_build_object('redacted', true) || (i.event - 'propertyValue'),
+		       property_value = NULL
 		WHERE i.object_id = p_id AND i.state = 'pending'
 		  AND hubsync._event_object_type(i.subscription_type, i.object_type_id) = p_object_type;
 		DELETE FROM hubsync.outbox o WHERE o.hubsync_id = v_hid;
@@ -1833,8 +1881,12 @@ COMMENT ON FUNCTION hubsync._apply_association(text, jsonb) IS
 -- an app (API / INTEGRATION: maybe an echo of ours), its row is in the
 -- mirror and it has nothing in the outbox; an object type with a merge
 -- among p_ids is left out whole.  Everything else stays pending for the
--- per-event path.  One statement per object type.  Returns how many events
--- were applied and skipped (stale).
+-- per-event path.  One statement per object type; it reads the inbox's
+-- typed columns (the event jsonb only for rows stored without them).  The
+-- change feed and NOTIFY get, per record, the properties whose value
+-- really changed (the old row is read through a second reference to the
+-- table, which sees it as it was before the UPDATE).  Returns how many
+-- events were applied and skipped (stale).
 CREATE FUNCTION hubsync._apply_fast(p_ids bigint[], OUT applied integer, OUT skipped integer)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET work_mem = '32MB' AS $$
 DECLARE
@@ -1842,42 +1894,57 @@ DECLARE
 	v_owned text[];
 	v_set text;
 	v_diff text;
+	v_cc text;
 	v_a integer;
 	v_s integer;
 BEGIN
 	applied := 0;
 	skipped := 0;
 	FOR t IN
-		SELECT ot.object_type, array_agg(i.id) AS ids
-		FROM hubsync.inbox i
+		-- group the events by type first, then match each group once
+		WITH g AS (
+			SELECT i.subscription_type, i.object_type_id, array_agg(i.id) AS ids
+			-- (each id looked up by primary key alone, state checked after:
+			-- never a scan of the pending index or the table, however long
+			-- the backlog or the history)
+			FROM unnest(p_ids) AS x(id)
+			CROSS JOIN LATERAL (SELECT i.id, i.subscription_type, i.object_type_id, i.state
+			                    FROM hubsync.inbox i WHERE i.id = x.id LIMIT 1) i
+			WHERE i.state = 'pending'
+			GROUP BY i.subscription_type, i.object_type_id
+		)
+		SELECT ot.object_type, array_agg(x) AS ids
+		FROM g
 		JOIN hubsync.object_types ot
-		  ON CASE WHEN split_part(i.subscription_type, '.', 1) = 'object'
-		          THEN ot.object_type_id = i.object_type_id
-		          ELSE ot.webhook_prefix = split_part(i.subscription_type, '.', 1) END
-		WHERE i.id = ANY (p_ids) AND i.state = 'pending'
+		  ON CASE WHEN split_part(g.subscription_type, '.', 1) = 'object'
+		          THEN ot.object_type_id = g.object_type_id
+		          ELSE ot.webhook_prefix = split_part(g.subscription_type, '.', 1) END
+		CROSS JOIN LATERAL unnest(g.ids) x
 		GROUP BY ot.object_type
-		HAVING NOT bool_or(split_part(i.subscription_type, '.', 2) = 'merge')
+		HAVING NOT bool_or(split_part(g.subscription_type, '.', 2) = 'merge')
 		ORDER BY ot.object_type
 	LOOP
 		SELECT coalesce(array_agg(f.property), '{}') INTO v_owned
 		FROM hubsync.field_owners f WHERE f.object_type = t.object_type AND f.owner = 'postgres';
 		SELECT string_agg(format('%1$I = CASE WHEN u.cols ? %1$L THEN r.%1$I ELSE t.%1$I END', m.column_name), ', '),
-		       string_agg(format('(u.cols ? %1$L AND r.%1$I IS DISTINCT FROM t.%1$I)', m.column_name), ' OR ')
-		INTO v_set, v_diff
+		       string_agg(format('(u.cols ? %1$L AND r.%1$I IS DISTINCT FROM t.%1$I)', m.column_name), ' OR '),
+		       string_agg(format('CASE WHEN u.cols ? %1$L AND r.%1$I IS DISTINCT FROM o.%1$I THEN %1$L END', m.column_name), ', ')
+		INTO v_set, v_diff, v_cc
 		FROM hubsync.property_map m WHERE m.object_type = t.object_type;
 
 		EXECUTE format($q$
 			WITH e AS (
-				SELECT i.id, i.object_id, i.occurred_at,
-				       i.event ->> 'propertyName' AS prop,
-				       coalesce(i.event ->> 'propertyValue', '') AS val,
+				SELECT i.id, i.object_id, i.occurred_at, p.prop,
+				       coalesce(i.property_value, i.event ->> 'propertyValue', '') AS val,
 				       bool_and(split_part(i.subscription_type, '.', 2) = 'propertyChange'
-				                AND (i.event ->> 'propertyName') IS NOT NULL
-				                AND coalesce(i.event ->> 'changeSource', '') NOT IN ('API', 'INTEGRATION')
-				                AND (i.event ->> 'propertyName') <> ALL ($2))
+				                AND p.prop IS NOT NULL
+				                AND coalesce(i.change_source, i.event ->> 'changeSource', '') NOT IN ('API', 'INTEGRATION')
+				                AND p.prop <> ALL ($2))
 				           OVER (PARTITION BY i.object_id) AS plain
-				FROM hubsync.inbox i
-				WHERE i.id = ANY ($1) AND i.state = 'pending' AND i.object_id IS NOT NULL
+				FROM unnest($1) AS x(id)
+				CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i WHERE i.id = x.id LIMIT 1) i
+				CROSS JOIN LATERAL (SELECT coalesce(i.property_name, i.event ->> 'propertyName') AS prop) p
+				WHERE i.state = 'pending' AND i.object_id IS NOT NULL
 			), ev AS MATERIALIZED (
 				-- eligible events, with their local row and applied version
 				SELECT e.id, e.object_id, e.occurred_at, e.prop, e.val, m.hubsync_id AS hid,
@@ -1908,22 +1975,39 @@ BEGIN
 				                         WHEN conv.sql_type = 'text[]' THEN to_jsonb(conv.c::text[])
 				                         ELSE to_jsonb(conv.c) END)
 				                FILTER (WHERE conv.column_name IS NOT NULL), '{}') AS cols,
+				       jsonb_object_agg(conv.prop, conv.column_name)
+				                FILTER (WHERE conv.column_name IS NOT NULL) AS colmap,
 				       coalesce(jsonb_object_agg(conv.prop, conv.val)
 				                FILTER (WHERE conv.column_name IS NULL OR (conv.c IS NULL AND conv.val <> '')), '{}') AS extra,
 				       coalesce(array_agg(conv.prop)
 				                FILTER (WHERE conv.column_name IS NOT NULL AND (conv.c IS NOT NULL OR conv.val = '')), '{}') AS clear,
 				       jsonb_object_agg(conv.prop, conv.val) AS wire,
 				       jsonb_object_agg(conv.prop, conv.before_value) AS before,
-				       jsonb_object_agg(conv.prop, conv.occurred_at) AS versions
+				       jsonb_object_agg(conv.prop, conv.occurred_at) AS versions,
+				       count(*) AS nprops, min(conv.prop) AS prop1
 				FROM conv GROUP BY conv.hid, conv.object_id
 			), upd AS (
-				-- real UPDATEs (users' triggers fire), only of rows that change
+				-- real UPDATEs (users' triggers fire), only of rows that change;
+				-- o is the row as it was, x the typed columns that change
 				UPDATE hubspot.%1$I t
 				SET %2$s properties = (t.properties - u.clear) || u.extra
-				FROM u, LATERAL jsonb_populate_record(NULL::hubspot.%1$I, u.cols) r
+				FROM u
+				JOIN hubspot.%1$I o ON o.hubsync_id = u.hid
+				CROSS JOIN LATERAL jsonb_populate_record(NULL::hubspot.%1$I, u.cols) r
+				CROSS JOIN LATERAL (SELECT array_remove(ARRAY[%4$s]::text[], NULL) AS cc) x
 				WHERE t.hubsync_id = u.hid
 				  AND (%3$s ((t.properties - u.clear) || u.extra) IS DISTINCT FROM t.properties)
-				RETURNING t.hubsync_id
+				RETURNING t.hubsync_id, u.object_id, u.nprops, u.prop1, u.before,
+				          -- (one property, the usual case, without a subquery)
+				          CASE WHEN u.nprops = 1 THEN
+				               CASE WHEN (u.colmap ->> u.prop1) = ANY (x.cc)
+				                         OR nullif(o.properties ->> u.prop1, '') IS DISTINCT FROM nullif(t.properties ->> u.prop1, '')
+				                    THEN u.wire ELSE '{}' END
+				          ELSE (SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}')
+				                FROM jsonb_each(u.wire) w
+				                WHERE (u.colmap ->> w.key) = ANY (x.cc)
+				                   OR nullif(o.properties ->> w.key, '') IS DISTINCT FROM nullif(t.properties ->> w.key, ''))
+				          END AS changed
 			), su AS (
 				-- (no join with upd here: a nested loop over it is quadratic)
 				UPDATE hubsync.sync_state s
@@ -1940,34 +2024,44 @@ BEGIN
 				    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
 				    synced_at = now()
 			), ch AS (
+				-- the change feed: what really changed, one row per record
 				INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
-				SELECT 'in', $3, u.hid, u.object_id, 'update', 'hubspot', u.wire, u.before
-				FROM u JOIN upd ON upd.hubsync_id = u.hid
+				SELECT 'in', $3, upd.hubsync_id, upd.object_id, 'update', 'hubspot', upd.changed,
+				       (SELECT jsonb_object_agg(k, upd.before -> k) FROM jsonb_object_keys(upd.changed) k)
+				FROM upd WHERE upd.changed <> '{}'
 			), mk AS (
-				-- every eligible event is done: applied, or stale
+				-- every eligible event is done: applied, or stale (by primary
+				-- key: never a hash of the whole inbox, however long its history)
 				UPDATE hubsync.inbox i
-				SET state = CASE WHEN ev.occurred_at > ev.ver THEN 'applied' ELSE 'skipped' END,
-				    applied_at = now(),
-				    error = CASE WHEN ev.occurred_at > ev.ver THEN NULL
-				                 ELSE 'stale: a newer value of this property was already applied' END
-				FROM ev WHERE i.id = ev.id
+				SET state = 'applied', applied_at = now(), error = NULL
+				WHERE i.id = ANY (ARRAY(SELECT ev.id FROM ev WHERE ev.occurred_at > ev.ver))
+				RETURNING i.state
+			), mks AS (
+				UPDATE hubsync.inbox i
+				SET state = 'skipped', applied_at = now(),
+				    error = 'stale: a newer value of this property was already applied'
+				WHERE i.id = ANY (ARRAY(SELECT ev.id FROM ev WHERE ev.occurred_at <= ev.ver))
 				RETURNING i.state
 			), n AS (
-				SELECT jsonb_build_object('object_type', $3, 'hubsync_id', u.hid,
-				           'hs_object_id', u.object_id, 'op', 'update',
-				           'changed', (SELECT jsonb_agg(k ORDER BY k) FROM jsonb_object_keys(u.wire) k))::text AS payload,
-				       u.hid, u.object_id
-				FROM u JOIN upd ON upd.hubsync_id = u.hid
+				-- the text jsonb_build_object(...)::text gives, built directly
+				SELECT '{"op": "update", "changed": '
+				       || CASE WHEN upd.nprops = 1 THEN jsonb_build_array(upd.prop1)
+				               ELSE (SELECT to_jsonb(array_agg(k ORDER BY k)) FROM jsonb_object_keys(upd.changed) k) END::text
+				       || ', "hubsync_id": "' || upd.hubsync_id::text || '", "object_type": ' || %5$L
+				       || ', "hs_object_id": ' || coalesce(upd.object_id::text, 'null') || '}' AS payload,
+				       upd.hubsync_id AS hid, upd.object_id
+				FROM upd WHERE upd.changed <> '{}'
 			)
-			SELECT (SELECT count(*) FILTER (WHERE mk.state = 'applied') FROM mk)::integer,
-			       (SELECT count(*) FILTER (WHERE mk.state = 'skipped') FROM mk)::integer,
+			SELECT (SELECT count(*) FROM mk)::integer,
+			       (SELECT count(*) FROM mks)::integer,
 			       (SELECT count(pg_notify('hubsync_changes',
 			                   CASE WHEN octet_length(n.payload) > 7900
 			                        THEN jsonb_build_object('object_type', $3, 'hubsync_id', n.hid,
 			                                 'hs_object_id', n.object_id, 'op', 'update', 'changed', NULL,
 			                                 'truncated', true)::text
 			                        ELSE n.payload END)) FROM n)
-			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''))
+			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''), coalesce(v_cc, 'NULL'),
+			to_jsonb(t.object_type)::text)
 			INTO v_a, v_s USING t.ids, v_owned, t.object_type;
 		applied := applied + coalesce(v_a, 0);
 		skipped := skipped + coalesce(v_s, 0);
@@ -1980,7 +2074,13 @@ COMMENT ON FUNCTION hubsync._apply_fast(bigint[]) IS
 -- Pull worker: which of p_ids are still pending, in occurredAt order.
 CREATE FUNCTION hubsync._inbox_still_pending(p_ids bigint[]) RETURNS SETOF bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT i.id FROM hubsync.inbox i WHERE i.id = ANY (p_ids) AND i.state = 'pending'
+	-- (each id looked up by primary key alone, state checked after: never
+	-- a scan of the pending index or the table, however long the backlog)
+	SELECT i.id
+	FROM unnest(p_ids) AS x(id)
+	CROSS JOIN LATERAL (SELECT i.id, i.occurred_at, i.state FROM hubsync.inbox i
+	                    WHERE i.id = x.id LIMIT 1) i
+	WHERE i.state = 'pending'
 	ORDER BY i.occurred_at, i.id
 $$;
 COMMENT ON FUNCTION hubsync._inbox_still_pending(bigint[]) IS

@@ -77,3 +77,34 @@ SELECT count(*) AS stored FROM hubsync.inbox;
 SELECT * FROM pg_temp.try('POST', :'url', :'good', pg_temp.sign(:'url', :'good', :'now_ms'), :'now_ms');
 SELECT * FROM pg_temp.try('POST', :'url', :'good', pg_temp.sign(:'url', :'good', :'now_ms'), :'now_ms');
 SELECT count(*) AS stored FROM hubsync.inbox;
+
+-- bodies that pass JSON syntax but cannot become jsonb (a number beyond
+-- numeric's range, nesting deeper than the stack allows, a \u0000 escape)
+-- are refused as malformed, never an internal error, and store nothing
+SELECT repeat('[', 200000) || repeat(']', 200000) AS deep \gset
+SELECT outcome, detail FROM pg_temp.try('POST', :'url', '[{"subscriptionType":"deal.creation","occurredAt":1e999999}]',
+	pg_temp.sign(:'url', '[{"subscriptionType":"deal.creation","occurredAt":1e999999}]', :'now_ms'), :'now_ms');
+SELECT outcome, detail FROM pg_temp.try('POST', :'url', :'deep', pg_temp.sign(:'url', :'deep', :'now_ms'), :'now_ms');
+SELECT outcome, detail FROM pg_temp.try('POST', :'url', '[{"subscriptionType":"deal.creation","occurredAt":1,"x":"a\u0000b"}]',
+	pg_temp.sign(:'url', '[{"subscriptionType":"deal.creation","occurredAt":1,"x":"a\u0000b"}]', :'now_ms'), :'now_ms');
+SELECT count(*) AS stored FROM hubsync.inbox;
+
+-- the receiver fills the typed columns from each event; the dedupe key is
+-- the sha256 of the composite key that 0.1.0 computed in SQL, so a
+-- duplicate of an event stored before an upgrade is still recognised
+SELECT '[{"eventId":11,"subscriptionId":8,"portalId":62515,"appId":54321,"occurredAt":1735689600001,"subscriptionType":"deal.propertyChange","attemptNumber":0,"objectId":512,"propertyName":"dealname","propertyValue":"José \"Big\" deal","changeSource":"CRM_UI","sourceId":"userId:7"},{"eventId":12,"subscriptionId":9,"portalId":62515,"occurredAt":1735689600002,"subscriptionType":"object.propertyChange","objectTypeId":"0-3","objectId":513,"propertyName":"amount","propertyValue":"","changeSource":"API","sourceId":"54321","isSensitive":false},{"eventId":13,"subscriptionId":10,"portalId":62515,"occurredAt":1735689600003,"subscriptionType":"contact.associationChange","fromObjectId":77,"toObjectId":78,"associationType":"CONTACT_TO_COMPANY","associationRemoved":true,"isPrimaryAssociation":false,"objectId":null,"extra":{"a":[1,2]}}]' AS mixed \gset
+SELECT * FROM pg_temp.try('POST', :'url', :'mixed', pg_temp.sign(:'url', :'mixed', :'now_ms'), :'now_ms');
+SELECT subscription_type, object_type_id, object_id, occurred_at, property_name,
+       property_value, change_source, source_id
+FROM hubsync.inbox WHERE (event ->> 'eventId')::int > 10 ORDER BY occurred_at;
+SELECT event ->> 'eventId' AS event_id,
+       dedupe_key = sha256(convert_to(concat_ws(chr(31),
+           event->>'subscriptionId', event->>'objectId', event->>'occurredAt', event->>'propertyName',
+           event->>'propertyValue', event->>'eventId', event->>'fromObjectId', event->>'toObjectId',
+           event->>'associationType', event->>'associationRemoved', event->>'subscriptionType',
+           event->>'objectTypeId'), 'UTF8')) AS key_as_in_0_1_0,
+       octet_length(dedupe_key) AS key_bytes
+FROM hubsync.inbox WHERE (event ->> 'eventId')::int > 10 ORDER BY occurred_at;
+-- the same events again, reordered inside the delivery: all duplicates
+SELECT jsonb_agg(e ORDER BY e ->> 'eventId' DESC)::text AS again FROM jsonb_array_elements(:'mixed'::jsonb) e \gset
+SELECT * FROM pg_temp.try('POST', :'url', :'again', pg_temp.sign(:'url', :'again', :'now_ms'), :'now_ms');

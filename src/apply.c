@@ -10,14 +10,16 @@
  *		property changes of records not in the mirror);
  *	 2. with no transaction open, those records are fetched with batch
  *		read, ids coalesced, at most 100 per call, within the shared quota;
- *	 3. a second transaction first applies, set-based, the plain property
- *		changes (hubsync._apply_fast: events grouped by record, one UPDATE
- *		per record with newest-wins per property, all in one subtransaction;
- *		if that fails, nothing of it stays), then every event still pending
- *		in its own internal subtransaction (hubsync._apply_event), so a
- *		poison event is marked failed with its error and the others go on.  The rules themselves
- *		(newest wins per property, echoes, ownership, merges...) live in
- *		SQL next to the tables they touch.
+ *	 3. a second transaction (committed without waiting for the WAL
+ *		flush: see hubsync_apply_inbox) first applies, set-based, the plain
+ *		property changes (hubsync._apply_fast: events grouped by record, one
+ *		UPDATE per record with newest-wins per property, all in one
+ *		subtransaction; if that fails, nothing of it stays), then every
+ *		event still pending in its own internal subtransaction
+ *		(hubsync._apply_event), so a poison event is marked failed with its
+ *		error and the others go on.  The rules themselves (newest wins per
+ *		property, echoes, ownership, merges...) live in SQL next to the
+ *		tables they touch.
  *
  * While events are applied hubsync_applying_remote is true, so the capture
  * trigger enqueues nothing: a change that came from HubSpot is never
@@ -534,6 +536,16 @@ hubsync_apply_inbox(int limit, bool *retry_later)
 	}
 	SPI_connect();
 	prepare_plans();
+	/*
+	 * Commit without waiting for the WAL flush, as PostgreSQL's own logical
+	 * replication apply workers do: the events themselves were stored with
+	 * a synchronous commit before HubSpot got its answer, and a round lost
+	 * in a crash is lost whole (mirror, change feed and inbox state are in
+	 * this one transaction), so its events are still pending afterwards and
+	 * are applied again.
+	 */
+	if (SPI_execute("SET LOCAL synchronous_commit = off", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not set synchronous_commit for applying webhook events");
 	PG_TRY();
 	{
 		Datum		map_arg[1];

@@ -29,4 +29,13 @@
 	CreateWaitEventSet(CurrentMemoryContext, (nevents))
 #endif
 
+/* PostgreSQL 16 lets JSON semantic actions return an error code */
+#if PG_VERSION_NUM >= 160000
+#define HUBSYNC_JSON_SEM_RETURN JsonParseErrorType
+#define HUBSYNC_JSON_SEM_DONE JSON_SUCCESS
+#else
+#define HUBSYNC_JSON_SEM_RETURN void
+#define HUBSYNC_JSON_SEM_DONE
+#endif
+
 #endif							/* HUBSYNC_COMPAT_H */

@@ -20,14 +20,19 @@
  */
 #include "hubsync.h"
 
+#include <openssl/evp.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "inbox.h"
 #include "json_util.h"
@@ -278,48 +283,210 @@ hubsync_inbox_check(const HubsyncDelivery *d, const char *secret, Jsonb **events
 	return r;
 }
 
+/* The inbox columns one INSERT fills, as parallel arrays */
+enum
+{
+	COL_DEDUPE_KEY,
+	COL_SUBSCRIPTION_TYPE,
+	COL_OBJECT_TYPE_ID,
+	COL_OBJECT_ID,
+	COL_OCCURRED_AT,
+	COL_EVENT,
+	COL_PROPERTY_NAME,
+	COL_PROPERTY_VALUE,
+	COL_CHANGE_SOURCE,
+	COL_SOURCE_ID,
+	NUM_INBOX_COLS
+};
+
+/*
+ * The fields the dedupe key covers, in this order: HubSpot's suggested
+ * composite key (API-NOTES 12.2) plus the ends of an association and the
+ * event's type.  The key is sha256 over their ->> text forms joined by
+ * U+001F, absent and null fields left out (exactly SQL's concat_ws, which
+ * computed it before).
+ */
+static const char *const dedupe_fields[] = {
+	"subscriptionId", "objectId", "occurredAt", "propertyName",
+	"propertyValue", "eventId", "fromObjectId", "toObjectId",
+	"associationType", "associationRemoved", "subscriptionType", "objectTypeId"
+};
+
+/*
+ * field_text -- a field of an event as SQL's ->> gives it (strings as
+ * they are, numbers and booleans in text form, objects and arrays as JSON
+ * text), or NULL when absent or JSON null.
+ */
+static char *
+field_text(JsonbContainer *ev, const char *key, int *len)
+{
+	JsonbValue *v = hubsync_json_get(ev, key);
+	char	   *s;
+
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type == jbvString)
+	{
+		*len = v->val.string.len;
+		return v->val.string.val;	/* not NUL-terminated */
+	}
+	if (v->type == jbvBinary)
+		s = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+	else
+		s = hubsync_json_value_text(v);
+	*len = strlen(s);
+	return s;
+}
+
+/* text_datum -- a field as a text datum, or a NULL */
+static void
+text_datum(JsonbContainer *ev, const char *key, Datum *value, bool *isnull)
+{
+	int			len = 0;
+	char	   *s = field_text(ev, key, &len);
+
+	*isnull = (s == NULL);
+	*value = s ? PointerGetDatum(cstring_to_text_with_len(s, len)) : (Datum) 0;
+}
+
+/* int8_datum -- a whole-number field (checked by events_valid) as bigint */
+static void
+int8_datum(JsonbContainer *ev, const char *key, Datum *value, bool *isnull)
+{
+	JsonbValue *v = hubsync_json_get(ev, key);
+
+	*isnull = (v == NULL || v->type != jbvNumeric);
+	*value = *isnull ? (Datum) 0 :
+		DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric));
+}
+
+/*
+ * dedupe_key -- sha256 of an event's composite key, as a bytea datum.
+ * The text is converted to UTF-8 first, as convert_to() did.
+ */
+static Datum
+dedupe_key(JsonbContainer *ev)
+{
+	StringInfoData buf;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	bool		first = true;
+	char	   *utf8;
+	bytea	   *out;
+	int			k;
+
+	initStringInfo(&buf);
+	for (k = 0; k < lengthof(dedupe_fields); k++)
+	{
+		int			len = 0;
+		char	   *s = field_text(ev, dedupe_fields[k], &len);
+
+		if (s == NULL)
+			continue;
+		if (!first)
+			appendStringInfoChar(&buf, '\x1f');
+		appendBinaryStringInfo(&buf, s, len);
+		first = false;
+	}
+	utf8 = pg_server_to_any(buf.data, buf.len, PG_UTF8);
+	if (EVP_Digest(utf8, utf8 == buf.data ? buf.len : strlen(utf8), md, &mdlen,
+				   EVP_sha256(), NULL) != 1 || mdlen != 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute the dedupe key of a webhook event"),
+				 errhint("OpenSSL's SHA-256 failed; check the server log.")));
+	out = palloc(VARHDRSZ + mdlen);
+	SET_VARSIZE(out, VARHDRSZ + mdlen);
+	memcpy(VARDATA(out), md, mdlen);
+	return PointerGetDatum(out);
+}
+
 /*
  * hubsync_inbox_store -- insert a checked delivery's events, skipping
- * those already stored; returns how many are new.  One INSERT ... SELECT
- * for the whole delivery, run in the caller's transaction (SPI connected
- * by us).  Counts nothing: see hubsync_inbox_count_stored.
+ * those already stored; returns how many are new.  Every column is read
+ * from the parsed body here, in C, dedupe key included; then one INSERT
+ * ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING stores the whole
+ * delivery, in the caller's transaction (SPI connected by us).  Counts
+ * nothing: see hubsync_inbox_count_stored.
  */
 int
 hubsync_inbox_store(Jsonb *events, int *duplicates)
 {
-	Datum		values[1];
-	Oid			types[1] = {JSONBOID};
+	static const Oid elem_types[NUM_INBOX_COLS] = {
+		BYTEAOID, TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID
+	};
+	static const Oid array_types[NUM_INBOX_COLS] = {
+		BYTEAARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID
+	};
 	int			total = hubsync_json_array_size(&events->root);
-	int			stored;
+	Datum	   *values[NUM_INBOX_COLS];
+	bool	   *nulls[NUM_INBOX_COLS];
+	Datum		args[NUM_INBOX_COLS];
+	int			stored,
+				i,
+				c;
 
 	*duplicates = 0;
 	if (total == 0)
 		return 0;
+	for (c = 0; c < NUM_INBOX_COLS; c++)
+	{
+		values[c] = palloc(sizeof(Datum) * total);
+		nulls[c] = palloc0(sizeof(bool) * total);
+	}
+	for (i = 0; i < total; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(&events->root, i);
+		JsonbContainer *ev = elem->val.binary.data; /* an object: checked */
+
+		values[COL_DEDUPE_KEY][i] = dedupe_key(ev);
+		text_datum(ev, "subscriptionType", &values[COL_SUBSCRIPTION_TYPE][i], &nulls[COL_SUBSCRIPTION_TYPE][i]);
+		text_datum(ev, "objectTypeId", &values[COL_OBJECT_TYPE_ID][i], &nulls[COL_OBJECT_TYPE_ID][i]);
+		int8_datum(ev, "objectId", &values[COL_OBJECT_ID][i], &nulls[COL_OBJECT_ID][i]);
+		if (nulls[COL_OBJECT_ID][i])
+			int8_datum(ev, "fromObjectId", &values[COL_OBJECT_ID][i], &nulls[COL_OBJECT_ID][i]);
+		int8_datum(ev, "occurredAt", &values[COL_OCCURRED_AT][i], &nulls[COL_OCCURRED_AT][i]);
+		values[COL_EVENT][i] = JsonbPGetDatum(JsonbValueToJsonb(elem));
+		text_datum(ev, "propertyName", &values[COL_PROPERTY_NAME][i], &nulls[COL_PROPERTY_NAME][i]);
+		text_datum(ev, "propertyValue", &values[COL_PROPERTY_VALUE][i], &nulls[COL_PROPERTY_VALUE][i]);
+		text_datum(ev, "changeSource", &values[COL_CHANGE_SOURCE][i], &nulls[COL_CHANGE_SOURCE][i]);
+		text_datum(ev, "sourceId", &values[COL_SOURCE_ID][i], &nulls[COL_SOURCE_ID][i]);
+	}
+	for (c = 0; c < NUM_INBOX_COLS; c++)
+	{
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			dims[1] = {total};
+		int			lbs[1] = {1};
+
+		get_typlenbyvalalign(elem_types[c], &typlen, &typbyval, &typalign);
+		args[c] = PointerGetDatum(construct_md_array(values[c], nulls[c], 1, dims, lbs,
+													 elem_types[c], typlen, typbyval, typalign));
+	}
+
 	SPI_connect();
 	if (store_plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(
 									   "INSERT INTO hubsync.inbox (dedupe_key, subscription_type, object_type_id, "
-									   "  object_id, occurred_at, event) "
-									   "SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.concat_ws(chr(31), "
-									   "         e->>'subscriptionId', e->>'objectId', e->>'occurredAt', e->>'propertyName', "
-									   "         e->>'propertyValue', e->>'eventId', e->>'fromObjectId', e->>'toObjectId', "
-									   "         e->>'associationType', e->>'associationRemoved', e->>'subscriptionType', "
-									   "         e->>'objectTypeId'), 'UTF8')), 'hex'), "
-									   "       e->>'subscriptionType', e->>'objectTypeId', "
-									   "       coalesce(e->>'objectId', e->>'fromObjectId')::bigint, "
-									   "       (e->>'occurredAt')::numeric::bigint, e "
-									   "FROM pg_catalog.jsonb_array_elements($1) e "
+									   "  object_id, occurred_at, event, property_name, property_value, "
+									   "  change_source, source_id) "
+									   "SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+									   "  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
+									   "  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
+									   "  pg_catalog.unnest($9), pg_catalog.unnest($10)) "
 									   "ON CONFLICT (dedupe_key) DO NOTHING",
-									   1, types);
+									   NUM_INBOX_COLS, (Oid *) array_types);
 
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the inbox insert: %s",
 				 SPI_result_code_string(SPI_result));
 		store_plan = SPI_saveplan(plan);
 	}
-	values[0] = JsonbPGetDatum(events);
-	if (SPI_execute_plan(store_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(store_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store webhook events");
 	stored = (int) SPI_processed;
 	SPI_finish();

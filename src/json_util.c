@@ -13,6 +13,7 @@
 #include "hubsync.h"
 
 #include "common/jsonapi.h"
+#include "compat.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -22,18 +23,133 @@
 #include "json_util.h"
 #include "parse_util.h"
 
+/* What the single-pass parser builds: jsonb's own construction state */
+typedef struct JsonbBuildState
+{
+	JsonbParseState *parse;
+	JsonbValue *result;
+} JsonbBuildState;
+
+/* build_push -- a structural token: start or end of an object or array */
+static void
+build_push(void *state, JsonbIteratorToken token)
+{
+	JsonbBuildState *st = state;
+
+	st->result = pushJsonbValue(&st->parse, token, NULL);
+}
+
+/* build_object_start -- '{' */
+static HUBSYNC_JSON_SEM_RETURN
+build_object_start(void *state)
+{
+	build_push(state, WJB_BEGIN_OBJECT);
+	return HUBSYNC_JSON_SEM_DONE;
+}
+
+/* build_object_end -- '}' */
+static HUBSYNC_JSON_SEM_RETURN
+build_object_end(void *state)
+{
+	build_push(state, WJB_END_OBJECT);
+	return HUBSYNC_JSON_SEM_DONE;
+}
+
+/* build_array_start -- '[' */
+static HUBSYNC_JSON_SEM_RETURN
+build_array_start(void *state)
+{
+	build_push(state, WJB_BEGIN_ARRAY);
+	return HUBSYNC_JSON_SEM_DONE;
+}
+
+/* build_array_end -- ']' */
+static HUBSYNC_JSON_SEM_RETURN
+build_array_end(void *state)
+{
+	build_push(state, WJB_END_ARRAY);
+	return HUBSYNC_JSON_SEM_DONE;
+}
+
+/* build_field -- an object key (de-escaped by the lexer) */
+static HUBSYNC_JSON_SEM_RETURN
+build_field(void *state, char *fname, bool isnull)
+{
+	JsonbBuildState *st = state;
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.len = strlen(fname);
+	v.val.string.val = fname;
+	st->result = pushJsonbValue(&st->parse, WJB_KEY, &v);
+	return HUBSYNC_JSON_SEM_DONE;
+}
+
+/* build_scalar -- a string, number, boolean or null, as jsonb_in makes it */
+static HUBSYNC_JSON_SEM_RETURN
+build_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	JsonbBuildState *st = state;
+	JsonbValue	v;
+
+	switch (tokentype)
+	{
+		case JSON_TOKEN_STRING:
+			v.type = jbvString;
+			v.val.string.len = strlen(token);
+			v.val.string.val = token;
+			break;
+		case JSON_TOKEN_NUMBER:
+			v.type = jbvNumeric;
+			v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																CStringGetDatum(token),
+																ObjectIdGetDatum(InvalidOid),
+																Int32GetDatum(-1)));
+			break;
+		case JSON_TOKEN_TRUE:
+		case JSON_TOKEN_FALSE:
+			v.type = jbvBool;
+			v.val.boolean = (tokentype == JSON_TOKEN_TRUE);
+			break;
+		default:
+			v.type = jbvNull;
+			break;
+	}
+	if (st->parse == NULL)
+	{
+		/* a lone scalar is a one-element "raw scalar" array in jsonb */
+		JsonbValue	va;
+
+		va.type = jbvArray;
+		va.val.array.rawScalar = true;
+		va.val.array.nElems = 1;
+		st->result = pushJsonbValue(&st->parse, WJB_BEGIN_ARRAY, &va);
+		st->result = pushJsonbValue(&st->parse, WJB_ELEM, &v);
+		st->result = pushJsonbValue(&st->parse, WJB_END_ARRAY, NULL);
+	}
+	else if (st->parse->contVal.type == jbvArray)
+		st->result = pushJsonbValue(&st->parse, WJB_ELEM, &v);
+	else
+		st->result = pushJsonbValue(&st->parse, WJB_VALUE, &v);
+	return HUBSYNC_JSON_SEM_DONE;
+}
+
 /*
  * hubsync_json_parse -- jsonb from text, or NULL when the text is not
- * valid UTF-8 JSON or nests deeper than HUBSYNC_JSON_MAX_DEPTH.
- * Validation runs first with the non-throwing parser, so malformed input
- * from the network never raises an error.
+ * valid JSON in the database encoding, or nests deeper than
+ * HUBSYNC_JSON_MAX_DEPTH (checked first, cheaply, without recursion).  One
+ * pass: PostgreSQL's JSON parser drives jsonb's own construction (what
+ * jsonb_in does), and its syntax errors come back as codes, so malformed
+ * input from the network never raises an error.  What could still raise
+ * one while building (a number out of numeric's range, an escape the
+ * encoding cannot hold) is caught and reported as malformed too: the work
+ * is pure computation in palloc'd memory, nothing to undo.
  */
 Jsonb *
 hubsync_json_parse(const char *text, size_t len)
 {
-	JsonLexContext *lex;
-	JsonParseErrorType err;
-	char	   *copy;
+	MemoryContext cxt = CurrentMemoryContext;
+	Jsonb	   *volatile result = NULL;
 
 	if (text == NULL || len == 0 || len > MaxAllocSize - 1)
 		return NULL;
@@ -43,19 +159,37 @@ hubsync_json_parse(const char *text, size_t len)
 		return NULL;
 	if (!hubsync_json_depth_ok(text, len, HUBSYNC_JSON_MAX_DEPTH))
 		return NULL;
-	copy = pnstrdup(text, len);
+	PG_TRY();
+	{
+		JsonLexContext *lex;
+		JsonSemAction sem;
+		JsonbBuildState st;
+
 #if PG_VERSION_NUM >= 170000
-	lex = makeJsonLexContextCstringLen(NULL, copy, len, PG_UTF8, true);
+		lex = makeJsonLexContextCstringLen(NULL, (char *) text, len, GetDatabaseEncoding(), true);
 #else
-	lex = makeJsonLexContextCstringLen(copy, (int) len, PG_UTF8, true);
+		lex = makeJsonLexContextCstringLen((char *) text, (int) len, GetDatabaseEncoding(), true);
 #endif
-	err = pg_parse_json(lex, &nullSemAction);
-	if (err != JSON_SUCCESS)
-		return NULL;
-	/* \u0000 passes the parser but not jsonb */
-	if (strstr(copy, "\\u0000") != NULL)
-		return NULL;
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(copy)));
+		memset(&st, 0, sizeof(st));
+		memset(&sem, 0, sizeof(sem));
+		sem.semstate = &st;
+		sem.object_start = build_object_start;
+		sem.object_end = build_object_end;
+		sem.array_start = build_array_start;
+		sem.array_end = build_array_end;
+		sem.object_field_start = build_field;
+		sem.scalar = build_scalar;
+		if (pg_parse_json(lex, &sem) == JSON_SUCCESS && st.result != NULL)
+			result = JsonbValueToJsonb(st.result);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		result = NULL;
+	}
+	PG_END_TRY();
+	return result;
 }
 
 /* hubsync_json_get -- the value under key in an object, or NULL */

@@ -52,6 +52,14 @@ is(q1("SELECT count(*) FROM hubsync.outbox"), 0, 'applying enqueued no push');
 is(q1("SELECT count(*) FROM hubsync.changes WHERE direction = 'in' AND origin = 'hubspot' AND hs_object_id = $id AND op = 'insert'"),
 	1, 'insert recorded in the change feed');
 is(q1("SELECT count(*) FROM hubsync.inbox WHERE state = 'failed'"), 0, 'no failed events');
+# the change feed holds what changed: the read record's unset properties
+# (null on the wire) are not changes, nor is a re-read that changed nothing
+ok(q1("SELECT properties ?& ARRAY['dealname', 'amount', 'dealstage', 'closedate', 'pipeline'] FROM hubsync.changes WHERE hs_object_id = $id AND op = 'insert'") eq 't',
+	'the insert records the values the rep set');
+is(q1("SELECT count(*) FROM hubsync.changes c, jsonb_each_text(c.properties) p WHERE c.direction = 'in' AND c.hs_object_id = $id AND coalesce(p.value, '') = ''"),
+	0, 'no empty property recorded as a change');
+is(q1("SELECT count(*) FROM hubsync.changes WHERE direction = 'in' AND hs_object_id = $id AND properties = '{}'"),
+	0, 'no change recorded without a changed property');
 
 # ---- LISTEN: a rep changes the deal stage ----
 my ($in, $out, $err) = ('', '', '');
@@ -110,6 +118,21 @@ is(q1("SELECT (versions->>'amount')::bigint - $v FROM hubsync.sync_state WHERE h
 send_event([{ %$ev, eventId => 900999, occurredAt => $v + 5, propertyValue => '0.01' }]);
 ok(settled(), 'old event applied');
 is(q1("SELECT amount FROM hubspot.deals WHERE hs_object_id = $id"), '20.00', 'an older event never overwrites');
+
+# ---- the change feed records only what changed (set-based path) ----
+my $before = q1("SELECT max(id) FROM hubsync.changes");
+send_event([{ %$ev, eventId => 901001, occurredAt => $v + 300, propertyValue => '20.0' },
+	{ %$ev, eventId => 901002, occurredAt => $v + 300, propertyName => 'description', propertyValue => 'call back' },
+	{ %$ev, eventId => 901003, occurredAt => $v + 300, propertyName => 'dealtype', propertyValue => '' }]);
+ok(settled(), 'one equal, one new and one empty value applied');
+is(q1("SELECT string_agg(properties::text, ' ') FROM hubsync.changes WHERE id > $before AND hs_object_id = $id"),
+	'{"description": "call back"}', 'only the value that changed is in the change feed');
+is(q1("SELECT count(*) FROM hubsync.inbox WHERE (event->>'eventId')::bigint BETWEEN 901001 AND 901003 AND state = 'applied'"),
+	3, 'all three events applied');
+send_event([{ %$ev, eventId => 901004, occurredAt => $v + 400, propertyName => 'description', propertyValue => 'call back' }]);
+ok(settled(), 'a repeated value applied');
+is(q1("SELECT count(*) FROM hubsync.changes WHERE id > $before AND hs_object_id = $id"), 1,
+	'a value equal to the mirror\'s is no change');
 
 # ---- ownership: postgres owns dealname; a rep edit is reverted ----
 q1("SELECT hubsync.set_owner('deals', 'dealname', 'postgres')");
@@ -193,8 +216,22 @@ ok(settled(), 'privacy deletion applied');
 is(q1("SELECT count(*) FROM hubspot.contacts WHERE hs_object_id = $mid"), 0, 'contact erased');
 is(q1("SELECT count(*) FROM hubsync.changes WHERE object_type = 'contacts' AND (hs_object_id = $mid OR hubsync_id = '$ann_hid')"),
 	0, 'contact\'s change feed erased');
-is(q1("SELECT count(*) FROM hubsync.inbox WHERE object_id = $mid AND subscription_type LIKE 'contact.%' AND event::text LIKE '%ann@%'"),
+is(q1("SELECT count(*) FROM hubsync.inbox WHERE object_id = $mid AND subscription_type LIKE 'contact.%' AND (event::text LIKE '%ann@%' OR property_value LIKE '%ann@%')"),
 	0, 'contact\'s personal data erased from the inbox');
+# an event of that contact still pending when the deletion is applied
+# keeps no value either (event and typed column)
+my $carol = $fake->control('POST', 'ui/contacts', { properties => { email => 'carol@example.com', firstname => 'Carol' } });
+ok(settled(), 'second contact created');
+send_event([{ eventId => 902001, subscriptionId => 11, portalId => 62515, appId => 54321,
+		subscriptionType => 'contact.privacyDeletion', objectId => int($carol->{id}), occurredAt => $v + 1000,
+		changeSource => 'GDPR', sourceId => 'userId:1' },
+	{ eventId => 902002, subscriptionId => 12, portalId => 62515, appId => 54321,
+		subscriptionType => 'contact.propertyChange', objectId => int($carol->{id}), occurredAt => $v + 1001,
+		propertyName => 'email', propertyValue => 'carol.new@example.com', changeSource => 'CRM_UI', sourceId => 'userId:1' }]);
+ok(settled(), 'privacy deletion with a later pending change applied');
+is(q1("SELECT count(*) FROM hubsync.inbox WHERE event::text LIKE '%carol%' OR property_value LIKE '%carol%'"),
+	0, 'no trace of the contact in the inbox, typed columns included');
+is(q1("SELECT count(*) FROM hubspot.contacts WHERE hs_object_id = $carol->{id}"), 0, 'second contact erased');
 
 # ---- unknown subscription type: skipped and counted ----
 send_event([{ eventId => 1, subscriptionId => 9, portalId => 62515, occurredAt => $v,
