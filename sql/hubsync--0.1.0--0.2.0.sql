@@ -141,14 +141,16 @@ COMMENT ON FUNCTION hubsync._read_properties(text) IS
 -- (the pull worker or hubsync.reconcile).
 CREATE FUNCTION hubsync._ingest_records(p_object_type text, p_records jsonb, p_source text,
 	OUT inserted integer, OUT linked integer, OUT events integer)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET work_mem = '32MB' AS $$
 DECLARE
 	v_t record;
 	r record;
 	v_hid uuid;
 	v_claim text;
 	v_unlinked boolean;
-	v_matched jsonb := '[]';
+	v_matched jsonb;
+	v_new jsonb;
+	v_rest jsonb := '[]';
 	v_stype text;
 BEGIN
 	inserted := 0;
@@ -160,16 +162,25 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	v_stype := coalesce(v_t.webhook_prefix, 'object') || '.propertyChange';
+
+	-- 1. local rows by hs_object_id, set-based
+	EXECUTE format($q$
+		SELECT coalesce(jsonb_agg(jsonb_build_object('h', m.hubsync_id, 'r', e)) FILTER (WHERE m.hubsync_id IS NOT NULL), '[]'),
+		       coalesce(jsonb_agg(e) FILTER (WHERE m.hubsync_id IS NULL), '[]')
+		FROM jsonb_array_elements(coalesce($1, '[]')) e
+		LEFT JOIN hubspot.%I m ON m.hs_object_id = (e ->> 'id')::bigint
+		WHERE coalesce((e ->> 'archived')::boolean, false) = false$q$, p_object_type)
+		INTO v_matched, v_new USING p_records;
+
+	-- 2. rows not in HubSpot yet: by the hubsync_id the record carries,
+	--    then by email for contacts; those are linked
 	EXECUTE format('SELECT EXISTS (SELECT 1 FROM hubspot.%I WHERE hs_object_id IS NULL)', p_object_type)
 		INTO v_unlinked;
-	FOR r IN
-		SELECT (e ->> 'id')::bigint AS id, e AS rec, coalesce(e -> 'properties', '{}') AS props
-		FROM jsonb_array_elements(coalesce(p_records, '[]')) e
-		WHERE coalesce((e ->> 'archived')::boolean, false) = false
-	LOOP
-		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
-			INTO v_hid USING r.id;
-		IF v_hid IS NULL AND v_unlinked THEN
+	IF v_unlinked AND jsonb_array_length(v_new) > 0 THEN
+		FOR r IN SELECT (e ->> 'id')::bigint AS id, e AS rec, coalesce(e -> 'properties', '{}') AS props
+		         FROM jsonb_array_elements(v_new) e
+		LOOP
+			v_hid := NULL;
 			v_claim := r.props ->> 'hubsync_id';
 			IF v_claim ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
 				EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hubsync_id = $1 AND hs_object_id IS NULL',
@@ -180,22 +191,80 @@ BEGIN
 				WHERE lower(c.email) = lower(r.props ->> 'email') AND c.hs_object_id IS NULL
 				LIMIT 1;
 			END IF;
-			IF v_hid IS NOT NULL THEN
+			IF v_hid IS NULL THEN
+				v_rest := v_rest || jsonb_build_array(r.rec);
+			ELSE
 				-- not a property change: the capture trigger enqueues nothing
 				EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2', p_object_type)
 					USING r.id, v_hid;
 				UPDATE hubsync.sync_state s SET hs_object_id = r.id WHERE s.hubsync_id = v_hid;
+				v_matched := v_matched || jsonb_build_array(jsonb_build_object('h', v_hid, 'r', r.rec));
 				linked := linked + 1;
 			END IF;
-		END IF;
-		IF v_hid IS NULL THEN
-			PERFORM hubsync._apply_record(p_object_type, r.rec);
-			inserted := inserted + 1;
-		ELSE
-			v_matched := v_matched || jsonb_build_array(jsonb_build_object('h', v_hid, 'r', r.rec));
-		END IF;
-	END LOOP;
+		END LOOP;
+		v_new := v_rest;
+	END IF;
 
+	-- 3. records new here: inserted set-based, as a creation webhook would
+	IF jsonb_array_length(v_new) > 0 THEN
+		EXECUTE format($q$
+			WITH n AS (
+				SELECT e AS rec, (e ->> 'id')::bigint AS id, coalesce(e -> 'properties', '{}') AS props,
+				       (extract(epoch FROM (e ->> 'updatedAt')::timestamptz) * 1000)::bigint AS ver,
+				       CASE WHEN (e -> 'properties' ->> 'hubsync_id') ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+				                 AND row_number() OVER (PARTITION BY e -> 'properties' ->> 'hubsync_id') = 1
+				                 AND NOT EXISTS (SELECT 1 FROM hubspot.%1$I m
+				                                 WHERE m.hubsync_id = (e -> 'properties' ->> 'hubsync_id')::uuid)
+				            THEN (e -> 'properties' ->> 'hubsync_id')::uuid
+				            ELSE gen_random_uuid() END AS hid
+				FROM jsonb_array_elements($1) e
+			), kv AS (
+				SELECT n.hid, p.key, p.value, pm.column_name, pm.sql_type,
+				       CASE WHEN pm.column_name IS NOT NULL AND coalesce(p.value #>> '{}', '') <> ''
+				            THEN hubsync._wire_to_column(p.value #>> '{}', pm.sql_type) END AS c
+				FROM n CROSS JOIN LATERAL jsonb_each(n.props) p
+				LEFT JOIN hubsync.property_map pm ON pm.object_type = $2 AND pm.property = p.key
+				WHERE p.key NOT IN ('hs_object_id', 'hubsync_id')
+			), agg AS MATERIALIZED (
+				SELECT n.hid, n.id, n.rec,
+				       coalesce(jsonb_object_agg(kv.column_name,
+				                    CASE WHEN kv.c IS NULL THEN NULL
+				                         WHEN kv.sql_type = 'text[]' THEN to_jsonb(kv.c::text[])
+				                         ELSE to_jsonb(kv.c) END)
+				                FILTER (WHERE kv.column_name IS NOT NULL), '{}') AS cols,
+				       coalesce(jsonb_object_agg(kv.key, kv.value)
+				                FILTER (WHERE kv.key IS NOT NULL AND (kv.column_name IS NULL
+				                        OR (kv.c IS NULL AND coalesce(kv.value #>> '{}', '') <> ''))), '{}') AS extra,
+				       coalesce(jsonb_object_agg(kv.key, coalesce(kv.value #>> '{}', ''))
+				                FILTER (WHERE kv.key IS NOT NULL), '{}') AS wire,
+				       coalesce(jsonb_object_agg(kv.key, n.ver) FILTER (WHERE kv.key IS NOT NULL), '{}') AS versions
+				FROM n LEFT JOIN kv ON kv.hid = n.hid
+				GROUP BY n.hid, n.id, n.rec
+			), ins AS (
+				INSERT INTO hubspot.%1$I
+				SELECT r.* FROM agg, LATERAL jsonb_populate_record(NULL::hubspot.%1$I,
+					agg.cols || jsonb_build_object('hubsync_id', agg.hid, 'hs_object_id', agg.id,
+						'created_at', agg.rec -> 'createdAt', 'updated_at', agg.rec -> 'updatedAt',
+						'properties', agg.extra)) r
+				RETURNING 1
+			), ss AS (
+				INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+				SELECT agg.hid, $2, agg.id, agg.wire, agg.versions, now() FROM agg
+				ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+				SET remote = EXCLUDED.remote, versions = EXCLUDED.versions,
+				    hs_object_id = EXCLUDED.hs_object_id, synced_at = now()
+			), ch AS (
+				INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+				SELECT 'in', $2, agg.hid, agg.id, 'insert', 'hubspot', agg.wire FROM agg
+			)
+			SELECT count(pg_notify('hubsync_changes', jsonb_build_object('object_type', $2,
+			           'hubsync_id', agg.hid, 'hs_object_id', agg.id, 'op', 'insert',
+			           'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(agg.wire) k))::text))
+			FROM agg$q$, p_object_type)
+			INTO inserted USING v_new, p_object_type;
+	END IF;
+
+	-- 4. records here: what differs becomes propertyChange events
 	WITH m AS (
 		SELECT (x ->> 'h')::uuid AS hid, (x -> 'r' ->> 'id')::bigint AS id,
 		       coalesce(x -> 'r' -> 'properties', '{}') AS props,

@@ -548,31 +548,38 @@ hubsync_poll_tick(void)
 	{
 		PollType   *t = lfirst(lc);
 
+		bool		done = true;
+		bool		ran = false;
+
 		if (!t->has_cursor || t->catching_up || t->polled_ago_ms < 0 || t->polled_ago_ms >= poll_ms)
 		{
-			if (!fast_poll(t))
-				more = true;
+			done = fast_poll(t);
+			ran = true;
 		}
-		else if (t->trailed_ago_ms < 0 || t->trailed_ago_ms >= (int64) hubsync_poll_trailing_interval * 1000)
+		if (done && (t->trailed_ago_ms < 0 ||
+					 t->trailed_ago_ms >= (int64) hubsync_poll_trailing_interval * 1000))
 		{
-			if (!trailing_sweep(t))
-				more = true;
+			done = trailing_sweep(t);
+			ran = true;
 		}
-		else if ((archived_sweep.active && strcmp(archived_sweep.object_type, t->object_type) == 0) ||
-				 (!archived_sweep.active &&
-				  (t->archived_ago_ms < 0 || t->archived_ago_ms >= (int64) hubsync_poll_archived_interval * 1000)))
+		if (done && ((archived_sweep.active && strcmp(archived_sweep.object_type, t->object_type) == 0) ||
+					 (!archived_sweep.active &&
+					  (t->archived_ago_ms < 0 ||
+					   t->archived_ago_ms >= (int64) hubsync_poll_archived_interval * 1000))))
 		{
-			if (!archived_slice(t))
-				more = true;
+			done = archived_slice(t);
+			ran = true;
 		}
-		else if ((assoc_sweep.active && strcmp(assoc_sweep.object_type, t->object_type) == 0) ||
-				 (!assoc_sweep.active &&
-				  (t->assoc_ago_ms < 0 || t->assoc_ago_ms >= (int64) hubsync_poll_association_interval * 1000)))
+		if (done && ((assoc_sweep.active && strcmp(assoc_sweep.object_type, t->object_type) == 0) ||
+					 (!assoc_sweep.active &&
+					  (t->assoc_ago_ms < 0 ||
+					   t->assoc_ago_ms >= (int64) hubsync_poll_association_interval * 1000))))
 		{
-			if (!assoc_slice(t))
-				more = true;
+			done = assoc_slice(t);
+			ran = true;
 		}
-		worked = true;
+		more = !done;
+		worked |= ran;
 		if (more)
 			break;				/* let the inbox catch up first */
 	}
