@@ -53,27 +53,6 @@ my $events = q1("SELECT count(*) FROM hubsync.inbox");
 sleep 5;
 is(q1("SELECT count(*) FROM hubsync.inbox"), $events, 'records read again queue no duplicate events');
 
-# ---- 25,000 companies modified within one minute ----
-my $t0 = now_ms();
-$fake->control('POST', 'seed', { objectType => 'companies', count => 25000,
-	properties => { name => 'Co {n}' }, sameTimestamp => $t0 + 60000, modifiedSpreadMs => 60000 });
-ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 25000 FROM hubspot.companies"), '25,000 companies modified within a minute all found');
-my $c = $fake->control('GET', 'counters');
-is($c->{byEndpoint}{'POST /crm/v3/objects/companies/search'}{400} // 0, 0,
-	'no search ever paged past the 10,000-result cap');
-is(q1("SELECT count(DISTINCT hs_object_id) FROM hubspot.companies"), 25000, 'no duplicate rows');
-
-# ---- 12,000 deals sharing one timestamp ----
-$fake->control('POST', 'seed', { objectType => 'deals', count => 12000,
-	properties => { dealname => 'D {n}' }, sameTimestamp => now_ms() + 120000 });
-ok($node->poll_query_until('postgres', "SELECT count(*) = 12000 FROM hubspot.deals"),
-	'12,000 deals with one identical timestamp all found');
-ok($node->poll_query_until('postgres',
-	"SELECT cursor_id IS NULL AND NOT catching_up FROM hubsync.poll_state WHERE object_type = 'deals'"),
-	'the walk by hs_object_id ended (no loop)');
-is(q1("SELECT count(DISTINCT hs_object_id) FROM hubspot.deals"), 12000, 'no duplicate deals');
-
 # ---- a change that reaches the search index 8 s late ----
 my $late = $fake->control('POST', 'ui/contacts', { properties => { email => 'late@poll.test' },
 	searchDelayMs => 8000 });
@@ -99,7 +78,10 @@ ok($node->poll_query_until('postgres',
 	'a restored record comes back');
 
 # ---- associations added and removed ----
-my $co = q1("SELECT min(hs_object_id) FROM hubspot.companies");
+my $company = $fake->control('POST', 'ui/companies', { properties => { name => 'Acme' } });
+my $co = $company->{id};
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM hubspot.companies WHERE hs_object_id = $co"),
+	'a new company is found');
 my $ct = $seed->{firstId} + 2;
 $fake->control('POST', 'ui/associations', { fromObjectType => 'contacts', fromObjectId => $ct,
 	toObjectType => 'companies', toObjectId => $co });
@@ -114,6 +96,33 @@ $fake->control('POST', 'ui/associations', { fromObjectType => 'contacts', fromOb
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM hubspot.associations WHERE (from_id = $ct AND to_id = $co) OR (from_id = $co AND to_id = $ct)"),
 	'an association removed in HubSpot is removed here');
+# ---- floods: the trailing sweep would read every record once more ----
+q1("ALTER SYSTEM SET hubsync.poll_trailing_interval = '1h'");
+q1("ALTER SYSTEM SET hubsync.poll_association_interval = '1h'");
+q1("ALTER SYSTEM SET hubsync.poll_archived_interval = '1h'");
+q1("SELECT pg_reload_conf()");
+
+# ---- 25,000 companies modified within one minute ----
+my $t0 = now_ms();
+$fake->control('POST', 'seed', { objectType => 'companies', count => 25000,
+	properties => { name => 'Co {n}' }, sameTimestamp => $t0 + 60000, modifiedSpreadMs => 60000 });
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 25000 FROM hubspot.companies WHERE name LIKE 'Co %'"), '25,000 companies modified within a minute all found');
+my $c = $fake->control('GET', 'counters');
+is($c->{byEndpoint}{'POST /crm/v3/objects/companies/search'}{400} // 0, 0,
+	'no search ever paged past the 10,000-result cap');
+is(q1("SELECT count(DISTINCT hs_object_id) || '|' || count(*) FROM hubspot.companies"), '25001|25001', 'no duplicate rows');
+
+# ---- 12,000 deals sharing one timestamp ----
+$fake->control('POST', 'seed', { objectType => 'deals', count => 12000,
+	properties => { dealname => 'D {n}' }, sameTimestamp => now_ms() + 120000 });
+ok($node->poll_query_until('postgres', "SELECT count(*) = 12000 FROM hubspot.deals"),
+	'12,000 deals with one identical timestamp all found');
+ok($node->poll_query_until('postgres',
+	"SELECT cursor_id IS NULL AND NOT catching_up FROM hubsync.poll_state WHERE object_type = 'deals'"),
+	'the walk by hs_object_id ended (no loop)');
+is(q1("SELECT count(DISTINCT hs_object_id) FROM hubspot.deals"), 12000, 'no duplicate deals');
+
 is(q1("SELECT count(*) FROM hubsync.outbox"), 0, 'still nothing pushed back');
 is(q1("SELECT count(*) FROM hubsync.inbox WHERE state = 'failed'"), 0, 'still no failed events');
 
