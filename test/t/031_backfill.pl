@@ -24,6 +24,10 @@ my $hid = q1("INSERT INTO hubspot.contacts (email, firstname) VALUES ('linked\@b
 q1("INSERT INTO hubspot.contacts (email, firstname) VALUES ('u7\@bf.test', 'Mine')");
 $fake->control('POST', 'seed', { objectType => 'contacts', count => 50000,
 	properties => { email => 'u{n}@bf.test', firstname => 'F{n}', lastname => 'L{n}' } });
+my ($st) = $fake->request('POST', '/crm/v3/properties/contacts', { name => 'hubsync_id',
+	label => 'hubsync id', type => 'string', fieldType => 'text', hasUniqueValue => JSON::PP::true,
+	groupName => 'contactinformation' }, { Authorization => 'Bearer test-token' });
+is($st, 201, 'hubsync_id property created in HubSpot');
 $fake->control('POST', 'ui/contacts', { properties => { email => 'linked@bf.test',
 	firstname => 'Remote', hubsync_id => $hid } });
 q1("SELECT hubsync.resume()");
