@@ -123,14 +123,6 @@ hubsync_reconcile(PG_FUNCTION_ARGS)
 	hubsync_require_shmem();
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
-	token = spi_text("SELECT coalesce(access_token, oauth_access_token) FROM hubsync._credentials",
-					 0, NULL, NULL, NULL);
-	if (token == NULL || *token == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("hubsync has no HubSpot credentials"),
-				 errhint("Set them with hubsync.set_credentials(access_token => ...).")));
-	token = MemoryContextStrdup(TopTransactionContext, token);
 
 	values2[0] = object_type ? CStringGetTextDatum(object_type) : (Datum) 0;
 	if (!object_type)
@@ -158,6 +150,14 @@ hubsync_reconcile(PG_FUNCTION_ARGS)
 		propsets[i] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull),
 										false, -1);
 	}
+	token = spi_text("SELECT coalesce(access_token, oauth_access_token) FROM hubsync._credentials",
+					 0, NULL, NULL, NULL);
+	if (token == NULL || *token == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("hubsync has no HubSpot credentials"),
+				 errhint("Set them with hubsync.set_credentials(access_token => ...).")));
+	token = MemoryContextStrdup(TopTransactionContext, token);
 	{
 		Oid			t3[3] = {TEXTOID, TEXTOID, BOOLOID};
 		Datum		v3[3];
