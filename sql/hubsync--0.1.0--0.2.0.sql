@@ -486,11 +486,15 @@ COMMENT ON FUNCTION hubsync.backfill(text) IS
   'Imports every HubSpot record of an object type (NULL: all) in the background; returns the types started; progress in hubsync.backfill_progress and hubsync.status';
 REVOKE ALL ON FUNCTION hubsync.backfill(text) FROM PUBLIC;
 
--- Backfill: one page read (already applied by _ingest_records in the same
--- transaction): new cursors and counts.
+-- Backfill: pages read (applied by _ingest_records in the same
+-- transaction): new cursors and counts; once finished, the association
+-- sweep of the type is due at once (the backfill's associations).
 CREATE FUNCTION hubsync._backfill_save(p_object_type text, p_streams jsonb, p_done integer,
 	p_requests integer, p_total bigint, p_finished boolean, p_error text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	-- records imported: the association sweep reads their associations next
+	INSERT INTO hubsync.poll_state AS s (object_type) SELECT p_object_type WHERE p_finished
+	ON CONFLICT ON CONSTRAINT poll_state_pkey DO UPDATE SET associations_at = NULL;
 	UPDATE hubsync.backfills b
 	SET streams = p_streams, done = b.done + p_done, requests = b.requests + p_requests,
 	    total_estimate = coalesce(p_total, b.total_estimate), updated_at = now(),

@@ -37,7 +37,8 @@
 
 #define MAX_STREAMS 64
 #define TICK_MS 2000			/* longest time one tick keeps the worker */
-#define MIN_SPLIT_SPAN 2000		/* id ranges narrower than this are not split */
+#define MIN_SPLIT_SPAN 5000		/* id ranges narrower than this are not split */
+#define MAX_BATCH 64			/* pages applied in one transaction */
 #define MAX_FAILURES 20			/* consecutive failed pages before giving up */
 
 typedef struct Stream
@@ -61,6 +62,10 @@ static struct
 	int			inflight;
 	int			failures;
 	int64		next_load_ms;
+	/* pages read but not yet applied: applied together, one transaction */
+	int			nbatch;
+	Datum		batch_pages[MAX_BATCH];
+	Datum		batch_ends[MAX_BATCH];
 } bf;
 
 /* is_number -- a cursor we can do arithmetic on */
@@ -142,6 +147,38 @@ save(const char *response, int64 end, int requests, int64 total, bool finished, 
 							  "       hubsync._backfill_save($1, $4::jsonb, "
 							  "           (SELECT jsonb_array_length(recs) FROM page), $5, $6, $7, NULL)",
 							  7, types, values, nulls, NULL) == NULL;
+}
+
+/*
+ * save_batch -- apply the pages read since the last call (records below
+ * their stream's end) and save the streams, in one transaction.  Its
+ * commit need not wait for the disk: after a crash the pages are simply
+ * read again.  Returns false when that failed.
+ */
+static bool
+save_batch(bool finished)
+{
+	Oid			types[5] = {TEXTOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID, BOOLOID};
+	Datum		values[5];
+	int			n = bf.nbatch;
+
+	bf.nbatch = 0;
+	values[0] = CStringGetTextDatum(bf.object_type);
+	values[1] = PointerGetDatum(construct_array(bf.batch_pages, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(bf.batch_ends, n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[3] = CStringGetTextDatum(streams_json());
+	values[4] = BoolGetDatum(finished);
+	return hubsync_worker_sql("store backfill pages",
+							  "WITH page AS MATERIALIZED (SELECT coalesce(jsonb_agg(e), '[]') AS recs "
+							  "  FROM unnest($2, $3) u(resp, en), "
+							  "       jsonb_array_elements(coalesce(u.resp::jsonb -> 'results', '[]')) e "
+							  "  WHERE u.en = 0 OR (e ->> 'id')::int8 < u.en) "
+							  "SELECT set_config('synchronous_commit', 'off', true), "
+							  "       (SELECT count(*) FROM page, hubsync._ingest_records($1, page.recs, 'backfill')), "
+							  "       hubsync._backfill_save($1, $4::jsonb, (SELECT jsonb_array_length(recs) FROM page), "
+							  "           cardinality($2), NULL, $5, NULL)",
+							  5, types, values, NULL, NULL) == NULL;
 }
 
 /* search_edge -- lowest (asc) or highest id and the total, by search */
@@ -364,21 +401,57 @@ finish_page(Stream *s, HubsyncHttpRequest *req)
 
 			past_end = hubsync_record_id(hubsync_json_array_container(results, pg.nresults - 1)) >= end;
 		}
-		if (pg.next_after == NULL || past_end)
+		if (pg.next_after == NULL || past_end ||
+			(end >= 0 && is_number(pg.next_after) && strtoll(pg.next_after, NULL, 10) >= end))
 			s->done = true;
 		else
 			s->after = MemoryContextStrdup(bf.cxt, pg.next_after);
 		if (s->done)
 			split(s);
-		if (!save(pg.results, end, 1, -1, all_done(), NULL))
-		{
-			/* the page is read again: matching keeps it from doubling */
-			bf.active = false;
-			return;
-		}
+		bf.batch_pages[bf.nbatch] = CStringGetTextDatum(pg.results);
+		bf.batch_ends[bf.nbatch] = Int64GetDatum(Max(end, 0));
+		bf.nbatch++;
 	}
-	if (all_done())
-		bf.active = false;
+}
+
+/* hubsync_backfill_running -- a backfill is under way in this worker */
+bool
+hubsync_backfill_running(void)
+{
+	return bf.active;
+}
+
+/*
+ * launch -- start a list request for every idle stream, up to limit in
+ * flight and within the bulk quota.  Returns how long the quota asks to
+ * wait (0 if it did not).
+ */
+static long
+launch(int limit)
+{
+	int			i;
+	long		wait = 0;
+
+	for (i = 0; i < bf.nstreams && bf.inflight < limit; i++)
+	{
+		Stream	   *s = &bf.streams[i];
+		HubsyncHttpRequest *req;
+
+		if (s->done || s->inflight)
+			continue;
+		if ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_BULK)) > 0)
+			break;
+		/* outlives this tick (and the pull loop's memory context) */
+		req = MemoryContextAllocZero(TopMemoryContext, sizeof(HubsyncHttpRequest));
+		req->method = "GET";
+		req->url = hubsync_list_url(bf.api_name, s->after, false, bf.props, bf.nprops);
+		req->bearer = hubsync_access_token();
+		req->owner = s;
+		hubsync_http_start(req);
+		s->inflight = true;
+		bf.inflight++;
+	}
+	return wait;
 }
 
 /*
@@ -410,30 +483,12 @@ hubsync_backfill_tick(void)
 		bf.active = false;
 		return false;
 	}
+	bf.nbatch = 0;
 	while (bf.active && hubsync_now_ms() - start < TICK_MS)
 	{
-		long		wait = 0;
-		int			i;
+		long		wait = launch(limit);
 		HubsyncHttpRequest *req;
 
-		for (i = 0; i < bf.nstreams && bf.inflight < limit; i++)
-		{
-			Stream	   *s = &bf.streams[i];
-
-			if (s->done || s->inflight)
-				continue;
-			if ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_BULK)) > 0)
-				break;
-			/* outlives this tick (and the pull loop's memory context) */
-			req = MemoryContextAllocZero(TopMemoryContext, sizeof(HubsyncHttpRequest));
-			req->method = "GET";
-			req->url = hubsync_list_url(bf.api_name, s->after, false, bf.props, bf.nprops);
-			req->bearer = hubsync_access_token();
-			req->owner = s;
-			hubsync_http_start(req);
-			s->inflight = true;
-			bf.inflight++;
-		}
 		if (bf.inflight == 0)
 		{
 			hubsync_read_wait(Min(Max(wait, 10), 200));
@@ -447,6 +502,20 @@ hubsync_backfill_tick(void)
 				finish_page((Stream *) req->owner, req);
 			hubsync_http_release(req);
 			pfree(req);
+			/* keep the requests flowing while the pages are applied */
+			if (bf.active && bf.nbatch < MAX_BATCH)
+				(void) launch(limit);
+			if (bf.nbatch >= MAX_BATCH)
+				break;
+		}
+		if (bf.active && bf.nbatch > 0)
+		{
+			bool		finished = all_done();
+
+			if (!save_batch(finished))
+				bf.active = false;	/* read again after reloading: matching keeps it single */
+			else if (finished)
+				bf.active = false;
 		}
 		hubsync_worker_handle_interrupts();
 	}

@@ -47,6 +47,7 @@ extern char *hubsync_worker_sql(const char *activity, const char *sql, int nargs
 /* pull worker jobs (poll.c, backfill.c, reconcile.c); true = more to do now */
 extern bool hubsync_poll_tick(void);
 extern bool hubsync_backfill_tick(void);
+extern bool hubsync_backfill_running(void);
 extern bool hubsync_reconcile_tick(void);
 
 #endif							/* HUBSYNC_HUBSPOT_READ_H */

@@ -70,6 +70,7 @@ typedef struct PollType
 	int64		trailed_ago_ms;
 	int64		archived_ago_ms;
 	int64		assoc_ago_ms;
+	bool		backfilling;	/* a backfill of this type runs: no sweeps */
 } PollType;
 
 /* An archived or association sweep in progress (in memory only) */
@@ -136,7 +137,8 @@ load_types(void)
 					"       (extract(epoch FROM now() - p.polled_at) * 1000)::int8, "
 					"       (extract(epoch FROM now() - p.trailed_at) * 1000)::int8, "
 					"       (extract(epoch FROM now() - p.archived_at) * 1000)::int8, "
-					"       (extract(epoch FROM now() - p.associations_at) * 1000)::int8 "
+					"       (extract(epoch FROM now() - p.associations_at) * 1000)::int8, "
+					"       EXISTS (SELECT 1 FROM hubsync.backfills b WHERE b.object_type = t.object_type AND b.state = 'running') "
 					"FROM hubsync.object_types t "
 					"LEFT JOIN hubsync.poll_state p ON p.object_type = t.object_type "
 					"WHERE NOT t.paused ORDER BY t.object_type", true, 0) != SPI_OK_SELECT)
@@ -164,6 +166,7 @@ load_types(void)
 		t->trailed_ago_ms = int8_or(tup, desc, 11, -1);
 		t->archived_ago_ms = int8_or(tup, desc, 12, -1);
 		t->assoc_ago_ms = int8_or(tup, desc, 13, -1);
+		t->backfilling = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
 		types = lappend(types, t);
 		MemoryContextSwitchTo(old);
 	}
@@ -286,6 +289,8 @@ walk(PollType *t, bool trailing, int64 *lo, int64 *walk_id, int64 hi, bool *fail
 	return false;
 }
 
+static void set_swept(PollType *t, const char *column);
+
 /* fast_poll -- one slice of the fast poll of t; true when it is done */
 static bool
 fast_poll(PollType *t)
@@ -300,6 +305,9 @@ fast_poll(PollType *t)
 		lo = hubsync_now_ms() - POLL_OVERLAP_MS;
 		(void) save(t, false, NULL, lo, -1, false, true, 0, NULL);
 		(void) save(t, true, NULL, lo, -1, false, true, 0, NULL);
+		/* nothing is mirrored yet: the first sweeps come one interval later */
+		set_swept(t, "archived_at");
+		set_swept(t, "associations_at");
 		return true;
 	}
 	lo = (t->catching_up || walk_id >= 0) ? t->cursor_ms :
@@ -562,7 +570,7 @@ hubsync_poll_tick(void)
 			done = trailing_sweep(t);
 			ran = true;
 		}
-		if (done && ((archived_sweep.active && strcmp(archived_sweep.object_type, t->object_type) == 0) ||
+		if (done && !t->backfilling && ((archived_sweep.active && strcmp(archived_sweep.object_type, t->object_type) == 0) ||
 					 (!archived_sweep.active &&
 					  (t->archived_ago_ms < 0 ||
 					   t->archived_ago_ms >= (int64) hubsync_poll_archived_interval * 1000))))
@@ -570,7 +578,7 @@ hubsync_poll_tick(void)
 			done = archived_slice(t);
 			ran = true;
 		}
-		if (done && ((assoc_sweep.active && strcmp(assoc_sweep.object_type, t->object_type) == 0) ||
+		if (done && !t->backfilling && ((assoc_sweep.active && strcmp(assoc_sweep.object_type, t->object_type) == 0) ||
 					 (!assoc_sweep.active &&
 					  (t->assoc_ago_ms < 0 ||
 					   t->assoc_ago_ms >= (int64) hubsync_poll_association_interval * 1000))))

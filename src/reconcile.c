@@ -267,7 +267,8 @@ daily_start(void)
 	if (hubsync_worker_sql("check whether the daily reconciliation is due",
 						   "SELECT (current_date + $1::time) <= now() AND NOT EXISTS ("
 						   "  SELECT 1 FROM hubsync.reconcile_runs r WHERE r.trigger = 'daily' "
-						   "  AND r.started_at >= current_date + $1::time)",
+						   "  AND r.started_at >= current_date + $1::time) "
+						   "AND NOT EXISTS (SELECT 1 FROM hubsync.backfills b WHERE b.state = 'running')",
 						   1, types, values, NULL, &res) != NULL || res == NULL || strcmp(res, "t") != 0)
 		return false;
 	if (daily.cxt == NULL)
@@ -342,6 +343,9 @@ hubsync_reconcile_tick(void)
 {
 	int			page;
 
+	/* a backfill reads everything anyway: the daily run waits for it */
+	if (hubsync_backfill_running())
+		return false;
 	if (!daily.active)
 	{
 		int64		now = hubsync_now_ms();
