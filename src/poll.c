@@ -346,7 +346,7 @@ set_swept(PollType *t, const char *column)
 	Datum		values[1];
 
 	values[0] = CStringGetTextDatum(t->object_type);
-	(void) hubsync_worker_sql("recording a sweep",
+	(void) hubsync_worker_sql("record a sweep",
 							  psprintf("INSERT INTO hubsync.poll_state AS s (object_type, %s) VALUES ($1, now()) "
 									   "ON CONFLICT ON CONSTRAINT poll_state_pkey DO UPDATE SET %s = now()",
 									   column, column),
@@ -389,7 +389,7 @@ archived_slice(PollType *t)
 		}
 		values[0] = CStringGetTextDatum(t->object_type);
 		values[1] = CStringGetTextDatum(pg.results);
-		(void) hubsync_worker_sql("storing archived records found",
+		(void) hubsync_worker_sql("store archived records found",
 								  "SELECT hubsync._ingest_archived($1, $2::jsonb -> 'results')",
 								  2, types, values, NULL, NULL);
 		if (archived_sweep.after)
@@ -429,7 +429,7 @@ assoc_slice(PollType *t)
 	}
 	/* this type's pairs, as "to_type to_api from_api" lines */
 	values[0] = CStringGetTextDatum(t->object_type);
-	if (hubsync_worker_sql("reading association pairs",
+	if (hubsync_worker_sql("read association pairs",
 						   "SELECT string_agg(to_type || ' ' || to_api || ' ' || from_api, E'\\n' ORDER BY to_type) "
 						   "FROM hubsync._association_pairs() WHERE from_type = $1",
 						   1, types, values, NULL, &res) != NULL || res == NULL)
@@ -468,7 +468,7 @@ assoc_slice(PollType *t)
 		v3[0] = CStringGetTextDatum(t->object_type);
 		v3[1] = Int64GetDatum(assoc_sweep.last_id);
 		v3[2] = Int32GetDatum(100);
-		if (hubsync_worker_sql("reading ids for the association sweep",
+		if (hubsync_worker_sql("read ids for the association sweep",
 							   "SELECT array_to_string(hubsync._association_sweep_ids($1, $2, $3), ',')",
 							   3, t3, v3, NULL, &ids) != NULL || ids == NULL || *ids == '\0')
 		{
@@ -499,7 +499,7 @@ assoc_slice(PollType *t)
 			v4[1] = CStringGetTextDatum(to_type);
 			v4[2] = CStringGetTextDatum(body.data);
 			v4[3] = CStringGetTextDatum(req->response);
-			(void) hubsync_worker_sql("storing association changes found",
+			(void) hubsync_worker_sql("store association changes found",
 									  "SELECT hubsync._ingest_associations($1, $2, "
 									  "  ARRAY(SELECT (i ->> 'id')::int8 FROM jsonb_array_elements($3::jsonb -> 'inputs') i), "
 									  "  $4::jsonb -> 'results')",
