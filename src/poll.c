@@ -4,7 +4,8 @@
  *	  The polling safety net of the "hubsync pull" worker: finds HubSpot
  *	  changes that no webhook brought, per object type.
  *
- *	 fast poll      every hubsync.poll_interval: search on the last-modified
+ *	 fast poll      every hubsync.poll_interval (five times that while the
+ *					webhook receiver runs: then it is only a safety net): search on the last-modified
  *					property from the saved cursor minus an overlap, oldest
  *					first, 200 per page.  Every page starts at offset 0 with
  *					its lower bound moved up to the newest time read so far
@@ -51,6 +52,7 @@
 #define POLL_SLICE_PAGES 10		/* search pages per tick */
 #define SWEEP_SLICE_PAGES 10	/* list / association pages per tick */
 #define POLL_CHECK_MS 1000
+#define POLL_WEBHOOKS_FACTOR 5	/* fast poll slowdown while the receiver runs */
 
 /* One object type as the poller sees it (read afresh every round) */
 typedef struct PollType
@@ -542,6 +544,10 @@ hubsync_poll_tick(void)
 	bool		more = false;
 	bool		worked = false;
 	int64		poll_ms = (int64) hubsync_poll_interval * 1000;
+
+	/* with webhooks on, polling is only the safety net: five times slower */
+	if (hubsync_webhook_port > 0)
+		poll_ms *= POLL_WEBHOOKS_FACTOR;
 
 	if (now < next_check_ms)
 		return false;
