@@ -565,7 +565,14 @@ hubsync_poll_tick(void)
 		bool		done = true;
 		bool		ran = false;
 
-		if (!t->has_cursor || t->catching_up || t->polled_ago_ms < 0 || t->polled_ago_ms >= poll_ms)
+		if (!t->has_cursor)
+		{
+			/* first round: set the cursors; the rest comes later */
+			(void) fast_poll(t);
+			worked = true;
+			continue;
+		}
+		if (t->catching_up || t->polled_ago_ms < 0 || t->polled_ago_ms >= poll_ms)
 		{
 			done = fast_poll(t);
 			ran = true;
