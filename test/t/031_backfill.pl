@@ -22,7 +22,7 @@ sub q1 { return $node->safe_psql('postgres', $_[0]); }
 q1("SELECT hubsync.pause()");
 my $hid = q1("INSERT INTO hubspot.contacts (email, firstname) VALUES ('linked\@bf.test', 'Local') RETURNING hubsync_id");
 q1("INSERT INTO hubspot.contacts (email, firstname) VALUES ('u7\@bf.test', 'Mine')");
-$fake->control('POST', 'seed', { objectType => 'contacts', count => 50000,
+my $seeded = $fake->control('POST', 'seed', { objectType => 'contacts', count => 50000,
 	properties => { email => 'u{n}@bf.test', firstname => 'F{n}', lastname => 'L{n}' } });
 my ($st) = $fake->request('POST', '/crm/v3/properties/contacts', { name => 'hubsync_id',
 	label => 'hubsync id', type => 'string', fieldType => 'text', hasUniqueValue => JSON::PP::true,
@@ -30,6 +30,11 @@ my ($st) = $fake->request('POST', '/crm/v3/properties/contacts', { name => 'hubs
 is($st, 201, 'hubsync_id property created in HubSpot');
 $fake->control('POST', 'ui/contacts', { properties => { email => 'linked@bf.test',
 	firstname => 'Remote', hubsync_id => $hid } });
+# an association of a HubSpot contact: imported with it
+my $co = $fake->control('POST', 'ui/companies', { properties => { name => 'Acme' } })->{id};
+my $u5 = $seeded->{firstId} + 4;
+$fake->control('POST', 'ui/associations', { fromObjectType => 'contacts', fromObjectId => $u5,
+	toObjectType => 'companies', toObjectId => $co });
 q1("SELECT hubsync.resume()");
 
 is(q1("SELECT string_agg(b, ',') FROM hubsync.backfill('contacts') b"), 'contacts', 'backfill started');
@@ -57,6 +62,9 @@ is(q1("SELECT count(*) FROM hubspot.contacts WHERE firstname = 'F12345' AND last
 	1, 'values imported');
 like(q1("SELECT done || '|' || coalesce(eta::text, '') FROM hubsync.backfill_progress"), qr/^\d+\|00:00:00$/,
 	'finished: time left is zero');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM hubspot.associations WHERE from_type = 'contacts' AND from_id = $u5 AND to_type = 'companies' AND to_id = $co"),
+	'the records\' associations imported after them');
 ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM hubsync.inbox WHERE state = 'pending'"),
 	'matched rows settled');
 is(q1("SELECT count(*) FROM hubsync.inbox WHERE state = 'failed'"), 0, 'no failed events');
