@@ -42,6 +42,10 @@ int			hubsync_search_rate = 5;
 int			hubsync_max_attempts = 10;
 int			hubsync_retry_window = 86400;
 int			hubsync_poll_interval = 60;
+int			hubsync_poll_index_lag = 60;
+int			hubsync_poll_trailing_interval = 300;
+int			hubsync_poll_archived_interval = 3600;
+int			hubsync_poll_association_interval = 3600;
 char	   *hubsync_reconcile_at = NULL;
 int			hubsync_request_timeout = 30000;
 int			hubsync_max_changes_per_xact = 10000;
@@ -306,6 +310,30 @@ hubsync_define_gucs(void)
 							"Time between searches for records changed in HubSpot.",
 							NULL,
 							&hubsync_poll_interval, 60, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.poll_index_lag",
+							"Longest delay before a HubSpot change shows in search that the trailing sweep covers.",
+							"The trailing sweep searches again, once they are this old, the records the fast poll already passed.",
+							&hubsync_poll_index_lag, 60, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.poll_trailing_interval",
+							"Time between trailing sweeps (records that entered the search index late).",
+							NULL,
+							&hubsync_poll_trailing_interval, 300, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.poll_archived_interval",
+							"Time between sweeps of archived HubSpot records (search never shows them).",
+							NULL,
+							&hubsync_poll_archived_interval, 3600, 1, 604800,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.poll_association_interval",
+							"Time between sweeps of associations (search never shows their changes).",
+							NULL,
+							&hubsync_poll_association_interval, 3600, 1, 604800,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("hubsync.reconcile_at",

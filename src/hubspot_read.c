@@ -1,16 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * hubspot_read.c
- *	  One HubSpot GET from an ordinary backend, for the administrative
- *	  functions that must ask HubSpot before they can change the schema:
- *	  hubsync.track_object() reads an object schema, hubsync.map_property()
- *	  a property definition.
+ *	  Reading records from HubSpot for the poller, backfill and
+ *	  reconciliation (poll.c, backfill.c, reconcile.c): one synchronous
+ *	  call within the shared quota with retries, and the request shapes
+ *	  of search and list paging.
  *
- * These run rarely, only for the extension owner, and need HubSpot's
- * answer inside the caller's transaction (the answer decides the DDL), so
- * the request is made synchronously with a bounded timeout and counts
- * against the shared quota like any other call.  The token is read from
- * hubsync._credentials and never appears in errors or logs.
+ * Search requests take the search class of the quota (5 per second);
+ * list and association reads take the bulk class, which leaves a reserve
+ * of the 10-second window to real-time pushes.  A 429 blocks everybody
+ * (quota.c) and the call is tried again; so are 5xx answers and transport
+ * errors, a few times.
  *
  * IDENTIFICATION
  *	  src/hubspot_read.c
@@ -19,96 +19,298 @@
  */
 #include "hubsync.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
-#include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/latch.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
-#include "utils/wait_event.h"
-#include "http.h"
+#include "utils/timestamp.h"
+#include "capture.h"
+#include "hubspot_api.h"
+#include "hubspot_read.h"
 #include "json_util.h"
-#include "quota.h"
+#include "worker.h"
 
-PG_FUNCTION_INFO_V1(hubsync_hubspot_get);
-
-/* backend_token -- the access token from hubsync._credentials, or NULL */
-static char *
-backend_token(void)
-{
-	char	   *t = NULL;
-
-	SPI_connect();
-	if (SPI_execute("SELECT coalesce(access_token, oauth_access_token) FROM hubsync._credentials",
-					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-	{
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		if (v != NULL && *v != '\0')
-			t = SPI_palloc(strlen(v) + 1), strcpy(t, v);
-	}
-	SPI_finish();
-	return t;
-}
+#define READ_ATTEMPTS 5
 
 /*
- * hubsync_hubspot_get -- SQL hubsync._hubspot_get(path): GET path from
- * HubSpot, returned as {"status": N, "body": <JSON or null>}.  Status 0
- * means HubSpot could not be reached (the body then holds the error).
+ * hubsync_read_wait -- sleep ms: a worker through its own wait (woken by
+ * new work), a user session on its latch, both interruptible.
  */
-Datum
-hubsync_hubspot_get(PG_FUNCTION_ARGS)
+void
+hubsync_read_wait(long ms)
 {
-	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *token = backend_token();
-	HubsyncHttpRequest *req;
-	StringInfoData out;
-	Jsonb	   *body;
-	char	   *root;
-	size_t		len;
-	long		wait;
-
-	if (token == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("hubsync has no HubSpot credentials"),
-				 errhint("Set them with hubsync.set_credentials(access_token => ...).")));
-	if (path[0] != '/')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("HubSpot path must start with /")));
-
-	root = pstrdup(hubsync_api_base_url);
-	len = strlen(root);
-	while (len > 0 && root[len - 1] == '/')
-		root[--len] = '\0';
-
-	while ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_REALTIME)) > 0)
+	if (ms <= 0)
+		return;
+	if (IsBackgroundWorker)
+		hubsync_worker_wait(ms);
+	else
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(wait, 1000), PG_WAIT_EXTENSION);
+						 ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	hubsync_http_init();
-	req = palloc0(sizeof(HubsyncHttpRequest));
-	req->method = "GET";
-	req->url = psprintf("%s%s", root, path);
-	req->bearer = token;
-	hubsync_http_perform(req);
-	explicit_bzero(token, strlen(token));
-	hubsync_quota_observe(req->status, req->rl_max, req->rl_remaining, req->rl_daily_remaining);
+}
 
-	initStringInfo(&out);
-	appendStringInfo(&out, "{\"status\":%ld,\"body\":", req->status);
-	body = req->status ? hubsync_json_parse(req->response, req->response_len) : NULL;
-	if (body != NULL)
-		appendStringInfoString(&out, JsonbToCString(NULL, &body->root, -1));
-	else if (req->status == 0)
-		hubsync_json_escape(&out, req->error[0] ? req->error : "no response");
+/*
+ * hubsync_read_call -- one request to completion within the quota class
+ * cls; 429, 5xx and transport errors are tried again.  Returns the last
+ * attempt (the caller releases it).
+ */
+HubsyncHttpRequest *
+hubsync_read_call(const char *method, char *url, char *body,
+				  HubsyncQuotaClass cls, const char *token)
+{
+	HubsyncHttpRequest *req = NULL;
+	int			attempt;
+
+	for (attempt = 1; attempt <= READ_ATTEMPTS; attempt++)
+	{
+		long		wait;
+
+		while ((wait = hubsync_quota_acquire(cls)) > 0)
+			hubsync_read_wait(Min(wait, 1000));
+		if (req)
+			hubsync_http_release(req);
+		req = palloc0(sizeof(HubsyncHttpRequest));
+		req->method = method;
+		req->url = url;
+		req->body = body;
+		req->bearer = token;
+		hubsync_http_perform(req);
+		hubsync_observe_response(req);
+		if (req->status == 429)
+		{
+			if (cls == HUBSYNC_QUOTA_SEARCH)
+				hubsync_quota_throttled("SECONDLY", cls);
+			continue;			/* the quota now blocks for the policy's period */
+		}
+		if (req->status != 0 && req->status < 500)
+			break;
+		if (attempt < READ_ATTEMPTS)
+			hubsync_read_wait(500L * attempt);
+	}
+	return req;
+}
+
+/*
+ * hubsync_read_page -- parse a list or search answer: results count,
+ * next cursor, search total.  False (with page->error) when the call
+ * failed.
+ */
+bool
+hubsync_read_page(HubsyncHttpRequest *req, HubsyncPage *page)
+{
+	JsonbContainer *paging;
+
+	memset(page, 0, sizeof(*page));
+	page->status = req->status;
+	page->total = -1;
+	if (req->status != 200 || req->response == NULL)
+	{
+		char	   *msg = NULL;
+
+		if (req->response)
+		{
+			Jsonb	   *b = hubsync_json_parse(req->response, req->response_len);
+
+			msg = b ? hubsync_json_get_text(&b->root, "message") : NULL;
+		}
+		snprintf(page->error, sizeof(page->error), "HTTP %ld%s%s%s%s", req->status,
+				 req->error[0] ? ", " : "", req->error,
+				 msg ? ": " : "", msg ? msg : "");
+		return false;
+	}
+	page->body = hubsync_json_parse(req->response, req->response_len);
+	if (page->body == NULL)
+	{
+		snprintf(page->error, sizeof(page->error), "HubSpot's answer is not JSON");
+		return false;
+	}
+	page->results = req->response;
+	page->nresults = hubsync_json_array_size(hubsync_json_get_container(&page->body->root, "results"));
+	paging = hubsync_json_get_container(&page->body->root, "paging");
+	page->next_after = hubsync_json_get_text(hubsync_json_get_container(paging, "next"), "after");
+	{
+		char	   *total = hubsync_json_get_text(&page->body->root, "total");
+
+		if (total)
+			page->total = strtoll(total, NULL, 10);
+	}
+	return true;
+}
+
+/* append_props -- "properties":[...] */
+static void
+append_props(StringInfo b, char **props, int nprops)
+{
+	int			i;
+
+	appendStringInfoString(b, "\"properties\":[");
+	for (i = 0; i < nprops; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(b, ',');
+		hubsync_json_escape(b, props[i]);
+	}
+	appendStringInfoChar(b, ']');
+}
+
+/*
+ * hubsync_search_body -- a search on the last-modified property, always
+ * from offset 0 (the caller re-anchors instead of paging, so the 10,000
+ * cap is never reached).  by_id: records whose last-modified equals eq_ms
+ * with hs_object_id > after_id, by id; otherwise last-modified in
+ * [lo, hi] (hi < 0: no upper bound), oldest first.
+ */
+char *
+hubsync_search_body(const char *lastmod, int64 lo, int64 hi, int64 eq_ms,
+					int64 after_id, bool by_id, int limit, char **props, int nprops)
+{
+	StringInfoData b;
+
+	initStringInfo(&b);
+	appendStringInfoString(&b, "{\"filterGroups\":[{\"filters\":[");
+	if (by_id)
+	{
+		appendStringInfo(&b, "{\"propertyName\":\"%s\",\"operator\":\"EQ\",\"value\":\"" INT64_FORMAT "\"},"
+						 "{\"propertyName\":\"hs_object_id\",\"operator\":\"GT\",\"value\":\"" INT64_FORMAT "\"}",
+						 lastmod, eq_ms, after_id);
+		appendStringInfoString(&b, "]}],\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"ASCENDING\"}],");
+	}
 	else
-		appendStringInfoString(&out, "null");
-	appendStringInfoChar(&out, '}');
-	hubsync_http_release(req);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+	{
+		appendStringInfo(&b, "{\"propertyName\":\"%s\",\"operator\":\"GTE\",\"value\":\"" INT64_FORMAT "\"}",
+						 lastmod, lo);
+		if (hi >= 0)
+			appendStringInfo(&b, ",{\"propertyName\":\"%s\",\"operator\":\"LTE\",\"value\":\"" INT64_FORMAT "\"}",
+							 lastmod, hi);
+		appendStringInfo(&b, "]}],\"sorts\":[{\"propertyName\":\"%s\",\"direction\":\"ASCENDING\"}],", lastmod);
+	}
+	append_props(&b, props, nprops);
+	appendStringInfo(&b, ",\"limit\":%d,\"after\":\"0\"}", limit);
+	return b.data;
+}
+
+/* hubsync_list_url -- one page of the list endpoint (100 records) */
+char *
+hubsync_list_url(const char *api_name, const char *after, bool archived,
+				 char **props, int nprops)
+{
+	StringInfoData u;
+	int			i;
+
+	initStringInfo(&u);
+	appendStringInfo(&u, "%s/crm/v3/objects/%s?limit=100&archived=%s", hubsync_api_root(),
+					 api_name, archived ? "true" : "false");
+	if (after && *after)
+		appendStringInfo(&u, "&after=%s", after);	/* HubSpot's cursors are URL-safe */
+	if (nprops > 0)
+	{
+		appendStringInfoString(&u, "&properties=");
+		for (i = 0; i < nprops; i++)
+			appendStringInfo(&u, "%s%s", i > 0 ? "," : "", props[i]);
+	}
+	return u.data;
+}
+
+/* iso_ms -- an ISO 8601 time (or epoch ms) as Unix epoch milliseconds; -1 if none */
+static int64
+iso_ms(const char *s)
+{
+	TimestampTz ts;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	if (strspn(s, "0123456789") == strlen(s))
+		return strtoll(s, NULL, 10);
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
+												 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	return (ts / 1000) + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+}
+
+/*
+ * hubsync_record_ms -- a record's last-modified time in epoch ms: the
+ * property searched on, else updatedAt.
+ */
+int64
+hubsync_record_ms(JsonbContainer *rec, const char *lastmod)
+{
+	char	   *v = hubsync_json_get_text(hubsync_json_get_container(rec, "properties"), lastmod);
+	int64		ms = iso_ms(v);
+
+	if (ms < 0)
+		ms = iso_ms(hubsync_json_get_text(rec, "updatedAt"));
+	return ms;
+}
+
+/* hubsync_record_id -- a record's HubSpot id, 0 if none */
+int64
+hubsync_record_id(JsonbContainer *rec)
+{
+	char	   *v = hubsync_json_get_text(rec, "id");
+
+	return v ? strtoll(v, NULL, 10) : 0;
+}
+
+/*
+ * hubsync_worker_sql -- in a worker: run one statement in a transaction
+ * of its own with the capture trigger off (what it writes came from
+ * HubSpot).  Returns NULL on success, else the error message (logged; the
+ * transaction is rolled back and the worker goes on).  nulls as for
+ * SPI_execute_with_args (NULL: none).  *result, when
+ * asked for, gets column 1 of row 1 as text (NULL if none).
+ */
+char *
+hubsync_worker_sql(const char *activity, const char *sql, int nargs, Oid *types,
+				   Datum *values, const char *nulls, char **result)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *volatile err = NULL;
+
+	if (result)
+		*result = NULL;
+	if (!hubsync_worker_begin_xact(activity))
+	{
+		hubsync_worker_end_xact();
+		return pstrdup("the hubsync extension is not installed");
+	}
+	PG_TRY();
+	{
+		SPI_connect();
+		hubsync_applying_remote = true;
+		if (SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0) < 0)
+			elog(ERROR, "could not run \"%s\"", sql);
+		hubsync_applying_remote = false;
+		if (result && SPI_tuptable != NULL && SPI_processed > 0)
+		{
+			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+			if (v)
+				*result = MemoryContextStrdup(cxt, v);
+		}
+		SPI_finish();
+		hubsync_worker_end_xact();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		hubsync_applying_remote = false;
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		err = pstrdup(edata->message);
+		ereport(LOG,
+				(errmsg("hubsync could not %s: %s", activity, edata->message),
+				 errhint("The work is tried again later.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return err;
 }

@@ -3,8 +3,11 @@
  * pull_worker.c
  *	  Main loop of the "hubsync pull" background worker: applies the
  *	  webhook events stored in hubsync.inbox (apply.c).  The receiver and
- *	  hubsync.ingest_webhook() wake it after each stored delivery.  It
- *	  also makes the housekeeping round (housekeeping.c).
+ *	  hubsync.ingest_webhook() wake it after each stored delivery.  Between
+ *	  inbox rounds it does a slice of the polling safety net (poll.c), of
+ *	  a running backfill (backfill.c) and of the daily reconciliation
+ *	  (reconcile.c), and the housekeeping round (housekeeping.c); the inbox
+ *	  always comes first.
  *
  * IDENTIFICATION
  *	  src/pull_worker.c
@@ -16,6 +19,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "apply.h"
+#include "hubspot_read.h"
 #include "worker.h"
 
 /* back-off while events wait for a HubSpot read that failed */
@@ -36,6 +40,7 @@ hubsync_pull_main(void)
 	{
 		bool		ready;
 		bool		retry_later = false;
+		bool		busy = false;
 		int			n = 0;
 
 		MemoryContextSwitchTo(loop_cxt);
@@ -45,10 +50,19 @@ hubsync_pull_main(void)
 			n = hubsync_apply_inbox(HUBSYNC_APPLY_BATCH, &retry_later);
 			hubsync_housekeeping();
 		}
+		if (ready && n < HUBSYNC_APPLY_BATCH)
+		{
+			/* what polling finds lands in the inbox: the next round applies it */
+			busy |= hubsync_poll_tick();
+			MemoryContextReset(loop_cxt);
+			busy |= hubsync_backfill_tick();
+			MemoryContextReset(loop_cxt);
+			busy |= hubsync_reconcile_tick();
+		}
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_cxt);
 
-		if (n >= HUBSYNC_APPLY_BATCH && !retry_later)
+		if ((n >= HUBSYNC_APPLY_BATCH && !retry_later) || busy)
 		{
 			/* more waiting: go on at once, but stay interruptible */
 			hubsync_worker_consume_wake();

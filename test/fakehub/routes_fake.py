@@ -72,6 +72,9 @@ def seed(hub, req):
         ts = stamp if isinstance(stamp, int) else parse_time_value(str(stamp))
         if ts is None:
             fail(400, "sameTimestamp must be epoch ms or ISO-8601")
+    spread = body.get("modifiedSpreadMs") or 0
+    if not isinstance(spread, int) or spread < 0:
+        fail(400, "modifiedSpreadMs must be a non-negative integer")
     placeholders = any("{n}" in str(v) for v in template.values())
     fixed = None if placeholders else store.validate(ot, template)
     first = store.next_id
@@ -93,12 +96,13 @@ def seed(hub, req):
     src = _src_from(hub, body, "IMPORT")
     lag_visible = body.get("searchVisible", True)
     archived = bool(body.get("archived"))
-    for props in planned:
-        rec = store.create(ot, props, src, ts, emit=bool(body.get("webhooks")))
+    for n, props in enumerate(planned, 1):
+        at = ts - spread + (n * spread) // count if spread else ts
+        rec = store.create(ot, props, src, at, emit=bool(body.get("webhooks")))
         if lag_visible:
             rec.chg = 0
         if archived:
-            store.archive(ot, rec, src, ts, emit=False)
+            store.archive(ot, rec, src, at, emit=False)
             if lag_visible:
                 rec.chg = 0
     if count >= 50000:
@@ -205,6 +209,67 @@ def delete_faults(hub, req):
     return 200, hub.faults.describe()
 
 
+def _delay_search(hub, rec, body, now):
+    """searchDelayMs: the change reaches the search index that late (overrides the lag)."""
+    delay = body.get("searchDelayMs")
+    if delay is None:
+        return
+    if not isinstance(delay, int) or delay < 0:
+        fail(400, "searchDelayMs must be a non-negative integer")
+    rec.chg = now + delay - max(hub.cfg["searchIndexLagMs"], 0)
+
+
+def touch(hub, req):
+    """POST /_fake/touch: quietly change many records at once (no webhooks, no
+    rate limits), as an import or a workflow would.
+
+    {objectType, ids: [...] | firstId+lastId, properties: {name: "v{n}"},
+     sameTimestamp, modifiedSpreadMs, searchDelayMs, searchVisible, webhooks}"""
+    body = req.body_obj()
+    store = hub.store
+    ot = store.type_of(str(body.get("objectType", "")))
+    ids = body.get("ids")
+    if ids is None:
+        try:
+            first, last = int(body["firstId"]), int(body["lastId"])
+        except (KeyError, TypeError, ValueError):
+            fail(400, "give ids or firstId and lastId")
+        ids = [i for i in range(first, last + 1) if i in ot.recs]
+    recs = []
+    for i in ids:
+        rec = ot.recs.get(int(i))
+        if rec is None or rec.a:
+            fail(404, "no live %s record %s" % (ot.name, i))
+        recs.append(rec)
+    template = body.get("properties") or {}
+    stamp = body.get("sameTimestamp")
+    ts = now_ms()
+    if stamp is not None:
+        ts = stamp if isinstance(stamp, int) else parse_time_value(str(stamp))
+        if ts is None:
+            fail(400, "sameTimestamp must be epoch ms or ISO-8601")
+    spread = body.get("modifiedSpreadMs") or 0
+    if not isinstance(spread, int) or spread < 0:
+        fail(400, "modifiedSpreadMs must be a non-negative integer")
+    src = _src_from(hub, body, "IMPORT")
+    count = len(recs)
+    changed = 0
+    for n, rec in enumerate(recs, 1):
+        props = store.validate(ot, {k: str(v).replace("{n}", str(n)) for k, v in template.items()})
+        clash = store.unique_clash(ot, props, rec.id)
+        if clash:
+            raise clash
+        at = ts - spread + (n * spread) // count if spread else ts
+        if store.update(ot, rec, props, src, at, emit=bool(body.get("webhooks"))):
+            changed += 1
+        rec.u = at
+        if body.get("searchVisible"):
+            rec.chg = 0
+        else:
+            _delay_search(hub, rec, body, at)
+    return 200, {"objectType": ot.name, "count": count, "changed": changed}
+
+
 # ----- UI / import / workflow actions ----------------------------------------
 def ui_create(hub, req, objectType):
     """POST /_fake/ui/{t} {properties, associations?, changeSource?, userId?}."""
@@ -219,6 +284,7 @@ def ui_create(hub, req, objectType):
     rec = hub.store.create(ot, props, src, now)
     for tot, to_id, tids in links:
         hub.assoc.link(ot, rec.id, tot, to_id, tids, src, now)
+    _delay_search(hub, rec, body, now)
     return 201, hub.store.render(ot, rec, full=True)
 
 
@@ -231,7 +297,10 @@ def ui_update(hub, req, objectType, objectId):
     clash = hub.store.unique_clash(ot, props, rec.id)
     if clash:
         raise clash
-    changed = hub.store.update(ot, rec, props, _src_from(hub, body), now_ms())
+    now = now_ms()
+    changed = hub.store.update(ot, rec, props, _src_from(hub, body), now)
+    if changed:
+        _delay_search(hub, rec, body, now)
     out = hub.store.render(ot, rec, full=True)
     out["changed"] = [name for name, _ in changed]
     return 200, out
@@ -348,6 +417,7 @@ def register(routes):
     add("GET", "/_fake/config", get_config)
     add("POST", "/_fake/config", post_config)
     add("POST", "/_fake/seed", seed)
+    add("POST", "/_fake/touch", touch)
     add("GET", "/_fake/stats", stats)
     add("GET", "/_fake/records/{objectType}", list_records)
     add("GET", "/_fake/records/{objectType}/{objectId}", get_record)

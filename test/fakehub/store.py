@@ -401,8 +401,8 @@ class Store:
 
     def visible(self, rec, now):
         """rec as search sees it: its state as of now - searchIndexLagMs, or None."""
-        lag = self.hub.cfg["searchIndexLagMs"]
-        if lag <= 0 or rec.chg + lag <= now:
+        lag = max(self.hub.cfg["searchIndexLagMs"], 0)
+        if rec.chg + lag <= now:
             if rec.prev is not None:
                 rec.prev = None
             return rec

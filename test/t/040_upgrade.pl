@@ -31,7 +31,7 @@ my $oldest = '0.1.0';
 
 # hubsync.database = 'up': the workers watch the upgraded database
 my $node = HubSync::Node::new_node('upgrade',
-	conf => { 'hubsync.database' => 'up' });
+	conf => { 'hubsync.database' => 'up', 'hubsync.reconcile_at' => '' });  # no daily run mid-comparison
 $node->safe_psql('postgres', 'CREATE DATABASE up');
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 
