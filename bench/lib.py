@@ -139,5 +139,10 @@ def percentile(values, p):
 
 
 def row(figure, value, target):
-    """Print one result line."""
+    """Print one result line; with HUBSYNC_BENCH_FIGURES set, also append it
+    there as JSON for bench/run's summary table."""
     print("%-58s %14s   target %s" % (figure, value, target), flush=True)
+    path = os.environ.get("HUBSYNC_BENCH_FIGURES")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"figure": figure, "value": value, "target": target}) + "\n")

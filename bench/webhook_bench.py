@@ -34,6 +34,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import row  # noqa: E402
+
 SECRET = "hubsync-bench-secret"
 
 
@@ -185,15 +188,15 @@ def main():
         p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
         print("hubsync webhook bench: %d clients x %d deliveries x %d events"
               % (args.clients, args.deliveries_per_client, args.events_per_delivery))
-        print("  stored by the receiver: %d events in %.2f s = %.0f events/s (target >= 10000)"
-              % (stored, store_s, stored / store_s))
-        print("  delivery answer latency: p50 %.1f ms, p99 %.1f ms (target p99 < 100)" % (p(0.5), p(0.99)))
-        print("  applied to the mirror: %d events in %.2f s = %.0f events/s (target >= 5000); failed %d"
-              % (applied, apply_s, applied / apply_s, failed))
+        row("webhook events stored by the receiver (events/s)", "%.0f" % (stored / store_s), ">= 10000")
+        row("webhook delivery answer latency p50 (ms)", "%.1f" % p(0.5), "-")
+        row("webhook delivery answer latency p99 (ms)", "%.1f" % p(0.99), "< 100")
+        row("webhook events applied to the mirror (events/s)", "%.0f" % (applied / apply_s), ">= 5000")
+        row("  events failed", str(failed), "0")
         # CPU time per event: steadier than rates on a shared, loaded machine
         if None not in (webhook_cpu0, webhook_cpu, pull_cpu0, pull_cpu) and stored and applied:
-            print("  worker CPU per event: receiver %.0f us, apply %.0f us"
-                  % ((webhook_cpu - webhook_cpu0) * 1e6 / stored, (pull_cpu - pull_cpu0) * 1e6 / applied))
+            row("  receiver CPU per event (us)", "%.0f" % ((webhook_cpu - webhook_cpu0) * 1e6 / stored), "-")
+            row("  apply CPU per event (us)", "%.0f" % ((pull_cpu - pull_cpu0) * 1e6 / applied), "-")
         if errors or stored != total:
             print("  WARNING: %d non-200 answers, %d of %d events stored" % (len(errors), stored, total))
     finally:

@@ -5111,3 +5111,8 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- >>> merge fixes: hubsync.status calls _event_object_type, so every role
+-- that may read the view may call it (as in a fresh install)
+GRANT EXECUTE ON FUNCTION hubsync._event_object_type(text, text) TO PUBLIC;
+-- <<< merge fixes

@@ -4132,7 +4132,7 @@ BEGIN
 		SELECT p.oid FROM pg_catalog.pg_proc p
 		WHERE p.pronamespace = 'hubsync'::regnamespace
 		  AND p.proname LIKE '\_%'
-		  AND p.proname NOT IN ('_credentials_status', '_from_wire', '_mirror_table', '_require_owner', '_capture', '_auth_state', '_set_paused')
+		  AND p.proname NOT IN ('_credentials_status', '_from_wire', '_mirror_table', '_require_owner', '_capture', '_auth_state', '_set_paused', '_event_object_type')
 	LOOP
 		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
 	END LOOP;
