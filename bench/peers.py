@@ -99,7 +99,7 @@ def node_client(n):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--naive", type=int, default=1000)
-    ap.add_argument("--node", type=int, default=20000)
+    ap.add_argument("--node", type=int, default=60000)
     args = ap.parse_args()
     naive(args.naive)
     node_client(args.node)

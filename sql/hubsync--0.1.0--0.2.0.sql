@@ -5116,3 +5116,124 @@ $$;
 -- that may read the view may call it (as in a fresh install)
 GRANT EXECUTE ON FUNCTION hubsync._event_object_type(text, text) TO PUBLIC;
 -- <<< merge fixes
+
+-- >>> final definitions, part 2
+CREATE OR REPLACE FUNCTION hubsync._push_done(p_hubsync_id uuid, p_object_type text, p_kind text,
+	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[],
+	p_updated_at timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_origin text;
+	v_versions jsonb := '{}';
+	v_before jsonb;
+	v_created timestamptz;
+	v_prev_sync timestamptz;
+BEGIN
+	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
+		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
+		INTO v_versions
+		FROM jsonb_object_keys(p_sent) k WHERE k <> 'hubsync_id';
+	END IF;
+	SELECT string_agg(DISTINCT o.origin, ','), min(o.created_at) INTO v_origin, v_created
+	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	-- the change feed's before values: what HubSpot had, as last known
+	SELECT CASE WHEN p_kind = 'archive' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k)
+	                  FROM jsonb_object_keys(coalesce(p_sent, '{}') - 'hubsync_id') k) END,
+	       s.synced_at
+	INTO v_before, v_prev_sync
+	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	IF p_kind = 'archive' THEN
+		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	ELSE
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id',
+		        v_versions, now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || EXCLUDED.remote,
+		    versions = s.versions || (SELECT coalesce(jsonb_object_agg(v.key,
+		                                  greatest(v.value::bigint, coalesce((s.versions ->> v.key)::bigint, -1))), '{}')
+		                              FROM jsonb_each_text(EXCLUDED.versions) v),
+		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+		    synced_at = now();
+		IF p_hs_object_id IS NOT NULL THEN
+			-- not a property change: the capture trigger enqueues nothing
+			EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2 AND hs_object_id IS DISTINCT FROM $1',
+			               p_object_type)
+			USING p_hs_object_id, p_hubsync_id;
+		END IF;
+		-- only when something from HubSpot reached the row since this change
+		-- was queued (inbound writes stamp synced_at with their transaction
+		-- start, hence the margin): the common push costs nothing more
+		IF v_prev_sync > v_created - interval '5 minutes' THEN
+			PERFORM hubsync._adopt_pushed(p_object_type, p_hubsync_id, p_hs_object_id, p_sent,
+			                              p_outbox_ids, v_versions);
+		END IF;
+	END IF;
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+	VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
+	        coalesce(p_sent, '{}'), v_before);
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[], timestamptz) IS
+  'API: private. Records a push HubSpot accepted';
+
+CREATE OR REPLACE FUNCTION hubsync._apply_merge(p_object_type text, p_event jsonb, p_fetched jsonb,
+	OUT outcome text, OUT note text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_survivor bigint := coalesce((p_event ->> 'newObjectId')::bigint, (p_event ->> 'objectId')::bigint);
+	v_primary bigint := coalesce((p_event ->> 'primaryObjectId')::bigint, v_survivor);
+	v_gone bigint[];
+	v_keep uuid;
+	g bigint;
+BEGIN
+	SELECT array_agg(DISTINCT x::bigint) INTO v_gone
+	FROM (SELECT jsonb_array_elements_text(coalesce(p_event -> 'mergedObjectIds', '[]')) x
+	      UNION SELECT v_primary::text) s
+	WHERE x::bigint <> v_survivor;
+	v_gone := coalesce(v_gone, '{}');
+	-- the survivor row: already there, else the primary's row carries on
+	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+		INTO v_keep USING v_survivor;
+	IF v_keep IS NULL AND v_primary <> v_survivor THEN
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+			INTO v_keep USING v_primary;
+		IF v_keep IS NOT NULL THEN
+			EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2', p_object_type)
+				USING v_survivor, v_keep;
+			UPDATE hubsync.sync_state s SET hs_object_id = v_survivor WHERE s.hubsync_id = v_keep;
+		END IF;
+	END IF;
+	FOREACH g IN ARRAY v_gone LOOP
+		INSERT INTO hubsync.merges AS m (object_type, merged_id, survivor_id)
+		VALUES (p_object_type, g, v_survivor)
+		ON CONFLICT ON CONSTRAINT merges_pkey DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merged_at = now();
+		UPDATE hubsync.merges m SET survivor_id = v_survivor
+		WHERE m.object_type = p_object_type AND m.survivor_id = g;
+		UPDATE hubspot.associations a SET from_id = v_survivor
+		WHERE a.from_type = p_object_type AND a.from_id = g
+		  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.from_type = a.from_type AND b.from_id = v_survivor
+		                  AND b.to_type = a.to_type AND b.to_id = a.to_id AND b.type_id = a.type_id);
+		UPDATE hubspot.associations a SET to_id = v_survivor
+		WHERE a.to_type = p_object_type AND a.to_id = g
+		  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.to_type = a.to_type AND b.to_id = v_survivor
+		                  AND b.from_type = a.from_type AND b.from_id = a.from_id AND b.type_id = a.type_id);
+		PERFORM hubsync._apply_delete(p_object_type, g, false);
+	END LOOP;
+	IF p_fetched ? (p_object_type || ':' || v_survivor) THEN
+		PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_survivor), v_keep);
+		outcome := 'applied';
+	ELSE
+		-- HubSpot no longer has the survivor (deleted since): neither do we,
+		-- whichever order the deletion's event and this one are applied in
+		PERFORM hubsync._apply_delete(p_object_type, v_survivor, false);
+		outcome := 'applied'; note := 'survivor deleted in HubSpot since: its row removed';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_merge(text, jsonb, jsonb) IS
+  'API: private. Applies a merge: survivor refreshed, merged-away rows removed, lineage in hubsync.merges';
+
+-- <<< final definitions, part 2

@@ -759,20 +759,23 @@ DECLARE
 	v_origin text;
 	v_versions jsonb := '{}';
 	v_before jsonb;
+	v_created timestamptz;
+	v_prev_sync timestamptz;
 BEGIN
 	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
 		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
 		INTO v_versions
 		FROM jsonb_object_keys(p_sent) k WHERE k <> 'hubsync_id';
 	END IF;
-	SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
+	SELECT string_agg(DISTINCT o.origin, ','), min(o.created_at) INTO v_origin, v_created
 	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	-- the change feed's before values: what HubSpot had, as last known
 	SELECT CASE WHEN p_kind = 'archive' THEN s.remote
 	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k)
-	                  FROM jsonb_object_keys(coalesce(p_sent, '{}') - 'hubsync_id') k) END
-	INTO v_before
+	                  FROM jsonb_object_keys(coalesce(p_sent, '{}') - 'hubsync_id') k) END,
+	       s.synced_at
+	INTO v_before, v_prev_sync
 	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
 	IF p_kind = 'archive' THEN
 		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
@@ -793,8 +796,13 @@ BEGIN
 			               p_object_type)
 			USING p_hs_object_id, p_hubsync_id;
 		END IF;
-		PERFORM hubsync._adopt_pushed(p_object_type, p_hubsync_id, p_hs_object_id, p_sent,
-		                              p_outbox_ids, v_versions);
+		-- only when something from HubSpot reached the row since this change
+		-- was queued (inbound writes stamp synced_at with their transaction
+		-- start, hence the margin): the common push costs nothing more
+		IF v_prev_sync > v_created - interval '5 minutes' THEN
+			PERFORM hubsync._adopt_pushed(p_object_type, p_hubsync_id, p_hs_object_id, p_sent,
+			                              p_outbox_ids, v_versions);
+		END IF;
 	END IF;
 	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
 	VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
@@ -1797,7 +1805,10 @@ BEGIN
 		PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_survivor), v_keep);
 		outcome := 'applied';
 	ELSE
-		outcome := 'applied'; note := 'survivor not readable from HubSpot';
+		-- HubSpot no longer has the survivor (deleted since): neither do we,
+		-- whichever order the deletion's event and this one are applied in
+		PERFORM hubsync._apply_delete(p_object_type, v_survivor, false);
+		outcome := 'applied'; note := 'survivor deleted in HubSpot since: its row removed';
 	END IF;
 END
 $$;

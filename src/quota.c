@@ -29,6 +29,7 @@
 #define WINDOW_MS 10000
 #define WINDOW_GUARD_MS 100		/* slack for requests that arrive late */
 #define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
+#define REALTIME_QUIET_MS 2000	/* no real-time demand this long: bulk may take the reserve */
 #define DAY_MS (24 * 3600 * (int64) 1000)
 
 /* hubsync_now_ms -- wall clock in milliseconds since the Unix epoch */
@@ -65,16 +66,21 @@ expire(HubsyncQuota *q, int64 now)
 	}
 }
 
-/* window_limit -- requests allowed per window for a class (lock held) */
+/*
+ * window_limit -- requests allowed per window for a class (lock held).
+ * Bulk work leaves a reserve for real-time work, unless no real-time work
+ * has asked for a while: then an idle reserve is not wasted, and the next
+ * real-time request shrinks bulk's share again at once.
+ */
 static int
-window_limit(HubsyncQuota *q, HubsyncQuotaClass cls)
+window_limit(HubsyncQuota *q, HubsyncQuotaClass cls, int64 now)
 {
 	int			limit = hubsync_rate_limit;
 
 	if (q->header_max > 0 && q->header_max < limit)
 		limit = q->header_max;
 	limit = Min(limit, HUBSYNC_QUOTA_RING);
-	if (cls == HUBSYNC_QUOTA_BULK)
+	if (cls == HUBSYNC_QUOTA_BULK && now - q->realtime_wanted < REALTIME_QUIET_MS)
 		limit -= Max(1, limit * BULK_RESERVE_PERCENT / 100);
 	return Max(limit, 1);
 }
@@ -94,6 +100,8 @@ hubsync_quota_acquire(HubsyncQuotaClass cls)
 
 	SpinLockAcquire(&q->lock);
 	expire(q, now);
+	if (cls != HUBSYNC_QUOTA_BULK && cls != HUBSYNC_QUOTA_SEARCH)
+		q->realtime_wanted = now;
 	if (q->daily_day != day)
 	{
 		q->daily_day = day;
@@ -117,7 +125,7 @@ hubsync_quota_acquire(HubsyncQuotaClass cls)
 			q->search_count++;
 		}
 	}
-	else if (q->count >= window_limit(q, cls))
+	else if (q->count >= window_limit(q, cls, now))
 		wait = (long) (q->sent[q->head] + WINDOW_MS + WINDOW_GUARD_MS - now + 1);
 	else
 	{
@@ -224,7 +232,7 @@ hubsync_quota_snapshot(HubsyncQuotaSnapshot *out)
 	SpinLockAcquire(&q->lock);
 	expire(q, now);
 	out->window_used = q->count;
-	out->window_limit = window_limit(q, HUBSYNC_QUOTA_REALTIME);
+	out->window_limit = window_limit(q, HUBSYNC_QUOTA_REALTIME, hubsync_now_ms());
 	out->search_used = q->search_count;
 	out->search_limit = Min(hubsync_search_rate, HUBSYNC_SEARCH_RING);
 	out->daily_used = (q->daily_day == now / DAY_MS) ? q->daily_used : 0;

@@ -39,6 +39,7 @@ typedef struct HubsyncQuota
 	int64		daily_day;		/* day number the daily count is for */
 	int64		daily_used;
 	int64		daily_blocked_until;
+	int64		realtime_wanted;	/* ms; last time real-time work asked */
 	/* counters for hubsync.status */
 	int64		requests;
 	int64		responses_2xx;
