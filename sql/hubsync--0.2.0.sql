@@ -4085,44 +4085,6 @@ COMMENT ON FUNCTION hubsync.reconcile(text, boolean) IS
   'Compares the mirror with HubSpot; one row per drift (missing_local, missing_remote, mismatch, archived_remote) and the action taken when repair is true';
 REVOKE ALL ON FUNCTION hubsync.reconcile(text, boolean) FROM PUBLIC;
 
--- hubsync.status, extended (after the poller's tables exist): poller,
--- backfill and last reconciliation.
-CREATE OR REPLACE VIEW hubsync.status AS
-SELECT t.object_type,
-       t.paused,
-       hubsync._auth_state() AS auth,
-       coalesce(o.pending, 0)   AS pending,
-       coalesce(o.in_flight, 0) AS in_flight,
-       o.oldest_pending_age,
-       (SELECT count(*) FROM hubsync.dead_letters d WHERE d.object_type = t.object_type) AS dead_letters,
-       (SELECT max(c.at) FROM hubsync.changes c
-         WHERE c.object_type = t.object_type AND c.direction = 'out') AS last_push,
-       (SELECT max(c.at) FROM hubsync.changes c
-         WHERE c.object_type = t.object_type AND c.direction = 'in') AS last_pull,
-       coalesce(i.inbound_pending, 0) AS inbound_pending,
-       coalesce(i.inbound_lag, interval '0') AS inbound_lag,
-       (SELECT p.polled_at FROM hubsync.poll_state p WHERE p.object_type = t.object_type) AS polled_at,
-       (SELECT p.last_error FROM hubsync.poll_state p WHERE p.object_type = t.object_type) AS poll_error,
-       (SELECT b.state FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill,
-       (SELECT b.done FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_done,
-       (SELECT b.total_estimate FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_total,
-       (SELECT b.rate FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_rate,
-       (SELECT b.eta FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_eta,
-       (SELECT max(r.finished_at) FROM hubsync.reconcile_runs r
-        WHERE r.state = 'done' AND (r.object_type IS NULL OR r.object_type = t.object_type)) AS reconciled_at
-FROM hubsync.object_types t
-LEFT JOIN (SELECT ob.object_type,
-                  count(*) FILTER (WHERE ob.state = 'pending')   AS pending,
-                  count(*) FILTER (WHERE ob.state = 'in_flight') AS in_flight,
-                  pg_catalog.now() - min(ob.created_at)          AS oldest_pending_age
-           FROM hubsync.outbox ob GROUP BY ob.object_type) o ON o.object_type = t.object_type
-LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_type_id) AS object_type,
-                  count(*) AS inbound_pending,
-                  pg_catalog.now() - pg_catalog.to_timestamp(min(ib.occurred_at) / 1000.0) AS inbound_lag
-           FROM hubsync.inbox ib WHERE ib.state = 'pending'
-           GROUP BY 1) i ON i.object_type = t.object_type;
-COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation';
 
 SELECT pg_catalog.pg_extension_config_dump('hubsync.poll_state', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.backfills', '');
@@ -4934,6 +4896,51 @@ LEFT JOIN hubsync.enrichment_usage u ON u.provider = p.name;
 COMMENT ON VIEW hubsync.enrichment_status IS
   'One row per enrichment provider: state (ok, backing off, budget exhausted, disabled), calls today against the daily budget, last error, jobs by state; never a key';
 GRANT SELECT ON hubsync.enrichment_status TO PUBLIC;
+
+-- hubsync.status, final form (after the poller's and enrichment's tables
+-- exist): poller, backfill, last reconciliation, and the enrichment
+-- providers each object type's rules use with their daily budget.
+CREATE OR REPLACE VIEW hubsync.status AS
+SELECT t.object_type,
+       t.paused,
+       hubsync._auth_state() AS auth,
+       coalesce(o.pending, 0)   AS pending,
+       coalesce(o.in_flight, 0) AS in_flight,
+       o.oldest_pending_age,
+       (SELECT count(*) FROM hubsync.dead_letters d WHERE d.object_type = t.object_type) AS dead_letters,
+       (SELECT max(c.at) FROM hubsync.changes c
+         WHERE c.object_type = t.object_type AND c.direction = 'out') AS last_push,
+       (SELECT max(c.at) FROM hubsync.changes c
+         WHERE c.object_type = t.object_type AND c.direction = 'in') AS last_pull,
+       coalesce(i.inbound_pending, 0) AS inbound_pending,
+       coalesce(i.inbound_lag, interval '0') AS inbound_lag,
+       (SELECT p.polled_at FROM hubsync.poll_state p WHERE p.object_type = t.object_type) AS polled_at,
+       (SELECT p.last_error FROM hubsync.poll_state p WHERE p.object_type = t.object_type) AS poll_error,
+       (SELECT b.state FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill,
+       (SELECT b.done FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_done,
+       (SELECT b.total_estimate FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_total,
+       (SELECT b.rate FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_rate,
+       (SELECT b.eta FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_eta,
+       (SELECT max(r.finished_at) FROM hubsync.reconcile_runs r
+        WHERE r.state = 'done' AND (r.object_type IS NULL OR r.object_type = t.object_type)) AS reconciled_at,
+       (SELECT string_agg(format('%s: %s, %s/%s calls today', es.provider, es.state, es.calls_today,
+                                 coalesce(es.daily_budget::text, 'unlimited')), '; ' ORDER BY es.provider)
+        FROM hubsync.enrichment_status es
+        WHERE es.provider IN (SELECT r.provider FROM hubsync.enrichment_rules r
+                              WHERE r.object_type = t.object_type AND r.enabled)) AS enrichment
+FROM hubsync.object_types t
+LEFT JOIN (SELECT ob.object_type,
+                  count(*) FILTER (WHERE ob.state = 'pending')   AS pending,
+                  count(*) FILTER (WHERE ob.state = 'in_flight') AS in_flight,
+                  pg_catalog.now() - min(ob.created_at)          AS oldest_pending_age
+           FROM hubsync.outbox ob GROUP BY ob.object_type) o ON o.object_type = t.object_type
+LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_type_id) AS object_type,
+                  count(*) AS inbound_pending,
+                  pg_catalog.now() - pg_catalog.to_timestamp(min(ib.occurred_at) / 1000.0) AS inbound_lag
+           FROM hubsync.inbox ib WHERE ib.state = 'pending'
+           GROUP BY 1) i ON i.object_type = t.object_type;
+COMMENT ON VIEW hubsync.status IS
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget';
 
 DO $$
 DECLARE

@@ -326,6 +326,8 @@ ok($node->poll_query_until('postgres',
 	'over budget: the job waits with a clear reason');
 is($sql->("SELECT state || ' ' || budget_left FROM hubsync.enrichment_status WHERE provider = 'fakeco'"),
 	'budget exhausted 0', 'enrichment_status shows the budget exhausted');
+like($sql->("SELECT enrichment FROM hubsync.status WHERE object_type = 'contacts'"),
+	qr/^fakeco: budget exhausted, \d+\/\d+ calls today$/, 'so does hubsync.status, on the object type its rules enrich');
 is($sql->("SELECT state FROM hubsync.enrichment_jobs WHERE hubsync_id = '$b2'"), 'pending', 'the job is kept for tomorrow');
 is($intact->($b2), 'NULL|NULL|Kept|demo request', 'over budget: record untouched');
 

@@ -106,16 +106,29 @@ try('SELECT * FROM hubsync._credentials', 'snoop');
 try("SELECT hubsync.set_credentials(access_token => 'x')", 'snoop');
 try('SELECT * FROM hubsync.credentials_status', 'snoop');
 
+# an enrichment provider's API key, used against a provider that is down
+$secret{enrich_key} = 'sk-enrich-SECRETENRICH-5c5c';
+$sql->("INSERT INTO hubsync.enrichment_providers (name, endpoint, mapping)
+	VALUES ('downco', 'http://127.0.0.1:9/enrich', '{\"jobtitle\": \"\$.title\"}')");
+$sql->("SET log_statement = 'none'; SELECT hubsync.set_enrichment_key('downco', '$secret{enrich_key}')");
+$sql->("INSERT INTO hubsync.enrichment_rules (name, object_type, condition, lane, provider)
+	VALUES ('everyone', 'contacts', 'true', 'realtime', 'downco')");
+$sql->("INSERT INTO hubspot.contacts (email) VALUES ('enrich-leak\@example.com')");
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM hubsync.enrichment_jobs WHERE last_error IS NOT NULL"),
+	'a call to the enrichment provider failed, with its key');
+try('SELECT hubsync.set_enrichment_key(\'downco\', \'x\')', 'snoop');
+
 # --- now search everywhere
 my %where;
 $where{'server log'} = slurp_file($node->logfile);
 $where{'pg_settings'} = $sql->("SELECT string_agg(name || '=' || coalesce(setting, '') || coalesce(reset_val, '')
 	|| coalesce(boot_val, ''), E'\\n') FROM pg_settings");
 $where{'postgresql.auto.conf'} = $sql->("SELECT string_agg(setting, ',') FROM pg_file_settings");
-# every view and every table of the extension except the secrets table
+# every view and every table of the extension except the two secrets tables
 my @rels = split /\n/, $sql->("SELECT c.oid::regclass FROM pg_class c
 	WHERE c.relnamespace IN ('hubsync'::regnamespace, 'hubspot'::regnamespace)
-	  AND c.relkind IN ('r', 'v', 'm') AND c.relname <> '_credentials' ORDER BY 1");
+	  AND c.relkind IN ('r', 'v', 'm') AND c.relname NOT IN ('_credentials', '_enrichment_keys') ORDER BY 1");
 cmp_ok(scalar @rels, '>=', 20, scalar(@rels) . ' views and tables to search');
 for my $rel (@rels)
 {
