@@ -88,6 +88,12 @@ refused('app_writer', "INSERT INTO hubsync.field_owners VALUES ('contacts', 'fir
 	'write field_owners');
 refused('app_writer', "UPDATE hubsync.field_owners SET owner = 'postgres'", 'update field_owners');
 refused('app_writer', "UPDATE hubsync.object_types SET paused = true", 'change object types');
+refused('app_writer', "INSERT INTO hubsync.enrichment_providers (name, endpoint, mapping) "
+	. "VALUES ('evil', 'http://127.0.0.1:9/', '{}')", 'add an enrichment provider');
+refused('app_writer', "INSERT INTO hubsync.enrichment_rules (name, object_type, condition, lane, provider) "
+	. "VALUES ('evil', 'contacts', 'true', 'realtime', 'x')", 'create enrichment rules');
+refused('app_writer', "SELECT hubsync.set_enrichment_key('x', 'k')", 'set an enrichment API key');
+refused('app_writer', 'SELECT * FROM hubsync._enrichment_keys', 'read enrichment API keys');
 refused('app_writer', "UPDATE hubsync.property_map SET property = 'x'", 'change the property map');
 refused('app_writer', 'DELETE FROM hubsync.outbox', 'delete queued changes');
 refused('app_writer', 'UPDATE hubsync.sync_state SET hs_object_id = 1', 'rewrite sync state');
