@@ -33,8 +33,11 @@ include $(PGXS)
 # header changes, so a struct change never leaves stale objects behind.
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
 
-# After the include: Makefile.global resets PROVE_FLAGS.
-PG_PROVE_FLAGS += -I $(srcdir)/test/perl
+# After the include: Makefile.global resets PROVE_FLAGS.  Two TAP files at
+# a time: each starts its own clusters on free ports (and the fakes on port
+# 0), and most of their time is spent waiting, so the suite takes about half
+# as long.
+PG_PROVE_FLAGS += -I $(srcdir)/test/perl -j2
 
 # installcheck runs pg_regress then prove; this alias keeps one word for both.
 .PHONY: test
