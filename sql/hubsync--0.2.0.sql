@@ -1211,7 +1211,7 @@ LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_auth_state';
 COMMENT ON FUNCTION hubsync._auth_state() IS
   'API: private. ok; refused after HubSpot answered 401; refresh_failed after HubSpot refused the OAuth refresh token (sync paused until credentials change)';
 
--- hubsync.status and hubsync.summary: see "Operations" below.
+-- hubsync.status: see "hubsync.status, final form" below; hubsync.summary: "Operations".
 
 -------------------------------------------------------------------------------
 -- Inbound: webhook inbox, applying HubSpot's changes (issue 5)
@@ -3252,33 +3252,8 @@ COMMENT ON FUNCTION hubsync._shrink_outbox(bigint) IS
 -- progress...), add a LEFT JOIN LATERAL keyed on t.object_type and append
 -- its columns at the end (CREATE OR REPLACE VIEW keeps existing columns
 -- in place).
-CREATE VIEW hubsync.status AS
-SELECT t.object_type,
-       t.paused,
-       hubsync._auth_state() AS auth,
-       coalesce(o.pending, 0)   AS pending,
-       coalesce(o.in_flight, 0) AS in_flight,
-       o.oldest_pending_age,
-       (SELECT count(*) FROM hubsync.dead_letters d WHERE d.object_type = t.object_type) AS dead_letters,
-       (SELECT max(c.at) FROM hubsync.changes c
-         WHERE c.object_type = t.object_type AND c.direction = 'out') AS last_push,
-       (SELECT max(c.at) FROM hubsync.changes c
-         WHERE c.object_type = t.object_type AND c.direction = 'in') AS last_pull,
-       coalesce(i.inbound_pending, 0) AS inbound_pending,
-       coalesce(i.inbound_lag, interval '0') AS inbound_lag
-FROM hubsync.object_types t
-LEFT JOIN (SELECT ob.object_type,
-                  count(*) FILTER (WHERE ob.state = 'pending')   AS pending,
-                  count(*) FILTER (WHERE ob.state = 'in_flight') AS in_flight,
-                  pg_catalog.now() - min(ob.created_at)          AS oldest_pending_age
-           FROM hubsync.outbox ob GROUP BY ob.object_type) o ON o.object_type = t.object_type
-LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_type_id) AS object_type,
-                  count(*) AS inbound_pending,
-                  pg_catalog.now() - pg_catalog.to_timestamp(min(ib.occurred_at) / 1000.0) AS inbound_lag
-           FROM hubsync.inbox ib WHERE ib.state = 'pending'
-           GROUP BY 1) i ON i.object_type = t.object_type;
-COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied)';
+-- hubsync.status is defined once, after the poller's and enrichment's
+-- tables it reads (see "hubsync.status, final form").
 
 -- Dead letters grouped by reason, for a first look before retrying or
 -- discarding them by object type and category.
@@ -4900,7 +4875,7 @@ GRANT SELECT ON hubsync.enrichment_status TO PUBLIC;
 -- hubsync.status, final form (after the poller's and enrichment's tables
 -- exist): poller, backfill, last reconciliation, and the enrichment
 -- providers each object type's rules use with their daily budget.
-CREATE OR REPLACE VIEW hubsync.status AS
+CREATE VIEW hubsync.status AS
 SELECT t.object_type,
        t.paused,
        hubsync._auth_state() AS auth,
