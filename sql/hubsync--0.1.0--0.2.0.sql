@@ -5285,3 +5285,387 @@ LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_typ
 COMMENT ON VIEW hubsync.status IS
   'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget';
 -- <<< issue 8
+
+-- >>> convergence 3: two values of a property at the same instant are
+-- settled by reading the record again
+CREATE OR REPLACE FUNCTION hubsync._request_refresh(p_object_type text, p_id bigint, p_occurred bigint)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_t record;
+	v_stype text;
+	v_n integer;
+BEGIN
+	SELECT * INTO v_t FROM hubsync.object_types t WHERE t.object_type = p_object_type;
+	v_stype := coalesce(v_t.webhook_prefix, 'object') || '.restore';
+	INSERT INTO hubsync.inbox (dedupe_key, subscription_type, object_type_id, object_id, occurred_at, event)
+	VALUES (sha256(convert_to(format('refresh:%s:%s:%s', p_object_type, p_id, p_occurred), 'UTF8')),
+	        v_stype, v_t.object_type_id, p_id, p_occurred,
+	        jsonb_build_object('subscriptionType', v_stype, 'objectTypeId', v_t.object_type_id,
+	                           'objectId', p_id, 'occurredAt', p_occurred, 'changeSource', 'HUBSYNC_REFRESH'))
+	ON CONFLICT (dedupe_key) DO NOTHING;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	RETURN v_n > 0;
+END
+$$;
+COMMENT ON FUNCTION hubsync._request_refresh(text, bigint, bigint) IS
+  'API: private. Queues a fresh read of one record from HubSpot (ambiguous events)';
+
+CREATE OR REPLACE FUNCTION hubsync._apply_property(p_object_type text, p_event jsonb, p_occurred bigint,
+	p_fetched jsonb, OUT outcome text, OUT note text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_id bigint := (p_event ->> 'objectId')::bigint;
+	v_prop text := p_event ->> 'propertyName';
+	v_value text := coalesce(p_event ->> 'propertyValue', '');
+	v_hid uuid;
+	v_state record;
+	v_map record;
+	v_owner text;
+	v_conv text;
+	v_local jsonb;
+	v_n integer;
+	v_app text := current_setting('hubsync.app_id', true);
+BEGIN
+	IF v_prop IS NULL OR v_id IS NULL THEN
+		outcome := 'skipped'; note := 'propertyChange without objectId or propertyName';
+		RETURN;
+	END IF;
+	-- FOR UPDATE: a push of this record finishing meanwhile commits its
+	-- bookkeeping first, and the checks below see it
+	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1 FOR UPDATE', p_object_type)
+		INTO v_hid USING v_id;
+	IF v_hid IS NULL THEN
+		IF p_fetched ? (p_object_type || ':' || v_id) THEN
+			PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_id));
+			outcome := 'applied'; note := 'record read from HubSpot';
+		ELSE
+			outcome := 'skipped'; note := 'record not found in HubSpot';
+		END IF;
+		RETURN;
+	END IF;
+
+	SELECT s.remote, s.versions INTO v_state FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
+	IF (v_state.versions ->> v_prop)::bigint = p_occurred
+	   AND coalesce(v_state.remote ->> v_prop, '') <> v_value THEN
+		-- HubSpot took two values of this property in the same millisecond
+		-- (two writes landing together, e.g. one to a record merged into
+		-- this one): the events cannot say which is current, HubSpot can
+		PERFORM hubsync._request_refresh(p_object_type, v_id, p_occurred);
+		outcome := 'skipped'; note := 'ambiguous: another value has the same timestamp; the record is read again';
+		RETURN;
+	END IF;
+	IF coalesce((v_state.versions ->> v_prop)::bigint, -1) >= p_occurred THEN
+		outcome := 'skipped'; note := 'stale: a newer value of this property was already applied';
+		RETURN;
+	END IF;
+	-- A change written by our own app is an echo of a push, to skip, when
+	-- the mirror holds that value or has a change of the property still
+	-- queued (whose push will land later and win).  Otherwise the mirror
+	-- moved while that push was in flight (an inbound change or a restore
+	-- applied in between): HubSpot's newest value is ours, so adopt it.
+	IF p_event ->> 'changeSource' IN ('API', 'INTEGRATION')
+	   AND v_app IS NOT NULL AND v_app <> '0'
+	   AND (p_event ->> 'sourceId' = v_app OR p_event ->> 'sourceId' ~ ('^[a-zA-Z]*[:-]' || v_app || '$'))
+	   AND (EXISTS (SELECT 1 FROM hubsync.outbox o
+	                WHERE o.hubsync_id = v_hid AND (v_prop = ANY (o.changed) OR o.op = 'create'))
+	        OR (SELECT coalesce(w.wire ->> v_prop, '') FROM hubsync._mirror_wire(p_object_type, v_hid) w)
+	           = v_value) THEN
+		-- HubSpot holds this value as of p_occurred: a queued push compares
+		-- against it
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		outcome := 'echo'; note := 'echo of our own push';
+		RETURN;
+	END IF;
+
+	SELECT m.column_name, m.sql_type INTO v_map FROM hubsync.property_map m
+	WHERE m.object_type = p_object_type AND m.property = v_prop;
+	SELECT f.owner INTO v_owner FROM hubsync.field_owners f
+	WHERE f.object_type = p_object_type AND f.property = v_prop;
+
+	IF v_owner = 'postgres' THEN
+		SELECT w.wire INTO v_local FROM hubsync._mirror_wire(p_object_type, v_hid) w;
+		IF (v_local ->> v_prop) IS NOT DISTINCT FROM v_value THEN
+			-- HubSpot already holds our value: no clash
+			UPDATE hubsync.sync_state s
+			SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+			    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+			WHERE s.hubsync_id = v_hid;
+			outcome := 'skipped'; note := 'HubSpot already holds the postgres-owned value';
+			RETURN;
+		END IF;
+		INSERT INTO hubsync.outbox (object_type, hubsync_id, hs_object_id, op, changed, origin)
+		VALUES (p_object_type, v_hid, v_id, 'update', ARRAY[v_prop], 'hubspot-revert');
+		INSERT INTO hubsync.conflicts (object_type, hubsync_id, hs_object_id, property,
+		                               local_value, remote_value, resolution)
+		VALUES (p_object_type, v_hid, v_id, v_prop, v_local ->> v_prop, v_value,
+		        'reverted: property owned by postgres');
+		PERFORM pg_notify('hubsync_alerts', jsonb_build_object('alert', 'conflict',
+			'object_type', p_object_type, 'hubsync_id', v_hid, 'property', v_prop)::text);
+		-- HubSpot holds this value now: the push compares against it
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		IF NOT FOUND THEN
+			INSERT INTO hubsync.sync_state (hubsync_id, object_type, hs_object_id, remote, versions)
+			VALUES (v_hid, p_object_type, v_id, jsonb_build_object(v_prop, v_value),
+			        jsonb_build_object(v_prop, p_occurred));
+		END IF;
+		outcome := 'reverted'; note := 'property owned by postgres: value pushed back';
+		RETURN;
+	END IF;
+
+	IF coalesce(v_owner, 'latest') = 'latest' AND EXISTS (
+		SELECT 1 FROM hubsync.outbox o
+		WHERE o.hubsync_id = v_hid AND v_prop = ANY (o.changed) AND o.origin <> 'hubspot-revert'
+		  AND o.created_at > to_timestamp(p_occurred / 1000.0)) THEN
+		-- a newer local edit is on its way to HubSpot: it wins
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		outcome := 'skipped'; note := 'stale: a newer local change is pending';
+		RETURN;
+	END IF;
+
+	IF v_map.column_name IS NULL THEN
+		-- (an empty string and no value are the same: no change)
+		EXECUTE format('UPDATE hubspot.%I SET properties = properties || jsonb_build_object($1::text, $2::text)
+		                WHERE hubsync_id = $3 AND nullif(properties ->> $1, '''') IS DISTINCT FROM nullif($2::text, '''')',
+		               p_object_type) USING v_prop, v_value, v_hid;
+	ELSE
+		v_conv := hubsync._wire_to_column(v_value, v_map.sql_type);
+		IF v_conv IS NULL AND v_value <> '' THEN
+			-- cannot convert: keep HubSpot's text in properties
+			EXECUTE format('UPDATE hubspot.%1$I SET %2$I = NULL, properties = properties || jsonb_build_object($1::text, $2::text)
+			                WHERE hubsync_id = $3 AND (%2$I IS NOT NULL OR (properties -> $1) IS DISTINCT FROM to_jsonb($2::text))',
+			               p_object_type, v_map.column_name)
+				USING v_prop, v_value, v_hid;
+		ELSE
+			EXECUTE format('UPDATE hubspot.%1$I SET %2$I = $1::%3$s, properties = properties - $2
+			                WHERE hubsync_id = $3 AND (%2$I IS DISTINCT FROM $1::%3$s OR properties ? $2)',
+			               p_object_type, v_map.column_name, v_map.sql_type)
+				USING v_conv, v_prop, v_hid;
+		END IF;
+	END IF;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_n > 0 THEN
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update',
+			jsonb_build_object(v_prop, v_value), jsonb_build_object(v_prop, p_occurred));
+	ELSE
+		UPDATE hubsync.sync_state s
+		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
+		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)
+		WHERE s.hubsync_id = v_hid;
+		IF NOT FOUND THEN
+			INSERT INTO hubsync.sync_state (hubsync_id, object_type, hs_object_id, remote, versions)
+			VALUES (v_hid, p_object_type, v_id, jsonb_build_object(v_prop, v_value),
+			        jsonb_build_object(v_prop, p_occurred));
+		END IF;
+	END IF;
+	outcome := 'applied';
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_property(text, jsonb, bigint, jsonb) IS
+  'API: private. Applies one propertyChange event (versions, echoes, ownership)';
+
+CREATE OR REPLACE FUNCTION hubsync._apply_fast(p_ids bigint[], OUT applied integer, OUT skipped integer)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET work_mem = '32MB' AS $$
+DECLARE
+	t record;
+	v_owned text[];
+	v_set text;
+	v_diff text;
+	v_cc text;
+	v_a integer;
+	v_s integer;
+BEGIN
+	applied := 0;
+	skipped := 0;
+	FOR t IN
+		-- group the events by type first, then match each group once
+		WITH g AS (
+			SELECT i.subscription_type, i.object_type_id, array_agg(i.id) AS ids
+			-- (each id looked up by primary key alone, state checked after:
+			-- never a scan of the pending index or the table, however long
+			-- the backlog or the history)
+			FROM unnest(p_ids) AS x(id)
+			CROSS JOIN LATERAL (SELECT i.id, i.subscription_type, i.object_type_id, i.state
+			                    FROM hubsync.inbox i WHERE i.id = x.id LIMIT 1) i
+			WHERE i.state = 'pending'
+			GROUP BY i.subscription_type, i.object_type_id
+		)
+		SELECT ot.object_type, array_agg(x) AS ids
+		FROM g
+		JOIN hubsync.object_types ot
+		  ON CASE WHEN split_part(g.subscription_type, '.', 1) = 'object'
+		          THEN ot.object_type_id = g.object_type_id
+		          ELSE ot.webhook_prefix = split_part(g.subscription_type, '.', 1) END
+		CROSS JOIN LATERAL unnest(g.ids) x
+		GROUP BY ot.object_type
+		HAVING NOT bool_or(split_part(g.subscription_type, '.', 2) = 'merge')
+		ORDER BY ot.object_type
+	LOOP
+		SELECT coalesce(array_agg(f.property), '{}') INTO v_owned
+		FROM hubsync.field_owners f WHERE f.object_type = t.object_type AND f.owner = 'postgres';
+		SELECT string_agg(format('%1$I = CASE WHEN u.cols ? %1$L THEN r.%1$I ELSE t.%1$I END', m.column_name), ', '),
+		       string_agg(format('(u.cols ? %1$L AND r.%1$I IS DISTINCT FROM t.%1$I)', m.column_name), ' OR '),
+		       string_agg(format('CASE WHEN u.cols ? %1$L AND r.%1$I IS DISTINCT FROM o.%1$I THEN %1$L END', m.column_name), ', ')
+		INTO v_set, v_diff, v_cc
+		FROM hubsync.property_map m WHERE m.object_type = t.object_type;
+
+		EXECUTE format($q$
+			WITH e AS (
+				SELECT i.id, i.object_id, i.occurred_at, p.prop,
+				       coalesce(i.property_value, i.event ->> 'propertyValue', '') AS val,
+				       bool_and(split_part(i.subscription_type, '.', 2) = 'propertyChange'
+				                AND p.prop IS NOT NULL
+				                AND coalesce(i.change_source, i.event ->> 'changeSource', '') NOT IN ('API', 'INTEGRATION')
+				                AND p.prop <> ALL ($2))
+				           OVER (PARTITION BY i.object_id) AS plain
+				FROM unnest($1) AS x(id)
+				CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i WHERE i.id = x.id LIMIT 1) i
+				CROSS JOIN LATERAL (SELECT coalesce(i.property_name, i.event ->> 'propertyName') AS prop) p
+				WHERE i.state = 'pending' AND i.object_id IS NOT NULL
+			), ev0 AS (
+				-- eligible events, with their local row and applied version
+				SELECT e.id, e.object_id, e.occurred_at, e.prop, e.val, m.hubsync_id AS hid,
+				       s.hubsync_id IS NOT NULL AS has_state,
+				       coalesce((s.versions ->> e.prop)::bigint, -1) AS ver,
+				       s.remote -> e.prop AS before_value,
+				       min(e.val) OVER w <> max(e.val) OVER w AS twins
+				FROM e
+				JOIN hubspot.%1$I m ON m.hs_object_id = e.object_id
+				LEFT JOIN hubsync.sync_state s ON s.hubsync_id = m.hubsync_id
+				WHERE e.plain
+				  AND NOT EXISTS (SELECT 1 FROM hubsync.outbox o WHERE o.hubsync_id = m.hubsync_id)
+				WINDOW w AS (PARTITION BY e.object_id, e.prop, e.occurred_at)
+			), ev AS MATERIALIZED (
+				-- a record with two values of a property at the same instant
+				-- is left to the per-event path (which reads it again)
+				SELECT z.* FROM (
+					SELECT ev0.*, bool_or(ev0.twins OR (ev0.occurred_at = ev0.ver
+					                      AND coalesce(ev0.before_value #>> '{}', '') <> ev0.val))
+					                  OVER (PARTITION BY ev0.hid) AS ambiguous
+					FROM ev0) z
+				WHERE NOT z.ambiguous
+			), win AS (
+				-- per record and property, the newest value not yet applied
+				SELECT DISTINCT ON (ev.hid, ev.prop) ev.*
+				FROM ev WHERE ev.occurred_at > ev.ver
+				ORDER BY ev.hid, ev.prop, ev.occurred_at DESC, ev.id
+			), conv AS (
+				SELECT w.*, pm.column_name, pm.sql_type,
+				       CASE WHEN pm.column_name IS NOT NULL AND w.val <> ''
+				            THEN hubsync._wire_to_column(w.val, pm.sql_type) END AS c
+				FROM win w
+				LEFT JOIN hubsync.property_map pm ON pm.object_type = $3 AND pm.property = w.prop
+			), u AS MATERIALIZED (
+				-- per record: typed columns, jsonb extras, raw values to drop
+				SELECT conv.hid, conv.object_id, bool_or(conv.has_state) AS has_state,
+				       coalesce(jsonb_object_agg(conv.column_name,
+				                    CASE WHEN conv.c IS NULL THEN NULL
+				                         WHEN conv.sql_type = 'text[]' THEN to_jsonb(conv.c::text[])
+				                         ELSE to_jsonb(conv.c) END)
+				                FILTER (WHERE conv.column_name IS NOT NULL), '{}') AS cols,
+				       jsonb_object_agg(conv.prop, conv.column_name)
+				                FILTER (WHERE conv.column_name IS NOT NULL) AS colmap,
+				       coalesce(jsonb_object_agg(conv.prop, conv.val)
+				                FILTER (WHERE conv.column_name IS NULL OR (conv.c IS NULL AND conv.val <> '')), '{}') AS extra,
+				       coalesce(array_agg(conv.prop)
+				                FILTER (WHERE conv.column_name IS NOT NULL AND (conv.c IS NOT NULL OR conv.val = '')), '{}') AS clear,
+				       jsonb_object_agg(conv.prop, conv.val) AS wire,
+				       jsonb_object_agg(conv.prop, conv.before_value) AS before,
+				       jsonb_object_agg(conv.prop, conv.occurred_at) AS versions,
+				       count(*) AS nprops, min(conv.prop) AS prop1
+				FROM conv GROUP BY conv.hid, conv.object_id
+			), upd AS (
+				-- real UPDATEs (users' triggers fire), only of rows that change;
+				-- o is the row as it was, x the typed columns that change
+				UPDATE hubspot.%1$I t
+				SET %2$s properties = (t.properties - u.clear) || u.extra
+				FROM u
+				JOIN hubspot.%1$I o ON o.hubsync_id = u.hid
+				CROSS JOIN LATERAL jsonb_populate_record(NULL::hubspot.%1$I, u.cols) r
+				CROSS JOIN LATERAL (SELECT array_remove(ARRAY[%4$s]::text[], NULL) AS cc) x
+				WHERE t.hubsync_id = u.hid
+				  AND (%3$s ((t.properties - u.clear) || u.extra) IS DISTINCT FROM t.properties)
+				RETURNING t.hubsync_id, u.object_id, u.nprops, u.prop1, u.before,
+				          -- (one property, the usual case, without a subquery)
+				          CASE WHEN u.nprops = 1 THEN
+				               CASE WHEN (u.colmap ->> u.prop1) = ANY (x.cc)
+				                         OR nullif(o.properties ->> u.prop1, '') IS DISTINCT FROM nullif(t.properties ->> u.prop1, '')
+				                    THEN u.wire ELSE '{}' END
+				          ELSE (SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}')
+				                FROM jsonb_each(u.wire) w
+				                WHERE (u.colmap ->> w.key) = ANY (x.cc)
+				                   OR nullif(o.properties ->> w.key, '') IS DISTINCT FROM nullif(t.properties ->> w.key, ''))
+				          END AS changed
+			), su AS (
+				-- (no join with upd here: a nested loop over it is quadratic)
+				UPDATE hubsync.sync_state s
+				SET remote = s.remote || u.wire, versions = s.versions || u.versions,
+				    hs_object_id = coalesce(u.object_id, s.hs_object_id), synced_at = now()
+				FROM u WHERE s.hubsync_id = u.hid AND u.has_state
+			), si AS (
+				INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+				SELECT u.hid, $3, u.object_id, u.wire, u.versions, now()
+				FROM u WHERE NOT u.has_state
+				ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+				SET remote = s.remote || EXCLUDED.remote,
+				    versions = s.versions || EXCLUDED.versions,
+				    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+				    synced_at = now()
+			), ch AS (
+				-- the change feed: what really changed, one row per record
+				INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+				SELECT 'in', $3, upd.hubsync_id, upd.object_id, 'update', 'hubspot', upd.changed,
+				       (SELECT jsonb_object_agg(k, upd.before -> k) FROM jsonb_object_keys(upd.changed) k)
+				FROM upd WHERE upd.changed <> '{}'
+			), mk AS (
+				-- every eligible event is done: applied, or stale (by primary
+				-- key: never a hash of the whole inbox, however long its history)
+				UPDATE hubsync.inbox i
+				SET state = 'applied', applied_at = now(), error = NULL
+				WHERE i.id = ANY (ARRAY(SELECT ev.id FROM ev WHERE ev.occurred_at > ev.ver))
+				RETURNING i.state
+			), mks AS (
+				UPDATE hubsync.inbox i
+				SET state = 'skipped', applied_at = now(),
+				    error = 'stale: a newer value of this property was already applied'
+				WHERE i.id = ANY (ARRAY(SELECT ev.id FROM ev WHERE ev.occurred_at <= ev.ver))
+				RETURNING i.state
+			), n AS (
+				-- the text jsonb_build_object(...)::text gives, built directly
+				SELECT '{"op": "update", "changed": '
+				       || CASE WHEN upd.nprops = 1 THEN jsonb_build_array(upd.prop1)
+				               ELSE (SELECT to_jsonb(array_agg(k ORDER BY k)) FROM jsonb_object_keys(upd.changed) k) END::text
+				       || ', "hubsync_id": "' || upd.hubsync_id::text || '", "object_type": ' || %5$L
+				       || ', "hs_object_id": ' || coalesce(upd.object_id::text, 'null') || '}' AS payload,
+				       upd.hubsync_id AS hid, upd.object_id
+				FROM upd WHERE upd.changed <> '{}'
+			)
+			SELECT (SELECT count(*) FROM mk)::integer,
+			       (SELECT count(*) FROM mks)::integer,
+			       (SELECT count(pg_notify('hubsync_changes',
+			                   CASE WHEN octet_length(n.payload) > 7900
+			                        THEN jsonb_build_object('object_type', $3, 'hubsync_id', n.hid,
+			                                 'hs_object_id', n.object_id, 'op', 'update', 'changed', NULL,
+			                                 'truncated', true)::text
+			                        ELSE n.payload END)) FROM n)
+			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''), coalesce(v_cc, 'NULL'),
+			to_jsonb(t.object_type)::text)
+			INTO v_a, v_s USING t.ids, v_owned, t.object_type;
+		applied := applied + coalesce(v_a, 0);
+		skipped := skipped + coalesce(v_s, 0);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_fast(bigint[]) IS
+  'API: private. Pull worker: applies plain propertyChange events set-based, a record per UPDATE, newest wins per property';
+REVOKE ALL ON FUNCTION hubsync._request_refresh(text, bigint, bigint) FROM PUBLIC;
+-- <<< convergence 3

@@ -1559,6 +1559,33 @@ $$;
 COMMENT ON FUNCTION hubsync._apply_record(text, jsonb, uuid) IS
   'API: private. Writes a record read from HubSpot into its mirror table';
 
+-- Queues a fresh read of one record from HubSpot, as a synthetic restore
+-- event: the inbox processor batch-reads it and writes it whole (local
+-- values of queued changes kept).  Once per record and instant.
+CREATE FUNCTION hubsync._request_refresh(p_object_type text, p_id bigint, p_occurred bigint)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_t record;
+	v_stype text;
+	v_n integer;
+BEGIN
+	SELECT * INTO v_t FROM hubsync.object_types t WHERE t.object_type = p_object_type;
+	v_stype := coalesce(v_t.webhook_prefix, 'object') || '.restore';
+	INSERT INTO hubsync.inbox (dedupe_key, subscription_type, object_type_id, object_id, occurred_at, event)
+	VALUES (sha256(convert_to(format('refresh:%s:%s:%s', p_object_type, p_id, p_occurred), 'UTF8')),
+	        v_stype, v_t.object_type_id, p_id, p_occurred,
+	        jsonb_build_object('subscriptionType', v_stype, 'objectTypeId', v_t.object_type_id,
+	                           'objectId', p_id, 'occurredAt', p_occurred, 'changeSource', 'HUBSYNC_REFRESH'))
+	ON CONFLICT (dedupe_key) DO NOTHING;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	RETURN v_n > 0;
+END
+$$;
+COMMENT ON FUNCTION hubsync._request_refresh(text, bigint, bigint) IS
+  'API: private. Queues a fresh read of one record from HubSpot (ambiguous events)';
+REVOKE ALL ON FUNCTION hubsync._request_refresh(text, bigint, bigint) FROM PUBLIC;
+
 -- *.propertyChange: newest wins per property, echoes of our pushes change
 -- nothing, properties owned by postgres are pushed back.
 CREATE FUNCTION hubsync._apply_property(p_object_type text, p_event jsonb, p_occurred bigint,
@@ -1596,6 +1623,15 @@ BEGIN
 	END IF;
 
 	SELECT s.remote, s.versions INTO v_state FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
+	IF (v_state.versions ->> v_prop)::bigint = p_occurred
+	   AND coalesce(v_state.remote ->> v_prop, '') <> v_value THEN
+		-- HubSpot took two values of this property in the same millisecond
+		-- (two writes landing together, e.g. one to a record merged into
+		-- this one): the events cannot say which is current, HubSpot can
+		PERFORM hubsync._request_refresh(p_object_type, v_id, p_occurred);
+		outcome := 'skipped'; note := 'ambiguous: another value has the same timestamp; the record is read again';
+		RETURN;
+	END IF;
 	IF coalesce((v_state.versions ->> v_prop)::bigint, -1) >= p_occurred THEN
 		outcome := 'skipped'; note := 'stale: a newer value of this property was already applied';
 		RETURN;
@@ -1956,17 +1992,28 @@ BEGIN
 				CROSS JOIN LATERAL (SELECT i.* FROM hubsync.inbox i WHERE i.id = x.id LIMIT 1) i
 				CROSS JOIN LATERAL (SELECT coalesce(i.property_name, i.event ->> 'propertyName') AS prop) p
 				WHERE i.state = 'pending' AND i.object_id IS NOT NULL
-			), ev AS MATERIALIZED (
+			), ev0 AS (
 				-- eligible events, with their local row and applied version
 				SELECT e.id, e.object_id, e.occurred_at, e.prop, e.val, m.hubsync_id AS hid,
 				       s.hubsync_id IS NOT NULL AS has_state,
 				       coalesce((s.versions ->> e.prop)::bigint, -1) AS ver,
-				       s.remote -> e.prop AS before_value
+				       s.remote -> e.prop AS before_value,
+				       min(e.val) OVER w <> max(e.val) OVER w AS twins
 				FROM e
 				JOIN hubspot.%1$I m ON m.hs_object_id = e.object_id
 				LEFT JOIN hubsync.sync_state s ON s.hubsync_id = m.hubsync_id
 				WHERE e.plain
 				  AND NOT EXISTS (SELECT 1 FROM hubsync.outbox o WHERE o.hubsync_id = m.hubsync_id)
+				WINDOW w AS (PARTITION BY e.object_id, e.prop, e.occurred_at)
+			), ev AS MATERIALIZED (
+				-- a record with two values of a property at the same instant
+				-- is left to the per-event path (which reads it again)
+				SELECT z.* FROM (
+					SELECT ev0.*, bool_or(ev0.twins OR (ev0.occurred_at = ev0.ver
+					                      AND coalesce(ev0.before_value #>> '{}', '') <> ev0.val))
+					                  OVER (PARTITION BY ev0.hid) AS ambiguous
+					FROM ev0) z
+				WHERE NOT z.ambiguous
 			), win AS (
 				-- per record and property, the newest value not yet applied
 				SELECT DISTINCT ON (ev.hid, ev.prop) ev.*

@@ -77,7 +77,8 @@ class Chaos:
         url = "http://127.0.0.1:%d/hubspot/webhooks" % self.hook_port
         self.fake = Fake({"randomSeed": args.seed, "webhookUrl": url,
                           "webhookDuplicateProbability": 0.2, "webhookShuffle": True,
-                          "hangMaxMs": 3 * REQUEST_TIMEOUT_MS, "searchIndexLagMs": 0})
+                          "hangMaxMs": 3 * REQUEST_TIMEOUT_MS, "searchIndexLagMs": 0,
+                          "logInputIds": True})
         self.pg = Cluster({"hubsync.api_base_url": self.fake.url,
                            "hubsync.webhook_port": self.hook_port,
                            "hubsync.app_id": 54321, "hubsync.rate_limit": 190,
@@ -336,9 +337,21 @@ class Chaos:
             "i.event ->> 'propertyValue', i.state, coalesce(i.error, '')), E'\\n' ORDER BY i.occurred_at) "
             "FROM hubsync.inbox i WHERE i.object_id = %s %s" % (rid, cond)))
         print(self.pg.sql(
-            "SELECT string_agg(format('  change %%s %%s %%s %%s %%s', (extract(epoch FROM c.at) * 1000)::bigint, "
-            "c.direction, c.op, c.origin, %s), E'\\n' ORDER BY c.id) FROM hubsync.changes c "
-            "WHERE c.hs_object_id = %s" % ("c.properties -> '%s'" % prop if prop else "c.properties", rid)))
+            "SELECT string_agg(format('  change %%s %%s %%s %%s %%s (before %%s)', (extract(epoch FROM c.at) * 1000)::bigint, "
+            "c.direction, c.op, c.origin, c.properties, c.before), E'\\n' ORDER BY c.id) FROM hubsync.changes c "
+            "WHERE c.hs_object_id = %s" % rid))
+        hid = self.pg.sql("SELECT hubsync_id FROM hubspot.%s WHERE hs_object_id = %s" % (t, rid))
+        if not hasattr(self, "requests"):
+            self.requests = self.fake.call("GET", "/_fake/requests")["requests"]
+        for r in self.requests:
+            if rid in (r.get("ids") or []) or (hid and hid in (r.get("ids") or [])):
+                print("  request %s %s %s -> %s%s" % (time.strftime("%H:%M:%S", time.gmtime(r["startMs"] / 1000))
+                                                    + ".%03d" % (r["startMs"] % 1000), r["method"], r["path"],
+                                                    r["status"], " fault " + r["fault"] if r.get("fault") else ""))
+        print(self.pg.sql(
+            "SELECT format('  sync_state remote %%s version %%s synced_at %%s', s.remote -> %s, s.versions -> %s, "
+            "(extract(epoch FROM s.synced_at) * 1000)::bigint) FROM hubsync.sync_state s "
+            "WHERE s.hs_object_id = %s" % ("'%s'" % prop if prop else "'-'", "'%s'" % prop if prop else "'-'", rid)))
 
     def compare(self, quiet):
         """Compare both sides; print the summary; True when they agree."""

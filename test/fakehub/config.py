@@ -69,6 +69,8 @@ DEFAULTS = {
     "webhookPropertyChangeOnCreate": True,
     "webhookSubscriptions": None,
     "webhookCapture": True,
+    # request log: the ids each batch input names (for debugging chaos runs)
+    "logInputIds": False,
     "webhookCaptureMax": 100000,
     # property names: HubSpot's rule, or anything (hostile-name tests)
     "strictPropertyNames": True,

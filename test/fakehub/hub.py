@@ -125,6 +125,8 @@ class Hub:
             result = ("respond", 500, error_body("fake server error", "INTERNAL_ERROR"), {})
         action = result[0]
         status = result[1] if action == "respond" else (0 if action == "reset" else -1)
+        if req.input_ids is not None:
+            entry["ids"] = req.input_ids
         self.log.finish(entry, status, req.inputs, fault_name)
         return result
 

@@ -21,6 +21,7 @@ class Request:
         self.auth = None
         self.fault = None
         self.inputs = None
+        self.input_ids = None
         self._json = None
 
     def json(self):

@@ -22,6 +22,8 @@ def _inputs(hub, req, body, limit=None):
         fail(400, "Invalid input JSON: inputs must be an array")
     limit = limit or hub.cfg["batchMaxInputs"]
     req.inputs = len(inputs)
+    if hub.cfg["logInputIds"]:
+        req.input_ids = [str(i.get("id")) for i in inputs if isinstance(i, dict)]
     if len(inputs) > limit:
         fail(400, "Too many inputs: %d. The maximum number of inputs per batch request "
                   "is %d." % (len(inputs), limit), context={"limit": [str(limit)]})

@@ -134,6 +134,19 @@ ok(settled(), 'a repeated value applied');
 is(q1("SELECT count(*) FROM hubsync.changes WHERE id > $before AND hs_object_id = $id"), 1,
 	'a value equal to the mirror\'s is no change');
 
+# ---- two values at the same instant: HubSpot is asked which is current ----
+my $stage = $fake->control('GET', "records/deals/$id")->{properties}{dealstage};
+send_event([{ %$ev, eventId => 901101, occurredAt => $v + 500, propertyName => 'dealstage', propertyValue => 'twin A' },
+	{ %$ev, eventId => 901102, occurredAt => $v + 500, propertyName => 'dealstage', propertyValue => 'twin B' }]);
+ok(settled(), 'two events with one timestamp applied');
+like(q1("SELECT string_agg(state || ':' || coalesce(error, ''), ',' ORDER BY id) FROM hubsync.inbox "
+		. "WHERE (event->>'eventId')::bigint IN (901101, 901102)"),
+	qr/ambiguous: another value has the same timestamp/, 'the second value of the same instant is called ambiguous');
+is(q1("SELECT state FROM hubsync.inbox WHERE event->>'changeSource' = 'HUBSYNC_REFRESH' AND object_id = $id"),
+	'applied', 'the record was read again from HubSpot');
+is(q1("SELECT dealstage FROM hubspot.deals WHERE hs_object_id = $id"), $stage,
+	'the mirror holds what HubSpot holds, not whichever twin came last');
+
 # ---- ownership: postgres owns dealname; a rep edit is reverted ----
 q1("SELECT hubsync.set_owner('deals', 'dealname', 'postgres')");
 $fake->control('POST', "ui/deals/$id", { properties => { dealname => 'Renamed by rep' } });
