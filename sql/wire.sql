@@ -30,6 +30,9 @@ SELECT hubsync._props_to_send('{"a": "1", "b": "", "c": "3"}', '{b,c,gone}', '{"
 SELECT hubsync._props_to_send('{"a": "1", "b": "", "c": "3"}', '{b}', '{}', true);
 -- nothing left to send
 SELECT hubsync._props_to_send('{"a": "1"}', '{a}', '{"a": "1"}', false);
+-- properties HubSpot maintains itself (read back into the row) are never sent
+SELECT hubsync._props_to_send('{"firstname": "Ann", "lastmodifieddate": "2026-01-01T00:00:00.000Z", "hs_object_id": "5"}',
+	'{lastmodifieddate,hs_merged_object_ids}', '{}', true);
 
 DELETE FROM hubspot.deals;
 DELETE FROM hubspot.invoices;

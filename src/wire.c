@@ -247,10 +247,35 @@ text_array_contains(Datum *elems, bool *nulls, int n, const char *s)
 }
 
 /*
+ * HubSpot maintains these itself and refuses writes to them
+ * (READ_ONLY_VALUE).  A row read back from HubSpot carries them in its
+ * properties column; a push never sends them.
+ */
+static const char *const hubspot_maintained[] = {
+	"hs_object_id", "lastmodifieddate", "hs_lastmodifieddate", "hs_merged_object_ids",
+	"hs_additional_emails", "hs_all_owner_ids", "hs_all_team_ids",
+	"hs_all_accessible_team_ids", "hs_created_by_user_id", "hs_updated_by_user_id",
+	"hs_object_source", "hs_object_source_id", "hs_object_source_label",
+	"hs_object_source_user_id", "hs_object_source_detail_1",
+	"hs_object_source_detail_2", "hs_object_source_detail_3"
+};
+
+/* is_hubspot_maintained -- a property HubSpot refuses writes to */
+static bool
+is_hubspot_maintained(const char *key)
+{
+	for (int i = 0; i < lengthof(hubspot_maintained); i++)
+		if (strcmp(key, hubspot_maintained[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
  * hubsync_props_to_send -- SQL hubsync._props_to_send(wire, changed,
  * remote, is_create): for a create every non-empty property, for an update
  * the changed ones (a removed key as ""), either way only values HubSpot
- * does not already have (compare-before-write).
+ * does not already have (compare-before-write), and never a property
+ * HubSpot maintains itself.
  */
 Datum
 hubsync_props_to_send(PG_FUNCTION_ARGS)
@@ -284,6 +309,8 @@ hubsync_props_to_send(PG_FUNCTION_ARGS)
 			continue;
 		tok = JsonbIteratorNext(&it, &v, true);
 		key = pnstrdup(k.val.string.val, k.val.string.len);
+		if (is_hubspot_maintained(key))
+			continue;
 		value = hubsync_json_value_text(&v);
 		if (value == NULL)
 			value = "";
@@ -304,7 +331,7 @@ hubsync_props_to_send(PG_FUNCTION_ARGS)
 		if (nulls[i])
 			continue;
 		key = TextDatumGetCString(elems[i]);
-		if (hubsync_json_get(&wire->root, key) != NULL)
+		if (hubsync_json_get(&wire->root, key) != NULL || is_hubspot_maintained(key))
 			continue;
 		known = hubsync_json_get_text(&remote->root, key);
 		if (known != NULL && *known == '\0')

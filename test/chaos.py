@@ -344,10 +344,15 @@ class Chaos:
         if not hasattr(self, "requests"):
             self.requests = self.fake.call("GET", "/_fake/requests")["requests"]
         for r in self.requests:
-            if rid in (r.get("ids") or []) or (hid and hid in (r.get("ids") or [])):
-                print("  request %s %s %s -> %s%s" % (time.strftime("%H:%M:%S", time.gmtime(r["startMs"] / 1000))
-                                                    + ".%03d" % (r["startMs"] % 1000), r["method"], r["path"],
-                                                    r["status"], " fault " + r["fault"] if r.get("fault") else ""))
+            ids = r.get("ids") or []
+            for k, key in enumerate(ids):
+                if key in (rid, hid):
+                    props = (r.get("props") or [None] * len(ids))[k]
+                    print("  request %s %s %s -> %s%s %s" % (
+                        time.strftime("%H:%M:%S", time.gmtime(r["startMs"] / 1000)) + ".%03d" % (r["startMs"] % 1000),
+                        r["method"], r["path"].rsplit("/", 2)[-1], r["status"],
+                        " fault " + r["fault"] if r.get("fault") else "",
+                        json.dumps(props.get(prop) if prop and props else props)))
         print(self.pg.sql(
             "SELECT format('  sync_state remote %%s version %%s synced_at %%s', s.remote -> %s, s.versions -> %s, "
             "(extract(epoch FROM s.synced_at) * 1000)::bigint) FROM hubsync.sync_state s "
@@ -366,7 +371,7 @@ class Chaos:
             unexpected = [r for r in unsynced if r.get("email") not in self.bad_emails]
             missing_local = sorted(set(remote) - set(linked))
             missing_remote = sorted(set(linked) - set(remote))
-            self.examples += [(t, rid, None) for rid in missing_remote]
+            self.examples += [(t, rid, None) for rid in missing_remote + missing_local]
             diverging = []
             for rid in set(linked) & set(remote):
                 for p in COMPARED[t]:

@@ -127,6 +127,7 @@ class Hub:
         status = result[1] if action == "respond" else (0 if action == "reset" else -1)
         if req.input_ids is not None:
             entry["ids"] = req.input_ids
+            entry["props"] = req.input_props
         self.log.finish(entry, status, req.inputs, fault_name)
         return result
 

@@ -22,6 +22,7 @@ class Request:
         self.fault = None
         self.inputs = None
         self.input_ids = None
+        self.input_props = None
         self._json = None
 
     def json(self):

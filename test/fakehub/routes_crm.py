@@ -24,6 +24,7 @@ def _inputs(hub, req, body, limit=None):
     req.inputs = len(inputs)
     if hub.cfg["logInputIds"]:
         req.input_ids = [str(i.get("id")) for i in inputs if isinstance(i, dict)]
+        req.input_props = [i.get("properties") for i in inputs if isinstance(i, dict)]
     if len(inputs) > limit:
         fail(400, "Too many inputs: %d. The maximum number of inputs per batch request "
                   "is %d." % (len(inputs), limit), context={"limit": [str(limit)]})
