@@ -73,6 +73,8 @@ class Chaos:
         self.stop = threading.Event()
         self.bad_emails = set()
         self.bad_lock = threading.Lock()
+        self.app_log = {}   # tag -> (start, end, outcome) of each app statement
+        self.faults_log = []  # (time, what) of each kill and restart
         self.hook_port = free_port()
         url = "http://127.0.0.1:%d/hubspot/webhooks" % self.hook_port
         self.fake = Fake({"randomSeed": args.seed, "webhookUrl": url,
@@ -114,11 +116,14 @@ class Chaos:
                 sql = ("UPDATE hubspot.contacts SET lastname = '%s' WHERE hubsync_id IN "
                        "(SELECT hubsync_id FROM hubspot.contacts ORDER BY random() LIMIT 200)" % tag)
                 kind = "app large transactions"
+            began = time.time()
             try:
                 self.pg.sql("SET LOCAL hubsync.origin = 'app%d'; %s" % (ix, sql))
                 self.stats.add(kind)
+                self.app_log[tag] = (began, time.time(), "committed")
             except RuntimeError:
                 self.stats.add("app errors (crash, restart, deadlock)")
+                self.app_log[tag] = (began, time.time(), "failed")
                 time.sleep(0.5)
             time.sleep(rnd.uniform(0.005, 0.05))
 
@@ -223,6 +228,7 @@ class Chaos:
                                 "-m", "fast", "-w", "restart", "-l", os.path.join(self.pg.dir, "log")],
                                check=True, stdout=subprocess.DEVNULL)
                 self.stats.add("server restarts")
+                self.faults_log.append((time.time(), "server restarted (fast)"))
                 restarted = True
                 continue
             try:
@@ -232,8 +238,10 @@ class Chaos:
             pids = [int(p) for p in pids.split()]
             if pids:
                 try:
-                    os.kill(rnd.choice(pids), signal.SIGKILL)
+                    victim = rnd.choice(pids)
+                    os.kill(victim, signal.SIGKILL)
                     self.stats.add("workers killed (kill -9)")
+                    self.faults_log.append((time.time(), "kill -9 of pid %d" % victim))
                 except ProcessLookupError:
                     pass
 
@@ -318,6 +326,11 @@ class Chaos:
                 return False
         return str(local) == remote
 
+    @staticmethod
+    def hms(t):
+        """A wall-clock time as HH:MM:SS.mmm (UTC)."""
+        return time.strftime("%H:%M:%S", time.gmtime(t)) + ".%03d" % (int(t * 1000) % 1000)
+
     def explain(self, t, rid, prop):
         """Print both sides' history of one differing record (or property)."""
         print("\n--- %s %s %s" % (t, rid, prop or "(record)"))
@@ -328,16 +341,19 @@ class Chaos:
         hist = rec.get("propertiesWithHistory", {}).get(prop, []) if prop else []
         print("HubSpot: archived=%s mergedInto=%s" % (rec.get("archived"), rec.get("mergedInto")))
         for h in reversed(hist[:12]):
-            print("  HubSpot %s %-14s %s %s" % (h.get("timestamp"), h.get("sourceType"), h.get("sourceId"),
-                                                h.get("value")))
+            app = self.app_log.get(h.get("value") or "")
+            print("  HubSpot %s %-14s %s %s%s" % (h.get("timestamp"), h.get("sourceType"), h.get("sourceId"),
+                                                h.get("value"), "  (app statement %s-%s %s)" % (
+                                                    self.hms(app[0]), self.hms(app[1]), app[2]) if app else ""))
         cond = "AND i.event ->> 'propertyName' = %s" % ("'%s'" % prop) if prop else ""
         print(self.pg.sql(
-            "SELECT string_agg(format('  inbox %%s %%s %%s %%s %%s -> %%s %%s', i.occurred_at, "
+            "SELECT string_agg(format('  inbox %%s %%s %%s %%s %%s -> %%s %%s (received %%s applied %%s)', i.occurred_at, "
             "i.subscription_type, i.event ->> 'changeSource', i.event ->> 'sourceId', "
-            "i.event ->> 'propertyValue', i.state, coalesce(i.error, '')), E'\\n' ORDER BY i.occurred_at) "
+            "i.event ->> 'propertyValue', i.state, coalesce(i.error, ''), to_char(i.received_at, 'HH24:MI:SS.MS'), "
+            "to_char(i.applied_at, 'HH24:MI:SS.MS')), E'\\n' ORDER BY i.occurred_at) "
             "FROM hubsync.inbox i WHERE i.object_id = %s %s" % (rid, cond)))
         print(self.pg.sql(
-            "SELECT string_agg(format('  change %%s %%s %%s %%s %%s (before %%s)', (extract(epoch FROM c.at) * 1000)::bigint, "
+            "SELECT string_agg(format('  change %%s %%s %%s %%s %%s (before %%s)', to_char(c.at, 'HH24:MI:SS.MS'), "
             "c.direction, c.op, c.origin, c.properties, c.before), E'\\n' ORDER BY c.id) FROM hubsync.changes c "
             "WHERE c.hs_object_id = %s" % rid))
         hid = self.pg.sql("SELECT hubsync_id FROM hubspot.%s WHERE hs_object_id = %s" % (t, rid))
@@ -349,7 +365,7 @@ class Chaos:
                 if key in (rid, hid):
                     props = (r.get("props") or [None] * len(ids))[k]
                     print("  request %s %s %s -> %s%s %s" % (
-                        time.strftime("%H:%M:%S", time.gmtime(r["startMs"] / 1000)) + ".%03d" % (r["startMs"] % 1000),
+                        self.hms(r["startMs"] / 1000.0),
                         r["method"], r["path"].rsplit("/", 2)[-1], r["status"],
                         " fault " + r["fault"] if r.get("fault") else "",
                         json.dumps(props.get(prop) if prop and props else props)))
@@ -427,6 +443,8 @@ class Chaos:
                                "%s, %s" % (dups.get("email", 0), dups.get("hubsync_id", 0))))
         for p in problems:
             print("DIFFERENCE: " + p)
+        if self.examples:
+            print("\n" + "; ".join("%s %s" % (self.hms(at), what) for at, what in self.faults_log))
         for t, rid, prop in self.examples[:self.args.explain]:
             self.explain(t, rid, prop)
         print("RESULT: %s" % ("converged" if not problems else "DIVERGED"), flush=True)
