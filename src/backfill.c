@@ -65,6 +65,8 @@ static struct
 	int			inflight;
 	int			failures;
 	int64		next_load_ms;
+	int64		hi;				/* highest id when planned, -1: unknown */
+	int64		page_span;		/* ids a full page covered lately, 0: unknown */
 	/* pages read but not yet applied: applied together, one transaction */
 	int			nbatch;
 	Datum		batch_pages[MAX_BATCH];
@@ -213,7 +215,7 @@ static long launch(int limit);
 
 /*
  * start_within_quota -- start one request once the quota class cls allows
- * it (waiting, interruptibly, if it asks to).
+ * it (waiting, interruptibly, if it asks to), and put it on the wire.
  */
 static HubsyncHttpRequest *
 start_within_quota(const char *method, char *url, char *body, HubsyncQuotaClass cls)
@@ -228,6 +230,7 @@ start_within_quota(const char *method, char *url, char *body, HubsyncQuotaClass 
 	req->body = body;
 	req->bearer = hubsync_access_token();
 	hubsync_http_start(req);
+	(void) hubsync_http_wait(0);
 	return req;
 }
 
@@ -243,6 +246,7 @@ plan_streams(int64 first, int64 hi)
 	int			i;
 
 	bf.nstreams = 0;
+	bf.hi = hi;
 	for (i = 0; i < k && first + i * span <= Max(hi, first); i++)
 	{
 		Stream	   *s = &bf.streams[bf.nstreams++];
@@ -419,6 +423,8 @@ load(void)
 		bf.active = true;
 		bf.inflight = 0;
 		bf.failures = 0;
+		bf.hi = -1;				/* not saved: the open stream is not cut */
+		bf.page_span = 0;
 		found = true;
 		if (unplanned)
 			bf.nstreams = -1;
@@ -428,22 +434,51 @@ load(void)
 	return found;
 }
 
-/* split -- give a finished stream the upper half of the widest range left */
+/*
+ * stream_end -- the id a stream stops before: its end, or for the open
+ * last stream the highest id planned (+1); -1 when not known
+ */
+static int64
+stream_end(Stream *s)
+{
+	if (s->end >= 0)
+		return s->end;
+	return bf.hi >= 0 ? bf.hi + 1 : -1;
+}
+
+/*
+ * remaining -- ids a stream still has to read (a large number when not
+ * known), to serve the streams furthest behind first
+ */
+static int64
+remaining(Stream *s)
+{
+	int64		end = stream_end(s);
+
+	if (end < 0 || !is_number(s->after))
+		return PG_INT64_MAX / 2;
+	return end - strtoll(s->after, NULL, 10);
+}
+
+/*
+ * split -- give a finished stream the upper half of the widest range left,
+ * if that range still holds a few pages (a cut costs a page read twice).
+ */
 static void
 split(Stream *freed)
 {
 	int			i,
 				best = -1;
-	int64		best_span = MIN_SPLIT_SPAN;
+	int64		best_span = bf.page_span > 0 ? 4 * bf.page_span : MIN_SPLIT_SPAN;
 
 	for (i = 0; i < bf.nstreams; i++)
 	{
 		Stream	   *s = &bf.streams[i];
 		int64		span;
 
-		if (s->done || s->end < 0 || !is_number(s->after))
+		if (s->done || stream_end(s) < 0 || !is_number(s->after))
 			continue;
-		span = s->end - strtoll(s->after, NULL, 10);
+		span = stream_end(s) - strtoll(s->after, NULL, 10);
 		if (span > best_span)
 		{
 			best_span = span;
@@ -454,10 +489,10 @@ split(Stream *freed)
 		return;
 	{
 		Stream	   *s = &bf.streams[best];
-		int64		mid = s->end - best_span / 2;
+		int64		mid = stream_end(s) - best_span / 2;
 
 		freed->after = MemoryContextStrdup(bf.cxt, psprintf(INT64_FORMAT, mid));
-		freed->end = s->end;
+		freed->end = s->end;	/* -1 stays open: the open end moves on */
 		freed->done = false;
 		s->end = mid;
 	}
@@ -513,6 +548,14 @@ finish_page(Stream *s, HubsyncHttpRequest *req)
 
 			past_end = hubsync_record_id(hubsync_json_array_container(results, pg.nresults - 1)) >= end;
 		}
+		if (pg.nresults >= 100)
+		{
+			JsonbContainer *results = hubsync_json_get_container(&pg.body->root, "results");
+
+			/* how many ids a full page covers: a cut must leave a few pages */
+			bf.page_span = hubsync_record_id(hubsync_json_array_container(results, pg.nresults - 1)) -
+				hubsync_record_id(hubsync_json_array_container(results, 0)) + 1;
+		}
 		if (pg.next_after == NULL || past_end ||
 			(end >= 0 && is_number(pg.next_after) && strtoll(pg.next_after, NULL, 10) >= end))
 			s->done = true;
@@ -552,17 +595,29 @@ hubsync_backfill_wake(void)
 static long
 launch(int limit)
 {
-	int			i;
 	long		wait = 0;
 	bool		started = false;
 
-	for (i = 0; i < bf.nstreams && bf.inflight < limit; i++)
+	while (bf.inflight < limit)
 	{
-		Stream	   *s = &bf.streams[i];
+		Stream	   *s = NULL;
 		HubsyncHttpRequest *req;
+		int			i;
 
-		if (s->done || s->inflight)
-			continue;
+		/*
+		 * The idle stream with the most left to read goes first: when the
+		 * quota is what limits, the streams stay even and finish together,
+		 * rather than one of them paging alone at the end.
+		 */
+		for (i = 0; i < bf.nstreams; i++)
+		{
+			Stream	   *c = &bf.streams[i];
+
+			if (!c->done && !c->inflight && (s == NULL || remaining(c) > remaining(s)))
+				s = c;
+		}
+		if (s == NULL)
+			break;
 		if ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_BULK)) > 0)
 			break;
 		/* outlives this tick (and the pull loop's memory context) */
