@@ -320,7 +320,7 @@ plan(void)
 				pending--;
 			else
 			{
-				/* left over from an import that stopped: nobody waits for it */
+				/* a list request of a stopped import (see drop_leftovers) */
 				hubsync_http_release(req);
 				pfree(req);
 			}
@@ -355,6 +355,31 @@ plan(void)
 		plan_slowly();
 	hubsync_http_release(search);
 	hubsync_http_release(first);
+}
+
+/*
+ * drop_leftovers -- wait out and discard the list requests an import left
+ * in flight when it stopped (an error, a failed save): their pages belong
+ * to streams that are reloaded or replaced, and are read again if needed.
+ * The pull worker starts no other requests that outlive a call.
+ */
+static void
+drop_leftovers(void)
+{
+	for (;;)
+	{
+		HubsyncHttpRequest *req;
+
+		while ((req = hubsync_http_next_done()) != NULL)
+		{
+			hubsync_http_release(req);
+			pfree(req);
+		}
+		if (hubsync_http_inflight() == 0)
+			break;
+		(void) hubsync_http_wait(100);
+		hubsync_worker_handle_interrupts();
+	}
 }
 
 /* load -- the oldest running backfill, with its saved streams */
@@ -657,6 +682,7 @@ hubsync_backfill_tick(void)
 		if (start < bf.next_load_ms)
 			return false;
 		bf.next_load_ms = start + 1000;
+		drop_leftovers();
 		if (pg_atomic_read_u32(&hubsync_shared->paused) != 0 || !load())
 			return false;
 	}
