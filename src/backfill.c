@@ -6,13 +6,16 @@
  *
  * List paging is sequential by nature (each page names the next), so one
  * cursor cannot use the quota at 200 ms per request.  The id range is cut
- * into streams instead: the lowest and highest ids come from two searches
- * (which also give the estimated total), each stream pages from its own
- * start until it passes its end, and a stream that finishes early takes
- * the second half of the largest range still to read.  This relies on the
- * list cursor being the next record id, as HubSpot's is in practice.
- * Pages run concurrently (hubsync.max_inflight) within the bulk class of
- * the quota, which keeps a reserve for real-time pushes.  Each page is
+ * into streams instead: the lowest id comes from the first list page and
+ * the highest from a search sent with it (which also gives the estimated
+ * total), each stream pages from its own start until it passes its end,
+ * and a stream that finishes early takes the second half of the largest
+ * range still to read.  This relies on the list cursor being the next
+ * record id, as HubSpot's is in practice.  Pages run concurrently
+ * (hubsync.max_inflight) within the bulk class of the quota, which keeps a
+ * reserve for real-time pushes; each request goes on the wire as soon as
+ * the quota grants it, before the pages in hand are applied, so the
+ * budget, not the apply or the latency, sets the pace.  Each page is
  * applied (hubsync._ingest_records: local rows matched by hs_object_id,
  * hubsync_id, then email) in the transaction that saves the streams, so a
  * restart resumes where the import stood, and a page read twice adds
@@ -62,6 +65,8 @@ static struct
 	int			inflight;
 	int			failures;
 	int64		next_load_ms;
+	int64		hi;				/* highest id when planned, -1: unknown */
+	int64		page_span;		/* ids a full page covered lately, 0: unknown */
 	/* pages read but not yet applied: applied together, one transaction */
 	int			nbatch;
 	Datum		batch_pages[MAX_BATCH];
@@ -206,39 +211,175 @@ search_edge(bool asc, int64 *id, int64 *total)
 	return ok;
 }
 
-/* plan -- cut the id range into streams (the first time only) */
+static long launch(int limit);
+
+/*
+ * start_within_quota -- start one request once the quota class cls allows
+ * it (waiting, interruptibly, if it asks to), and put it on the wire.
+ */
+static HubsyncHttpRequest *
+start_within_quota(const char *method, char *url, char *body, HubsyncQuotaClass cls)
+{
+	HubsyncHttpRequest *req = palloc0(sizeof(HubsyncHttpRequest));
+	long		wait;
+
+	while ((wait = hubsync_quota_acquire(cls)) > 0)
+		hubsync_read_wait(Min(wait, 1000));
+	req->method = method;
+	req->url = url;
+	req->body = body;
+	req->bearer = hubsync_access_token();
+	hubsync_http_start(req);
+	(void) hubsync_http_wait(0);
+	return req;
+}
+
+/*
+ * plan_streams -- k streams over the ids from first to hi (the last one
+ * open-ended, for records created since)
+ */
 static void
-plan(void)
+plan_streams(int64 first, int64 hi)
+{
+	int			k = Min(Max(hubsync_max_inflight, 1), MAX_STREAMS);
+	int64		span = (Max(hi, first) - first) / k + 1;
+	int			i;
+
+	bf.nstreams = 0;
+	bf.hi = hi;
+	for (i = 0; i < k && first + i * span <= Max(hi, first); i++)
+	{
+		Stream	   *s = &bf.streams[bf.nstreams++];
+
+		memset(s, 0, sizeof(*s));
+		s->after = MemoryContextStrdup(bf.cxt, psprintf(INT64_FORMAT, first + i * span));
+		s->end = (i == k - 1 || first + (i + 1) * span > hi) ? -1 : first + (i + 1) * span;
+	}
+}
+
+/*
+ * plan_slowly -- the lowest and highest ids and the total from two
+ * searches, each tried again on failure; one stream through the list when
+ * search gives nothing.
+ */
+static void
+plan_slowly(void)
 {
 	int64		lo = -1,
 				hi = -1,
 				total = -1,
 				t2;
-	int			k = Min(Max(hubsync_max_inflight, 1), MAX_STREAMS);
-	int			i;
 
 	bf.nstreams = 0;
 	if (search_edge(true, &lo, &total) && search_edge(false, &hi, &t2) && lo > 0 && hi >= lo)
-	{
-		int64		span = (hi - lo) / k + 1;
-
-		for (i = 0; i < k && lo + i * span <= hi; i++)
-		{
-			Stream	   *s = &bf.streams[bf.nstreams++];
-
-			s->after = MemoryContextStrdup(bf.cxt, psprintf(INT64_FORMAT, lo + i * span));
-			s->end = (i == k - 1 || lo + (i + 1) * span > hi) ? -1 : lo + (i + 1) * span;
-		}
-	}
+		plan_streams(lo, hi);
 	else if (total != 0)
 	{
 		/* no search (or no ids): one stream through the list */
 		Stream	   *s = &bf.streams[bf.nstreams++];
 
+		memset(s, 0, sizeof(*s));
 		s->after = NULL;
 		s->end = -1;
 	}
 	(void) save(NULL, -1, 0, total, bf.nstreams == 0, NULL);
+}
+
+/*
+ * plan -- cut the id range into streams (the first time only).  Planning
+ * costs one round trip: the first list page (which gives the lowest id and
+ * is kept, applied like any page) and a search for the highest id and the
+ * total are sent together.  If either fails, plan_slowly does it step by
+ * step with retries, and the page is simply read again.
+ */
+static void
+plan(void)
+{
+	HubsyncHttpRequest *search;
+	HubsyncHttpRequest *first;
+	HubsyncPage sp,
+				fp;
+	int			pending = 2;
+
+	search = start_within_quota("POST",
+								psprintf("%s/crm/v3/objects/%s/search", hubsync_api_root(), bf.api_name),
+								"{\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"DESCENDING\"}],"
+								"\"properties\":[\"hs_object_id\"],\"limit\":1}",
+								HUBSYNC_QUOTA_SEARCH);
+	first = start_within_quota("GET", hubsync_list_url(bf.api_name, NULL, false, bf.props, bf.nprops),
+							   NULL, HUBSYNC_QUOTA_BULK);
+	while (pending > 0)
+	{
+		HubsyncHttpRequest *req;
+
+		(void) hubsync_http_wait(100);
+		while ((req = hubsync_http_next_done()) != NULL)
+		{
+			hubsync_observe_response(req);
+			if (req == search || req == first)
+				pending--;
+			else
+			{
+				/* a list request of a stopped import (see drop_leftovers) */
+				hubsync_http_release(req);
+				pfree(req);
+			}
+		}
+		hubsync_worker_handle_interrupts();
+	}
+	if (search->status == 429)
+		hubsync_quota_throttled("SECONDLY", HUBSYNC_QUOTA_SEARCH);
+	if (hubsync_read_page(search, &sp) && hubsync_read_page(first, &fp))
+	{
+		int64		hi = -1;
+
+		if (sp.nresults > 0)
+			hi = hubsync_record_id(hubsync_json_array_container(hubsync_json_get_container(&sp.body->root, "results"), 0));
+		bf.nstreams = 0;
+		if (fp.next_after != NULL && is_number(fp.next_after))
+			plan_streams(strtoll(fp.next_after, NULL, 10), hi);
+		else if (fp.next_after != NULL)
+		{
+			/* a cursor we cannot cut: one stream on from it */
+			Stream	   *s = &bf.streams[bf.nstreams++];
+
+			memset(s, 0, sizeof(*s));
+			s->after = MemoryContextStrdup(bf.cxt, fp.next_after);
+			s->end = -1;
+		}
+		/* the streams start before the first page is applied */
+		(void) launch(Min(Max(hubsync_max_inflight, 1), MAX_STREAMS));
+		(void) save(fp.results, -1, 1, sp.total, bf.nstreams == 0, NULL);
+	}
+	else
+		plan_slowly();
+	hubsync_http_release(search);
+	hubsync_http_release(first);
+}
+
+/*
+ * drop_leftovers -- wait out and discard the list requests an import left
+ * in flight when it stopped (an error, a failed save): their pages belong
+ * to streams that are reloaded or replaced, and are read again if needed.
+ * The pull worker starts no other requests that outlive a call.
+ */
+static void
+drop_leftovers(void)
+{
+	for (;;)
+	{
+		HubsyncHttpRequest *req;
+
+		while ((req = hubsync_http_next_done()) != NULL)
+		{
+			hubsync_http_release(req);
+			pfree(req);
+		}
+		if (hubsync_http_inflight() == 0)
+			break;
+		(void) hubsync_http_wait(100);
+		hubsync_worker_handle_interrupts();
+	}
 }
 
 /* load -- the oldest running backfill, with its saved streams */
@@ -307,6 +448,8 @@ load(void)
 		bf.active = true;
 		bf.inflight = 0;
 		bf.failures = 0;
+		bf.hi = -1;				/* not saved: the open stream is not cut */
+		bf.page_span = 0;
 		found = true;
 		if (unplanned)
 			bf.nstreams = -1;
@@ -316,22 +459,51 @@ load(void)
 	return found;
 }
 
-/* split -- give a finished stream the upper half of the widest range left */
+/*
+ * stream_end -- the id a stream stops before: its end, or for the open
+ * last stream the highest id planned (+1); -1 when not known
+ */
+static int64
+stream_end(Stream *s)
+{
+	if (s->end >= 0)
+		return s->end;
+	return bf.hi >= 0 ? bf.hi + 1 : -1;
+}
+
+/*
+ * remaining -- ids a stream still has to read (a large number when not
+ * known), to serve the streams furthest behind first
+ */
+static int64
+remaining(Stream *s)
+{
+	int64		end = stream_end(s);
+
+	if (end < 0 || !is_number(s->after))
+		return PG_INT64_MAX / 2;
+	return end - strtoll(s->after, NULL, 10);
+}
+
+/*
+ * split -- give a finished stream the upper half of the widest range left,
+ * if that range still holds a few pages (a cut costs a page read twice).
+ */
 static void
 split(Stream *freed)
 {
 	int			i,
 				best = -1;
-	int64		best_span = MIN_SPLIT_SPAN;
+	int64		best_span = bf.page_span > 0 ? 4 * bf.page_span : MIN_SPLIT_SPAN;
 
 	for (i = 0; i < bf.nstreams; i++)
 	{
 		Stream	   *s = &bf.streams[i];
 		int64		span;
 
-		if (s->done || s->end < 0 || !is_number(s->after))
+		if (s->done || stream_end(s) < 0 || !is_number(s->after))
 			continue;
-		span = s->end - strtoll(s->after, NULL, 10);
+		span = stream_end(s) - strtoll(s->after, NULL, 10);
 		if (span > best_span)
 		{
 			best_span = span;
@@ -342,10 +514,10 @@ split(Stream *freed)
 		return;
 	{
 		Stream	   *s = &bf.streams[best];
-		int64		mid = s->end - best_span / 2;
+		int64		mid = stream_end(s) - best_span / 2;
 
 		freed->after = MemoryContextStrdup(bf.cxt, psprintf(INT64_FORMAT, mid));
-		freed->end = s->end;
+		freed->end = s->end;	/* -1 stays open: the open end moves on */
 		freed->done = false;
 		s->end = mid;
 	}
@@ -401,6 +573,14 @@ finish_page(Stream *s, HubsyncHttpRequest *req)
 
 			past_end = hubsync_record_id(hubsync_json_array_container(results, pg.nresults - 1)) >= end;
 		}
+		if (pg.nresults >= 100)
+		{
+			JsonbContainer *results = hubsync_json_get_container(&pg.body->root, "results");
+
+			/* how many ids a full page covers: a cut must leave a few pages */
+			bf.page_span = hubsync_record_id(hubsync_json_array_container(results, pg.nresults - 1)) -
+				hubsync_record_id(hubsync_json_array_container(results, 0)) + 1;
+		}
 		if (pg.next_after == NULL || past_end ||
 			(end >= 0 && is_number(pg.next_after) && strtoll(pg.next_after, NULL, 10) >= end))
 			s->done = true;
@@ -422,6 +602,17 @@ hubsync_backfill_running(void)
 }
 
 /*
+ * hubsync_backfill_wake -- new work was announced (hubsync.backfill()
+ * wakes the workers): look for a backfill to start at the next tick,
+ * not only once a second.
+ */
+void
+hubsync_backfill_wake(void)
+{
+	bf.next_load_ms = 0;
+}
+
+/*
  * launch -- start a list request for every idle stream, up to limit in
  * flight and within the bulk quota.  Returns how long the quota asks to
  * wait (0 if it did not).
@@ -429,16 +620,29 @@ hubsync_backfill_running(void)
 static long
 launch(int limit)
 {
-	int			i;
 	long		wait = 0;
+	bool		started = false;
 
-	for (i = 0; i < bf.nstreams && bf.inflight < limit; i++)
+	while (bf.inflight < limit)
 	{
-		Stream	   *s = &bf.streams[i];
+		Stream	   *s = NULL;
 		HubsyncHttpRequest *req;
+		int			i;
 
-		if (s->done || s->inflight)
-			continue;
+		/*
+		 * The idle stream with the most left to read goes first: when the
+		 * quota is what limits, the streams stay even and finish together,
+		 * rather than one of them paging alone at the end.
+		 */
+		for (i = 0; i < bf.nstreams; i++)
+		{
+			Stream	   *c = &bf.streams[i];
+
+			if (!c->done && !c->inflight && (s == NULL || remaining(c) > remaining(s)))
+				s = c;
+		}
+		if (s == NULL)
+			break;
 		if ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_BULK)) > 0)
 			break;
 		/* outlives this tick (and the pull loop's memory context) */
@@ -450,7 +654,16 @@ launch(int limit)
 		hubsync_http_start(req);
 		s->inflight = true;
 		bf.inflight++;
+		started = true;
 	}
+
+	/*
+	 * Put them on the wire now: curl would otherwise send them at the next
+	 * wait, after the pages in hand are applied, which both idles the
+	 * budget and sends them later than the quota counted them.
+	 */
+	if (started)
+		(void) hubsync_http_wait(0);
 	return wait;
 }
 
@@ -469,6 +682,7 @@ hubsync_backfill_tick(void)
 		if (start < bf.next_load_ms)
 			return false;
 		bf.next_load_ms = start + 1000;
+		drop_leftovers();
 		if (pg_atomic_read_u32(&hubsync_shared->paused) != 0 || !load())
 			return false;
 	}

@@ -44,7 +44,7 @@ hubsync_read_wait(long ms)
 	if (ms <= 0)
 		return;
 	if (IsBackgroundWorker)
-		hubsync_worker_wait(ms);
+		(void) hubsync_worker_wait(ms);
 	else
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -48,6 +48,7 @@ extern char *hubsync_worker_sql(const char *activity, const char *sql, int nargs
 extern bool hubsync_poll_tick(void);
 extern bool hubsync_backfill_tick(void);
 extern bool hubsync_backfill_running(void);
+extern void hubsync_backfill_wake(void);
 extern bool hubsync_reconcile_tick(void);
 
 #endif							/* HUBSYNC_HUBSPOT_READ_H */

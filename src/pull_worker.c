@@ -69,6 +69,8 @@ hubsync_pull_main(void)
 			hubsync_worker_handle_interrupts();
 			continue;
 		}
-		hubsync_worker_wait(!ready ? 5000L : retry_later ? HUBSYNC_PULL_RETRY_MS : 1000L);
+		/* woken by new work: it may be a backfill just started */
+		if (hubsync_worker_wait(!ready ? 5000L : retry_later ? HUBSYNC_PULL_RETRY_MS : 1000L))
+			hubsync_backfill_wake();
 	}
 }

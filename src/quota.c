@@ -30,7 +30,6 @@
 #define WINDOW_GUARD_MS 100		/* slack for requests that arrive late */
 #define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
 #define REALTIME_QUIET_MS 2000	/* no real-time demand this long: bulk may take the reserve */
-#define BULK_MARGIN_PERCENT 5	/* what bulk never takes: slack for clock skew with HubSpot */
 #define DAY_MS (24 * 3600 * (int64) 1000)
 
 /* hubsync_now_ms -- wall clock in milliseconds since the Unix epoch */
@@ -70,9 +69,10 @@ expire(HubsyncQuota *q, int64 now)
 /*
  * window_limit -- requests allowed per window for a class (lock held).
  * Bulk work leaves a reserve for real-time work, unless no real-time work
- * has asked for a while: then an idle reserve is not wasted (all but a small
- * margin, as bulk runs flat out for long), and the next real-time request
- * shrinks bulk's share again at once.
+ * has asked for a while: then an idle reserve is not wasted, and the next
+ * real-time request shrinks bulk's share again at once.  Bulk needs no
+ * margin of its own: its requests are counted when sent, like real-time
+ * ones, and the window guard covers their transit.
  */
 static int
 window_limit(HubsyncQuota *q, HubsyncQuotaClass cls, int64 now)
@@ -82,16 +82,18 @@ window_limit(HubsyncQuota *q, HubsyncQuotaClass cls, int64 now)
 	if (q->header_max > 0 && q->header_max < limit)
 		limit = q->header_max;
 	limit = Min(limit, HUBSYNC_QUOTA_RING);
-	if (cls == HUBSYNC_QUOTA_BULK)
-		limit -= Max(1, limit * (now - q->realtime_wanted < REALTIME_QUIET_MS ?
-								 BULK_RESERVE_PERCENT : BULK_MARGIN_PERCENT) / 100);
+	if (cls == HUBSYNC_QUOTA_BULK && now - q->realtime_wanted < REALTIME_QUIET_MS)
+		limit -= Max(1, limit * BULK_RESERVE_PERCENT / 100);
 	return Max(limit, 1);
 }
 
 /*
  * hubsync_quota_acquire -- take one request from the budget.  Returns 0
  * when the caller may send now (the request is counted), otherwise the
- * number of milliseconds to wait before asking again.
+ * number of milliseconds to wait before asking again.  The count stands
+ * for the send time, so the caller puts the request on the wire at once:
+ * sent later than WINDOW_GUARD_MS, it could meet the next window's
+ * requests in HubSpot's.
  */
 long
 hubsync_quota_acquire(HubsyncQuotaClass cls)

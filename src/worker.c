@@ -388,10 +388,13 @@ hubsync_worker_end_sleep(void)
 /*
  * hubsync_worker_wait -- sleep on our latch (and nothing else) for at
  * most timeout_ms, woken early by new work, then handle interrupts.
+ * Returns true when new work was announced (our wake flag was set).
  */
-void
+bool
 hubsync_worker_wait(long timeout_ms)
 {
+	bool		woken;
+
 	if (hubsync_worker_begin_sleep())
 	{
 		(void) WaitLatch(MyLatch,
@@ -400,8 +403,9 @@ hubsync_worker_wait(long timeout_ms)
 		hubsync_worker_end_sleep();
 		ResetLatch(MyLatch);
 	}
-	(void) hubsync_worker_consume_wake();
+	woken = hubsync_worker_consume_wake();
 	hubsync_worker_handle_interrupts();
+	return woken;
 }
 
 /*

@@ -20,7 +20,7 @@ extern HubsyncWorkerKind hubsync_my_worker_kind;
 extern void hubsync_worker_set_state(HubsyncWorkerState state);
 extern bool hubsync_worker_check_ready(void);
 extern bool hubsync_worker_handle_interrupts(void);
-extern void hubsync_worker_wait(long timeout_ms);
+extern bool hubsync_worker_wait(long timeout_ms);
 extern void hubsync_worker_pause(long timeout_ms);
 extern bool hubsync_worker_begin_sleep(void);
 extern void hubsync_worker_end_sleep(void);
