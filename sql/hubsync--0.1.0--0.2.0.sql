@@ -5286,8 +5286,118 @@ COMMENT ON VIEW hubsync.status IS
   'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget';
 -- <<< issue 8
 
+
 -- >>> convergence 3: two values of a property at the same instant are
--- settled by reading the record again
+-- settled by reading the record again; inbound applies lock the record's
+-- queued changes before its row
+CREATE OR REPLACE FUNCTION hubsync._apply_record(p_object_type text, p_record jsonb, p_linked uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_id bigint := (p_record ->> 'id')::bigint;
+	v_props jsonb := coalesce(p_record -> 'properties', '{}');
+	v_claim text := v_props ->> 'hubsync_id';
+	v_hid uuid := p_linked;
+	v_row record;
+	v_cols jsonb;
+	v_norm jsonb;
+	v_before jsonb;
+	v_after jsonb;
+	v_set text;
+	v_version bigint;
+	v_versions jsonb;
+	v_wire jsonb;
+	v_changed jsonb;
+	v_keep text[];
+BEGIN
+	IF v_hid IS NULL THEN
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+			INTO v_hid USING v_id;
+	END IF;
+	IF v_hid IS NULL AND v_claim ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
+		-- a record we created ourselves: its row is here already
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hubsync_id = $1 AND (hs_object_id IS NULL OR hs_object_id = $2)',
+		               p_object_type)
+			INTO v_hid USING v_claim::uuid, v_id;
+	ELSIF v_claim !~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
+		v_claim := NULL;
+	END IF;
+	v_row := hubsync._wire_to_row(p_object_type, v_props);
+	v_cols := v_row.cols || jsonb_build_object('hs_object_id', v_id,
+		'created_at', p_record -> 'createdAt', 'updated_at', p_record -> 'updatedAt');
+	v_version := (extract(epoch FROM (p_record ->> 'updatedAt')::timestamptz) * 1000)::bigint;
+	SELECT coalesce(jsonb_object_agg(k, v_version), '{}') INTO v_versions
+	FROM jsonb_object_keys(v_props) k WHERE k <> 'hs_object_id';
+	SELECT coalesce(jsonb_object_agg(p.key, coalesce(p.value #>> '{}', '')), '{}') INTO v_wire
+	FROM jsonb_each(v_props) p WHERE p.key NOT IN ('hs_object_id', 'hubsync_id');
+
+	IF v_hid IS NULL THEN
+		v_hid := coalesce(v_claim::uuid, gen_random_uuid());
+		v_cols := v_cols || jsonb_build_object('hubsync_id', v_hid, 'properties', v_row.extra);
+		EXECUTE format('INSERT INTO hubspot.%1$I SELECT * FROM jsonb_populate_record(NULL::hubspot.%1$I, $1)',
+		               p_object_type) USING v_cols;
+		-- a new row: what changed is every property that has a value
+		SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO v_changed
+		FROM jsonb_each(v_wire) w WHERE (w.value #>> '{}') <> '';
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'insert', v_changed, v_versions, v_wire);
+		RETURN v_hid;
+	END IF;
+
+	-- locked, the record's queued changes first and then its row (the order
+	-- a push's bookkeeping takes them in): a claim or a push finishing
+	-- meanwhile commits first, and what is queued cannot change under us
+	PERFORM 1 FROM hubsync.outbox o WHERE o.hubsync_id = v_hid FOR UPDATE;
+	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE hubsync_id = $1 FOR UPDATE', p_object_type)
+		INTO v_before USING v_hid;
+	EXECUTE format('SELECT to_jsonb(r) FROM jsonb_populate_record(NULL::hubspot.%I, $1) r', p_object_type)
+		INTO v_norm USING v_cols;
+	SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}') INTO v_norm
+	FROM jsonb_each(v_norm) n WHERE v_cols ? n.key;
+	-- A property with a local change still queued or in flight keeps its
+	-- local value: that push lands after this read and wins.  For a queued
+	-- create of ours ('*') that is every property the row sets; HubSpot's
+	-- values fill the rest.
+	SELECT coalesce(array_agg(DISTINCT x), '{}') INTO v_keep
+	FROM hubsync.outbox o,
+	     unnest(CASE WHEN o.op = 'create' THEN ARRAY['*'] ELSE o.changed END) x
+	WHERE o.hubsync_id = v_hid;
+	IF '*' = ANY (v_keep) THEN
+		SELECT coalesce(array_agg(m.property), '{}')
+		       || ARRAY(SELECT jsonb_object_keys(coalesce(v_before -> 'properties', '{}')))
+		INTO v_keep
+		FROM hubsync.property_map m
+		WHERE m.object_type = p_object_type AND (v_before ->> m.column_name::text) IS NOT NULL;
+	END IF;
+	IF v_keep <> '{}' THEN
+		v_norm := v_norm - ARRAY(SELECT m.column_name::text FROM hubsync.property_map m
+		                         WHERE m.object_type = p_object_type AND m.property = ANY (v_keep));
+		v_row.extra := v_row.extra - v_keep;
+		v_row.clear := ARRAY(SELECT c FROM unnest(v_row.clear) c WHERE c <> ALL (v_keep));
+	END IF;
+	v_after := v_before || v_norm || jsonb_build_object('properties',
+		(coalesce(v_before -> 'properties', '{}') - v_row.clear) || v_row.extra);
+	IF v_after IS DISTINCT FROM v_before THEN
+		SELECT string_agg(format('%I = r.%I', k, k), ', ') INTO v_set
+		FROM jsonb_object_keys(v_after) k WHERE k <> 'hubsync_id';
+		EXECUTE format('UPDATE hubspot.%1$I t SET %2$s FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r WHERE t.hubsync_id = $2',
+		               p_object_type, v_set) USING v_after, v_hid;
+		-- the change feed gets what really changed in the mirror
+		v_changed := hubsync._changed_props(p_object_type, v_wire, v_before, v_after);
+		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update', v_changed, v_versions, v_wire);
+	ELSE
+		-- nothing new for the mirror; still remember what HubSpot holds
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (v_hid, p_object_type, v_id, v_wire, v_versions, now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || EXCLUDED.remote, versions = s.versions || EXCLUDED.versions,
+		    hs_object_id = EXCLUDED.hs_object_id, synced_at = now();
+	END IF;
+	RETURN v_hid;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_record(text, jsonb, uuid) IS
+  'API: private. Writes a record read from HubSpot into its mirror table';
+
 CREATE OR REPLACE FUNCTION hubsync._request_refresh(p_object_type text, p_id bigint, p_occurred bigint)
 RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -5331,10 +5441,18 @@ BEGIN
 		outcome := 'skipped'; note := 'propertyChange without objectId or propertyName';
 		RETURN;
 	END IF;
-	-- FOR UPDATE: a push of this record finishing meanwhile commits its
-	-- bookkeeping first, and the checks below see it
-	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1 FOR UPDATE', p_object_type)
+	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
 		INTO v_hid USING v_id;
+	IF v_hid IS NOT NULL THEN
+		-- Locked, the record's queued changes first and then its row (the
+		-- order a push's bookkeeping takes them in): a claim deciding what
+		-- to send or a push finishing meanwhile commits first, and the
+		-- checks of queued changes below see what really stays queued.
+		PERFORM 1 FROM hubsync.outbox o WHERE o.hubsync_id = v_hid FOR UPDATE;
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hubsync_id = $1 AND hs_object_id = $2 FOR UPDATE',
+		               p_object_type)
+			INTO v_hid USING v_hid, v_id;
+	END IF;
 	IF v_hid IS NULL THEN
 		IF p_fetched ? (p_object_type || ':' || v_id) THEN
 			PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_id));

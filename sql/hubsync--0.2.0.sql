@@ -1475,7 +1475,7 @@ DECLARE
 	v_keep text[];
 BEGIN
 	IF v_hid IS NULL THEN
-		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1 FOR UPDATE', p_object_type)
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
 			INTO v_hid USING v_id;
 	END IF;
 	IF v_hid IS NULL AND v_claim ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
@@ -1507,7 +1507,10 @@ BEGIN
 		RETURN v_hid;
 	END IF;
 
-	-- locked: a push finishing meanwhile commits first (see _adopt_pushed)
+	-- locked, the record's queued changes first and then its row (the order
+	-- a push's bookkeeping takes them in): a claim or a push finishing
+	-- meanwhile commits first, and what is queued cannot change under us
+	PERFORM 1 FROM hubsync.outbox o WHERE o.hubsync_id = v_hid FOR UPDATE;
 	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE hubsync_id = $1 FOR UPDATE', p_object_type)
 		INTO v_before USING v_hid;
 	EXECUTE format('SELECT to_jsonb(r) FROM jsonb_populate_record(NULL::hubspot.%I, $1) r', p_object_type)
@@ -1608,10 +1611,18 @@ BEGIN
 		outcome := 'skipped'; note := 'propertyChange without objectId or propertyName';
 		RETURN;
 	END IF;
-	-- FOR UPDATE: a push of this record finishing meanwhile commits its
-	-- bookkeeping first, and the checks below see it
-	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1 FOR UPDATE', p_object_type)
+	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
 		INTO v_hid USING v_id;
+	IF v_hid IS NOT NULL THEN
+		-- Locked, the record's queued changes first and then its row (the
+		-- order a push's bookkeeping takes them in): a claim deciding what
+		-- to send or a push finishing meanwhile commits first, and the
+		-- checks of queued changes below see what really stays queued.
+		PERFORM 1 FROM hubsync.outbox o WHERE o.hubsync_id = v_hid FOR UPDATE;
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hubsync_id = $1 AND hs_object_id = $2 FOR UPDATE',
+		               p_object_type)
+			INTO v_hid USING v_hid, v_id;
+	END IF;
 	IF v_hid IS NULL THEN
 		IF p_fetched ? (p_object_type || ':' || v_id) THEN
 			PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_id));
