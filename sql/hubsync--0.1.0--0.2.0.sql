@@ -5287,9 +5287,10 @@ COMMENT ON VIEW hubsync.status IS
 -- <<< issue 8
 
 
+
 -- >>> convergence 3: two values of a property at the same instant are
 -- settled by reading the record again; inbound applies lock the record's
--- queued changes before its row
+-- queued changes before its row, without waiting
 CREATE OR REPLACE FUNCTION hubsync._apply_record(p_object_type text, p_record jsonb, p_linked uuid DEFAULT NULL)
 RETURNS uuid
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -5343,11 +5344,12 @@ BEGIN
 		RETURN v_hid;
 	END IF;
 
-	-- locked, the record's queued changes first and then its row (the order
-	-- a push's bookkeeping takes them in): a claim or a push finishing
-	-- meanwhile commits first, and what is queued cannot change under us
-	PERFORM 1 FROM hubsync.outbox o WHERE o.hubsync_id = v_hid FOR UPDATE;
-	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE hubsync_id = $1 FOR UPDATE', p_object_type)
+	-- locked, the record's queued changes first and then its row, so what
+	-- is queued cannot change under us; busy (a claim, a push's bookkeeping
+	-- or an application holds them) means try again in a later round
+	-- (never a wait that could close a deadlock)
+	PERFORM 1 FROM hubsync.outbox o WHERE o.hubsync_id = v_hid FOR UPDATE NOWAIT;
+	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE hubsync_id = $1 FOR UPDATE NOWAIT', p_object_type)
 		INTO v_before USING v_hid;
 	EXECUTE format('SELECT to_jsonb(r) FROM jsonb_populate_record(NULL::hubspot.%I, $1) r', p_object_type)
 		INTO v_norm USING v_cols;
@@ -5444,12 +5446,14 @@ BEGIN
 	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
 		INTO v_hid USING v_id;
 	IF v_hid IS NOT NULL THEN
-		-- Locked, the record's queued changes first and then its row (the
-		-- order a push's bookkeeping takes them in): a claim deciding what
-		-- to send or a push finishing meanwhile commits first, and the
-		-- checks of queued changes below see what really stays queued.
-		PERFORM 1 FROM hubsync.outbox o WHERE o.hubsync_id = v_hid FOR UPDATE;
-		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hubsync_id = $1 AND hs_object_id = $2 FOR UPDATE',
+		-- Locked, the record's queued changes first and then its row, so
+		-- the checks of queued changes below see what really stays queued
+		-- (a claim deciding what to send cannot interleave).  Busy (a
+		-- claim, a push's bookkeeping or an application holds them) means
+		-- try again in a later round, never a wait that could close a
+		-- deadlock.
+		PERFORM 1 FROM hubsync.outbox o WHERE o.hubsync_id = v_hid FOR UPDATE NOWAIT;
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hubsync_id = $1 AND hs_object_id = $2 FOR UPDATE NOWAIT',
 		               p_object_type)
 			INTO v_hid USING v_hid, v_id;
 	END IF;

@@ -28,7 +28,8 @@
 const char *const push_kind_paths[] = {"upsert", "update", "archive"};
 
 #define BACKOFF_BASE_MS 1000
-#define BACKOFF_MAX_MS (10 * 60 * 1000)
+/* HubSpot asks for a few seconds on 5xx; a minute bounds a long outage */
+#define BACKOFF_MAX_MS (60 * 1000)
 #define LOCKED_MIN_MS 2000
 
 /*
