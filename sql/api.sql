@@ -77,6 +77,19 @@ RESET ROLE;
 DROP OWNED BY hubsync_regress_api;
 DROP ROLE hubsync_regress_api;
 
+-- a push a rep's newer edit overtook (its event applied before the push
+-- was recorded): the mirror and the known HubSpot value stay the rep's
+INSERT INTO hubspot.contacts (email, firstname, hs_object_id) VALUES ('olga@example.com', 'Olga', 9001)
+RETURNING hubsync_id AS olga \gset
+UPDATE hubspot.contacts SET firstname = 'Rep' WHERE hubsync_id = :'olga';
+INSERT INTO hubsync.sync_state (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+VALUES (:'olga', 'contacts', 9001, '{"firstname": "Rep"}', '{"firstname": 1767225602000}', now());
+SELECT hubsync._push_done(:'olga', 'contacts', 'update', 9001, '{"firstname": "Olga"}',
+	ARRAY(SELECT id FROM hubsync.outbox WHERE hubsync_id = :'olga'), '2026-01-01 00:00:01+00');
+SELECT firstname FROM hubspot.contacts WHERE hubsync_id = :'olga';
+SELECT remote ->> 'firstname' AS remote, versions ->> 'firstname' AS version
+FROM hubsync.sync_state WHERE hubsync_id = :'olga';
+
 TRUNCATE hubsync.outbox, hubsync.dead_letters;
 DELETE FROM hubspot.contacts;
 DELETE FROM hubspot.deals;

@@ -5288,9 +5288,79 @@ COMMENT ON VIEW hubsync.status IS
 
 
 
+
 -- >>> convergence 3: two values of a property at the same instant are
 -- settled by reading the record again; inbound applies lock the record's
--- queued changes before its row, without waiting
+-- queued changes before its row, without waiting; a push overtaken by a
+-- newer inbound change neither adopts nor records its sent value
+CREATE OR REPLACE FUNCTION hubsync._push_done(p_hubsync_id uuid, p_object_type text, p_kind text,
+	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[],
+	p_updated_at timestamptz DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_origin text;
+	v_versions jsonb := '{}';
+	v_before jsonb;
+	v_created timestamptz;
+	v_prev_sync timestamptz;
+	v_overtaken text[] := '{}';
+BEGIN
+	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
+		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
+		INTO v_versions
+		FROM jsonb_object_keys(p_sent) k WHERE k <> 'hubsync_id';
+		-- sent properties a rep changed again after our write landed (its
+		-- event already applied): HubSpot holds the rep's newer value
+		SELECT coalesce(array_agg(v.key), '{}') INTO v_overtaken
+		FROM jsonb_each_text(v_versions) v
+		JOIN hubsync.sync_state s ON s.hubsync_id = p_hubsync_id
+		WHERE (s.versions ->> v.key)::bigint > v.value::bigint;
+	END IF;
+	SELECT string_agg(DISTINCT o.origin, ','), min(o.created_at) INTO v_origin, v_created
+	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	-- the change feed's before values: what HubSpot had, as last known
+	SELECT CASE WHEN p_kind = 'archive' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k)
+	                  FROM jsonb_object_keys(coalesce(p_sent, '{}') - 'hubsync_id') k) END,
+	       s.synced_at
+	INTO v_before, v_prev_sync
+	FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	IF p_kind = 'archive' THEN
+		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = p_hubsync_id;
+	ELSE
+		INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id',
+		        v_versions, now())
+		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+		SET remote = s.remote || (EXCLUDED.remote - v_overtaken),
+		    versions = s.versions || (SELECT coalesce(jsonb_object_agg(v.key,
+		                                  greatest(v.value::bigint, coalesce((s.versions ->> v.key)::bigint, -1))), '{}')
+		                              FROM jsonb_each_text(EXCLUDED.versions) v),
+		    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+		    synced_at = now();
+		IF p_hs_object_id IS NOT NULL THEN
+			-- not a property change: the capture trigger enqueues nothing
+			EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2 AND hs_object_id IS DISTINCT FROM $1',
+			               p_object_type)
+			USING p_hs_object_id, p_hubsync_id;
+		END IF;
+		-- only when something from HubSpot reached the row since this change
+		-- was queued (inbound writes stamp synced_at with their transaction
+		-- start, hence the margin): the common push costs nothing more
+		IF v_prev_sync > v_created - interval '5 minutes' THEN
+			PERFORM hubsync._adopt_pushed(p_object_type, p_hubsync_id, p_hs_object_id, p_sent - v_overtaken,
+			                              p_outbox_ids, v_versions - v_overtaken);
+		END IF;
+	END IF;
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+	VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
+	        coalesce(p_sent, '{}'), v_before);
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[], timestamptz) IS
+  'API: private. Records a push HubSpot accepted';
+
 CREATE OR REPLACE FUNCTION hubsync._apply_record(p_object_type text, p_record jsonb, p_linked uuid DEFAULT NULL)
 RETURNS uuid
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

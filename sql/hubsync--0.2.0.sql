@@ -761,11 +761,18 @@ DECLARE
 	v_before jsonb;
 	v_created timestamptz;
 	v_prev_sync timestamptz;
+	v_overtaken text[] := '{}';
 BEGIN
 	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
 		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
 		INTO v_versions
 		FROM jsonb_object_keys(p_sent) k WHERE k <> 'hubsync_id';
+		-- sent properties a rep changed again after our write landed (its
+		-- event already applied): HubSpot holds the rep's newer value
+		SELECT coalesce(array_agg(v.key), '{}') INTO v_overtaken
+		FROM jsonb_each_text(v_versions) v
+		JOIN hubsync.sync_state s ON s.hubsync_id = p_hubsync_id
+		WHERE (s.versions ->> v.key)::bigint > v.value::bigint;
 	END IF;
 	SELECT string_agg(DISTINCT o.origin, ','), min(o.created_at) INTO v_origin, v_created
 	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
@@ -784,7 +791,7 @@ BEGIN
 		VALUES (p_hubsync_id, p_object_type, p_hs_object_id, coalesce(p_sent, '{}') - 'hubsync_id',
 		        v_versions, now())
 		ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
-		SET remote = s.remote || EXCLUDED.remote,
+		SET remote = s.remote || (EXCLUDED.remote - v_overtaken),
 		    versions = s.versions || (SELECT coalesce(jsonb_object_agg(v.key,
 		                                  greatest(v.value::bigint, coalesce((s.versions ->> v.key)::bigint, -1))), '{}')
 		                              FROM jsonb_each_text(EXCLUDED.versions) v),
@@ -800,8 +807,8 @@ BEGIN
 		-- was queued (inbound writes stamp synced_at with their transaction
 		-- start, hence the margin): the common push costs nothing more
 		IF v_prev_sync > v_created - interval '5 minutes' THEN
-			PERFORM hubsync._adopt_pushed(p_object_type, p_hubsync_id, p_hs_object_id, p_sent,
-			                              p_outbox_ids, v_versions);
+			PERFORM hubsync._adopt_pushed(p_object_type, p_hubsync_id, p_hs_object_id, p_sent - v_overtaken,
+			                              p_outbox_ids, v_versions - v_overtaken);
 		END IF;
 	END IF;
 	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
