@@ -1480,6 +1480,7 @@ DECLARE
 	v_wire jsonb;
 	v_changed jsonb;
 	v_keep text[];
+	v_newer text[];
 BEGIN
 	IF v_hid IS NULL THEN
 		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
@@ -1503,7 +1504,14 @@ BEGIN
 	FROM jsonb_each(v_props) p WHERE p.key NOT IN ('hs_object_id', 'hubsync_id');
 
 	IF v_hid IS NULL THEN
-		v_hid := coalesce(v_claim::uuid, gen_random_uuid());
+		-- the hubsync_id HubSpot's record carries, unless a row of ours
+		-- already has it (one linked to another record: a merge or a copy)
+		IF v_claim IS NOT NULL THEN
+			EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hubsync_id = $1', p_object_type)
+				INTO v_hid USING v_claim::uuid;
+			v_hid := CASE WHEN v_hid IS NULL THEN v_claim::uuid END;
+		END IF;
+		v_hid := coalesce(v_hid, gen_random_uuid());
 		v_cols := v_cols || jsonb_build_object('hubsync_id', v_hid, 'properties', v_row.extra);
 		EXECUTE format('INSERT INTO hubspot.%1$I SELECT * FROM jsonb_populate_record(NULL::hubspot.%1$I, $1)',
 		               p_object_type) USING v_cols;
@@ -1525,14 +1533,16 @@ BEGIN
 		INTO v_norm USING v_cols;
 	SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}') INTO v_norm
 	FROM jsonb_each(v_norm) n WHERE v_cols ? n.key;
-	-- A property with a local change still queued or in flight keeps its
-	-- local value: that push lands after this read and wins.  For a queued
-	-- create of ours ('*') that is every property the row sets; HubSpot's
-	-- values fill the rest.
+	-- A property with a local change still waiting to be claimed keeps its
+	-- local value: that push compares against what this read records, lands
+	-- later and wins.  For a queued create of ours ('*') that is every
+	-- property the row sets; HubSpot's values fill the rest.  (A change
+	-- already in flight is adopted by its bookkeeping if it lands; a
+	-- property HubSpot owns is never pushed, so HubSpot's value is taken.)
 	SELECT coalesce(array_agg(DISTINCT x), '{}') INTO v_keep
 	FROM hubsync.outbox o,
 	     unnest(CASE WHEN o.op = 'create' THEN ARRAY['*'] ELSE o.changed END) x
-	WHERE o.hubsync_id = v_hid;
+	WHERE o.hubsync_id = v_hid AND o.state = 'pending';
 	IF '*' = ANY (v_keep) THEN
 		SELECT coalesce(array_agg(m.property), '{}')
 		       || ARRAY(SELECT jsonb_object_keys(coalesce(v_before -> 'properties', '{}')))
@@ -1540,6 +1550,18 @@ BEGIN
 		FROM hubsync.property_map m
 		WHERE m.object_type = p_object_type AND (v_before ->> m.column_name::text) IS NOT NULL;
 	END IF;
+	v_keep := ARRAY(SELECT k FROM unnest(v_keep) k
+	                WHERE NOT EXISTS (SELECT 1 FROM hubsync.field_owners f
+	                                  WHERE f.object_type = p_object_type AND f.property = k
+	                                    AND f.owner = 'hubspot'));
+	-- Properties a newer change already reached (a push recorded after this
+	-- read was made, or a later event): for them the read is old news.
+	SELECT coalesce(array_agg(v.key), '{}') INTO v_newer
+	FROM hubsync.sync_state s, jsonb_each_text(s.versions) v
+	WHERE s.hubsync_id = v_hid AND v.value::bigint > v_version;
+	v_keep := v_keep || v_newer;
+	v_versions := v_versions - v_newer;
+	v_wire := v_wire - v_newer;
 	IF v_keep <> '{}' THEN
 		v_norm := v_norm - ARRAY(SELECT m.column_name::text FROM hubsync.property_map m
 		                         WHERE m.object_type = p_object_type AND m.property = ANY (v_keep));
@@ -1659,14 +1681,18 @@ BEGIN
 	END IF;
 	-- A change written by our own app is an echo of a push, to skip, when
 	-- the mirror holds that value or has a change of the property still
-	-- queued (whose push will land later and win).  Otherwise the mirror
-	-- moved while that push was in flight (an inbound change or a restore
-	-- applied in between): HubSpot's newest value is ours, so adopt it.
+	-- waiting to be claimed (its push compares against what HubSpot holds
+	-- now, lands later and wins).  Otherwise the mirror moved while that
+	-- push was in flight (an inbound change or a restore applied in
+	-- between): HubSpot's newest value is ours, so adopt it.  (A change
+	-- already claimed may not send this property at all; if it does, its
+	-- bookkeeping or its own echo adopts it in turn.)
 	IF p_event ->> 'changeSource' IN ('API', 'INTEGRATION')
 	   AND v_app IS NOT NULL AND v_app <> '0'
 	   AND (p_event ->> 'sourceId' = v_app OR p_event ->> 'sourceId' ~ ('^[a-zA-Z]*[:-]' || v_app || '$'))
 	   AND (EXISTS (SELECT 1 FROM hubsync.outbox o
-	                WHERE o.hubsync_id = v_hid AND (v_prop = ANY (o.changed) OR o.op = 'create'))
+	                WHERE o.hubsync_id = v_hid AND o.state = 'pending'
+	                  AND (v_prop = ANY (o.changed) OR o.op = 'create'))
 	        OR (SELECT coalesce(w.wire ->> v_prop, '') FROM hubsync._mirror_wire(p_object_type, v_hid) w)
 	           = v_value) THEN
 		-- HubSpot holds this value as of p_occurred: a queued push compares
@@ -1719,9 +1745,12 @@ BEGIN
 
 	IF coalesce(v_owner, 'latest') = 'latest' AND EXISTS (
 		SELECT 1 FROM hubsync.outbox o
-		WHERE o.hubsync_id = v_hid AND v_prop = ANY (o.changed) AND o.origin <> 'hubspot-revert'
-		  AND o.created_at > to_timestamp(p_occurred / 1000.0)) THEN
-		-- a newer local edit is on its way to HubSpot: it wins
+		WHERE o.hubsync_id = v_hid AND o.state = 'pending' AND v_prop = ANY (o.changed)
+		  AND o.origin <> 'hubspot-revert' AND o.created_at > to_timestamp(p_occurred / 1000.0)) THEN
+		-- a newer local edit waits to be sent, and its push compares against
+		-- HubSpot's value recorded here: it wins.  (One already claimed may
+		-- not send this property; the rep's value is applied, and if the
+		-- push does send it, its bookkeeping or its echo adopts it.)
 		UPDATE hubsync.sync_state s
 		SET remote = s.remote || jsonb_build_object(v_prop, v_value),
 		    versions = s.versions || jsonb_build_object(v_prop, p_occurred)

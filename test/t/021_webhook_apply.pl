@@ -135,9 +135,12 @@ is(q1("SELECT count(*) FROM hubsync.changes WHERE id > $before AND hs_object_id 
 	'a value equal to the mirror\'s is no change');
 
 # ---- two values at the same instant: HubSpot is asked which is current ----
-my $stage = $fake->control('GET', "records/deals/$id")->{properties}{dealstage};
-send_event([{ %$ev, eventId => 901101, occurredAt => $v + 500, propertyName => 'dealstage', propertyValue => 'twin A' },
-	{ %$ev, eventId => 901102, occurredAt => $v + 500, propertyName => 'dealstage', propertyValue => 'twin B' }]);
+# (at the instant of HubSpot's last change, so a read cannot be older)
+my $rec = $fake->control('GET', "records/deals/$id");
+my $stage = $rec->{properties}{dealstage};
+my $at = q1("SELECT (extract(epoch FROM '$rec->{updatedAt}'::timestamptz) * 1000)::bigint");
+send_event([{ %$ev, eventId => 901101, occurredAt => int($at), propertyName => 'dealstage', propertyValue => 'twin A' },
+	{ %$ev, eventId => 901102, occurredAt => int($at), propertyName => 'dealstage', propertyValue => 'twin B' }]);
 ok(settled(), 'two events with one timestamp applied');
 like(q1("SELECT string_agg(state || ':' || coalesce(error, ''), ',' ORDER BY id) FROM hubsync.inbox "
 		. "WHERE (event->>'eventId')::bigint IN (901101, 901102)"),
