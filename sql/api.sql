@@ -90,6 +90,17 @@ SELECT firstname FROM hubspot.contacts WHERE hubsync_id = :'olga';
 SELECT remote ->> 'firstname' AS remote, versions ->> 'firstname' AS version
 FROM hubsync.sync_state WHERE hubsync_id = :'olga';
 
+-- HubSpot answers a push for another record of ours: ours was merged into
+-- it; its row goes, the lineage is kept and the survivor is read again
+INSERT INTO hubspot.contacts (email, hs_object_id) VALUES ('gone@example.com', 9101) RETURNING hubsync_id AS gone \gset
+INSERT INTO hubspot.contacts (email, hs_object_id) VALUES ('kept@example.com', 9102);
+UPDATE hubspot.contacts SET lastname = 'Late' WHERE hubsync_id = :'gone';
+SELECT hubsync._push_done(:'gone', 'contacts', 'update', 9102, '{"lastname": "Late"}',
+	ARRAY(SELECT id FROM hubsync.outbox WHERE hubsync_id = :'gone'), now());
+SELECT email FROM hubspot.contacts WHERE hs_object_id IN (9101, 9102) ORDER BY 1;
+SELECT merged_id, survivor_id FROM hubsync.merges WHERE merged_id = 9101;
+SELECT subscription_type, object_id FROM hubsync.inbox WHERE event ->> 'changeSource' = 'HUBSYNC_REFRESH';
+
 TRUNCATE hubsync.outbox, hubsync.dead_letters;
 DELETE FROM hubspot.contacts;
 DELETE FROM hubspot.deals;

@@ -5291,11 +5291,13 @@ COMMENT ON VIEW hubsync.status IS
 
 
 
+
 -- >>> convergence 3: two values of a property at the same instant are
 -- settled by reading the record again; inbound applies lock the record's
 -- queued changes before its row, without waiting; a push or a read
 -- overtaken by a newer change never takes a property back; only changes
--- not yet claimed hold back inbound values
+-- not yet claimed hold back inbound values; a push HubSpot answers for
+-- another record of ours means ours was merged away
 CREATE OR REPLACE FUNCTION hubsync._push_done(p_hubsync_id uuid, p_object_type text, p_kind text,
 	p_hs_object_id bigint, p_sent jsonb, p_outbox_ids bigint[],
 	p_updated_at timestamptz DEFAULT NULL) RETURNS void
@@ -5307,7 +5309,31 @@ DECLARE
 	v_created timestamptz;
 	v_prev_sync timestamptz;
 	v_overtaken text[] := '{}';
+	v_row_id bigint;
+	v_other uuid;
 BEGIN
+	IF p_kind = 'update' AND p_hs_object_id IS NOT NULL THEN
+		EXECUTE format('SELECT (SELECT hs_object_id FROM hubspot.%1$I WHERE hubsync_id = $1),
+		                       (SELECT hubsync_id FROM hubspot.%1$I WHERE hs_object_id = $2 AND hubsync_id <> $1)',
+		               p_object_type)
+			INTO v_row_id, v_other USING p_hubsync_id, p_hs_object_id;
+		IF v_other IS NOT NULL AND v_row_id IS DISTINCT FROM p_hs_object_id THEN
+			-- HubSpot answered for another record of ours: it merged ours
+			-- into it.  The write landed on the survivor, which is read again.
+			SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
+			FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+			DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+			INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+			VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
+			        coalesce(p_sent, '{}'));
+			IF v_row_id IS NOT NULL THEN
+				PERFORM hubsync._merged_away(p_object_type, v_row_id, p_hs_object_id);
+			END IF;
+			PERFORM hubsync._request_refresh(p_object_type, p_hs_object_id,
+				coalesce((extract(epoch FROM p_updated_at) * 1000)::bigint, 0));
+			RETURN;
+		END IF;
+	END IF;
 	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
 		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
 		INTO v_versions
@@ -5697,6 +5723,73 @@ $$;
 COMMENT ON FUNCTION hubsync._apply_property(text, jsonb, bigint, jsonb) IS
   'API: private. Applies one propertyChange event (versions, echoes, ownership)';
 
+CREATE OR REPLACE FUNCTION hubsync._merged_away(p_object_type text, p_gone bigint, p_survivor bigint)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	INSERT INTO hubsync.merges AS m (object_type, merged_id, survivor_id)
+	VALUES (p_object_type, p_gone, p_survivor)
+	ON CONFLICT ON CONSTRAINT merges_pkey DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merged_at = now();
+	UPDATE hubsync.merges m SET survivor_id = p_survivor
+	WHERE m.object_type = p_object_type AND m.survivor_id = p_gone;
+	UPDATE hubspot.associations a SET from_id = p_survivor
+	WHERE a.from_type = p_object_type AND a.from_id = p_gone
+	  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.from_type = a.from_type AND b.from_id = p_survivor
+	                  AND b.to_type = a.to_type AND b.to_id = a.to_id AND b.type_id = a.type_id);
+	UPDATE hubspot.associations a SET to_id = p_survivor
+	WHERE a.to_type = p_object_type AND a.to_id = p_gone
+	  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.to_type = a.to_type AND b.to_id = p_survivor
+	                  AND b.from_type = a.from_type AND b.from_id = a.from_id AND b.type_id = a.type_id);
+	PERFORM hubsync._apply_delete(p_object_type, p_gone, false);
+END
+$$;
+COMMENT ON FUNCTION hubsync._merged_away(text, bigint, bigint) IS
+  'API: private. Removes the row of a record HubSpot merged into another, keeping lineage and associations';
+
+CREATE OR REPLACE FUNCTION hubsync._apply_merge(p_object_type text, p_event jsonb, p_fetched jsonb,
+	OUT outcome text, OUT note text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_survivor bigint := coalesce((p_event ->> 'newObjectId')::bigint, (p_event ->> 'objectId')::bigint);
+	v_primary bigint := coalesce((p_event ->> 'primaryObjectId')::bigint, v_survivor);
+	v_gone bigint[];
+	v_keep uuid;
+	g bigint;
+BEGIN
+	SELECT array_agg(DISTINCT x::bigint) INTO v_gone
+	FROM (SELECT jsonb_array_elements_text(coalesce(p_event -> 'mergedObjectIds', '[]')) x
+	      UNION SELECT v_primary::text) s
+	WHERE x::bigint <> v_survivor;
+	v_gone := coalesce(v_gone, '{}');
+	-- the survivor row: already there, else the primary's row carries on
+	EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+		INTO v_keep USING v_survivor;
+	IF v_keep IS NULL AND v_primary <> v_survivor THEN
+		EXECUTE format('SELECT hubsync_id FROM hubspot.%I WHERE hs_object_id = $1', p_object_type)
+			INTO v_keep USING v_primary;
+		IF v_keep IS NOT NULL THEN
+			EXECUTE format('UPDATE hubspot.%I SET hs_object_id = $1 WHERE hubsync_id = $2', p_object_type)
+				USING v_survivor, v_keep;
+			UPDATE hubsync.sync_state s SET hs_object_id = v_survivor WHERE s.hubsync_id = v_keep;
+		END IF;
+	END IF;
+	FOREACH g IN ARRAY v_gone LOOP
+		PERFORM hubsync._merged_away(p_object_type, g, v_survivor);
+	END LOOP;
+	IF p_fetched ? (p_object_type || ':' || v_survivor) THEN
+		PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_survivor), v_keep);
+		outcome := 'applied';
+	ELSE
+		-- HubSpot no longer has the survivor (deleted since): neither do we,
+		-- whichever order the deletion's event and this one are applied in
+		PERFORM hubsync._apply_delete(p_object_type, v_survivor, false);
+		outcome := 'applied'; note := 'survivor deleted in HubSpot since: its row removed';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_merge(text, jsonb, jsonb) IS
+  'API: private. Applies a merge: survivor refreshed, merged-away rows removed, lineage in hubsync.merges';
+
 CREATE OR REPLACE FUNCTION hubsync._apply_fast(p_ids bigint[], OUT applied integer, OUT skipped integer)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET work_mem = '32MB' AS $$
 DECLARE
@@ -5892,4 +5985,5 @@ $$;
 COMMENT ON FUNCTION hubsync._apply_fast(bigint[]) IS
   'API: private. Pull worker: applies plain propertyChange events set-based, a record per UPDATE, newest wins per property';
 REVOKE ALL ON FUNCTION hubsync._request_refresh(text, bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hubsync._merged_away(text, bigint, bigint) FROM PUBLIC;
 -- <<< convergence 3

@@ -762,7 +762,31 @@ DECLARE
 	v_created timestamptz;
 	v_prev_sync timestamptz;
 	v_overtaken text[] := '{}';
+	v_row_id bigint;
+	v_other uuid;
 BEGIN
+	IF p_kind = 'update' AND p_hs_object_id IS NOT NULL THEN
+		EXECUTE format('SELECT (SELECT hs_object_id FROM hubspot.%1$I WHERE hubsync_id = $1),
+		                       (SELECT hubsync_id FROM hubspot.%1$I WHERE hs_object_id = $2 AND hubsync_id <> $1)',
+		               p_object_type)
+			INTO v_row_id, v_other USING p_hubsync_id, p_hs_object_id;
+		IF v_other IS NOT NULL AND v_row_id IS DISTINCT FROM p_hs_object_id THEN
+			-- HubSpot answered for another record of ours: it merged ours
+			-- into it.  The write landed on the survivor, which is read again.
+			SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
+			FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+			DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+			INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+			VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
+			        coalesce(p_sent, '{}'));
+			IF v_row_id IS NOT NULL THEN
+				PERFORM hubsync._merged_away(p_object_type, v_row_id, p_hs_object_id);
+			END IF;
+			PERFORM hubsync._request_refresh(p_object_type, p_hs_object_id,
+				coalesce((extract(epoch FROM p_updated_at) * 1000)::bigint, 0));
+			RETURN;
+		END IF;
+	END IF;
 	IF p_updated_at IS NOT NULL AND p_sent IS NOT NULL THEN
 		SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM p_updated_at) * 1000)::bigint), '{}')
 		INTO v_versions
@@ -1842,6 +1866,32 @@ $$;
 COMMENT ON FUNCTION hubsync._apply_delete(text, bigint, boolean) IS
   'API: private. Removes a record HubSpot deleted; a privacy deletion also erases its change feed and inbox rows';
 
+-- A record HubSpot merged into another: lineage kept, its associations
+-- moved to the survivor, its row removed.
+CREATE FUNCTION hubsync._merged_away(p_object_type text, p_gone bigint, p_survivor bigint)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	INSERT INTO hubsync.merges AS m (object_type, merged_id, survivor_id)
+	VALUES (p_object_type, p_gone, p_survivor)
+	ON CONFLICT ON CONSTRAINT merges_pkey DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merged_at = now();
+	UPDATE hubsync.merges m SET survivor_id = p_survivor
+	WHERE m.object_type = p_object_type AND m.survivor_id = p_gone;
+	UPDATE hubspot.associations a SET from_id = p_survivor
+	WHERE a.from_type = p_object_type AND a.from_id = p_gone
+	  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.from_type = a.from_type AND b.from_id = p_survivor
+	                  AND b.to_type = a.to_type AND b.to_id = a.to_id AND b.type_id = a.type_id);
+	UPDATE hubspot.associations a SET to_id = p_survivor
+	WHERE a.to_type = p_object_type AND a.to_id = p_gone
+	  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.to_type = a.to_type AND b.to_id = p_survivor
+	                  AND b.from_type = a.from_type AND b.from_id = a.from_id AND b.type_id = a.type_id);
+	PERFORM hubsync._apply_delete(p_object_type, p_gone, false);
+END
+$$;
+COMMENT ON FUNCTION hubsync._merged_away(text, bigint, bigint) IS
+  'API: private. Removes the row of a record HubSpot merged into another, keeping lineage and associations';
+REVOKE ALL ON FUNCTION hubsync._merged_away(text, bigint, bigint) FROM PUBLIC;
+
 -- *.merge: the survivor keeps (or takes over) the primary's local row,
 -- merged-away rows go, lineage is kept.
 CREATE FUNCTION hubsync._apply_merge(p_object_type text, p_event jsonb, p_fetched jsonb,
@@ -1872,20 +1922,7 @@ BEGIN
 		END IF;
 	END IF;
 	FOREACH g IN ARRAY v_gone LOOP
-		INSERT INTO hubsync.merges AS m (object_type, merged_id, survivor_id)
-		VALUES (p_object_type, g, v_survivor)
-		ON CONFLICT ON CONSTRAINT merges_pkey DO UPDATE SET survivor_id = EXCLUDED.survivor_id, merged_at = now();
-		UPDATE hubsync.merges m SET survivor_id = v_survivor
-		WHERE m.object_type = p_object_type AND m.survivor_id = g;
-		UPDATE hubspot.associations a SET from_id = v_survivor
-		WHERE a.from_type = p_object_type AND a.from_id = g
-		  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.from_type = a.from_type AND b.from_id = v_survivor
-		                  AND b.to_type = a.to_type AND b.to_id = a.to_id AND b.type_id = a.type_id);
-		UPDATE hubspot.associations a SET to_id = v_survivor
-		WHERE a.to_type = p_object_type AND a.to_id = g
-		  AND NOT EXISTS (SELECT 1 FROM hubspot.associations b WHERE b.to_type = a.to_type AND b.to_id = v_survivor
-		                  AND b.from_type = a.from_type AND b.from_id = a.from_id AND b.type_id = a.type_id);
-		PERFORM hubsync._apply_delete(p_object_type, g, false);
+		PERFORM hubsync._merged_away(p_object_type, g, v_survivor);
 	END LOOP;
 	IF p_fetched ? (p_object_type || ':' || v_survivor) THEN
 		PERFORM hubsync._apply_record(p_object_type, p_fetched -> (p_object_type || ':' || v_survivor), v_keep);
