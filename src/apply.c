@@ -356,6 +356,27 @@ count_outcome(const char *outcome, bool *retry_later)
 		hubsync_count_webhook(HUBSYNC_WH_EVENTS_SKIPPED, 1);
 }
 
+/* one event to apply, as hubsync_in_subtransaction passes it */
+typedef struct ApplyStep
+{
+	Datum		values[3];		/* inbox id, fetched records, failed types */
+	bool	   *retry_later;
+} ApplyStep;
+
+/* apply_step -- apply one event (run inside a subtransaction) */
+static void
+apply_step(void *arg)
+{
+	ApplyStep  *step = (ApplyStep *) arg;
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute_plan(apply_plan, step->values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not apply inbox event " INT64_FORMAT, DatumGetInt64(step->values[0]));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	count_outcome(isnull ? "skipped" : TextDatumGetCString(d), step->retry_later);
+}
+
 /*
  * apply_one -- apply one event in an internal subtransaction; a failure
  * rolls back only this event, which is then marked failed (or, for a
@@ -364,62 +385,49 @@ count_outcome(const char *outcome, bool *retry_later)
 static void
 apply_one(int64 id, Datum fetched, Datum failed_types, bool *retry_later)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Datum		values[3];
+	ApplyStep	step = {{Int64GetDatum(id), fetched, failed_types}, retry_later};
+	ErrorData  *edata = hubsync_in_subtransaction(apply_step, &step);
+	Datum		fvalues[2];
 
-	values[0] = Int64GetDatum(id);
-	values[1] = fetched;
-	values[2] = failed_types;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (edata == NULL)
+		return;
+	if (hubsync_transient_error(edata->sqlerrcode))
 	{
-		bool		isnull;
-		Datum		d;
-
-		if (SPI_execute_plan(apply_plan, values, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not apply inbox event " INT64_FORMAT, id);
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		count_outcome(isnull ? "skipped" : TextDatumGetCString(d), retry_later);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+		/* say, a lock an application's transaction holds */
+		*retry_later = true;
+		ereport(LOG,
+				(errmsg("hubsync inbox event " INT64_FORMAT " must wait: %s", id, edata->message),
+				 errdetail("It stays pending and is applied in a later round.")));
 	}
-	PG_CATCH();
+	else
 	{
-		ErrorData  *edata;
-		Datum		fvalues[2];
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-
-		if (hubsync_transient_error(edata->sqlerrcode))
-		{
-			/* say, a deadlock with an application's transaction */
-			*retry_later = true;
-			ereport(LOG,
-					(errmsg("hubsync inbox event " INT64_FORMAT " must wait: %s", id, edata->message),
-					 errdetail("It stays pending and is applied in a later round.")));
-		}
-		else
-		{
-			fvalues[0] = Int64GetDatum(id);
-			fvalues[1] = CStringGetTextDatum(edata->message);
-			SPI_execute_plan(failed_plan, fvalues, NULL, false, 0);
-			hubsync_count_webhook(HUBSYNC_WH_EVENTS_FAILED, 1);
-			ereport(LOG,
-					(errmsg("hubsync inbox event " INT64_FORMAT " failed: %s", id, edata->message),
-					 errhint("The event is kept in hubsync.inbox with state failed; the others go on.")));
-		}
-		FreeErrorData(edata);
+		fvalues[0] = Int64GetDatum(id);
+		fvalues[1] = CStringGetTextDatum(edata->message);
+		SPI_execute_plan(failed_plan, fvalues, NULL, false, 0);
+		hubsync_count_webhook(HUBSYNC_WH_EVENTS_FAILED, 1);
+		ereport(LOG,
+				(errmsg("hubsync inbox event " INT64_FORMAT " failed: %s", id, edata->message),
+				 errhint("The event is kept in hubsync.inbox with state failed; the others go on.")));
 	}
-	PG_END_TRY();
+	FreeErrorData(edata);
+}
+
+/* apply_fast_step -- the set-based pass (run inside a subtransaction) */
+static void
+apply_fast_step(void *arg)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute_plan(fast_plan, (Datum *) arg, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not apply inbox events set-based");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		hubsync_count_webhook(HUBSYNC_WH_EVENTS_APPLIED, (uint64) DatumGetInt32(d));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (!isnull)
+		hubsync_count_webhook(HUBSYNC_WH_EVENTS_SKIPPED, (uint64) DatumGetInt32(d));
 }
 
 /*
@@ -430,47 +438,14 @@ apply_one(int64 id, Datum fetched, Datum failed_types, bool *retry_later)
 static void
 apply_fast(Datum ids)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Datum		values[1];
+	ErrorData  *edata = hubsync_in_subtransaction(apply_fast_step, &ids);
 
-	values[0] = ids;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		bool		isnull;
-		Datum		d;
-
-		if (SPI_execute_plan(fast_plan, values, NULL, false, 1) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "could not apply inbox events set-based");
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			hubsync_count_webhook(HUBSYNC_WH_EVENTS_APPLIED, (uint64) DatumGetInt32(d));
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		if (!isnull)
-			hubsync_count_webhook(HUBSYNC_WH_EVENTS_SKIPPED, (uint64) DatumGetInt32(d));
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		ereport(LOG,
-				(errmsg("hubsync could not apply a batch of inbox events at once: %s", edata->message),
-				 errhint("The events are applied one by one instead; a faulty one is marked failed.")));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	if (edata == NULL)
+		return;
+	ereport(LOG,
+			(errmsg("hubsync could not apply a batch of inbox events at once: %s", edata->message),
+			 errhint("The events are applied one by one instead; a faulty one is marked failed.")));
+	FreeErrorData(edata);
 }
 
 /*

@@ -45,6 +45,7 @@
 #include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(hubsync_enrich_enqueue);
 
@@ -232,6 +233,36 @@ get_table(Relation rel)
 	return t;
 }
 
+/* a condition to evaluate, as hubsync_in_subtransaction passes it */
+typedef struct EvalStep
+{
+	SPIPlanPtr	plan;
+	Datum		row;
+	int			n;
+	bool	   *out;
+	int32		rule_id;
+} EvalStep;
+
+/* evaluate_step -- run the condition plan (inside a subtransaction) */
+static void
+evaluate_step(void *arg)
+{
+	EvalStep   *step = (EvalStep *) arg;
+	int			i;
+
+	if (SPI_execute_plan(step->plan, &step->row, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not evaluate enrichment rule %d", step->rule_id);
+	for (i = 0; i < step->n; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, i + 1, &isnull);
+
+		step->out[i] = !isnull && DatumGetBool(d);
+	}
+}
+
 /*
  * evaluate -- run a condition plan on a row in a subtransaction, filling
  * out[0..n-1] (NULL counts as false).  Returns false, after a warning
@@ -240,51 +271,18 @@ get_table(Relation rel)
 static bool
 evaluate(SPIPlanPtr plan, Datum row, int n, bool *out, int32 rule_id)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
+	EvalStep	step = {plan, row, n, out, rule_id};
+	ErrorData  *edata = hubsync_in_subtransaction(evaluate_step, &step);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		int			i;
-
-		if (SPI_execute_plan(plan, &row, NULL, true, 1) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "could not evaluate enrichment rule %d", rule_id);
-		for (i = 0; i < n; i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, i + 1, &isnull);
-
-			out[i] = !isnull && DatumGetBool(d);
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (rule_id != 0)
-			ereport(WARNING,
-					(errmsg("enrichment rule %d could not be evaluated: %s",
-							rule_id, edata->message),
-					 errhint("Fix the rule's condition in hubsync.enrichment_rules; the row was written, not enriched.")));
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	if (edata == NULL)
+		return true;
+	if (rule_id != 0)
+		ereport(WARNING,
+				(errmsg("enrichment rule %d could not be evaluated: %s",
+						rule_id, edata->message),
+				 errhint("Fix the rule's condition in hubsync.enrichment_rules; the row was written, not enriched.")));
+	FreeErrorData(edata);
+	return false;
 }
 
 /*

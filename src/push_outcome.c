@@ -175,6 +175,22 @@ record_one(PushBatch *b, PushRecord *r)
 	}
 }
 
+/* a record step with its batch, as hubsync_in_subtransaction passes it */
+typedef struct RecordStep
+{
+	void		(*fn) (PushBatch *, PushRecord *);
+	PushBatch  *b;
+	PushRecord *r;
+} RecordStep;
+
+static void
+run_record_step(void *arg)
+{
+	RecordStep *step = (RecordStep *) arg;
+
+	step->fn(step->b, step->r);
+}
+
 /*
  * in_subtransaction -- run fn(b, r) in an internal subtransaction; on
  * error roll it back and return the error (else NULL).
@@ -182,28 +198,9 @@ record_one(PushBatch *b, PushRecord *r)
 static ErrorData *
 in_subtransaction(void (*fn) (PushBatch *, PushRecord *), PushBatch *b, PushRecord *r)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile failure = NULL;
+	RecordStep	step = {fn, b, r};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		fn(b, r);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		failure = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return failure;
+	return hubsync_in_subtransaction(run_record_step, &step);
 }
 
 /* record_local_failure -- dead-letter a record whose outcome failed to save */

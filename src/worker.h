@@ -30,6 +30,7 @@ extern SPIPlanPtr hubsync_keep_plan(SPIPlanPtr *plan, const char *sql, int nargs
 									Oid *types);
 extern void hubsync_worker_end_xact(void);
 extern bool hubsync_transient_error(int sqlerrcode);
+extern ErrorData *hubsync_in_subtransaction(void (*fn) (void *), void *arg);
 
 /* each worker kind's main loop; none returns */
 extern void hubsync_push_main(void) pg_attribute_noreturn();
