@@ -16,7 +16,7 @@ are compared record by record and property by property: no record missing
 on either side, none duplicated, no value diverging, dead letters exactly
 for the invalid emails.  Prints a summary table; exits 1 on any difference.
 
-Short run (CI, via test/t/090_chaos.pl): --duration 40.  Long run: 1800.
+Short run (CI, via test/t/097_chaos.pl): --duration 30.  Long run: 1800.
 Runs as an unprivileged user with PostgreSQL's binaries in $PG_BIN.
 Usage: test/chaos.py [--duration S] [--seed N] [--apps N] [--reps N]
 """
