@@ -100,6 +100,8 @@ SELECT hubsync._push_done(:'gone', 'contacts', 'update', 9102, '{"lastname": "La
 SELECT email FROM hubspot.contacts WHERE hs_object_id IN (9101, 9102) ORDER BY 1;
 SELECT merged_id, survivor_id FROM hubsync.merges WHERE merged_id = 9101;
 SELECT subscription_type, object_id FROM hubsync.inbox WHERE event ->> 'changeSource' = 'HUBSYNC_REFRESH';
+DELETE FROM hubsync.inbox;
+DELETE FROM hubsync.merges;
 
 TRUNCATE hubsync.outbox, hubsync.dead_letters;
 DELETE FROM hubspot.contacts;

@@ -5986,4 +5986,24 @@ COMMENT ON FUNCTION hubsync._apply_fast(bigint[]) IS
   'API: private. Pull worker: applies plain propertyChange events set-based, a record per UPDATE, newest wins per property';
 REVOKE ALL ON FUNCTION hubsync._request_refresh(text, bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync._merged_away(text, bigint, bigint) FROM PUBLIC;
+-- _mirror_wire loses its OUT parameter found (PL/pgSQL's FOUND shadowed it:
+-- it was always NULL, and nothing read it)
+DROP FUNCTION hubsync._mirror_wire(text, uuid);
+-- The current mirror row of a record, as (hs_object_id, wire properties);
+-- both NULL when there is no such row.
+CREATE FUNCTION hubsync._mirror_wire(p_object_type text, p_hubsync_id uuid,
+	OUT hs_object_id bigint, OUT wire jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r jsonb;
+BEGIN
+	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE t.hubsync_id = $1', p_object_type)
+		INTO r USING p_hubsync_id;
+	hs_object_id := (r ->> 'hs_object_id')::bigint;
+	wire := CASE WHEN r IS NULL THEN NULL ELSE hubsync._wire_row(p_object_type, r) END;
+END
+$$;
+COMMENT ON FUNCTION hubsync._mirror_wire(text, uuid) IS
+  'API: private. A mirror row''s HubSpot id and wire properties';
+REVOKE ALL ON FUNCTION hubsync._mirror_wire(text, uuid) FROM PUBLIC;
 -- <<< convergence 3

@@ -482,16 +482,16 @@ LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'hubsync_wire_row';
 COMMENT ON FUNCTION hubsync._wire_row(text, jsonb) IS
   'API: private. All properties of a mirror row as HubSpot wire strings';
 
--- The current mirror row of a record, as (hs_object_id, wire properties).
+-- The current mirror row of a record, as (hs_object_id, wire properties);
+-- both NULL when there is no such row.
 CREATE FUNCTION hubsync._mirror_wire(p_object_type text, p_hubsync_id uuid,
-	OUT found boolean, OUT hs_object_id bigint, OUT wire jsonb)
+	OUT hs_object_id bigint, OUT wire jsonb)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r jsonb;
 BEGIN
 	EXECUTE format('SELECT to_jsonb(t) FROM hubspot.%I t WHERE t.hubsync_id = $1', p_object_type)
 		INTO r USING p_hubsync_id;
-	found := r IS NOT NULL;
 	hs_object_id := (r ->> 'hs_object_id')::bigint;
 	wire := CASE WHEN r IS NULL THEN NULL ELSE hubsync._wire_row(p_object_type, r) END;
 END
