@@ -393,9 +393,9 @@ apply_one(int64 id, Datum fetched, Datum failed_types, bool *retry_later)
 		return;
 	if (hubsync_transient_error(edata->sqlerrcode))
 	{
-		/* say, a lock an application's transaction holds */
+		/* say, a lock a claim or an application's transaction holds (routine) */
 		*retry_later = true;
-		ereport(LOG,
+		ereport(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ? DEBUG1 : LOG,
 				(errmsg("hubsync inbox event " INT64_FORMAT " must wait: %s", id, edata->message),
 				 errdetail("It stays pending and is applied in a later round.")));
 	}
