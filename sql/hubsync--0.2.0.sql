@@ -3101,7 +3101,7 @@ CREATE FUNCTION hubsync.quota_status(
 RETURNS record
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'hubsync_quota_status';
 COMMENT ON FUNCTION hubsync.quota_status() IS
-  'The shared HubSpot budget now (rolling 10-second window, UTC day, search second: used, limit, left; blocked_until after a 429) and request counters since server start';
+  'The shared HubSpot budget now (rolling 10-second window, the account''s day (hubsync.account_timezone), search second: used, limit, left; blocked_until after a 429) and request counters since server start';
 
 -- Checks the alert thresholds (called by the housekeeping round): auth
 -- refused, oldest pending change, inbound lag, daily quota.  Dead letters
@@ -3159,7 +3159,7 @@ BEGIN
 	IF v_pct > 0 THEN
 		SELECT * INTO q FROM hubsync.quota_status();
 		IF q.daily_limit > 0 AND q.daily_used >= q.daily_limit * v_pct / 100 THEN
-			n := n + hubsync._alert('daily_quota', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+			n := n + hubsync._alert('daily_quota', to_char(now() AT TIME ZONE coalesce(current_setting('hubsync.account_timezone', true), 'UTC'), 'YYYY-MM-DD'),
 				jsonb_build_object('daily_used', q.daily_used, 'daily_limit', q.daily_limit,
 				                   'threshold_percent', v_pct))::integer;
 		END IF;
