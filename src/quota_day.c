@@ -42,7 +42,9 @@ local_day(pg_time_t t, const pg_tz *tz)
 
 /*
  * first_after -- the first second in (lo, hi] whose local date is later
- * than day (local dates only grow with time; hi's must be later).
+ * than day; hi's must be.  Local dates grow with time, except across a
+ * rare clock change back over midnight, where this finds one of the two
+ * boundaries (the shared count only ever moves forward, see quota.c).
  */
 static pg_time_t
 first_after(pg_time_t lo, pg_time_t hi, int64 day, const pg_tz *tz)
