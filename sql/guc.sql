@@ -44,6 +44,8 @@ ALTER SYSTEM SET hubsync.reconcile_at = '6am';
 ALTER SYSTEM SET hubsync.request_timeout = '10 parsecs';
 ALTER SYSTEM SET hubsync.poll_interval = '0';
 ALTER SYSTEM SET hubsync.enabled = 'maybe';
+ALTER SYSTEM SET hubsync.account_timezone = 'Mars/Olympus_Mons';
+ALTER SYSTEM SET hubsync.account_timezone = '';
 
 -- units: time settings take PostgreSQL units
 ALTER SYSTEM SET hubsync.batch_linger = '200ms';
@@ -51,11 +53,13 @@ ALTER SYSTEM SET hubsync.poll_interval = '1h';
 ALTER SYSTEM SET hubsync.request_timeout = '30s';
 ALTER SYSTEM SET hubsync.webhook_max_body = '2MB';
 ALTER SYSTEM SET hubsync.reconcile_at = '';
+ALTER SYSTEM SET hubsync.account_timezone = 'America/New_York';
 ALTER SYSTEM RESET hubsync.batch_linger;
 ALTER SYSTEM RESET hubsync.poll_interval;
 ALTER SYSTEM RESET hubsync.request_timeout;
 ALTER SYSTEM RESET hubsync.webhook_max_body;
 ALTER SYSTEM RESET hubsync.reconcile_at;
+ALTER SYSTEM RESET hubsync.account_timezone;
 
 -- no setting holds a secret (a *_file setting holds a path, like ssl_key_file)
 SELECT count(*) AS secret_like_settings FROM pg_settings

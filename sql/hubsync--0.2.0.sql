@@ -3235,7 +3235,7 @@ CREATE FUNCTION hubsync.quota_status(
 RETURNS record
 LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'hubsync_quota_status';
 COMMENT ON FUNCTION hubsync.quota_status() IS
-  'The shared HubSpot budget now (rolling 10-second window, UTC day, search second: used, limit, left; blocked_until after a 429) and request counters since server start';
+  'The shared HubSpot budget now (rolling 10-second window, the account''s day (hubsync.account_timezone), search second: used, limit, left; blocked_until after a 429) and request counters since server start';
 
 -- Checks the alert thresholds (called by the housekeeping round): auth
 -- refused, oldest pending change, inbound lag, daily quota.  Dead letters
@@ -3293,7 +3293,7 @@ BEGIN
 	IF v_pct > 0 THEN
 		SELECT * INTO q FROM hubsync.quota_status();
 		IF q.daily_limit > 0 AND q.daily_used >= q.daily_limit * v_pct / 100 THEN
-			n := n + hubsync._alert('daily_quota', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+			n := n + hubsync._alert('daily_quota', to_char(now() AT TIME ZONE coalesce(current_setting('hubsync.account_timezone', true), 'UTC'), 'YYYY-MM-DD'),
 				jsonb_build_object('daily_used', q.daily_used, 'daily_limit', q.daily_limit,
 				                   'threshold_percent', v_pct))::integer;
 		END IF;
@@ -5086,3 +5086,45 @@ COMMENT ON COLUMN hubsync.changes.properties IS
 COMMENT ON COLUMN hubsync.changes.before IS
   'before: the same properties'' values HubSpot had, as last known to hubsync (NULL when unknown, e.g. a create)';
 
+
+-------------------------------------------------------------------------------
+-- Operations (issue 10): outbound changes announced on NOTIFY hubsync_changes
+-------------------------------------------------------------------------------
+-- Inbound changes are announced where they are applied, one notification per
+-- change; outbound ones (a push or an association change HubSpot accepted)
+-- the same way, by a trigger on the change feed, so every code path that
+-- records an 'out' row announces it.  The WHEN clause keeps inbound inserts
+-- free of the trigger.
+
+CREATE FUNCTION hubsync._notify_out_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	payload text;
+BEGIN
+	IF NEW.object_type = 'associations' THEN
+		payload := jsonb_build_object('object_type', 'associations', 'op', NEW.op, 'direction', 'out',
+			'from_type', NEW.properties -> 'from_type', 'from_id', NEW.properties -> 'from_id',
+			'to_type', NEW.properties -> 'to_type', 'to_id', NEW.properties -> 'to_id',
+			'type_id', NEW.properties -> 'type_id')::text;
+	ELSE
+		payload := jsonb_build_object('object_type', NEW.object_type, 'hubsync_id', NEW.hubsync_id,
+			'hs_object_id', NEW.hs_object_id, 'op', NEW.op, 'direction', 'out',
+			'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(NEW.properties) k))::text;
+		IF octet_length(payload) > 7900 THEN
+			payload := jsonb_build_object('object_type', NEW.object_type, 'hubsync_id', NEW.hubsync_id,
+				'hs_object_id', NEW.hs_object_id, 'op', NEW.op, 'direction', 'out',
+				'changed', NULL, 'truncated', true)::text;
+		END IF;
+	END IF;
+	PERFORM pg_notify('hubsync_changes', payload);
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION hubsync._notify_out_change() IS
+  'API: private. Trigger: NOTIFY hubsync_changes for a change HubSpot accepted (direction out)';
+REVOKE ALL ON FUNCTION hubsync._notify_out_change() FROM PUBLIC;
+
+CREATE TRIGGER hubsync_notify_out AFTER INSERT ON hubsync.changes
+	FOR EACH ROW WHEN (NEW.direction = 'out') EXECUTE FUNCTION hubsync._notify_out_change();
+COMMENT ON TRIGGER hubsync_notify_out ON hubsync.changes IS
+  'Announces outbound changes on NOTIFY hubsync_changes (inbound ones are announced where they are applied)';

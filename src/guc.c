@@ -17,6 +17,7 @@
 #include <ctype.h>
 
 #include "miscadmin.h"
+#include "pgtime.h"
 #include "utils/guc.h"
 
 char	   *hubsync_database = NULL;
@@ -57,6 +58,7 @@ int			hubsync_alert_interval = 300;
 int			hubsync_alert_pending_age = 900;
 int			hubsync_alert_inbound_lag = 300;
 int			hubsync_alert_daily_quota = 90;
+char	   *hubsync_account_timezone = NULL;
 int			hubsync_enrichment_batch_interval = 300;
 int			hubsync_enrichment_max_attempts = 5;
 int			hubsync_enrichment_max_inflight = 8;
@@ -161,6 +163,46 @@ check_reconcile_at(char **newval, void **extra, GucSource source)
 	GUC_check_errmsg("invalid value for hubsync.reconcile_at: \"%s\"", v);
 	GUC_check_errhint("Use a time of day as HH:MM (24-hour clock), or an empty string to turn the daily reconciliation off.");
 	return false;
+}
+
+/*
+ * check_account_timezone -- a time zone PostgreSQL knows (as for the
+ * TimeZone setting: a name from pg_timezone_names or a POSIX spec); the
+ * zone found is handed to assign_account_timezone
+ */
+static bool
+check_account_timezone(char **newval, void **extra, GucSource source)
+{
+	pg_tz	   *tz = (*newval && **newval) ? pg_tzset(*newval) : NULL;
+	const pg_tz **found;
+
+	if (tz == NULL)
+	{
+		GUC_check_errmsg("invalid value for hubsync.account_timezone: \"%s\"",
+						 *newval ? *newval : "");
+		GUC_check_errdetail("PostgreSQL knows no time zone of that name.");
+		GUC_check_errhint("Use the HubSpot account's time zone as named in pg_timezone_names, such as 'America/New_York' or 'Europe/Berlin'.");
+		return false;
+	}
+	if (!pg_tz_acceptable(tz))
+	{
+		GUC_check_errmsg("time zone \"%s\" appears to use leap seconds", *newval);
+		GUC_check_errhint("Use the same zone without leap seconds (not from the \"right/\" directory).");
+		return false;
+	}
+	found = malloc(sizeof(pg_tz *));
+	if (found == NULL)
+		return false;
+	*found = tz;
+	*extra = found;
+	return true;
+}
+
+/* assign_account_timezone -- quota_day.c counts the days in this zone */
+static void
+assign_account_timezone(const char *newval, void *extra)
+{
+	hubsync_account_tz = *(const pg_tz **) extra;
 }
 
 /*
@@ -431,4 +473,11 @@ define_operations_gucs(void)
 							"0 turns the alert off.",
 							&hubsync_alert_daily_quota, 90, 0, 100,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("hubsync.account_timezone",
+							   "Time zone of the HubSpot account: its daily request allowance resets at midnight there.",
+							   "The daily budget (hubsync.daily_limit) starts again, and a DAILY 429 parks the workers, until midnight in this zone.",
+							   &hubsync_account_timezone, "UTC",
+							   PGC_SIGHUP, 0, check_account_timezone,
+							   assign_account_timezone, NULL);
 }

@@ -68,6 +68,7 @@ extern int	hubsync_alert_interval;
 extern int	hubsync_alert_pending_age;
 extern int	hubsync_alert_inbound_lag;
 extern int	hubsync_alert_daily_quota;
+extern char *hubsync_account_timezone;
 
 extern void hubsync_define_gucs(void);
 

@@ -248,7 +248,8 @@ apply_results(PushBatch *b, JsonbContainer *root)
 
 /*
  * rate_limit_delay -- how long a 429 asks us to wait: a second for the
- * search/secondly limit, until tomorrow for the daily one, the 10 s window
+ * search/secondly limit, until midnight in the account's time zone
+ * (hubsync.account_timezone) for the daily one, the 10 s window
  * otherwise.
  */
 static long
@@ -256,10 +257,11 @@ rate_limit_delay(const char *policy, const char *message)
 {
 	if (policy && strcmp(policy, "DAILY") == 0)
 	{
-		int64		now = GetCurrentTimestamp() / 1000;
-		int64		day = (int64) 24 * 3600 * 1000;
+		int64		now = hubsync_now_ms();
+		int64		next_day_ms;
 
-		return (long) (day - now % day);
+		(void) hubsync_quota_day(now, &next_day_ms);	/* account's midnight */
+		return (long) (next_day_ms - now);
 	}
 	if ((policy && strcmp(policy, "SECONDLY") == 0) ||
 		(message && strstr(message, "secondly") != NULL))

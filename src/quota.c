@@ -30,7 +30,6 @@
 #define WINDOW_GUARD_MS 100		/* slack for requests that arrive late */
 #define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
 #define REALTIME_QUIET_MS 2000	/* no real-time demand this long: bulk may take the reserve */
-#define DAY_MS (24 * 3600 * (int64) 1000)
 
 /* hubsync_now_ms -- wall clock in milliseconds since the Unix epoch */
 int64
@@ -101,21 +100,22 @@ hubsync_quota_acquire(HubsyncQuotaClass cls)
 	HubsyncQuota *q = &hubsync_shared->quota;
 	int64		now = hubsync_now_ms();
 	long		wait = 0;
-	int64		day = now / DAY_MS;
+	int64		next_day_ms;
+	int64		day_start = hubsync_quota_day(now, &next_day_ms);
 
 	SpinLockAcquire(&q->lock);
 	expire(q, now);
 	if (cls != HUBSYNC_QUOTA_BULK && cls != HUBSYNC_QUOTA_SEARCH)
 		q->realtime_wanted = now;
-	if (q->daily_day != day)
+	if (day_start > q->daily_start) /* a new day began: see quota_day.c */
 	{
-		q->daily_day = day;
+		q->daily_start = day_start;
 		q->daily_used = 0;
 	}
 	if (now < q->daily_blocked_until)
 		wait = (long) (q->daily_blocked_until - now);
 	else if (hubsync_daily_limit > 0 && q->daily_used >= hubsync_daily_limit)
-		wait = (long) ((day + 1) * DAY_MS - now);
+		wait = (long) (next_day_ms - now);
 	else if (now < q->blocked_until)
 		wait = (long) (q->blocked_until - now);
 	else if (cls == HUBSYNC_QUOTA_SEARCH)
@@ -159,7 +159,9 @@ hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 {
 	HubsyncQuota *q = &hubsync_shared->quota;
 	int64		now = hubsync_now_ms();
+	int64		next_day_ms;
 
+	(void) hubsync_quota_day(now, &next_day_ms);
 	SpinLockAcquire(&q->lock);
 	if (status >= 200 && status < 300)
 		q->responses_2xx++;
@@ -185,7 +187,7 @@ hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 		}
 	}
 	if (rl_daily_remaining == 0)
-		q->daily_blocked_until = (now / DAY_MS + 1) * DAY_MS;
+		q->daily_blocked_until = next_day_ms;
 	SpinLockRelease(&q->lock);
 }
 
@@ -198,10 +200,12 @@ hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls)
 {
 	HubsyncQuota *q = &hubsync_shared->quota;
 	int64		now = hubsync_now_ms();
+	int64		next_day_ms;
 
+	(void) hubsync_quota_day(now, &next_day_ms);
 	SpinLockAcquire(&q->lock);
 	if (policy && strcmp(policy, "DAILY") == 0)
-		q->daily_blocked_until = (now / DAY_MS + 1) * DAY_MS;
+		q->daily_blocked_until = next_day_ms;	/* the account's midnight */
 	else if (cls == HUBSYNC_QUOTA_SEARCH ||
 			 (policy && strcmp(policy, "SECONDLY") == 0))
 		q->search_blocked_until = now + 1000;
@@ -232,6 +236,7 @@ hubsync_quota_snapshot(HubsyncQuotaSnapshot *out)
 	HubsyncQuota *q = &hubsync_shared->quota;
 	int64		now = hubsync_now_ms();
 	int64		blocked;
+	int64		day_start = hubsync_quota_day(now, NULL);
 
 	memset(out, 0, sizeof(*out));
 	SpinLockAcquire(&q->lock);
@@ -240,7 +245,7 @@ hubsync_quota_snapshot(HubsyncQuotaSnapshot *out)
 	out->window_limit = window_limit(q, HUBSYNC_QUOTA_REALTIME, hubsync_now_ms());
 	out->search_used = q->search_count;
 	out->search_limit = Min(hubsync_search_rate, HUBSYNC_SEARCH_RING);
-	out->daily_used = (q->daily_day == now / DAY_MS) ? q->daily_used : 0;
+	out->daily_used = (q->daily_start >= day_start) ? q->daily_used : 0;
 	out->daily_limit = hubsync_daily_limit;
 	blocked = Max(q->blocked_until, q->daily_blocked_until);
 	out->blocked_until = blocked > now ? blocked : 0;

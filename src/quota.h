@@ -36,7 +36,7 @@ typedef struct HubsyncQuota
 	int64		blocked_until;	/* ms; after a 429 nobody sends before */
 	int64		search_blocked_until;
 	int			header_max;		/* X-HubSpot-RateLimit-Max seen, 0 = none */
-	int64		daily_day;		/* day number the daily count is for */
+	int64		daily_start;	/* ms; start of the account's day counted */
 	int64		daily_used;
 	int64		daily_blocked_until;
 	int64		realtime_wanted;	/* ms; last time real-time work asked */
@@ -78,5 +78,9 @@ extern void hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls);
 extern void hubsync_quota_count_retry(void);
 extern void hubsync_quota_snapshot(HubsyncQuotaSnapshot *out);
 extern int64 hubsync_now_ms(void);
+
+/* the account's day (quota_day.c): HubSpot's daily allowance resets at its midnight */
+extern const pg_tz *hubsync_account_tz;
+extern int64 hubsync_quota_day(int64 now_ms, int64 *next_day_ms);
 
 #endif							/* HUBSYNC_QUOTA_H */
