@@ -2,7 +2,8 @@
 """Convergence under chaos (issue 11).
 
 For --duration seconds, everything goes wrong at once:
-  * app sessions insert, update and delete contacts and deals, some in large
+  * app sessions insert, update and delete contacts, deals, invoices and
+    contact-deal associations, some in large
     transactions, each tagged with its own hubsync.origin; a few inserts carry
     an invalid email (a fault meant to be permanent: it must dead-letter);
   * "reps" in the fake HubSpot create, edit, delete, restore and merge the
@@ -40,8 +41,11 @@ from lib import Cluster, Fake, free_port  # noqa: E402
 COMPARED = {
     "contacts": ["email", "firstname", "lastname", "company", "jobtitle", "city"],
     "deals": ["dealname", "amount", "dealstage", "pipeline"],
+    "invoices": ["hs_invoice_status", "hs_amount_billed", "hs_currency"],
 }
-NUMERIC = {("deals", "amount")}
+NUMERIC = {("deals", "amount"), ("invoices", "hs_amount_billed")}
+INVOICE_STATUSES = ["draft", "open", "paid", "voided"]
+ASSOC_SWEEP_S = 10
 STAGES = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled",
           "decisionmakerboughtin", "contractsent", "closedwon", "closedlost"]
 FAULTS = {"429": 0.10, "500": 0.02, "502": 0.01, "503": 0.01, "504": 0.01,
@@ -85,6 +89,7 @@ class Chaos:
                            "hubsync.webhook_port": self.hook_port,
                            "hubsync.app_id": 54321, "hubsync.rate_limit": 190,
                            "hubsync.request_timeout": "%dms" % REQUEST_TIMEOUT_MS,
+                           "hubsync.poll_association_interval": "%ds" % ASSOC_SWEEP_S,
                            "restart_after_crash": "on", "max_connections": 50})
         self.pg.sql("CREATE EXTENSION hubsync")
         self.pg.sql("SELECT hubsync.set_credentials(access_token => 'test-token', "
@@ -107,6 +112,8 @@ class Chaos:
                 sql, kind = self.app_insert(rnd, ix, n, tag), "app inserts"
             elif op < 0.80:
                 sql, kind = self.app_update(rnd, tag), "app updates"
+            elif op < 0.86:
+                sql, kind = self.app_association(rnd), "app association changes"
             elif op < 0.92:
                 t = rnd.choice(list(COMPARED))
                 sql = ("DELETE FROM hubspot.%s WHERE hubsync_id IN (SELECT hubsync_id FROM "
@@ -127,8 +134,22 @@ class Chaos:
                 time.sleep(0.5)
             time.sleep(rnd.uniform(0.005, 0.05))
 
+    @staticmethod
+    def app_association(rnd):
+        """SQL linking a random contact to a random deal, or removing a link."""
+        if rnd.random() < 0.6:
+            return ("INSERT INTO hubspot.associations (from_type, from_hubsync_id, to_type, to_hubsync_id) "
+                    "SELECT 'contacts', c.hubsync_id, 'deals', d.hubsync_id "
+                    "FROM (SELECT hubsync_id FROM hubspot.contacts ORDER BY random() LIMIT 1) c, "
+                    "(SELECT hubsync_id FROM hubspot.deals ORDER BY random() LIMIT 1) d ON CONFLICT DO NOTHING")
+        return ("DELETE FROM hubspot.associations WHERE ctid IN (SELECT ctid FROM hubspot.associations "
+                "WHERE from_type = 'contacts' AND to_type = 'deals' ORDER BY random() LIMIT 1)")
+
     def app_insert(self, rnd, ix, n, tag):
-        """SQL inserting a few contacts (1 in 100 with an invalid email) or a deal."""
+        """SQL inserting a few contacts (1 in 100 with an invalid email), a deal or an invoice."""
+        if rnd.random() < 0.2:
+            return ("INSERT INTO hubspot.invoices (hs_currency, hs_amount_billed, hs_invoice_status) "
+                    "VALUES ('%s', %s, 'draft')" % (rnd.choice(["EUR", "USD"]), Decimal(rnd.randint(1, 10 ** 7)) / 100))
         if rnd.random() < 0.5:
             amount = Decimal(rnd.randint(-10 ** 9, 10 ** 9)) / 100
             return ("INSERT INTO hubspot.deals (dealname, amount, dealstage, pipeline) "
@@ -146,6 +167,10 @@ class Chaos:
     def app_update(self, rnd, tag):
         """SQL updating a few random contacts or deals."""
         k = rnd.randint(1, 10)
+        if rnd.random() < 0.2:
+            return ("UPDATE hubspot.invoices SET hs_invoice_status = '%s', hs_amount_billed = %s "
+                    "WHERE hubsync_id IN (SELECT hubsync_id FROM hubspot.invoices ORDER BY random() LIMIT %d)"
+                    % (rnd.choice(INVOICE_STATUSES), Decimal(rnd.randint(1, 10 ** 7)) / 100, k))
         if rnd.random() < 0.5:
             return ("UPDATE hubspot.contacts SET firstname = '%s', company = 'Co %d' WHERE hubsync_id IN "
                     "(SELECT hubsync_id FROM hubspot.contacts ORDER BY random() LIMIT %d)"
@@ -186,6 +211,12 @@ class Chaos:
                     t2, victim = deleted.pop(rnd.randrange(len(deleted)))
                     self.fake.call("POST", "/_fake/ui/%s/%s/restore" % (t2, victim), {})
                     self.stats.add("rep restores")
+                elif op < 0.975 and ids["contacts"] and ids["deals"]:
+                    self.fake.call("POST", "/_fake/ui/associations", {
+                        "fromObjectType": "contacts", "fromObjectId": rnd.choice(ids["contacts"]),
+                        "toObjectType": "deals", "toObjectId": rnd.choice(ids["deals"]),
+                        "remove": rnd.random() < 0.3})
+                    self.stats.add("rep association changes")
                 elif t == "contacts" and len(ids[t]) > 2:
                     a, b = rnd.sample(ids[t], 2)
                     self.fake.call("POST", "/_fake/ui/contacts/merge",
@@ -200,6 +231,8 @@ class Chaos:
         if t == "contacts":
             props = {"email": "rep%d-%d@rep.test" % (ix, n), "firstname": "Rep%d" % n,
                      "jobtitle": "Title %d" % n}
+        elif t == "invoices":
+            props = {"hs_currency": "EUR", "hs_amount_billed": "%d.75" % n, "hs_invoice_status": "draft"}
         else:
             props = {"dealname": "rep deal %d-%d" % (ix, n), "amount": "%d.5" % n,
                      "dealstage": rnd.choice(STAGES), "pipeline": "default"}
@@ -210,6 +243,8 @@ class Chaos:
         """A rep edits a record."""
         if t == "contacts":
             props = {"firstname": "rep%d-%d" % (ix, n), "jobtitle": "Title %d" % n}
+        elif t == "invoices":
+            props = {"hs_invoice_status": rnd.choice(INVOICE_STATUSES), "hs_amount_billed": "%d.50" % n}
         else:
             props = {"dealstage": rnd.choice(STAGES), "amount": "%d.25" % n,
                      "dealname": "rep edit %d" % n}
@@ -258,6 +293,8 @@ class Chaos:
         self.pg.sql("INSERT INTO hubspot.deals (dealname, amount, dealstage, pipeline) "
                     "SELECT 'seed ' || g, g * 10.5, 'appointmentscheduled', 'default' "
                     "FROM generate_series(1, 100) g")
+        self.pg.sql("INSERT INTO hubspot.invoices (hs_currency, hs_amount_billed, hs_invoice_status) "
+                    "SELECT 'EUR', g * 3.5, 'draft' FROM generate_series(1, 50) g")
         self.wait_quiet(120)
         self.fake.call("POST", "/_fake/faults", {"probability": FAULTS, "match": "/crm/"})
         threads = [threading.Thread(target=self.app_session, args=(i,)) for i in range(self.args.apps)]
@@ -275,6 +312,10 @@ class Chaos:
         started = time.time()
         quiet = self.wait_quiet(self.args.quiesce_timeout)
         self.stats.add("seconds to quiesce", int(time.time() - started))
+        # association changes search cannot show (a restored record's links)
+        # are the association sweep's to find: give it two rounds
+        time.sleep(2 * ASSOC_SWEEP_S)
+        quiet = self.wait_quiet(self.args.quiesce_timeout) and quiet
         return self.compare(quiet)
 
     def wait_quiet(self, timeout):
@@ -401,6 +442,26 @@ class Chaos:
                                  ("diverging", diverging), ("never synced (valid)", unexpected)):
                 if items:
                     problems.append("%s %s: %d, e.g. %s" % (t, label, len(items), items[:3]))
+        # associations, contact -> deal, both sides
+        local_pairs = set(tuple(x.split(":")) for x in self.pg.sql(
+            "SELECT from_id || ':' || to_id FROM hubspot.associations WHERE from_type = 'contacts' "
+            "AND to_type = 'deals' AND from_id IS NOT NULL AND to_id IS NOT NULL").split())
+        # (HubSpot keeps the links of a record in the recycle bin, for a
+        # restore; only links between live records count)
+        live_deals = set(str(r["id"]) for r in self.remote_rows("deals"))
+        remote_pairs = set()
+        for r in self.remote_rows("contacts"):
+            rec = self.fake.call("GET", "/_fake/records/contacts/%s" % r["id"])
+            for link in (rec.get("associations") or {}).get("deals", []):
+                if str(link["id"]) in live_deals:
+                    remote_pairs.add((str(r["id"]), str(link["id"])))
+        only_local, only_remote = sorted(local_pairs - remote_pairs), sorted(remote_pairs - local_pairs)
+        table.append(("contact-deal links", len(local_pairs), len(remote_pairs), len(only_remote),
+                      len(only_local), 0, 0))
+        if only_local or only_remote:
+            problems.append("associations differ: %d only here, %d only in HubSpot, e.g. %s %s"
+                            % (len(only_local), len(only_remote), only_local[:3], only_remote[:3]))
+            self.assoc_examples = (only_local + only_remote)[:3]
         dead = json.loads(self.pg.sql(
             "SELECT coalesce(json_agg(json_build_object('type', d.object_type, 'op', d.op, 'status', d.status, "
             "'category', d.category, 'message', d.message, 'properties', d.properties)), '[]') "
@@ -422,16 +483,17 @@ class Chaos:
             problems.append("the fake gave up delivering %d webhook events" % hooks["eventsDropped"])
         if not quiet:
             problems.append("never quiet: changes still queued at the end")
-        for need in ("app updates", "rep edits", "workers killed (kill -9)", "server restarts"):
+        for need in ("app updates", "rep edits", "app association changes", "rep association changes",
+                     "workers killed (kill -9)", "server restarts"):
             if self.stats.get(need) == 0:
                 problems.append("the run had no %s: too short to prove anything" % need)
 
         print("\nhubsync chaos run: %d s, seed %d, %d app sessions, %d reps"
               % (self.args.duration, self.args.seed, self.args.apps, self.args.reps))
-        print("%-10s %8s %8s %14s %16s %10s %9s" % ("type", "local", "remote", "missing local",
+        print("%-18s %8s %8s %14s %16s %10s %9s" % ("type", "local", "remote", "missing local",
                                                    "missing remote", "diverging", "unsynced"))
         for r in table:
-            print("%-10s %8d %8d %14d %16d %10d %9d" % r)
+            print("%-18s %8d %8d %14d %16d %10d %9d" % r)
         for k in sorted(self.stats.n):
             print("  %-40s %8d" % (k, self.stats.n[k]))
         print("  %-40s %8d" % ("429 answers", counters.get("total429", 0)))
@@ -447,6 +509,20 @@ class Chaos:
             print("\n" + "; ".join("%s %s" % (self.hms(at), what) for at, what in self.faults_log))
         for t, rid, prop in self.examples[:self.args.explain]:
             self.explain(t, rid, prop)
+        for c, d in getattr(self, "assoc_examples", []):
+            print("\n--- contact %s - deal %s" % (c, d))
+            print(self.pg.sql(
+                "SELECT string_agg(format('  inbox %%s %%s %%s removed=%%s -> %%s %%s (applied %%s)', i.occurred_at, "
+                "i.subscription_type, i.event ->> 'changeSource', i.event ->> 'associationRemoved', i.state, "
+                "coalesce(i.error, ''), to_char(i.applied_at, 'HH24:MI:SS.MS')), E'\\n' ORDER BY i.occurred_at) "
+                "FROM hubsync.inbox i WHERE i.subscription_type LIKE '%%associationChange' AND "
+                "((i.event ->> 'fromObjectId') IN ('%s', '%s') AND (i.event ->> 'toObjectId') IN ('%s', '%s'))"
+                % (c, d, c, d)))
+            print("  contact rows: %s; deal rows: %s; merges: %s" % (
+                self.pg.sql("SELECT count(*) FROM hubspot.contacts WHERE hs_object_id = %s" % c),
+                self.pg.sql("SELECT count(*) FROM hubspot.deals WHERE hs_object_id = %s" % d),
+                self.pg.sql("SELECT string_agg(merged_id || '->' || survivor_id, ',') FROM hubsync.merges "
+                            "WHERE survivor_id IN (%s, %s) OR merged_id IN (%s, %s)" % (c, d, c, d))))
         print("RESULT: %s" % ("converged" if not problems else "DIVERGED"), flush=True)
         return not problems
 
