@@ -32,7 +32,6 @@
  */
 #include "hubsync.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -41,7 +40,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "apply.h"
 #include "capture.h"
 #include "hubspot_api.h"

@@ -11,13 +11,11 @@
  */
 #include "hubsync.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-#include "utils/resowner.h"
 #include "capture.h"
 #include "json_util.h"
 #include "push.h"

@@ -242,7 +242,7 @@ hubsync_quota_snapshot(HubsyncQuotaSnapshot *out)
 	SpinLockAcquire(&q->lock);
 	expire(q, now);
 	out->window_used = q->count;
-	out->window_limit = window_limit(q, HUBSYNC_QUOTA_REALTIME, hubsync_now_ms());
+	out->window_limit = window_limit(q, HUBSYNC_QUOTA_REALTIME, now);
 	out->search_used = q->search_count;
 	out->search_limit = Min(hubsync_search_rate, HUBSYNC_SEARCH_RING);
 	out->daily_used = (q->daily_start >= day_start) ? q->daily_used : 0;
