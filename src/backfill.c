@@ -257,6 +257,17 @@ plan_streams(int64 first, int64 hi)
 	}
 }
 
+/* open_stream -- one stream reading the list on from after, to its end */
+static void
+open_stream(const char *after)
+{
+	Stream	   *s = &bf.streams[bf.nstreams++];
+
+	memset(s, 0, sizeof(*s));
+	s->after = after ? MemoryContextStrdup(bf.cxt, after) : NULL;
+	s->end = -1;
+}
+
 /*
  * plan_slowly -- the lowest and highest ids and the total from two
  * searches, each tried again on failure; one stream through the list when
@@ -274,14 +285,7 @@ plan_slowly(void)
 	if (search_edge(true, &lo, &total) && search_edge(false, &hi, &t2) && lo > 0 && hi >= lo)
 		plan_streams(lo, hi);
 	else if (total != 0)
-	{
-		/* no search (or no ids): one stream through the list */
-		Stream	   *s = &bf.streams[bf.nstreams++];
-
-		memset(s, 0, sizeof(*s));
-		s->after = NULL;
-		s->end = -1;
-	}
+		open_stream(NULL);		/* no search (or no ids): the whole list */
 	(void) save(NULL, -1, 0, total, bf.nstreams == 0, NULL);
 }
 
@@ -339,14 +343,7 @@ plan(void)
 		if (fp.next_after != NULL && is_number(fp.next_after))
 			plan_streams(strtoll(fp.next_after, NULL, 10), hi);
 		else if (fp.next_after != NULL)
-		{
-			/* a cursor we cannot cut: one stream on from it */
-			Stream	   *s = &bf.streams[bf.nstreams++];
-
-			memset(s, 0, sizeof(*s));
-			s->after = MemoryContextStrdup(bf.cxt, fp.next_after);
-			s->end = -1;
-		}
+			open_stream(fp.next_after); /* a cursor we cannot cut */
 		/* the streams start before the first page is applied */
 		(void) launch(Min(Max(hubsync_max_inflight, 1), MAX_STREAMS));
 		(void) save(fp.results, -1, 1, sp.total, bf.nstreams == 0, NULL);
@@ -567,19 +564,15 @@ finish_page(Stream *s, HubsyncHttpRequest *req)
 		int64		end = s->end;
 		bool		past_end = false;
 
-		if (end >= 0 && pg.nresults > 0)
+		if (pg.nresults > 0)
 		{
 			JsonbContainer *results = hubsync_json_get_container(&pg.body->root, "results");
+			int64		last = hubsync_record_id(hubsync_json_array_container(results, pg.nresults - 1));
 
-			past_end = hubsync_record_id(hubsync_json_array_container(results, pg.nresults - 1)) >= end;
-		}
-		if (pg.nresults >= 100)
-		{
-			JsonbContainer *results = hubsync_json_get_container(&pg.body->root, "results");
-
+			past_end = end >= 0 && last >= end;
 			/* how many ids a full page covers: a cut must leave a few pages */
-			bf.page_span = hubsync_record_id(hubsync_json_array_container(results, pg.nresults - 1)) -
-				hubsync_record_id(hubsync_json_array_container(results, 0)) + 1;
+			if (pg.nresults >= 100)
+				bf.page_span = last - hubsync_record_id(hubsync_json_array_container(results, 0)) + 1;
 		}
 		if (pg.next_after == NULL || past_end ||
 			(end >= 0 && is_number(pg.next_after) && strtoll(pg.next_after, NULL, 10) >= end))
