@@ -765,6 +765,9 @@ DECLARE
 	v_row_id bigint;
 	v_other uuid;
 BEGIN
+	SELECT string_agg(DISTINCT o.origin, ','), min(o.created_at) INTO v_origin, v_created
+	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
+	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	IF p_kind = 'update' AND p_hs_object_id IS NOT NULL THEN
 		EXECUTE format('SELECT (SELECT hs_object_id FROM hubspot.%1$I WHERE hubsync_id = $1),
 		                       (SELECT hubsync_id FROM hubspot.%1$I WHERE hs_object_id = $2 AND hubsync_id <> $1)',
@@ -773,9 +776,6 @@ BEGIN
 		IF v_other IS NOT NULL AND v_row_id IS DISTINCT FROM p_hs_object_id THEN
 			-- HubSpot answered for another record of ours: it merged ours
 			-- into it.  The write landed on the survivor, which is read again.
-			SELECT string_agg(DISTINCT o.origin, ',') INTO v_origin
-			FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
-			DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 			INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
 			VALUES ('out', p_object_type, p_hubsync_id, p_hs_object_id, p_kind, coalesce(v_origin, 'app'),
 			        coalesce(p_sent, '{}'));
@@ -798,9 +798,6 @@ BEGIN
 		JOIN hubsync.sync_state s ON s.hubsync_id = p_hubsync_id
 		WHERE (s.versions ->> v.key)::bigint > v.value::bigint;
 	END IF;
-	SELECT string_agg(DISTINCT o.origin, ','), min(o.created_at) INTO v_origin, v_created
-	FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
-	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	-- the change feed's before values: what HubSpot had, as last known
 	SELECT CASE WHEN p_kind = 'archive' THEN s.remote
 	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k)
