@@ -185,9 +185,8 @@ read_round(int limit, int64 **ids, List **plans)
  * Anything else is garbage, not "no such record": the events wait.
  */
 static bool
-answer_usable(HubsyncHttpRequest *req)
+answer_usable(Jsonb *body)
 {
-	Jsonb	   *body = hubsync_json_parse(req->response, req->response_len);
 	JsonbContainer *results;
 	int			n;
 
@@ -212,6 +211,33 @@ answer_usable(HubsyncHttpRequest *req)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * answer_failed_inputs -- whether a usable answer reports inputs that
+ * failed for another reason than "no such record" (a 207 whose errors
+ * say INTERNAL_ERROR, say).  Those records exist but were not read, so
+ * their events must wait rather than be skipped as deleted.
+ */
+static bool
+answer_failed_inputs(Jsonb *body)
+{
+	JsonbContainer *errors = hubsync_json_get_container(&body->root, "errors");
+	int			n;
+
+	if (errors == NULL || !JsonContainerIsArray(errors))
+		return false;
+	n = hubsync_json_array_size(errors);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbContainer *err = hubsync_json_array_container(errors, i);
+		char	   *category = err && JsonContainerIsObject(err) ?
+			hubsync_json_get_text(err, "category") : NULL;
+
+		if (category == NULL || strcmp(category, "OBJECT_NOT_FOUND") != 0)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -247,6 +273,7 @@ fetch_records(List *plans)
 			int			end = Min(start + HUBSYNC_BATCH_READ_MAX, p->nids);
 			StringInfoData body;
 			HubsyncHttpRequest *req;
+			Jsonb	   *answer;
 			long		wait;
 			int			k;
 
@@ -278,8 +305,10 @@ fetch_records(List *plans)
 			req->bearer = hubsync_access_token();
 			hubsync_http_perform(req);
 			hubsync_observe_response(req);
+			answer = (req->status == 200 || req->status == 207) && req->response ?
+				hubsync_json_parse(req->response, req->response_len) : NULL;
 			if ((req->status == 200 || req->status == 207) && req->response &&
-				!answer_usable(req))
+				!answer_usable(answer))
 			{
 				/* truncated, not UTF-8, too deep, not an object: unusable */
 				p->failed = true;
@@ -288,7 +317,15 @@ fetch_records(List *plans)
 								p->object_type),
 						 errhint("The events stay pending and are applied once the read succeeds.")));
 			}
-			else if ((req->status == 200 || req->status == 207) && req->response)
+			else if (answer != NULL && answer_failed_inputs(answer))
+			{
+				p->failed = true;
+				ereport(LOG,
+						(errmsg("hubsync could not read some %s records from HubSpot for webhook events: HTTP 207 with errors other than OBJECT_NOT_FOUND",
+								p->object_type),
+						 errhint("The events stay pending and are applied once the read succeeds.")));
+			}
+			else if (answer != NULL)
 			{
 				if (!first)
 					appendStringInfoChar(&out, ',');

@@ -66,6 +66,27 @@ for my $mode (@modes)
 	is(q1('SELECT count(*) FROM hubspot.deals') - $before, 1, "$mode: exactly once");
 }
 ok($node->log_contains('was not a valid list of records'), 'the unusable answers were logged');
+
+# --- the webhook read answers 207 with a transient per-input error: the
+# record exists, it was just not read.  Its events wait and apply later,
+# instead of being skipped as "no such record".
+{
+	my $before = q1('SELECT count(*) FROM hubspot.deals');
+	$fake->control('POST', 'faults', { queue => [ { partial207 => JSON::PP::true, failIndexes => [0],
+		category => 'INTERNAL_ERROR', match => '/deals/batch/read', count => 1 } ] });
+	my $deal = $fake->control('POST', 'ui/deals', { properties => { dealname => 'Deal 207', amount => '7',
+		dealstage => 'appointmentscheduled', pipeline => 'default' } });
+	my $id = $deal->{id};
+	$fake->control('POST', 'webhooks/flush', { timeoutMs => 30000 });
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM hubsync.inbox WHERE state = 'pending'"), '207: events applied in the end');
+	is(q1("SELECT dealname || '|' || amount FROM hubspot.deals WHERE hs_object_id = $id"),
+		'Deal 207|7', '207: the deal arrived whole');
+	is(q1('SELECT count(*) FROM hubspot.deals') - $before, 1, '207: exactly once');
+	ok($node->log_contains('HTTP 207 with errors other than OBJECT_NOT_FOUND'), '207: the failed read was logged');
+	is(q1("SELECT count(*) FROM hubsync.inbox WHERE object_id = $id AND state = 'skipped' AND error LIKE '%not found%'"), '0',
+		'207: no event of the deal was skipped');
+}
 is(q1("SELECT count(*) FROM hubsync.inbox WHERE state = 'failed'"), '0', 'no event failed for good');
 
 # --- nobody crashed
