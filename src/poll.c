@@ -409,6 +409,27 @@ archived_slice(PollType *t)
 }
 
 /*
+ * The association sweep's ingest of one batch read answer ($4) for the
+ * inputs of its request ($3).  An input with no result has no links;
+ * but one a 207 names in an error other than OBJECT_NOT_FOUND was not
+ * read at all, so it is left out (and if such an error names no input,
+ * the whole page is), rather than having its local links taken away.
+ */
+#define ASSOC_INGEST_SQL \
+	"WITH failed AS (" \
+	"  SELECT coalesce(e -> 'context' -> 'ids', e -> 'context' -> 'fromObjectId') AS ids " \
+	"  FROM jsonb_array_elements(coalesce($4::jsonb -> 'errors', '[]')) e " \
+	"  WHERE e ->> 'category' IS DISTINCT FROM 'OBJECT_NOT_FOUND'), " \
+	"failed_ids AS (" \
+	"  SELECT jsonb_array_elements_text(f.ids) AS id FROM failed f " \
+	"  WHERE jsonb_typeof(f.ids) = 'array') " \
+	"SELECT hubsync._ingest_associations($1, $2, " \
+	"  ARRAY(SELECT (i ->> 'id')::int8 FROM jsonb_array_elements($3::jsonb -> 'inputs') i " \
+	"        WHERE (i ->> 'id') NOT IN (SELECT id FROM failed_ids) " \
+	"          AND NOT EXISTS (SELECT 1 FROM failed f WHERE jsonb_typeof(f.ids) IS DISTINCT FROM 'array')), " \
+	"  $4::jsonb -> 'results')"
+
+/*
  * assoc_slice -- one slice of the association sweep from t's records:
  * each pair (t, other type) in turn, 100 mirrored ids per batch read.
  */
@@ -502,10 +523,7 @@ assoc_slice(PollType *t)
 			v4[2] = CStringGetTextDatum(body.data);
 			v4[3] = CStringGetTextDatum(req->response);
 			(void) hubsync_worker_sql("store association changes found",
-									  "SELECT hubsync._ingest_associations($1, $2, "
-									  "  ARRAY(SELECT (i ->> 'id')::int8 FROM jsonb_array_elements($3::jsonb -> 'inputs') i), "
-									  "  $4::jsonb -> 'results')",
-									  4, t4, v4, NULL, NULL);
+									  ASSOC_INGEST_SQL, 4, t4, v4, NULL, NULL);
 		}
 		else
 			ereport(LOG,

@@ -1,6 +1,6 @@
 """Associations v4 endpoints (notes 9.1) and association labels."""
 
-from .routes_crm import _batch, _err, _inputs, _src
+from .routes_crm import _batch, _err, _fault_error, _fault_fails, _inputs, _src
 from .util import ApiError, error_body, fail, now_ms
 
 
@@ -179,8 +179,13 @@ def batch_read(hub, req, fromObjectType, toObjectType):
     fot, tot = store.type_of(fromObjectType), store.type_of(toObjectType)
     started = now_ms()
     results, errors = [], []
-    for item in _ainputs(hub, req):
+    inputs = _ainputs(hub, req)
+    fails = _fault_fails(req, len(inputs))
+    for i, item in enumerate(inputs):
         key = str(item.get("id"))
+        if i in fails:
+            errors.append(_fault_error(req, {"fromObjectId": [key]}))
+            continue
         fid = _live(fot, key)
         to = _targets_json(hub, fot, fid, tot) if fid is not None else []
         if fid is None or (not to and hub.cfg["assocBatchReadMissingIsError"]):

@@ -96,6 +96,34 @@ $fake->control('POST', 'ui/associations', { fromObjectType => 'contacts', fromOb
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM hubspot.associations WHERE (from_id = $ct AND to_id = $co) OR (from_id = $co AND to_id = $ct)"),
 	'an association removed in HubSpot is removed here');
+
+# ---- the sweep's read fails for some inputs (207, not OBJECT_NOT_FOUND):
+# their links are unknown, not gone, so they stay ----
+my $ct2 = $seed->{firstId} + 3;
+$fake->control('POST', 'ui/associations', { fromObjectType => 'contacts', fromObjectId => $ct2,
+	toObjectType => 'companies', toObjectId => $co });
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM hubspot.associations WHERE from_type = 'contacts' AND from_id = $ct2 AND to_id = $co"),
+	'a second association is found');
+$fake->control('POST', 'faults', { queue => [ { partial207 => JSON::PP::true, failEvery => 1,
+	category => 'INTERNAL_ERROR', match => '/associations/contacts/companies/batch/read', count => 20 } ] });
+my $fired = 0;
+for (1 .. 300)
+{
+	$fired = $fake->control('GET', 'faults')->{fired};
+	last if $fired >= 1;
+	select(undef, undef, undef, 0.1);
+}
+ok($fired >= 1, 'the sweep\'s reads failed');
+my $after_fault = q1('SELECT now()');
+ok($node->poll_query_until('postgres',
+	"SELECT associations_at > '$after_fault' FROM hubsync.poll_state WHERE object_type = 'contacts'"),
+	'and the sweep went on to its end');
+$fake->control('POST', 'faults', { queue => [] });
+is(q1("SELECT count(*) FROM hubsync.inbox WHERE object_id = $ct2 AND (event ->> 'associationRemoved')::boolean"), 0,
+	'no link removal queued for inputs whose read failed');
+is(q1("SELECT count(*) FROM hubspot.associations WHERE from_type = 'contacts' AND from_id = $ct2 AND to_id = $co"), 1,
+	'the link is still here');
 # ---- floods: the trailing sweep would read every record once more ----
 q1("ALTER SYSTEM SET hubsync.poll_trailing_interval = '1h'");
 q1("ALTER SYSTEM SET hubsync.poll_association_interval = '1h'");
