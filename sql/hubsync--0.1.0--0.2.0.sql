@@ -4049,3 +4049,175 @@ CREATE TRIGGER hubsync_notify_out AFTER INSERT ON hubsync.changes
 COMMENT ON TRIGGER hubsync_notify_out ON hubsync.changes IS
   'Announces outbound changes on NOTIFY hubsync_changes (inbound ones are announced where they are applied)';
 -- <<< issue 10: outbound changes announced
+
+-- >>> convergence 4: a record never created in HubSpot is sent whole
+CREATE OR REPLACE FUNCTION hubsync._claim(p_limit integer, p_lease_seconds integer)
+RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
+               hs_object_id bigint, props jsonb, outbox_ids bigint[],
+               attempts integer, first_created timestamptz, solo boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	cand uuid[];
+	agg jsonb;
+	ot record;
+	r record;
+	known_id bigint;
+	sent jsonb;
+	finished bigint[] := '{}';
+BEGIN
+	-- 1. the records of the oldest pending changes
+	PERFORM set_config('enable_seqscan', 'off', true);
+	SELECT array_agg(s.hubsync_id ORDER BY s.first_id) INTO cand
+	FROM (SELECT c.hubsync_id, min(c.id) AS first_id
+	      FROM (SELECT o.id, o.hubsync_id
+	            FROM hubsync.outbox o
+	            WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+	            ORDER BY o.id
+	            LIMIT p_limit * 4
+	            FOR UPDATE SKIP LOCKED) c
+	      GROUP BY c.hubsync_id) s;
+	PERFORM set_config('enable_seqscan', 'on', true);
+	IF cand IS NULL THEN
+		RETURN;
+	END IF;
+
+	-- 2. without those in flight, in back-off or of a paused object type
+	SELECT array_agg(u.id ORDER BY u.ord) INTO cand
+	FROM (SELECT x.id, x.ord
+	      FROM unnest(cand) WITH ORDINALITY AS x(id, ord)
+	      WHERE NOT EXISTS (
+	              SELECT 1 FROM hubsync.outbox i
+	              LEFT JOIN hubsync.object_types t ON t.object_type = i.object_type
+	              WHERE i.hubsync_id = x.id
+	                AND (i.state = 'in_flight' OR i.next_attempt_at > now() OR t.paused))
+	      ORDER BY x.ord
+	      LIMIT p_limit) u;
+	IF cand IS NULL THEN
+		RETURN;
+	END IF;
+
+	-- 3. lease every pending change of those records, one summary each
+	WITH claimed AS (
+		UPDATE hubsync.outbox o
+		SET state = 'in_flight',
+		    lease_until = now() + make_interval(secs => p_lease_seconds),
+		    attempts = o.attempts + 1
+		WHERE o.hubsync_id = ANY (cand) AND o.state = 'pending'
+		RETURNING o.*
+	)
+	SELECT jsonb_agg(to_jsonb(s)) INTO agg
+	FROM (SELECT c.hubsync_id,
+	             min(c.object_type) AS object_type,
+	             array_agg(c.id ORDER BY c.id) AS ids,
+	             array_agg(c.id ORDER BY c.id) FILTER (WHERE c.op = 'archive') AS archive_ids,
+	             bool_or(c.op = 'create') AS has_create,
+	             bool_or(c.op = 'create' AND c.attempts > 1) AS create_tried,
+	             bool_or(c.op = 'archive') AS has_archive,
+	             max(c.hs_object_id) AS hs_object_id,
+	             array_remove(array_agg(DISTINCT x), NULL) AS changed,
+	             max(c.attempts) AS attempts,
+	             min(c.created_at) AS first_created,
+	             bool_or(c.solo) AS solo
+	      FROM claimed c LEFT JOIN LATERAL unnest(c.changed) x ON true
+	      GROUP BY c.hubsync_id) s;
+	IF agg IS NULL THEN
+		RETURN;
+	END IF;
+
+	-- 4. per object type, the current mirror rows and what HubSpot has
+	FOR ot IN
+		SELECT DISTINCT t.object_type, t.api_name
+		FROM jsonb_array_elements(agg) e
+		JOIN hubsync.object_types t ON t.object_type = e ->> 'object_type'
+	LOOP
+		FOR r IN EXECUTE format(
+			'SELECT c.*, t.hubsync_id IS NOT NULL AS row_found, t.hs_object_id AS row_hs_id,
+			        s.hs_object_id AS state_hs_id,
+			        CASE WHEN t.hubsync_id IS NOT NULL AND NOT c.has_archive
+			             THEN hubsync._props_to_send(hubsync._wire_row(%L, to_jsonb(t)),
+			                                         coalesce(c.changed, ''{}''),
+			                                         coalesce(s.remote, ''{}''),
+			                                         c.has_create OR coalesce(t.hs_object_id, s.hs_object_id,
+			                                                                  c.hs_object_id) IS NULL)
+			        END AS sent
+			 FROM jsonb_to_recordset($1) AS c(hubsync_id uuid, object_type text, ids bigint[],
+			      archive_ids bigint[], has_create boolean, create_tried boolean, has_archive boolean, hs_object_id bigint,
+			      changed text[], attempts integer, first_created timestamptz, solo boolean)
+			 LEFT JOIN hubspot.%I t ON t.hubsync_id = c.hubsync_id
+			 LEFT JOIN hubsync.sync_state s ON s.hubsync_id = c.hubsync_id
+			 WHERE c.object_type = %L
+			 ORDER BY c.ids[1]', ot.object_type, ot.object_type, ot.object_type)
+			USING agg
+		LOOP
+			hubsync_id := r.hubsync_id;
+			object_type := r.object_type;
+			api_name := ot.api_name;
+			outbox_ids := r.ids;
+			attempts := r.attempts;
+			first_created := r.first_created;
+			solo := coalesce(r.solo, false);
+			known_id := coalesce(r.row_hs_id, r.state_hs_id, r.hs_object_id);
+
+			IF r.has_archive THEN
+				IF known_id IS NULL THEN
+					-- never reached HubSpot (or created and deleted before it
+					-- left): nothing to archive
+					IF NOT r.create_tried THEN
+						finished := finished || r.ids;
+						CONTINUE;
+					END IF;
+					-- a create that may have been applied: upsert it first;
+					-- the archive waits, and follows once the id is known
+					UPDATE hubsync.outbox o
+					SET state = 'pending', lease_until = NULL, attempts = greatest(o.attempts - 1, 0)
+					WHERE o.id = ANY (r.archive_ids);
+					outbox_ids := ARRAY(SELECT unnest(r.ids) EXCEPT SELECT unnest(r.archive_ids));
+					kind := 'upsert';
+					hs_object_id := NULL;
+					props := jsonb_build_object('hubsync_id', r.hubsync_id::text);
+					RETURN NEXT;
+					CONTINUE;
+				ELSE
+					kind := 'archive';
+					hs_object_id := known_id;
+					props := NULL;
+					RETURN NEXT;
+					CONTINUE;
+				END IF;
+			END IF;
+
+			IF NOT r.row_found AND NOT r.has_archive THEN
+				-- the row is gone; its archive is a later change
+				finished := finished || r.ids;
+				CONTINUE;
+			END IF;
+			sent := coalesce(r.sent, '{}');
+			IF sent = '{}' AND NOT (r.has_create AND known_id IS NULL) THEN
+				finished := finished || r.ids;
+				CONTINUE;
+			END IF;
+
+			hs_object_id := known_id;
+			IF known_id IS NULL THEN
+				kind := 'upsert';
+				props := sent || jsonb_build_object('hubsync_id', r.hubsync_id::text);
+			ELSE
+				kind := 'update';
+				-- a create linked to an existing HubSpot record also claims it
+				props := CASE WHEN r.has_create
+				              THEN sent || jsonb_build_object('hubsync_id', r.hubsync_id::text)
+				              ELSE sent END;
+			END IF;
+			RETURN NEXT;
+		END LOOP;
+	END LOOP;
+
+	IF finished <> '{}' THEN
+		DELETE FROM hubsync.outbox o WHERE o.id = ANY (finished);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION hubsync._claim(integer, integer) IS
+  'API: private. Push worker: claims pending changes, coalesced per record, with what to send';
+
+-- <<< convergence 4

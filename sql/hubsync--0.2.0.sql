@@ -608,7 +608,9 @@ BEGIN
 			        CASE WHEN t.hubsync_id IS NOT NULL AND NOT c.has_archive
 			             THEN hubsync._props_to_send(hubsync._wire_row(%L, to_jsonb(t)),
 			                                         coalesce(c.changed, ''{}''),
-			                                         coalesce(s.remote, ''{}''), c.has_create)
+			                                         coalesce(s.remote, ''{}''),
+			                                         c.has_create OR coalesce(t.hs_object_id, s.hs_object_id,
+			                                                                  c.hs_object_id) IS NULL)
 			        END AS sent
 			 FROM jsonb_to_recordset($1) AS c(hubsync_id uuid, object_type text, ids bigint[],
 			      archive_ids bigint[], has_create boolean, create_tried boolean, has_archive boolean, hs_object_id bigint,

@@ -313,10 +313,30 @@ class Chaos:
         quiet = self.wait_quiet(self.args.quiesce_timeout)
         self.stats.add("seconds to quiesce", int(time.time() - started))
         # association changes search cannot show (a restored record's links)
-        # are the association sweep's to find: give it two rounds
-        time.sleep(2 * ASSOC_SWEEP_S)
-        quiet = self.wait_quiet(self.args.quiesce_timeout) and quiet
+        # are the association sweep's to find: wait for one that started
+        # after the load ended (the second to end after now)
+        swept = self.wait_swept(self.args.quiesce_timeout) and self.wait_swept(self.args.quiesce_timeout)
+        self.stats.add("seconds to quiesce and sweep associations", int(time.time() - started))
+        quiet = self.wait_quiet(self.args.quiesce_timeout) and quiet and swept
         return self.compare(quiet)
+
+    def wait_swept(self, timeout):
+        """Wait until every type's association sweep has ended after now."""
+        mark = self.pg.sql("SELECT now()")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                behind = self.pg.sql(
+                    "SELECT count(*) FROM hubsync.poll_state s "
+                    "WHERE s.object_type IN (SELECT DISTINCT from_type FROM hubsync._association_pairs()) "
+                    "  AND coalesce(s.associations_at <= '%s', true)" % mark)
+            except RuntimeError:
+                behind = "1"
+            if behind == "0":
+                return True
+            time.sleep(1)
+        print("the association sweep did not end within %d s" % timeout)
+        return False
 
     def wait_quiet(self, timeout):
         """Wait until nothing is queued on either side, twice in a row."""

@@ -114,6 +114,28 @@ like($sql->("SELECT request::text FROM hubsync.dead_letters WHERE hubsync_id = '
 	'dead letter keeps the request');
 is(scalar(grep { in_hubspot($_) } @ok), 3, 'the rest of the batch reached HubSpot');
 
+# a record whose create was refused is never created piecemeal: a later
+# update sends the whole row again (refused again while the email is bad),
+# and once the app fixes the email the record arrives whole
+my $refused_create = $sql->("INSERT INTO hubspot.contacts (email, firstname, city)
+	VALUES ('not-an-email', 'Whole', 'Town') RETURNING hubsync_id");
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM hubsync.dead_letters WHERE hubsync_id = '$refused_create'"), 'a bad email: dead-lettered');
+$sql->("UPDATE hubspot.contacts SET firstname = 'Whole2' WHERE hubsync_id = '$refused_create'");
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM hubsync.dead_letters WHERE hubsync_id = '$refused_create'"),
+	'a later update of it: refused again');
+my $resent = $sql->("SELECT request::text FROM hubsync.dead_letters WHERE hubsync_id = '$refused_create' ORDER BY id DESC LIMIT 1");
+ok($resent =~ /not-an-email/ && $resent =~ /Town/, 'the update carried the whole row');
+is(scalar(grep { ($_->{properties}{hubsync_id} // '') eq $refused_create }
+		@{ $fake->control('GET', 'records/contacts?limit=1000')->{results} }), 0,
+	'no record was created without its email');
+$sql->("UPDATE hubspot.contacts SET email = 'fixed\@example.com' WHERE hubsync_id = '$refused_create'");
+ok(HubSync::Node::wait_outbox_empty($node), 'the fixed record was pushed');
+my $whole = in_hubspot($refused_create);
+is(join('|', map { $whole->{properties}{$_} // '' } qw(email firstname city)), 'fixed@example.com|Whole2|Town',
+	'it arrived whole');
+
 # 404: a rep deleted the record in HubSpot meanwhile.  Not a fault: the
 # deletion wins, the update is dropped and recorded as a conflict, nothing
 # is dead-lettered and nothing recreates the record.
