@@ -2351,7 +2351,8 @@ BEGIN
 	IF p_privacy THEN
 		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
 		PERFORM pg_notify('hubsync_changes', jsonb_build_object('object_type', p_object_type,
-			'hubsync_id', v_hid, 'hs_object_id', p_id, 'op', 'delete', 'changed', '[]'::jsonb)::text);
+			'hubsync_id', v_hid, 'hs_object_id', p_id, 'op', 'delete', 'direction', 'in',
+			'changed', '[]'::jsonb)::text);
 	ELSE
 		PERFORM hubsync._record_in_change(p_object_type, v_hid, p_id, 'delete', '{}', NULL);
 	END IF;
@@ -2469,11 +2470,11 @@ BEGIN
 	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
 	VALUES ('in', p_object_type, p_hubsync_id, p_hs_object_id, p_op, 'hubspot', coalesce(p_props, '{}'), v_before);
 	payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
-		'hs_object_id', p_hs_object_id, 'op', p_op,
+		'hs_object_id', p_hs_object_id, 'op', p_op, 'direction', 'in',
 		'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(coalesce(p_props, '{}')) k))::text;
 	IF octet_length(payload) > 7900 THEN
 		payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
-			'hs_object_id', p_hs_object_id, 'op', p_op, 'changed', NULL, 'truncated', true)::text;
+			'hs_object_id', p_hs_object_id, 'op', p_op, 'direction', 'in', 'changed', NULL, 'truncated', true)::text;
 	END IF;
 	PERFORM pg_notify('hubsync_changes', payload);
 END
@@ -2617,7 +2618,7 @@ COMMENT ON FUNCTION hubsync._read_properties(text) IS
 -- twice from queuing twice.  A record without a local row is inserted as
 -- a webhook creation would be.  Must run with the capture trigger off
 -- (the pull worker or hubsync.reconcile).
-CREATE FUNCTION hubsync._ingest_records(p_object_type text, p_records jsonb, p_source text,
+CREATE OR REPLACE FUNCTION hubsync._ingest_records(p_object_type text, p_records jsonb, p_source text,
 	OUT inserted integer, OUT linked integer, OUT events integer)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET work_mem = '32MB' AS $$
 DECLARE
@@ -2736,7 +2737,7 @@ BEGIN
 				SELECT 'in', $2, agg.hid, agg.id, 'insert', 'hubspot', agg.wire FROM agg
 			)
 			SELECT count(pg_notify('hubsync_changes', jsonb_build_object('object_type', $2,
-			           'hubsync_id', agg.hid, 'hs_object_id', agg.id, 'op', 'insert',
+			           'hubsync_id', agg.hid, 'hs_object_id', agg.id, 'op', 'insert', 'direction', 'in',
 			           'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(agg.wire) k))::text))
 			FROM agg$q$, p_object_type)
 			INTO inserted USING v_new, p_object_type;
@@ -3962,7 +3963,7 @@ BEGIN
 				SELECT '{"op": "update", "changed": '
 				       || CASE WHEN upd.nprops = 1 THEN jsonb_build_array(upd.prop1)
 				               ELSE (SELECT to_jsonb(array_agg(k ORDER BY k)) FROM jsonb_object_keys(upd.changed) k) END::text
-				       || ', "hubsync_id": "' || upd.hubsync_id::text || '", "object_type": ' || %5$L
+				       || ', "direction": "in", "hubsync_id": "' || upd.hubsync_id::text || '", "object_type": ' || %5$L
 				       || ', "hs_object_id": ' || coalesce(upd.object_id::text, 'null') || '}' AS payload,
 				       upd.hubsync_id AS hid, upd.object_id
 				FROM upd WHERE upd.changed <> '{}'
@@ -3972,7 +3973,7 @@ BEGIN
 			       (SELECT count(pg_notify('hubsync_changes',
 			                   CASE WHEN octet_length(n.payload) > 7900
 			                        THEN jsonb_build_object('object_type', $3, 'hubsync_id', n.hid,
-			                                 'hs_object_id', n.object_id, 'op', 'update', 'changed', NULL,
+			                                 'hs_object_id', n.object_id, 'op', 'update', 'direction', 'in', 'changed', NULL,
 			                                 'truncated', true)::text
 			                        ELSE n.payload END)) FROM n)
 			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''), coalesce(v_cc, 'NULL'),
@@ -4221,3 +4222,73 @@ COMMENT ON FUNCTION hubsync._claim(integer, integer) IS
   'API: private. Push worker: claims pending changes, coalesced per record, with what to send';
 
 -- <<< convergence 4
+
+-- >>> inbound changes announced with direction in
+CREATE OR REPLACE FUNCTION hubsync._apply_association(p_object_type text, p_event jsonb,
+	OUT outcome text, OUT note text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_from bigint := (p_event ->> 'fromObjectId')::bigint;
+	v_to bigint := (p_event ->> 'toObjectId')::bigint;
+	v_word text := substring(p_event ->> 'associationType' FROM '_TO_(.*)$');
+	v_from_word text := substring(p_event ->> 'associationType' FROM '^(.*)_TO_');
+	v_to_type text;
+	v_type integer := (p_event ->> 'associationTypeId')::integer;
+	v_primary boolean := coalesce((p_event ->> 'isPrimaryAssociation')::boolean, false);
+	v_category text := coalesce(p_event ->> 'associationCategory', 'HUBSPOT_DEFINED');
+	v_n integer;
+BEGIN
+	IF p_event ? 'toObjectTypeId' THEN
+		SELECT t.object_type INTO v_to_type FROM hubsync.object_types t
+		WHERE t.object_type_id = p_event ->> 'toObjectTypeId';
+	ELSE
+		SELECT t.object_type INTO v_to_type FROM hubsync.object_types t
+		WHERE upper(t.webhook_prefix) = v_word OR upper(t.object_type) = v_word OR upper(t.object_type) = v_word || 'S'
+		ORDER BY t.webhook_prefix IS NULL LIMIT 1;
+	END IF;
+	IF v_type IS NULL THEN
+		SELECT m.id INTO v_type FROM (VALUES
+			('CONTACT', 'COMPANY', true, 1), ('COMPANY', 'CONTACT', true, 2),
+			('CONTACT', 'COMPANY', false, 279), ('COMPANY', 'CONTACT', false, 280),
+			('DEAL', 'CONTACT', false, 3), ('CONTACT', 'DEAL', false, 4),
+			('DEAL', 'COMPANY', true, 5), ('COMPANY', 'DEAL', true, 6),
+			('DEAL', 'COMPANY', false, 341), ('COMPANY', 'DEAL', false, 342),
+			('CONTACT', 'TICKET', false, 15), ('TICKET', 'CONTACT', false, 16),
+			('DEAL', 'LINE_ITEM', false, 19), ('LINE_ITEM', 'DEAL', false, 20),
+			('TICKET', 'COMPANY', false, 339), ('COMPANY', 'TICKET', false, 340),
+			('TICKET', 'COMPANY', true, 26), ('COMPANY', 'TICKET', true, 25),
+			('DEAL', 'TICKET', false, 27), ('TICKET', 'DEAL', false, 28)
+		) AS m(f, t, p, id)
+		WHERE m.f = v_from_word AND m.t = v_word AND m.p = v_primary;
+	END IF;
+	IF v_to_type IS NULL OR v_type IS NULL OR v_from IS NULL OR v_to IS NULL THEN
+		outcome := 'skipped'; note := 'association type not known to hubsync';
+		RETURN;
+	END IF;
+	IF coalesce((p_event ->> 'associationRemoved')::boolean, false) THEN
+		DELETE FROM hubspot.associations a
+		WHERE a.from_type = p_object_type AND a.from_id = v_from
+		  AND a.to_type = v_to_type AND a.to_id = v_to AND a.type_id = v_type;
+	ELSE
+		INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id, type_id, category)
+		VALUES (p_object_type, v_from, v_to_type, v_to, v_type, v_category)
+		ON CONFLICT DO NOTHING;
+	END IF;
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	IF v_n > 0 THEN
+		PERFORM pg_notify('hubsync_changes', jsonb_build_object('object_type', 'associations',
+			'op', CASE WHEN (p_event ->> 'associationRemoved')::boolean THEN 'delete' ELSE 'insert' END,
+			'direction', 'in', 'from_type', p_object_type, 'from_id', v_from, 'to_type', v_to_type, 'to_id', v_to,
+			'type_id', v_type)::text);
+		INSERT INTO hubsync.changes (direction, object_type, hs_object_id, op, origin, properties)
+		VALUES ('in', 'associations', v_from,
+		        CASE WHEN (p_event ->> 'associationRemoved')::boolean THEN 'delete' ELSE 'insert' END,
+		        'hubspot', jsonb_build_object('from_type', p_object_type, 'from_id', v_from,
+		        'to_type', v_to_type, 'to_id', v_to, 'type_id', v_type));
+	END IF;
+	outcome := 'applied';
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_association(text, jsonb) IS
+  'API: private. Applies an associationChange event to hubspot.associations';
+-- <<< inbound changes announced with direction in

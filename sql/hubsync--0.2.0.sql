@@ -1453,11 +1453,11 @@ BEGIN
 	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
 	VALUES ('in', p_object_type, p_hubsync_id, p_hs_object_id, p_op, 'hubspot', coalesce(p_props, '{}'), v_before);
 	payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
-		'hs_object_id', p_hs_object_id, 'op', p_op,
+		'hs_object_id', p_hs_object_id, 'op', p_op, 'direction', 'in',
 		'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(coalesce(p_props, '{}')) k))::text;
 	IF octet_length(payload) > 7900 THEN
 		payload := jsonb_build_object('object_type', p_object_type, 'hubsync_id', p_hubsync_id,
-			'hs_object_id', p_hs_object_id, 'op', p_op, 'changed', NULL, 'truncated', true)::text;
+			'hs_object_id', p_hs_object_id, 'op', p_op, 'direction', 'in', 'changed', NULL, 'truncated', true)::text;
 	END IF;
 	PERFORM pg_notify('hubsync_changes', payload);
 END
@@ -1855,7 +1855,8 @@ BEGIN
 	IF p_privacy THEN
 		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = v_hid;
 		PERFORM pg_notify('hubsync_changes', jsonb_build_object('object_type', p_object_type,
-			'hubsync_id', v_hid, 'hs_object_id', p_id, 'op', 'delete', 'changed', '[]'::jsonb)::text);
+			'hubsync_id', v_hid, 'hs_object_id', p_id, 'op', 'delete', 'direction', 'in',
+			'changed', '[]'::jsonb)::text);
 	ELSE
 		PERFORM hubsync._record_in_change(p_object_type, v_hid, p_id, 'delete', '{}', NULL);
 	END IF;
@@ -1992,7 +1993,7 @@ BEGIN
 	IF v_n > 0 THEN
 		PERFORM pg_notify('hubsync_changes', jsonb_build_object('object_type', 'associations',
 			'op', CASE WHEN (p_event ->> 'associationRemoved')::boolean THEN 'delete' ELSE 'insert' END,
-			'from_type', p_object_type, 'from_id', v_from, 'to_type', v_to_type, 'to_id', v_to,
+			'direction', 'in', 'from_type', p_object_type, 'from_id', v_from, 'to_type', v_to_type, 'to_id', v_to,
 			'type_id', v_type)::text);
 		INSERT INTO hubsync.changes (direction, object_type, hs_object_id, op, origin, properties)
 		VALUES ('in', 'associations', v_from,
@@ -2191,7 +2192,7 @@ BEGIN
 				SELECT '{"op": "update", "changed": '
 				       || CASE WHEN upd.nprops = 1 THEN jsonb_build_array(upd.prop1)
 				               ELSE (SELECT to_jsonb(array_agg(k ORDER BY k)) FROM jsonb_object_keys(upd.changed) k) END::text
-				       || ', "hubsync_id": "' || upd.hubsync_id::text || '", "object_type": ' || %5$L
+				       || ', "direction": "in", "hubsync_id": "' || upd.hubsync_id::text || '", "object_type": ' || %5$L
 				       || ', "hs_object_id": ' || coalesce(upd.object_id::text, 'null') || '}' AS payload,
 				       upd.hubsync_id AS hid, upd.object_id
 				FROM upd WHERE upd.changed <> '{}'
@@ -2201,7 +2202,7 @@ BEGIN
 			       (SELECT count(pg_notify('hubsync_changes',
 			                   CASE WHEN octet_length(n.payload) > 7900
 			                        THEN jsonb_build_object('object_type', $3, 'hubsync_id', n.hid,
-			                                 'hs_object_id', n.object_id, 'op', 'update', 'changed', NULL,
+			                                 'hs_object_id', n.object_id, 'op', 'update', 'direction', 'in', 'changed', NULL,
 			                                 'truncated', true)::text
 			                        ELSE n.payload END)) FROM n)
 			$q$, t.object_type, coalesce(v_set || ', ', ''), coalesce(v_diff || ' OR ', ''), coalesce(v_cc, 'NULL'),
@@ -3712,7 +3713,7 @@ BEGIN
 				SELECT 'in', $2, agg.hid, agg.id, 'insert', 'hubspot', agg.wire FROM agg
 			)
 			SELECT count(pg_notify('hubsync_changes', jsonb_build_object('object_type', $2,
-			           'hubsync_id', agg.hid, 'hs_object_id', agg.id, 'op', 'insert',
+			           'hubsync_id', agg.hid, 'hs_object_id', agg.id, 'op', 'insert', 'direction', 'in',
 			           'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(agg.wire) k))::text))
 			FROM agg$q$, p_object_type)
 			INTO inserted USING v_new, p_object_type;

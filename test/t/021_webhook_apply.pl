@@ -75,6 +75,7 @@ like($out, qr/Asynchronous notification "hubsync_changes" with payload "\{[^"]*\
 	'listener heard the change');
 like($out, qr/"op": "update"/, 'notification names the operation');
 like($out, qr/"hs_object_id": $id/, 'notification names the record');
+like($out, qr/"direction": "in"/, 'notification says it came from HubSpot');
 
 # ---- value conversion: unconvertible number kept in jsonb ----
 $fake->control('POST', "ui/deals/$id", { properties => { amount => '', description => 'call' } });

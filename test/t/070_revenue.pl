@@ -248,6 +248,7 @@ my ($payload) = $out =~ /Asynchronous notification "hubsync_changes" with payloa
 ok(defined $payload, 'the app heard about the payment') or diag($out);
 my $n = decode_json($payload // '{}');
 ok((grep { $_ eq 'hs_latest_status' } @{ $n->{changed} || [] }), 'the notification names hs_latest_status');
+is($n->{direction}, 'in', 'and says it came from HubSpot');
 # the app reacts: it reads the payment and puts the subscription past due
 if (q1("SELECT hs_latest_status FROM hubspot.commerce_payments WHERE hubsync_id = '$n->{hubsync_id}'") eq 'failed')
 {
