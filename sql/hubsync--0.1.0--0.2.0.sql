@@ -4051,7 +4051,8 @@ COMMENT ON TRIGGER hubsync_notify_out ON hubsync.changes IS
   'Announces outbound changes on NOTIFY hubsync_changes (inbound ones are announced where they are applied)';
 -- <<< issue 10: outbound changes announced
 
--- >>> convergence 4: a record never created in HubSpot is sent whole
+-- >>> convergence 4: a record never created in HubSpot is sent whole; events
+-- of records a 207 read left out wait for a later read
 CREATE OR REPLACE FUNCTION hubsync._claim(p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
                hs_object_id bigint, props jsonb, outbox_ids bigint[],
@@ -4220,6 +4221,73 @@ END
 $$;
 COMMENT ON FUNCTION hubsync._claim(integer, integer) IS
   'API: private. Push worker: claims pending changes, coalesced per record, with what to send';
+
+
+CREATE OR REPLACE FUNCTION hubsync._apply_event(p_id bigint, p_fetched jsonb, p_fetch_failed text[])
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e record;
+	v_ot text;
+	v_kind text;
+	v_id bigint;
+	r record;
+BEGIN
+	SELECT i.id, i.subscription_type, i.object_type_id, i.object_id, i.occurred_at, i.event INTO e
+	FROM hubsync.inbox i WHERE i.id = p_id AND i.state = 'pending';
+	IF NOT FOUND THEN
+		RETURN 'gone';
+	END IF;
+	v_kind := split_part(e.subscription_type, '.', 2);
+	v_ot := hubsync._event_object_type(e.subscription_type, e.object_type_id);
+	IF v_ot IS NULL OR v_kind NOT IN ('propertyChange', 'creation', 'restore', 'deletion',
+	                                  'privacyDeletion', 'merge', 'associationChange') THEN
+		UPDATE hubsync.inbox i SET state = 'skipped', applied_at = now(),
+		       error = CASE WHEN v_ot IS NULL THEN 'object type not mirrored by hubsync'
+		                    ELSE 'subscription type not handled by hubsync' END
+		WHERE i.id = p_id;
+		RETURN 'unknown';
+	END IF;
+	v_id := coalesce(e.object_id, (e.event ->> 'objectId')::bigint);
+	IF v_kind IN ('creation', 'restore', 'merge', 'propertyChange')
+	   AND (v_ot = ANY (p_fetch_failed) OR v_ot || ':' || v_id = ANY (p_fetch_failed)
+	        OR v_ot || ':' || (e.event ->> 'newObjectId') = ANY (p_fetch_failed)) THEN
+		-- a read from HubSpot failed (for the type, or for this record or
+		-- a merge's survivor): try again later
+		IF v_kind <> 'propertyChange' OR NOT EXISTS (
+			SELECT 1 FROM hubsync.sync_state s WHERE s.object_type = v_ot AND s.hs_object_id = v_id) THEN
+			RETURN 'retry';
+		END IF;
+	END IF;
+
+	CASE v_kind
+		WHEN 'propertyChange' THEN
+			SELECT * INTO r FROM hubsync._apply_property(v_ot, e.event, e.occurred_at, p_fetched);
+		WHEN 'creation', 'restore' THEN
+			IF p_fetched ? (v_ot || ':' || v_id) THEN
+				PERFORM hubsync._apply_record(v_ot, p_fetched -> (v_ot || ':' || v_id));
+				SELECT 'applied'::text AS outcome, NULL::text AS note INTO r;
+			ELSE
+				SELECT 'skipped'::text AS outcome, 'record not found in HubSpot'::text AS note INTO r;
+			END IF;
+		WHEN 'deletion', 'privacyDeletion' THEN
+			PERFORM hubsync._apply_delete(v_ot, v_id, v_kind = 'privacyDeletion');
+			SELECT 'applied'::text AS outcome, NULL::text AS note INTO r;
+		WHEN 'merge' THEN
+			SELECT * INTO r FROM hubsync._apply_merge(v_ot, e.event, p_fetched);
+		WHEN 'associationChange' THEN
+			SELECT * INTO r FROM hubsync._apply_association(v_ot, e.event);
+	END CASE;
+
+	UPDATE hubsync.inbox i
+	SET state = CASE WHEN r.outcome IN ('applied', 'echo', 'reverted') THEN 'applied' ELSE 'skipped' END,
+	    applied_at = now(), error = r.note
+	WHERE i.id = p_id AND i.state = 'pending';
+	RETURN r.outcome;
+END
+$$;
+COMMENT ON FUNCTION hubsync._apply_event(bigint, jsonb, text[]) IS
+  'API: private. Pull worker: applies one inbox event in its own subtransaction';
 
 -- <<< convergence 4
 

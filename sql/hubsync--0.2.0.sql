@@ -2234,7 +2234,8 @@ COMMENT ON FUNCTION hubsync._inbox_still_pending(bigint[]) IS
 -- One inbox event: dispatch by subscription type, then record the outcome
 -- on the inbox row.  Returns the outcome: applied, echo, reverted,
 -- skipped, unknown (subscription type not handled), retry (a record
--- read failed; stays pending).
+-- read failed; stays pending).  p_fetch_failed names the object types
+-- whose read failed, and as 'type:id' single records a read left out.
 CREATE FUNCTION hubsync._apply_event(p_id bigint, p_fetched jsonb, p_fetch_failed text[])
 RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -2261,8 +2262,11 @@ BEGIN
 		RETURN 'unknown';
 	END IF;
 	v_id := coalesce(e.object_id, (e.event ->> 'objectId')::bigint);
-	IF v_kind IN ('creation', 'restore', 'merge', 'propertyChange') AND v_ot = ANY (p_fetch_failed) THEN
-		-- a read from HubSpot failed: try again later
+	IF v_kind IN ('creation', 'restore', 'merge', 'propertyChange')
+	   AND (v_ot = ANY (p_fetch_failed) OR v_ot || ':' || v_id = ANY (p_fetch_failed)
+	        OR v_ot || ':' || (e.event ->> 'newObjectId') = ANY (p_fetch_failed)) THEN
+		-- a read from HubSpot failed (for the type, or for this record or
+		-- a merge's survivor): try again later
 		IF v_kind <> 'propertyChange' OR NOT EXISTS (
 			SELECT 1 FROM hubsync.sync_state s WHERE s.object_type = v_ot AND s.hs_object_id = v_id) THEN
 			RETURN 'retry';

@@ -59,7 +59,8 @@ typedef struct FetchPlan
 	int64	   *ids;
 	int			nprops;
 	char	  **props;
-	bool		failed;
+	bool		failed;			/* the read failed: every record of the type */
+	List	   *failed_ids;		/* records a 207 says were not read (char *) */
 } FetchPlan;
 
 static SPIPlanPtr apply_plan = NULL;
@@ -214,30 +215,50 @@ answer_usable(Jsonb *body)
 }
 
 /*
- * answer_failed_inputs -- whether a usable answer reports inputs that
- * failed for another reason than "no such record" (a 207 whose errors
- * say INTERNAL_ERROR, say).  Those records exist but were not read, so
- * their events must wait rather than be skipped as deleted.
+ * answer_failed_ids -- the inputs a usable answer reports as failed for
+ * another reason than "no such record" (a 207 whose errors say
+ * INTERNAL_ERROR, say), appended to *ids as text.  Those records exist but
+ * were not read, so their events must wait rather than be skipped as
+ * deleted.  Returns false when such an error names no input: then no
+ * record of the answer can be told apart from a deleted one.
  */
 static bool
-answer_failed_inputs(Jsonb *body)
+answer_failed_ids(Jsonb *body, List **ids)
 {
 	JsonbContainer *errors = hubsync_json_get_container(&body->root, "errors");
 	int			n;
 
 	if (errors == NULL || !JsonContainerIsArray(errors))
-		return false;
+		return true;
 	n = hubsync_json_array_size(errors);
 	for (int i = 0; i < n; i++)
 	{
 		JsonbContainer *err = hubsync_json_array_container(errors, i);
-		char	   *category = err && JsonContainerIsObject(err) ?
-			hubsync_json_get_text(err, "category") : NULL;
+		JsonbContainer *context;
+		JsonbContainer *named;
+		char	   *category;
+		int			k;
 
-		if (category == NULL || strcmp(category, "OBJECT_NOT_FOUND") != 0)
-			return true;
+		if (err == NULL || !JsonContainerIsObject(err))
+			return false;
+		category = hubsync_json_get_text(err, "category");
+		if (category != NULL && strcmp(category, "OBJECT_NOT_FOUND") == 0)
+			continue;
+		context = hubsync_json_get_container(err, "context");
+		named = context ? hubsync_json_get_container(context, "ids") : NULL;
+		if (named == NULL || !JsonContainerIsArray(named) ||
+			hubsync_json_array_size(named) == 0)
+			return false;
+		for (k = 0; k < hubsync_json_array_size(named); k++)
+		{
+			char	   *id = hubsync_json_array_text(named, k);
+
+			if (id == NULL)
+				return false;
+			*ids = lappend(*ids, id);
+		}
 	}
-	return false;
+	return true;
 }
 
 /*
@@ -317,16 +338,21 @@ fetch_records(List *plans)
 								p->object_type),
 						 errhint("The events stay pending and are applied once the read succeeds.")));
 			}
-			else if (answer != NULL && answer_failed_inputs(answer))
+			else if (answer != NULL && !answer_failed_ids(answer, &p->failed_ids))
 			{
 				p->failed = true;
 				ereport(LOG,
-						(errmsg("hubsync could not read some %s records from HubSpot for webhook events: HTTP 207 with errors other than OBJECT_NOT_FOUND",
+						(errmsg("hubsync could not read %s records from HubSpot for webhook events: HTTP 207 with an error other than OBJECT_NOT_FOUND that names no record",
 								p->object_type),
 						 errhint("The events stay pending and are applied once the read succeeds.")));
 			}
 			else if (answer != NULL)
 			{
+				if (p->failed_ids != NIL)
+					ereport(LOG,
+							(errmsg("hubsync could not read %d %s records from HubSpot for webhook events: HTTP 207 with errors other than OBJECT_NOT_FOUND",
+									list_length(p->failed_ids), p->object_type),
+							 errhint("Their events stay pending and are applied once a read succeeds.")));
 				if (!first)
 					appendStringInfoChar(&out, ',');
 				first = false;
@@ -530,13 +556,21 @@ hubsync_apply_inbox(int limit, bool *retry_later)
 	if (n == 0)
 		return 0;
 	fetched_json = fetch_records(plans);
-	failed_elems = palloc(sizeof(Datum) * (list_length(plans) + 1));
+	/* types whose read failed, and "type:id" of single records not read */
+	foreach(lc, plans)
+		nfailed += 1 + list_length(((FetchPlan *) lfirst(lc))->failed_ids);
+	failed_elems = palloc(sizeof(Datum) * (nfailed + 1));
+	nfailed = 0;
 	foreach(lc, plans)
 	{
 		FetchPlan  *p = lfirst(lc);
+		ListCell   *idc;
 
 		if (p->failed)
 			failed_elems[nfailed++] = CStringGetTextDatum(p->object_type);
+		foreach(idc, p->failed_ids)
+			failed_elems[nfailed++] =
+				CStringGetTextDatum(psprintf("%s:%s", p->object_type, (char *) lfirst(idc)));
 	}
 
 	if (!hubsync_worker_begin_xact("applying HubSpot changes"))
