@@ -295,6 +295,7 @@ fetch_records(List *plans)
 			StringInfoData body;
 			HubsyncHttpRequest *req;
 			Jsonb	   *answer;
+			bool		answered;
 			long		wait;
 			int			k;
 
@@ -326,10 +327,9 @@ fetch_records(List *plans)
 			req->bearer = hubsync_access_token();
 			hubsync_http_perform(req);
 			hubsync_observe_response(req);
-			answer = (req->status == 200 || req->status == 207) && req->response ?
-				hubsync_json_parse(req->response, req->response_len) : NULL;
-			if ((req->status == 200 || req->status == 207) && req->response &&
-				!answer_usable(answer))
+			answered = (req->status == 200 || req->status == 207) && req->response;
+			answer = answered ? hubsync_json_parse(req->response, req->response_len) : NULL;
+			if (answered && !answer_usable(answer))
 			{
 				/* truncated, not UTF-8, too deep, not an object: unusable */
 				p->failed = true;
