@@ -88,6 +88,7 @@ typedef struct Sweep
 static Sweep archived_sweep;
 static Sweep assoc_sweep;
 static int64 next_check_ms = 0;
+static char resume_after[NAMEDATALEN];	/* type whose slice stopped a tick */
 
 /* text_array -- a text[] datum as C strings */
 static int
@@ -576,6 +577,23 @@ hubsync_poll_tick(void)
 	if (hubsync_auth_blocked())
 		return false;
 	types = load_types();
+
+	/*
+	 * Start after the type whose unfinished slice ended the last tick, so
+	 * that one type with much to do (a long sweep, a catch-up) cannot keep
+	 * the types after it from ever being polled.
+	 */
+	foreach(lc, types)
+	{
+		if (strcmp(((PollType *) lfirst(lc))->object_type, resume_after) == 0)
+		{
+			int			k = foreach_current_index(lc) + 1;
+
+			types = list_concat(list_copy_tail(types, k), list_truncate(list_copy(types), k));
+			break;
+		}
+	}
+	resume_after[0] = '\0';
 	foreach(lc, types)
 	{
 		PollType   *t = lfirst(lc);
@@ -620,7 +638,10 @@ hubsync_poll_tick(void)
 		more = !done;
 		worked |= ran;
 		if (more)
+		{
+			strlcpy(resume_after, t->object_type, NAMEDATALEN);
 			break;				/* let the inbox catch up first */
+		}
 	}
 	if (more)
 		next_check_ms = 0;

@@ -134,6 +134,14 @@ q1("SELECT pg_reload_conf()");
 my $t0 = now_ms();
 $fake->control('POST', 'seed', { objectType => 'companies', count => 25000,
 	properties => { name => 'Co {n}' }, sameTimestamp => $t0 + 60000, modifiedSpreadMs => 60000 });
+# while the poller works through the companies, a contact changed in
+# HubSpot is found too: one type's long catch-up starves no other type
+my $meanwhile = $fake->control('POST', 'ui/contacts', { properties => { email => 'meanwhile@poll.test' } });
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM hubspot.contacts WHERE hs_object_id = $meanwhile->{id}"),
+	'a contact changed during the companies\' catch-up is found');
+my $companies_then = q1("SELECT count(*) FROM hubspot.companies WHERE name LIKE 'Co %'");
+cmp_ok($companies_then, '<', 25000, "... before the catch-up ended ($companies_then of 25,000 companies in)");
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 25000 FROM hubspot.companies WHERE name LIKE 'Co %'"), '25,000 companies modified within a minute all found');
 my $c = $fake->control('GET', 'counters');
