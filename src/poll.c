@@ -88,7 +88,7 @@ typedef struct Sweep
 static Sweep archived_sweep;
 static Sweep assoc_sweep;
 static int64 next_check_ms = 0;
-static char resume_after[NAMEDATALEN];	/* type whose slice stopped a tick */
+static char resume_after[NAMEDATALEN];	/* last type that worked a tick */
 
 /* text_array -- a text[] datum as C strings */
 static int
@@ -579,9 +579,10 @@ hubsync_poll_tick(void)
 	types = load_types();
 
 	/*
-	 * Start after the type whose unfinished slice ended the last tick, so
-	 * that one type with much to do (a long sweep, a catch-up) cannot keep
-	 * the types after it from ever being polled.
+	 * Start after the last type that did some work in the last tick (the
+	 * one whose unfinished slice ended it, or whose sweep finished last),
+	 * so that one type with much to do (a long sweep, a catch-up) cannot
+	 * keep the types after it from ever being polled or swept.
 	 */
 	foreach(lc, types)
 	{
@@ -593,7 +594,6 @@ hubsync_poll_tick(void)
 			break;
 		}
 	}
-	resume_after[0] = '\0';
 	foreach(lc, types)
 	{
 		PollType   *t = lfirst(lc);
@@ -637,11 +637,10 @@ hubsync_poll_tick(void)
 		}
 		more = !done;
 		worked |= ran;
-		if (more)
-		{
+		if (ran)
 			strlcpy(resume_after, t->object_type, NAMEDATALEN);
+		if (more)
 			break;				/* let the inbox catch up first */
-		}
 	}
 	if (more)
 		next_check_ms = 0;
