@@ -4133,20 +4133,19 @@ BEGIN
 		JOIN hubsync.object_types t ON t.object_type = e ->> 'object_type'
 	LOOP
 		FOR r IN EXECUTE format(
-			'SELECT c.*, t.hubsync_id IS NOT NULL AS row_found, t.hs_object_id AS row_hs_id,
-			        s.hs_object_id AS state_hs_id,
+			'SELECT c.*, t.hubsync_id IS NOT NULL AS row_found, k.known_id,
 			        CASE WHEN t.hubsync_id IS NOT NULL AND NOT c.has_archive
 			             THEN hubsync._props_to_send(hubsync._wire_row(%L, to_jsonb(t)),
 			                                         coalesce(c.changed, ''{}''),
 			                                         coalesce(s.remote, ''{}''),
-			                                         c.has_create OR coalesce(t.hs_object_id, s.hs_object_id,
-			                                                                  c.hs_object_id) IS NULL)
+			                                         c.has_create OR k.known_id IS NULL)
 			        END AS sent
 			 FROM jsonb_to_recordset($1) AS c(hubsync_id uuid, object_type text, ids bigint[],
 			      archive_ids bigint[], has_create boolean, create_tried boolean, has_archive boolean, hs_object_id bigint,
 			      changed text[], attempts integer, first_created timestamptz, solo boolean)
 			 LEFT JOIN hubspot.%I t ON t.hubsync_id = c.hubsync_id
 			 LEFT JOIN hubsync.sync_state s ON s.hubsync_id = c.hubsync_id
+			 CROSS JOIN LATERAL (SELECT coalesce(t.hs_object_id, s.hs_object_id, c.hs_object_id) AS known_id) k
 			 WHERE c.object_type = %L
 			 ORDER BY c.ids[1]', ot.object_type, ot.object_type, ot.object_type)
 			USING agg
@@ -4158,7 +4157,7 @@ BEGIN
 			attempts := r.attempts;
 			first_created := r.first_created;
 			solo := coalesce(r.solo, false);
-			known_id := coalesce(r.row_hs_id, r.state_hs_id, r.hs_object_id);
+			known_id := r.known_id;
 
 			IF r.has_archive THEN
 				IF known_id IS NULL THEN
