@@ -43,6 +43,7 @@
 #include "apply.h"
 #include "capture.h"
 #include "hubspot_api.h"
+#include "hubspot_read.h"
 #include "http.h"
 #include "json_util.h"
 #include "quota.h"
@@ -215,53 +216,6 @@ answer_usable(Jsonb *body)
 }
 
 /*
- * answer_failed_ids -- the inputs a usable answer reports as failed for
- * another reason than "no such record" (a 207 whose errors say
- * INTERNAL_ERROR, say), appended to *ids as text.  Those records exist but
- * were not read, so their events must wait rather than be skipped as
- * deleted.  Returns false when such an error names no input: then no
- * record of the answer can be told apart from a deleted one.
- */
-static bool
-answer_failed_ids(Jsonb *body, List **ids)
-{
-	JsonbContainer *errors = hubsync_json_get_container(&body->root, "errors");
-	int			n;
-
-	if (errors == NULL || !JsonContainerIsArray(errors))
-		return true;
-	n = hubsync_json_array_size(errors);
-	for (int i = 0; i < n; i++)
-	{
-		JsonbContainer *err = hubsync_json_array_container(errors, i);
-		JsonbContainer *context;
-		JsonbContainer *named;
-		char	   *category;
-		int			k;
-
-		if (err == NULL || !JsonContainerIsObject(err))
-			return false;
-		category = hubsync_json_get_text(err, "category");
-		if (category != NULL && strcmp(category, "OBJECT_NOT_FOUND") == 0)
-			continue;
-		context = hubsync_json_get_container(err, "context");
-		named = context ? hubsync_json_get_container(context, "ids") : NULL;
-		if (named == NULL || !JsonContainerIsArray(named) ||
-			hubsync_json_array_size(named) == 0)
-			return false;
-		for (k = 0; k < hubsync_json_array_size(named); k++)
-		{
-			char	   *id = hubsync_json_array_text(named, k);
-
-			if (id == NULL)
-				return false;
-			*ids = lappend(*ids, id);
-		}
-	}
-	return true;
-}
-
-/*
  * fetch_records -- batch-read the planned records; returns a JSON array
  * of {"t": object_type, "r": response} (raw HubSpot responses).  A type
  * whose read fails is marked failed: its events wait for a later round.
@@ -338,12 +292,12 @@ fetch_records(List *plans)
 								p->object_type),
 						 errhint("The events stay pending and are applied once the read succeeds.")));
 			}
-			else if (answer != NULL && !answer_failed_ids(answer, &p->failed_ids))
+			else if (answer != NULL && !hubsync_read_failed_ids(answer, &p->failed_ids))
 			{
 				p->failed = true;
 				ereport(LOG,
-						(errmsg("hubsync could not read %s records from HubSpot for webhook events: HTTP 207 with an error other than OBJECT_NOT_FOUND that names no record",
-								p->object_type),
+						(errmsg("hubsync could not read %s records from HubSpot for webhook events: HTTP %ld with errors that name no record",
+								p->object_type, req->status),
 						 errhint("The events stay pending and are applied once the read succeeds.")));
 			}
 			else if (answer != NULL)

@@ -256,6 +256,59 @@ hubsync_record_id(JsonbContainer *rec)
 }
 
 /*
+ * hubsync_read_failed_ids -- the inputs a batch read answer reports as
+ * failed for another reason than "no such record" (a 207 whose errors say
+ * INTERNAL_ERROR, say), appended to *ids as text.  Those records exist but
+ * were not read: they must not be taken as deleted, nor as having no
+ * associations.  An error names its inputs in context.ids (object reads)
+ * or context.fromObjectId (association reads).  Returns false when such an
+ * error names no input: then no input of the answer can be told apart.
+ */
+bool
+hubsync_read_failed_ids(Jsonb *answer, List **ids)
+{
+	JsonbValue *v = hubsync_json_get(&answer->root, "errors");
+	JsonbContainer *errors = hubsync_json_get_container(&answer->root, "errors");
+	int			n;
+
+	if (v == NULL || v->type == jbvNull)
+		return true;			/* no errors */
+	if (errors == NULL || !JsonContainerIsArray(errors))
+		return false;			/* errors, but not a list: cannot tell */
+	n = hubsync_json_array_size(errors);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbContainer *err = hubsync_json_array_container(errors, i);
+		JsonbContainer *context;
+		JsonbContainer *named;
+		char	   *category;
+		int			k;
+
+		if (err == NULL || !JsonContainerIsObject(err))
+			return false;
+		category = hubsync_json_get_text(err, "category");
+		if (category != NULL && strcmp(category, "OBJECT_NOT_FOUND") == 0)
+			continue;
+		context = hubsync_json_get_container(err, "context");
+		named = context ? hubsync_json_get_container(context, "ids") : NULL;
+		if (named == NULL && context != NULL)
+			named = hubsync_json_get_container(context, "fromObjectId");
+		if (named == NULL || !JsonContainerIsArray(named) ||
+			hubsync_json_array_size(named) == 0)
+			return false;
+		for (k = 0; k < hubsync_json_array_size(named); k++)
+		{
+			char	   *id = hubsync_json_array_text(named, k);
+
+			if (id == NULL)
+				return false;
+			*ids = lappend(*ids, id);
+		}
+	}
+	return true;
+}
+
+/*
  * hubsync_worker_sql -- in a worker: run one statement in a transaction
  * of its own with the capture trigger off (what it writes came from
  * HubSpot).  Returns NULL on success, else the error message (logged; the

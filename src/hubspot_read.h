@@ -3,7 +3,7 @@
  * hubspot_read.h
  *	  Reading records from HubSpot for the poller, backfill and
  *	  reconciliation: search, list and association reads within the
- *	  shared quota, with retries.
+ *	  shared quota, with retries; which inputs of a batch read failed.
  *
  * IDENTIFICATION
  *	  src/hubspot_read.h
@@ -14,6 +14,7 @@
 #define HUBSYNC_HUBSPOT_READ_H
 
 #include "http.h"
+#include "nodes/pg_list.h"
 #include "quota.h"
 #include "utils/jsonb.h"
 
@@ -40,6 +41,7 @@ extern char *hubsync_list_url(const char *api_name, const char *after, bool arch
 							  char **props, int nprops);
 extern int64 hubsync_record_ms(JsonbContainer *rec, const char *lastmod);
 extern int64 hubsync_record_id(JsonbContainer *rec);
+extern bool hubsync_read_failed_ids(Jsonb *answer, List **ids);
 extern char *hubsync_worker_sql(const char *activity, const char *sql, int nargs,
 								Oid *types, Datum *values, const char *nulls,
 								char **result);

@@ -36,6 +36,7 @@
  */
 #include "hubsync.h"
 
+#include "catalog/objectaddress.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
@@ -411,24 +412,15 @@ archived_slice(PollType *t)
 
 /*
  * The association sweep's ingest of one batch read answer ($4) for the
- * inputs of its request ($3).  An input with no result has no links;
- * but one a 207 names in an error other than OBJECT_NOT_FOUND was not
- * read at all, so it is left out (and if such an error names no input,
- * the whole page is), rather than having its local links taken away.
+ * inputs of its request ($3): an input with no result has no links, but
+ * the inputs the answer says were not read ($5) are left out, rather than
+ * having their local links taken away.
  */
 #define ASSOC_INGEST_SQL \
-	"WITH failed AS (" \
-	"  SELECT coalesce(e -> 'context' -> 'ids', e -> 'context' -> 'fromObjectId') AS ids " \
-	"  FROM jsonb_array_elements(coalesce($4::jsonb -> 'errors', '[]')) e " \
-	"  WHERE e ->> 'category' IS DISTINCT FROM 'OBJECT_NOT_FOUND'), " \
-	"failed_ids AS (" \
-	"  SELECT jsonb_array_elements_text(f.ids) AS id FROM failed f " \
-	"  WHERE jsonb_typeof(f.ids) = 'array') " \
 	"SELECT hubsync._ingest_associations($1, $2, " \
 	"  ARRAY(SELECT (i ->> 'id')::int8 FROM jsonb_array_elements($3::jsonb -> 'inputs') i " \
-	"        WHERE (i ->> 'id') NOT IN (SELECT id FROM failed_ids) " \
-	"          AND NOT EXISTS (SELECT 1 FROM failed f WHERE jsonb_typeof(f.ids) IS DISTINCT FROM 'array')), " \
-	"  $4::jsonb -> 'results')"
+	"        WHERE NOT (i ->> 'id') = ANY ($5)), " \
+	"  $4 -> 'results')"
 
 /*
  * assoc_slice -- one slice of the association sweep from t's records:
@@ -479,6 +471,8 @@ assoc_slice(PollType *t)
 		Datum		v3[3];
 		StringInfoData body;
 		HubsyncHttpRequest *req;
+		Jsonb	   *answer;
+		List	   *not_read;
 		char	   *p,
 				   *save_ptr = NULL;
 		int			n = 0;
@@ -514,18 +508,27 @@ assoc_slice(PollType *t)
 										 from_api, to_api),
 								body.data, HUBSYNC_QUOTA_BULK, token);
 		page++;
-		if ((req->status == 200 || req->status == 207) && req->response)
+		answer = (req->status == 200 || req->status == 207) && req->response ?
+			hubsync_json_parse(req->response, req->response_len) : NULL;
+		not_read = NIL;
+		if (answer != NULL && hubsync_read_failed_ids(answer, &not_read))
 		{
-			Oid			t4[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-			Datum		v4[4];
+			Oid			t5[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID};
+			Datum		v5[5];
 
-			v4[0] = CStringGetTextDatum(t->object_type);
-			v4[1] = CStringGetTextDatum(to_type);
-			v4[2] = CStringGetTextDatum(body.data);
-			v4[3] = CStringGetTextDatum(req->response);
+			v5[0] = CStringGetTextDatum(t->object_type);
+			v5[1] = CStringGetTextDatum(to_type);
+			v5[2] = CStringGetTextDatum(body.data);
+			v5[3] = JsonbPGetDatum(answer);
+			v5[4] = PointerGetDatum(strlist_to_textarray(not_read));
 			(void) hubsync_worker_sql("store association changes found",
-									  ASSOC_INGEST_SQL, 4, t4, v4, NULL, NULL);
+									  ASSOC_INGEST_SQL, 5, t5, v5, NULL, NULL);
 		}
+		else if (answer != NULL)
+			ereport(LOG,
+					(errmsg("hubsync could not read %s associations of %s from HubSpot: HTTP %ld with errors that name no record",
+							to_type, t->object_type, req->status),
+					 errhint("The association sweep goes on with the next records.")));
 		else
 			ereport(LOG,
 					(errmsg("hubsync could not read %s associations of %s from HubSpot: HTTP %ld%s%s",
