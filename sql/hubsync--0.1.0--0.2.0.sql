@@ -283,7 +283,11 @@ DECLARE
 	v_origin text := coalesce(current_setting('hubsync.origin', true), 'app');
 	n integer;
 BEGIN
-	IF hubsync._applying_remote() OR current_setting('application_name') = 'pg_restore' THEN
+	-- pg_restore brings the queue back with the links; only a restore by a
+	-- role that owns the table counts (anyone can set application_name)
+	IF hubsync._applying_remote()
+	   OR (current_setting('application_name') = 'pg_restore'
+	       AND pg_has_role(session_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'USAGE')) THEN
 		RETURN NULL;
 	END IF;
 	IF TG_OP = 'UPDATE' THEN
@@ -1891,6 +1895,20 @@ LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'hubsync_quota_status';
 COMMENT ON FUNCTION hubsync.quota_status() IS
   'The shared HubSpot budget now (rolling 10-second window, the account''s day (hubsync.account_timezone), search second: used, limit, left; blocked_until after a 429) and request counters since server start';
 
+-- Roles other than its owner that hold TRIGGER on a mirror table: hubsync's
+-- workers (superuser) fire every trigger of the mirror when they apply
+-- HubSpot's changes, so TRIGGER there is as good as superuser.
+CREATE FUNCTION hubsync._trigger_grantees(p_table text) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT array_agg(g.role ORDER BY g.role)
+	FROM (SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS role
+	      FROM pg_class c, aclexplode(c.relacl) a
+	      WHERE c.oid = to_regclass(format('hubspot.%I', p_table))
+	        AND a.privilege_type = 'TRIGGER' AND a.grantee <> c.relowner) g
+$$;
+COMMENT ON FUNCTION hubsync._trigger_grantees(text) IS
+  'API: private. Roles other than the owner holding TRIGGER on hubspot.<table> (NULL when none)';
+
 -- Checks the alert thresholds (called by the housekeeping round): auth
 -- refused, oldest pending change, inbound lag, daily quota.  Dead letters
 -- alert where they are made (hubsync._push_dead).  Returns how many
@@ -1943,6 +1961,22 @@ BEGIN
 				'threshold_seconds', extract(epoch FROM v_lag)))::integer;
 		END IF;
 	END IF;
+
+	-- a trigger on a mirror table runs as superuser when a worker applies
+	-- HubSpot's changes: whoever may create one holds superuser rights
+	FOR r IN
+		SELECT c.relname::text AS tbl, hubsync._trigger_grantees(c.relname) AS grantees
+		FROM pg_class c
+		WHERE c.relnamespace = 'hubspot'::regnamespace AND c.relkind = 'r'
+	LOOP
+		IF r.grantees IS NOT NULL THEN
+			n := n + hubsync._alert('trigger_grant', r.tbl, jsonb_build_object(
+				'table', 'hubspot.' || r.tbl, 'roles', to_jsonb(r.grantees),
+				'message', 'roles other than the owner may create triggers on this mirror table; hubsync''s workers run them as superuser',
+				'hint', format('REVOKE TRIGGER ON hubspot.%I FROM %s;', r.tbl,
+				               array_to_string(r.grantees, ', '))))::integer;
+		END IF;
+	END LOOP;
 
 	IF v_pct > 0 THEN
 		SELECT * INTO q FROM hubsync.quota_status();
@@ -3279,7 +3313,8 @@ SELECT t.object_type,
                                  coalesce(es.daily_budget::text, 'unlimited')), '; ' ORDER BY es.provider)
         FROM hubsync.enrichment_status es
         WHERE es.provider IN (SELECT r.provider FROM hubsync.enrichment_rules r
-                              WHERE r.object_type = t.object_type AND r.enabled)) AS enrichment
+                              WHERE r.object_type = t.object_type AND r.enabled)) AS enrichment,
+       hubsync._trigger_grantees(t.object_type) AS trigger_grantees
 FROM hubsync.object_types t
 LEFT JOIN (SELECT ob.object_type,
                   count(*) FILTER (WHERE ob.state = 'pending')   AS pending,
@@ -3292,7 +3327,7 @@ LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_typ
            FROM hubsync.inbox ib WHERE ib.state = 'pending'
            GROUP BY 1) i ON i.object_type = t.object_type;
 COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget';
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget; roles other than the owner that may create triggers on its mirror table (their triggers run with the workers'' superuser rights)';
 -- <<< issue 8
 
 
@@ -4359,3 +4394,8 @@ $$;
 COMMENT ON FUNCTION hubsync._apply_association(text, jsonb) IS
   'API: private. Applies an associationChange event to hubspot.associations';
 -- <<< inbound changes announced with direction in
+
+-- >>> security: raised rights
+-- only the owner may attach the capture trigger (CREATE TRIGGER checks EXECUTE)
+REVOKE ALL ON FUNCTION hubsync._capture() FROM PUBLIC;
+-- <<< security: raised rights

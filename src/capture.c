@@ -26,15 +26,11 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
-#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -46,10 +42,10 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/uuid.h"
 #include "capture.h"
 #include "outbox_insert.h"
+#include "owner_context.h"
 
 PG_FUNCTION_INFO_V1(hubsync_capture);
 PG_FUNCTION_INFO_V1(hubsync_invalidate_mirror);
@@ -81,7 +77,6 @@ typedef struct CaptureInfo
 
 static HTAB *capture_cache = NULL;
 static SPIPlanPtr insert_plan = NULL;
-static Oid	outbox_owner = InvalidOid;
 static int	changes_this_xact = 0;
 static bool wake_push_at_commit = false;
 static bool xact_callback_registered = false;
@@ -128,31 +123,6 @@ capture_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/*
- * become_outbox_owner -- act as the owner of hubsync's tables for the
- * trigger's own queries, so application roles need no right on them.
- * SECURITY_RESTRICTED_OPERATION keeps the caller's session state out.
- */
-static void
-become_outbox_owner(Oid *save_userid, int *save_sec)
-{
-	if (!OidIsValid(outbox_owner))
-	{
-		Oid			outbox = RangeVarGetRelid(makeRangeVar("hubsync", "outbox", -1),
-											  NoLock, false);
-		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(outbox));
-
-		if (!HeapTupleIsValid(tp))
-			elog(ERROR, "cache lookup failed for relation %u", outbox);
-		outbox_owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-		ReleaseSysCache(tp);
-	}
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(outbox_owner,
-						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-}
-
 /* request_push_wake -- wake the push worker when this transaction commits */
 static void
 request_push_wake(void)
@@ -178,9 +148,9 @@ load_capture_info(CaptureInfo *info, Relation rel)
 	Datum		arg;
 	int			i;
 	List	   *owned = NIL;
-	Oid			save_userid;
-	int			save_sec;
+	HubsyncOwnerContext owner;
 
+	hubsync_require_mirror_table(rel, "hubsync._capture()");
 	info->object_type = MemoryContextStrdup(CacheMemoryContext,
 											RelationGetRelationName(rel));
 	info->hubsync_id_att = SPI_fnumber(tupdesc, "hubsync_id");
@@ -196,8 +166,18 @@ load_capture_info(CaptureInfo *info, Relation rel)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	become_outbox_owner(&save_userid, &save_sec);
+	hubsync_become_owner(&owner);
 	arg = CStringGetTextDatum(info->object_type);
+	if (SPI_execute_with_args("SELECT 1 FROM hubsync.object_types t WHERE t.object_type = $1",
+							  1, (Oid[]) {TEXTOID}, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read hubsync.object_types");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("hubsync._capture() may only run on hubsync's mirror tables"),
+				 errdetail("hubspot.%s is not an object type in hubsync.object_types.",
+						   info->object_type),
+				 errhint("Track the object type with hubsync.track_object() first.")));
 	if (SPI_execute_with_args(
 							  "SELECT m.column_name::text, m.property, "
 							  "       coalesce(o.owner, 'latest') = 'hubspot' "
@@ -243,7 +223,7 @@ load_capture_info(CaptureInfo *info, Relation rel)
 	info->hubspot_owned_json = owned;
 	MemoryContextSwitchTo(oldcxt);
 
-	SetUserIdAndSecContext(save_userid, save_sec);
+	hubsync_end_owner(&owner);
 	SPI_finish();
 	info->valid = true;
 }
@@ -492,8 +472,7 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 	Datum	   *elems;
 	ListCell   *lc;
 	int			n = 0;
-	Oid			save_userid;
-	int			save_sec;
+	HubsyncOwnerContext owner;
 
 	elems = palloc(sizeof(Datum) * Max(list_length(changed), 1));
 	foreach(lc, changed)
@@ -520,7 +499,7 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	become_outbox_owner(&save_userid, &save_sec);
+	hubsync_become_owner(&owner);
 	if (insert_plan == NULL)
 	{
 		SPIPlanPtr	plan;
@@ -538,27 +517,11 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 	}
 	if (SPI_execute_plan(insert_plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write to hubsync.outbox");
-	SetUserIdAndSecContext(save_userid, save_sec);
+	hubsync_end_owner(&owner);
 	SPI_finish();
 
 	count_change();
 	request_push_wake();
-}
-
-/*
- * restoring_a_dump -- pg_restore brings back the mirror and the outbox
- * together; capturing the restored rows would push them a second time.
- * pg_restore announces itself in application_name.  Anyone can set
- * application_name, so it counts only for a role that owns the mirror
- * table (a restore runs as the owner or a superuser): an application role
- * that only writes the mirror cannot use it to keep a change from HubSpot.
- */
-static bool
-restoring_a_dump(Relation rel)
-{
-	return application_name != NULL &&
-		strcmp(application_name, "pg_restore") == 0 &&
-		has_privs_of_role(GetUserId(), rel->rd_rel->relowner);
 }
 
 /*
@@ -586,7 +549,7 @@ hubsync_capture(PG_FUNCTION_ARGS)
 				 errmsg("hubsync._capture() must be an AFTER ... FOR EACH ROW trigger")));
 
 	rel = trigdata->tg_relation;
-	if (hubsync_applying_remote || restoring_a_dump(rel))
+	if (hubsync_applying_remote || hubsync_restoring_a_dump(rel))
 		return PointerGetDatum(NULL);
 
 	tupdesc = RelationGetDescr(rel);

@@ -15,8 +15,8 @@
  * by hubsync._enrich_rules_changed).
  *
  * Conditions are the extension owner's code: they are prepared and run as
- * the owner of hubsync's tables, under SECURITY_RESTRICTED_OPERATION, in
- * a subtransaction, so a condition that fails at run time (a bad cast on
+ * the owner of hubsync's tables, under SECURITY_RESTRICTED_OPERATION, with
+ * search_path pinned to pg_catalog (owner_context.c), in a subtransaction, so a condition that fails at run time (a bad cast on
  * one row, say) logs a warning and never aborts the application's write.
  *
  * IDENTIFICATION
@@ -27,14 +27,11 @@
 #include "hubsync.h"
 
 #include "access/htup_details.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -42,7 +39,7 @@
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
+#include "owner_context.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(hubsync_enrich_enqueue);
@@ -71,7 +68,6 @@ typedef struct EnrichTable
 
 static HTAB *enrich_cache = NULL;
 static SPIPlanPtr insert_plan = NULL;
-static Oid	tables_owner = InvalidOid;
 
 /* enrich_relcache_callback -- forget a table's rules when it changes */
 static void
@@ -89,31 +85,6 @@ enrich_relcache_callback(Datum arg, Oid relid)
 }
 
 /*
- * become_tables_owner -- act as the owner of hubsync's tables (the
- * extension owner, who wrote the rules), keeping the caller's session
- * state out.
- */
-static void
-become_tables_owner(Oid *save_userid, int *save_sec)
-{
-	if (!OidIsValid(tables_owner))
-	{
-		Oid			jobs = RangeVarGetRelid(makeRangeVar("hubsync", "enrichment_jobs", -1),
-											NoLock, false);
-		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(jobs));
-
-		if (!HeapTupleIsValid(tp))
-			elog(ERROR, "cache lookup failed for relation %u", jobs);
-		tables_owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-		ReleaseSysCache(tp);
-	}
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(tables_owner,
-						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-}
-
-/*
  * load_rules -- read a table's enabled rules and prepare their conditions
  * (SPI connected, running as the tables' owner).
  */
@@ -126,6 +97,7 @@ load_rules(EnrichTable *t, Relation rel)
 	StringInfoData all;
 	uint64		i;
 
+	hubsync_require_mirror_table(rel, "hubsync._enrich_enqueue()");
 	if (t->cxt)
 	{
 		for (i = 0; i < t->nrules; i++)
@@ -346,8 +318,7 @@ hubsync_enrich_enqueue(PG_FUNCTION_ARGS)
 	Datum		id;
 	bool		id_null;
 	bool		wake = false;
-	Oid			save_userid;
-	int			save_sec;
+	HubsyncOwnerContext owner;
 	int			i;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
@@ -358,18 +329,17 @@ hubsync_enrich_enqueue(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("hubsync._enrich_enqueue() must be an AFTER INSERT OR UPDATE ... FOR EACH ROW trigger")));
 
-	/* pg_restore brings the jobs back with the rows */
-	if (application_name != NULL && strcmp(application_name, "pg_restore") == 0)
-		return PointerGetDatum(NULL);
-
 	rel = trigdata->tg_relation;
+	/* pg_restore brings the jobs back with the rows */
+	if (hubsync_restoring_a_dump(rel))
+		return PointerGetDatum(NULL);
 	tupdesc = RelationGetDescr(rel);
 	newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
 		trigdata->tg_newtuple : trigdata->tg_trigtuple;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	become_tables_owner(&save_userid, &save_sec);
+	hubsync_become_owner(&owner);
 
 	t = get_table(rel);
 	id = heap_getattr(newtup, t->hubsync_id_att, tupdesc, &id_null);
@@ -392,7 +362,7 @@ hubsync_enrich_enqueue(PG_FUNCTION_ARGS)
 				wake = true;
 	}
 
-	SetUserIdAndSecContext(save_userid, save_sec);
+	hubsync_end_owner(&owner);
 	SPI_finish();
 	if (wake)
 		hubsync_enrich_wake_at_commit();

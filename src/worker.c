@@ -482,6 +482,15 @@ hubsync_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(hubsync_database, NULL, 0);
+
+	/*
+	 * Workers run as the bootstrap superuser: nothing a database role can
+	 * create (an operator or function in a schema of the default path, a
+	 * per-database or per-role setting) may be found by name in their
+	 * queries, nor in the hubsync functions and user triggers they fire.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET,
+					PGC_S_OVERRIDE);
 	pgstat_report_appname(hubsync_worker_names[hubsync_my_worker_kind]);
 
 	slot = &hubsync_shared->workers[hubsync_my_worker_kind];
