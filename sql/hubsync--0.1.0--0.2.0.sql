@@ -1781,8 +1781,8 @@ CREATE TABLE hubsync.alerts (
 );
 COMMENT ON TABLE hubsync.alerts IS
   'Alerts sent on NOTIFY hubsync_alerts: the latest of each kind and subject; repeats within hubsync.alert_interval are counted, not sent';
-COMMENT ON COLUMN hubsync.alerts.alert IS 'dead_letter, auth_failed, pending_age, inbound_lag or daily_quota';
-COMMENT ON COLUMN hubsync.alerts.key IS 'subject: object type (dead_letter, pending_age), UTC day (daily_quota) or empty';
+COMMENT ON COLUMN hubsync.alerts.alert IS 'dead_letter, auth_failed, pending_age, inbound_lag, daily_quota or trigger_grant';
+COMMENT ON COLUMN hubsync.alerts.key IS 'subject: object type (dead_letter, pending_age), UTC day (daily_quota), mirror table (trigger_grant) or empty';
 COMMENT ON COLUMN hubsync.alerts.last_sent_at IS 'when the last NOTIFY was sent';
 COMMENT ON COLUMN hubsync.alerts.last_seen_at IS 'when the condition was last seen, sent or not';
 COMMENT ON COLUMN hubsync.alerts.sent IS 'notifications sent for this kind and subject';
