@@ -65,18 +65,14 @@ build_and_install() {
 }
 
 # unprivileged_copy -- a copy of the work tree that the postgres user owns,
-# so servers and tests can run as postgres; prints its path.  The copy sits
-# at <tmp>/main with <tmp>/shared linked to the shared/ folder beside the
-# project, where the tests find HubSpot's notes and signature vectors.
+# so servers and tests can run as postgres; prints its path (<tmp>/main).
+# Everything the tests need is in the tree itself.
 unprivileged_copy() {
 	local top
 	top=$(mktemp -d /tmp/hubsync-run.XXXXXX)
 	mkdir "$top/main"
 	tar -C "$HUBSYNC_ROOT" --exclude=./.git --exclude=./tmp_check --exclude=./results \
 		--exclude=./log --exclude='./test/fake/node_modules' -cf - . | tar -C "$top/main" -xf -
-	if [ -d "$HUBSYNC_ROOT/../shared" ]; then
-		ln -s "$(cd "$HUBSYNC_ROOT/../shared" && pwd)" "$top/shared"
-	fi
 	chown -R postgres:postgres "$top"
 	chmod 755 "$top"
 	echo "$top/main"

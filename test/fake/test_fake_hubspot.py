@@ -24,7 +24,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SERVER = os.path.join(REPO, "test", "fake_hubspot.py")
-VECTORS = os.path.join(os.path.dirname(REPO), "shared", "hubspot", "signature-vectors.json")
+VECTORS = os.path.join(REPO, "test", "data", "signature-vectors.json")
 TOKEN = "test-token"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -1637,7 +1637,7 @@ class SignatureVectorTest(unittest.TestCase):
     def test_every_vector(self):
         """v1, v2, v3 vectors including the URI-decoding one."""
         self.assertTrue(os.path.exists(VECTORS),
-                        "signature vectors not found at %s (expected shared/ beside the repo)"
+                        "signature vectors not found at %s"
                         % VECTORS)
         sys.path.insert(0, os.path.join(REPO, "test"))
         from fakehub.signature import sign
