@@ -6,7 +6,7 @@ EXTENSION  = hubsync
 EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(dir $(firstword $(MAKEFILE_LIST)))hubsync.control)
 
 MODULE_big = hubsync
-OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA       = $(wildcard sql/hubsync--*.sql)
 
 PG_CPPFLAGS = -I$(srcdir)/src -DHUBSYNC_VERSION=\"$(EXTVERSION)\" \
@@ -30,7 +30,7 @@ include $(PGXS)
 
 # PGXS does not track header dependencies: rebuild every object when any
 # header changes, so a struct change never leaves stale objects behind.
-$(OBJS): $(wildcard $(srcdir)/src/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/*/*.h)
 
 # After the include: Makefile.global resets PROVE_FLAGS.  Two TAP files at
 # a time: each starts its own clusters on free ports (and the fakes on port

@@ -14,10 +14,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "hubsync.h"
+#include "core/hubsync.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "bgw/worker.h"
 
 PG_MODULE_MAGIC;
 

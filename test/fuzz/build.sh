@@ -17,11 +17,11 @@ inc=$($PG_CONFIG --includedir-server)
 lib=$($PG_CONFIG --pkglibdir)
 [ -f "$lib/libpgcommon.a" ] || lib=$($PG_CONFIG --libdir)
 mkdir -p bin
-flags="-Wno-ignored-attributes -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DFRONTEND -I$inc -I../../src"
+flags="-Wno-ignored-attributes -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DFRONTEND -I$inc -I../../src -I../../src/util"
 for h in webhook responses; do
 	extra=""
-	[ $h = webhook ] && extra="../../src/signature.c"
-	clang $flags -o bin/fuzz_$h fuzz_$h.c ../../src/parse_util.c $extra \
+	[ $h = webhook ] && extra="../../src/util/signature.c"
+	clang $flags -o bin/fuzz_$h fuzz_$h.c ../../src/util/parse_util.c $extra \
 		"$lib/libpgcommon.a" "$lib/libpgport.a" -lcrypto -lm
 done
 echo "built: $(ls bin | tr '\n' ' ')"

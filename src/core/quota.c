@@ -1,0 +1,260 @@
+/*-------------------------------------------------------------------------
+ *
+ * quota.c
+ *	  The HubSpot request budget every hubsync worker shares: the rolling
+ *	  10-second burst window, the daily allowance and the search API's
+ *	  per-second limit.
+ *
+ * A worker asks before each request (hubsync_quota_acquire) and is told to
+ * send now or how long to wait; real-time pushes may use the whole window,
+ * bulk work (backfill, reconciliation) only what leaves a reserve for
+ * them.  The window is counted from our own send times, kept a little
+ * wider than HubSpot's 10 s so that requests that reach HubSpot late never
+ * overlap two windows, and corrected from HubSpot's
+ * X-HubSpot-RateLimit-* headers when another client shares the bucket.
+ * The goal is zero 429s in steady state; a 429 that still happens blocks
+ * everybody for the period its policy names.
+ *
+ * IDENTIFICATION
+ *	  src/core/quota.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "core/hubsync.h"
+
+#include <sys/time.h>
+
+#include "core/quota.h"
+
+#define WINDOW_MS 10000
+#define WINDOW_GUARD_MS 100		/* slack for requests that arrive late */
+#define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
+#define REALTIME_QUIET_MS 2000	/* no real-time demand this long: bulk may take the reserve */
+
+/* hubsync_now_ms -- wall clock in milliseconds since the Unix epoch */
+int64
+hubsync_now_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64) tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* hubsync_quota_init -- zero the shared quota at server start */
+void
+hubsync_quota_init(HubsyncQuota *q)
+{
+	memset(q, 0, sizeof(*q));
+	SpinLockInit(&q->lock);
+}
+
+/* expire -- drop send times that left the window (lock held) */
+static void
+expire(HubsyncQuota *q, int64 now)
+{
+	while (q->count > 0 && q->sent[q->head] <= now - WINDOW_MS - WINDOW_GUARD_MS)
+	{
+		q->head = (q->head + 1) % HUBSYNC_QUOTA_RING;
+		q->count--;
+	}
+	while (q->search_count > 0 && q->search_sent[q->search_head] <= now - 1000)
+	{
+		q->search_head = (q->search_head + 1) % HUBSYNC_SEARCH_RING;
+		q->search_count--;
+	}
+}
+
+/*
+ * window_limit -- requests allowed per window for a class (lock held).
+ * Bulk work leaves a reserve for real-time work, unless no real-time work
+ * has asked for a while: then an idle reserve is not wasted, and the next
+ * real-time request shrinks bulk's share again at once.  Bulk needs no
+ * margin of its own: its requests are counted when sent, like real-time
+ * ones, and the window guard covers their transit.
+ */
+static int
+window_limit(HubsyncQuota *q, HubsyncQuotaClass cls, int64 now)
+{
+	int			limit = hubsync_rate_limit;
+
+	if (q->header_max > 0 && q->header_max < limit)
+		limit = q->header_max;
+	limit = Min(limit, HUBSYNC_QUOTA_RING);
+	if (cls == HUBSYNC_QUOTA_BULK && now - q->realtime_wanted < REALTIME_QUIET_MS)
+		limit -= Max(1, limit * BULK_RESERVE_PERCENT / 100);
+	return Max(limit, 1);
+}
+
+/*
+ * hubsync_quota_acquire -- take one request from the budget.  Returns 0
+ * when the caller may send now (the request is counted), otherwise the
+ * number of milliseconds to wait before asking again.  The count stands
+ * for the send time, so the caller puts the request on the wire at once:
+ * sent later than WINDOW_GUARD_MS, it could meet the next window's
+ * requests in HubSpot's.
+ */
+long
+hubsync_quota_acquire(HubsyncQuotaClass cls)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		now = hubsync_now_ms();
+	long		wait = 0;
+	int64		next_day_ms;
+	int64		day_start = hubsync_quota_day(now, &next_day_ms);
+
+	SpinLockAcquire(&q->lock);
+	expire(q, now);
+	if (cls != HUBSYNC_QUOTA_BULK && cls != HUBSYNC_QUOTA_SEARCH)
+		q->realtime_wanted = now;
+	if (day_start > q->daily_start) /* a new day began: see quota_day.c */
+	{
+		q->daily_start = day_start;
+		q->daily_used = 0;
+	}
+	if (now < q->daily_blocked_until)
+		wait = (long) (q->daily_blocked_until - now);
+	else if (hubsync_daily_limit > 0 && q->daily_used >= hubsync_daily_limit)
+		wait = (long) (next_day_ms - now);
+	else if (now < q->blocked_until)
+		wait = (long) (q->blocked_until - now);
+	else if (cls == HUBSYNC_QUOTA_SEARCH)
+	{
+		if (now < q->search_blocked_until)
+			wait = (long) (q->search_blocked_until - now);
+		else if (q->search_count >= Min(hubsync_search_rate, HUBSYNC_SEARCH_RING))
+			wait = (long) (q->search_sent[q->search_head] + 1000 - now + 1);
+		else
+		{
+			q->search_sent[(q->search_head + q->search_count) % HUBSYNC_SEARCH_RING] = now;
+			q->search_count++;
+		}
+	}
+	else if (q->count >= window_limit(q, cls, now))
+		wait = (long) (q->sent[q->head] + WINDOW_MS + WINDOW_GUARD_MS - now + 1);
+	else
+	{
+		q->sent[(q->head + q->count) % HUBSYNC_QUOTA_RING] = now;
+		q->count++;
+		q->max_in_window = Max(q->max_in_window, q->count);
+	}
+	if (wait == 0)
+	{
+		q->daily_used++;
+		q->requests++;
+	}
+	SpinLockRelease(&q->lock);
+	return Max(wait, 0);
+}
+
+/*
+ * hubsync_quota_observe -- learn from a response: count its status class
+ * and correct the window from HubSpot's own view of it.  When HubSpot has
+ * counted more requests in the window than we sent, another client shares
+ * the bucket: its requests are added as if sent now.
+ */
+void
+hubsync_quota_observe(long status, long rl_max, long rl_remaining,
+					  long rl_daily_remaining)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		now = hubsync_now_ms();
+	int64		next_day_ms;
+
+	(void) hubsync_quota_day(now, &next_day_ms);
+	SpinLockAcquire(&q->lock);
+	if (status >= 200 && status < 300)
+		q->responses_2xx++;
+	else if (status >= 400 && status < 500)
+		q->responses_4xx++;
+	else if (status >= 500)
+		q->responses_5xx++;
+	else
+		q->transport_errors++;
+	if (status == 429)
+		q->throttled_429++;
+	if (rl_max > 0)
+		q->header_max = (int) Min(rl_max, HUBSYNC_QUOTA_RING);
+	if (rl_max > 0 && rl_remaining >= 0)
+	{
+		int			used = (int) (rl_max - rl_remaining);
+
+		expire(q, now);
+		while (q->count < used && q->count < HUBSYNC_QUOTA_RING)
+		{
+			q->sent[(q->head + q->count) % HUBSYNC_QUOTA_RING] = now;
+			q->count++;
+		}
+	}
+	if (rl_daily_remaining == 0)
+		q->daily_blocked_until = next_day_ms;
+	SpinLockRelease(&q->lock);
+}
+
+/*
+ * hubsync_quota_throttled -- HubSpot answered 429: stop everybody for the
+ * period the policy names (HubSpot sends no Retry-After on CRM 429s).
+ */
+void
+hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		now = hubsync_now_ms();
+	int64		next_day_ms;
+
+	(void) hubsync_quota_day(now, &next_day_ms);
+	SpinLockAcquire(&q->lock);
+	if (policy && strcmp(policy, "DAILY") == 0)
+		q->daily_blocked_until = next_day_ms;	/* the account's midnight */
+	else if (cls == HUBSYNC_QUOTA_SEARCH ||
+			 (policy && strcmp(policy, "SECONDLY") == 0))
+		q->search_blocked_until = now + 1000;
+	else
+		q->blocked_until = now + WINDOW_MS;
+	SpinLockRelease(&q->lock);
+}
+
+/* hubsync_quota_count_retry -- a push was scheduled for another attempt */
+void
+hubsync_quota_count_retry(void)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+
+	SpinLockAcquire(&q->lock);
+	q->retries++;
+	SpinLockRelease(&q->lock);
+}
+
+/*
+ * hubsync_quota_snapshot -- a consistent copy of the budget and the
+ * counters for hubsync.quota_status(): what the window, the day and the
+ * search limit have used now, and when sending may resume if blocked.
+ */
+void
+hubsync_quota_snapshot(HubsyncQuotaSnapshot *out)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		now = hubsync_now_ms();
+	int64		blocked;
+	int64		day_start = hubsync_quota_day(now, NULL);
+
+	memset(out, 0, sizeof(*out));
+	SpinLockAcquire(&q->lock);
+	expire(q, now);
+	out->window_used = q->count;
+	out->window_limit = window_limit(q, HUBSYNC_QUOTA_REALTIME, now);
+	out->search_used = q->search_count;
+	out->search_limit = Min(hubsync_search_rate, HUBSYNC_SEARCH_RING);
+	out->daily_used = (q->daily_start >= day_start) ? q->daily_used : 0;
+	out->daily_limit = hubsync_daily_limit;
+	blocked = Max(q->blocked_until, q->daily_blocked_until);
+	out->blocked_until = blocked > now ? blocked : 0;
+	out->requests = q->requests;
+	out->responses_2xx = q->responses_2xx;
+	out->responses_4xx = q->responses_4xx;
+	out->responses_5xx = q->responses_5xx;
+	out->transport_errors = q->transport_errors;
+	out->throttled_429 = q->throttled_429;
+	out->retries = q->retries;
+	SpinLockRelease(&q->lock);
+}

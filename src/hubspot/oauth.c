@@ -1,0 +1,362 @@
+/*-------------------------------------------------------------------------
+ *
+ * oauth.c
+ *	  Refreshing the OAuth access token through HubSpot's token endpoint.
+ *
+ * With OAuth credentials (client id, client secret, refresh token) the
+ * access token lives 30 minutes.  hubspot_api.c asks for a new one shortly
+ * before it expires and once after HubSpot answers EXPIRED_AUTHENTICATION;
+ * this file performs that refresh:
+ *
+ *	 POST {api_base_url}/oauth/v1/token
+ *	 grant_type=refresh_token&client_id=..&client_secret=..&refresh_token=..
+ *
+ * and stores what comes back (access token, expiry, and the refresh token,
+ * which HubSpot may rotate) in hubsync._credentials, then bumps the
+ * credentials version so every worker picks the new token up.
+ *
+ * Only one process refreshes at a time: a claim in shared memory (a
+ * deadline, so a process that dies mid-refresh cannot block the others for
+ * long).  A refresh HubSpot refuses for good (400 invalid_grant or
+ * invalid_client) pauses sync: the error is stored, auth state becomes
+ * refresh_failed, and nothing is asked again until the credentials change.
+ * A refresh that fails for a passing reason (network, 429, 5xx, garbage)
+ * is retried after a growing delay.  No secret is ever logged: messages
+ * carry the HTTP status and HubSpot's status words only.
+ *
+ * IDENTIFICATION
+ *	  src/hubspot/oauth.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "core/hubsync.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "hubspot/hubspot_api.h"
+#include "util/json_util.h"
+#include "hubspot/oauth.h"
+#include "util/parse_util.h"
+#include "bgw/worker.h"
+
+/* how long a refresh may hold the claim */
+#define OAUTH_CLAIM_MS			60000
+/* delays after refreshes that failed for a passing reason */
+#define OAUTH_BACKOFF_MIN_MS	2000
+#define OAUTH_BACKOFF_MAX_MS	300000
+/* longest access token we accept (HubSpot's are ~300 characters) */
+#define OAUTH_MAX_TOKEN_LEN		4096
+
+static TimestampTz retry_not_before = 0;
+static int	transient_failures = 0;
+
+/* append_form_value -- application/x-www-form-urlencoded encoding */
+static void
+append_form_value(StringInfo buf, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s; s++)
+	{
+		unsigned char c = (unsigned char) *s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			(c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~')
+			appendStringInfoChar(buf, (char) c);
+		else
+		{
+			appendStringInfoChar(buf, '%');
+			appendStringInfoChar(buf, hex[c >> 4]);
+			appendStringInfoChar(buf, hex[c & 15]);
+		}
+	}
+}
+
+/* wipe_string -- overwrite a secret before its memory is given back */
+static void
+wipe_string(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+}
+
+/* safe_word -- HubSpot's status word reduced to [A-Za-z0-9_] (parse_util.c) */
+static char *
+safe_word(const char *s)
+{
+	char	   *out = palloc(65);
+
+	hubsync_safe_word(s, out, 65);
+	return out;
+}
+
+/* claim_refresh -- become the one process refreshing, if nobody is */
+static bool
+claim_refresh(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		held = pg_atomic_read_u64(&hubsync_shared->oauth_refresh_claim);
+
+	if ((TimestampTz) held > now)
+		return false;
+	return pg_atomic_compare_exchange_u64(&hubsync_shared->oauth_refresh_claim, &held,
+										  (uint64) TimestampTzPlusMilliseconds(now, OAUTH_CLAIM_MS));
+}
+
+/* release_refresh -- let the next refresh happen */
+static void
+release_refresh(void)
+{
+	pg_atomic_write_u64(&hubsync_shared->oauth_refresh_claim, 0);
+}
+
+/*
+ * read_secrets -- client id, client secret and refresh token (palloc'd in
+ * the caller's memory context); false when OAuth is not configured or the
+ * extension is gone.
+ */
+static bool
+read_secrets(char **client_id, char **client_secret, char **refresh_token)
+{
+	bool		ok = false;
+	MemoryContext caller = CurrentMemoryContext;
+
+	*client_id = *client_secret = *refresh_token = NULL;
+	if (!hubsync_worker_begin_xact(NULL))
+	{
+		hubsync_worker_end_xact();
+		return false;
+	}
+	SPI_connect();
+	if (SPI_execute("SELECT oauth_client_id, oauth_client_secret, oauth_refresh_token "
+					"FROM hubsync._credentials WHERE oauth_refresh_error IS NULL",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *id = SPI_getvalue(tup, desc, 1);
+		char	   *secret = SPI_getvalue(tup, desc, 2);
+		char	   *refresh = SPI_getvalue(tup, desc, 3);
+		if (id && secret && refresh && *id && *secret && *refresh)
+		{
+			/* copy out of SPI's memory, which is freed by SPI_finish */
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			*client_id = pstrdup(id);
+			*client_secret = pstrdup(secret);
+			*refresh_token = pstrdup(refresh);
+			MemoryContextSwitchTo(old);
+			ok = true;
+		}
+		wipe_string(secret);
+		wipe_string(refresh);
+	}
+	SPI_finish();
+	hubsync_worker_end_xact();
+	return ok;
+}
+
+/*
+ * store_result -- write the new token (or the refusal) back to
+ * hubsync._credentials, only if the refresh token is still the one we
+ * used: credentials set meanwhile win.  Returns true if stored.
+ */
+static bool
+store_result(const char *used_refresh, const char *access, const char *new_refresh,
+			 double expires_in, const char *error)
+{
+	bool		stored = false;
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(used_refresh);
+	if (access)
+		values[1] = CStringGetTextDatum(access);
+	else
+		nulls[1] = 'n';
+	if (new_refresh && *new_refresh)
+		values[2] = CStringGetTextDatum(new_refresh);
+	else
+		nulls[2] = 'n';
+	values[3] = Float8GetDatum(expires_in);
+	if (error)
+		values[4] = CStringGetTextDatum(error);
+	else
+		nulls[4] = 'n';
+
+	if (hubsync_worker_begin_xact("storing a refreshed HubSpot access token"))
+	{
+		SPI_connect();
+		if (SPI_execute_with_args("UPDATE hubsync._credentials SET "
+								  "oauth_access_token = $2, "
+								  "oauth_refresh_token = coalesce($3, oauth_refresh_token), "
+								  "oauth_expires_at = CASE WHEN $2 IS NULL THEN NULL "
+								  "  ELSE now() + make_interval(secs => $4) END, "
+								  "oauth_refreshed_at = CASE WHEN $2 IS NULL THEN oauth_refreshed_at "
+								  "  ELSE now() END, "
+								  "oauth_refresh_error = $5 "
+								  "WHERE oauth_refresh_token = $1",
+								  5, types, values, nulls, false, 1) == SPI_OK_UPDATE)
+			stored = (SPI_processed == 1);
+		SPI_finish();
+	}
+	hubsync_worker_end_xact();
+	return stored;
+}
+
+/* next_backoff -- delay after the n-th passing failure in a row */
+static long
+next_backoff(int n)
+{
+	long		ms = OAUTH_BACKOFF_MIN_MS;
+
+	while (--n > 0 && ms < OAUTH_BACKOFF_MAX_MS)
+		ms *= 2;
+	return Min(ms, OAUTH_BACKOFF_MAX_MS);
+}
+
+/*
+ * hubsync_oauth_refresh -- get a new access token from HubSpot's token
+ * endpoint and store it.  On DONE the credentials version has moved, so
+ * the caller (and every other worker) reloads the token.
+ */
+HubsyncOAuthResult
+hubsync_oauth_refresh(void)
+{
+	char	   *client_id;
+	char	   *client_secret;
+	char	   *refresh_token;
+	StringInfoData form;
+	HubsyncHttpRequest *req;
+	HubsyncOAuthResult result = HUBSYNC_OAUTH_RETRY_LATER;
+	Jsonb	   *body;
+	char	   *access = NULL;
+	char	   *new_refresh = NULL;
+	char	   *expires = NULL;
+	double		expires_in = 0;
+
+	if (GetCurrentTimestamp() < retry_not_before)
+		return HUBSYNC_OAUTH_RETRY_LATER;
+	if (!claim_refresh())
+		return HUBSYNC_OAUTH_BUSY;
+	if (!read_secrets(&client_id, &client_secret, &refresh_token))
+	{
+		release_refresh();
+		return HUBSYNC_OAUTH_RETRY_LATER;
+	}
+
+	initStringInfo(&form);
+	appendStringInfoString(&form, "grant_type=refresh_token&client_id=");
+	append_form_value(&form, client_id);
+	appendStringInfoString(&form, "&client_secret=");
+	append_form_value(&form, client_secret);
+	appendStringInfoString(&form, "&refresh_token=");
+	append_form_value(&form, refresh_token);
+
+	req = palloc0(sizeof(HubsyncHttpRequest));
+	req->method = "POST";
+	req->url = psprintf("%s/oauth/v1/token", hubsync_api_root());
+	req->body = form.data;
+	req->content_type = "application/x-www-form-urlencoded";
+	pgstat_report_activity(STATE_RUNNING, "refreshing the HubSpot access token");
+	hubsync_http_perform(req);
+	explicit_bzero(form.data, form.len);
+	wipe_string(client_id);
+	wipe_string(client_secret);
+
+	body = (req->status > 0) ? hubsync_json_parse(req->response, req->response_len) : NULL;
+	if (req->status == 200 && body != NULL)
+	{
+		JsonbValue *exp = hubsync_json_get(&body->root, "expires_in");
+
+		access = hubsync_json_get_text(&body->root, "access_token");
+		new_refresh = hubsync_json_get_text(&body->root, "refresh_token");
+		if (exp && (exp->type == jbvNumeric || exp->type == jbvString))
+			expires = hubsync_json_value_text(exp);
+		if (expires)
+		{
+			char	   *end;
+
+			expires_in = strtod(expires, &end);
+			if (*end != '\0' || !(expires_in > 0 && expires_in < 365.0 * 86400))
+				expires_in = 0;
+		}
+		/* an access token is one printable word; anything else is garbage */
+		if (access && !hubsync_token_ok(access, OAUTH_MAX_TOKEN_LEN))
+			access = NULL;
+		if (new_refresh && !hubsync_token_ok(new_refresh, OAUTH_MAX_TOKEN_LEN))
+			new_refresh = NULL;
+		if (access && expires_in > 0)
+		{
+			if (store_result(refresh_token, access, new_refresh, expires_in, NULL))
+			{
+				pg_atomic_fetch_add_u64(&hubsync_shared->credentials_version, 1);
+				hubsync_wake_all_workers();
+			}
+			result = HUBSYNC_OAUTH_DONE;
+		}
+		else
+			ereport(LOG,
+					(errmsg("HubSpot's token endpoint answered 200 without a usable access_token and expires_in; retrying later")));
+	}
+	else if (req->status == 400 || req->status == 401 || req->status == 403)
+	{
+		char	   *status_word = body ? safe_word(hubsync_json_get_text(&body->root, "status")) : "";
+		char	   *error_word = body ? safe_word(hubsync_json_get_text(&body->root, "error")) : "";
+		char	   *error = psprintf("HTTP %ld%s%s%s%s", req->status,
+									 *status_word ? " " : "", status_word,
+									 *error_word ? " " : "", error_word);
+
+		(void) store_result(refresh_token, NULL, NULL, 0, error);
+		if (pg_atomic_exchange_u32(&hubsync_shared->auth_failed,
+								   HUBSYNC_AUTH_REFRESH_FAILED) != HUBSYNC_AUTH_REFRESH_FAILED)
+			ereport(WARNING,
+					(errmsg("HubSpot refused hubsync's OAuth refresh token (%s); sync is paused until the credentials change",
+							error),
+					 errhint("Reinstall the app or set new OAuth credentials with hubsync.set_credentials(oauth_refresh_token => ...).")));
+		result = HUBSYNC_OAUTH_REFUSED;
+	}
+	else
+		ereport(LOG,
+				(errmsg("could not refresh the HubSpot access token: %s; retrying later",
+						req->status > 0 ? psprintf("HTTP %ld", req->status) :
+						(req->error[0] ? req->error : "no response"))));
+
+	if (access)
+		wipe_string(access);
+	if (new_refresh)
+		wipe_string(new_refresh);
+	if (req->response)
+		explicit_bzero(req->response, req->response_len);
+	wipe_string(refresh_token);
+	pfree(client_id);
+	pfree(client_secret);
+	pfree(refresh_token);
+	hubsync_http_release(req);
+	release_refresh();
+
+	if (result == HUBSYNC_OAUTH_RETRY_LATER)
+	{
+		transient_failures++;
+		retry_not_before = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   next_backoff(transient_failures));
+	}
+	else
+	{
+		transient_failures = 0;
+		retry_not_before = 0;
+	}
+	return result;
+}
+
+/* hubsync_oauth_forget_backoff -- new credentials: try again at once */
+void
+hubsync_oauth_forget_backoff(void)
+{
+	transient_failures = 0;
+	retry_not_before = 0;
+}

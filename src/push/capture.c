@@ -1,0 +1,603 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *	  The row trigger on mirror tables that turns application writes into
+ *	  outbox rows, in the application's own transaction.
+ *
+ * The trigger records which properties changed, not their values: the
+ * push worker reads the row as it is when it sends, so several changes to
+ * one record before it is sent coalesce naturally and the newest value is
+ * the one that leaves.  An UPDATE that changes nothing enqueues nothing.
+ *
+ * Writes that hubsync itself makes while applying HubSpot's changes set
+ * hubsync_applying_remote, a C variable no SQL can reach, and are never
+ * captured: that is how a change from HubSpot is never pushed back.
+ *
+ * At commit the enqueuing backend wakes the push worker (transaction
+ * callback + latch), so changes leave within milliseconds, not at the next
+ * poll.
+ *
+ * IDENTIFICATION
+ *	  src/push/capture.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "core/hubsync.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/uuid.h"
+#include "core/remote_apply.h"
+#include "push/outbox_insert.h"
+#include "core/owner_context.h"
+
+PG_FUNCTION_INFO_V1(hubsync_capture);
+PG_FUNCTION_INFO_V1(hubsync_invalidate_mirror);
+PG_FUNCTION_INFO_V1(hubsync_wake_push);
+
+/* A typed property column of a mirror table */
+typedef struct CaptureColumn
+{
+	AttrNumber	attnum;
+	char	   *property;
+	bool		hubspot_owned;
+} CaptureColumn;
+
+/* What the trigger needs to know about one mirror table, cached */
+typedef struct CaptureInfo
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	char	   *object_type;
+	AttrNumber	hubsync_id_att;
+	AttrNumber	hs_object_id_att;
+	AttrNumber	properties_att;
+	int			ncolumns;
+	CaptureColumn *columns;
+	List	   *hubspot_owned_json; /* owned properties kept in jsonb */
+} CaptureInfo;
+
+static HTAB *capture_cache = NULL;
+static SPIPlanPtr insert_plan = NULL;
+static int	changes_this_xact = 0;
+static bool wake_push_at_commit = false;
+static bool xact_callback_registered = false;
+
+/*
+ * capture_relcache_callback -- forget cached table info when a mirror
+ * table (or, for InvalidOid, anything) changes.
+ */
+static void
+capture_relcache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	CaptureInfo *info;
+
+	if (capture_cache == NULL)
+		return;
+	hash_seq_init(&status, capture_cache);
+	while ((info = hash_seq_search(&status)) != NULL)
+		if (relid == InvalidOid || info->relid == relid)
+			info->valid = false;
+}
+
+/*
+ * capture_xact_callback -- at commit, wake the push worker once for the
+ * whole transaction; at commit or abort, reset the per-transaction count.
+ */
+static void
+capture_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_push_at_commit)
+				hubsync_wake_worker(HUBSYNC_WORKER_PUSH);
+			/* FALLTHROUGH */
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_push_at_commit = false;
+			changes_this_xact = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+/* request_push_wake -- wake the push worker when this transaction commits */
+static void
+request_push_wake(void)
+{
+	wake_push_at_commit = true;
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(capture_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/*
+ * load_capture_info -- read a mirror table's typed columns and the
+ * properties HubSpot owns, from hubsync.property_map and
+ * hubsync.field_owners.
+ */
+static void
+load_capture_info(CaptureInfo *info, Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	MemoryContext oldcxt;
+	Datum		arg;
+	int			i;
+	List	   *owned = NIL;
+	HubsyncOwnerContext owner;
+
+	hubsync_require_mirror_table(rel, "hubsync._capture()");
+	info->object_type = MemoryContextStrdup(CacheMemoryContext,
+											RelationGetRelationName(rel));
+	info->hubsync_id_att = SPI_fnumber(tupdesc, "hubsync_id");
+	info->hs_object_id_att = SPI_fnumber(tupdesc, "hs_object_id");
+	info->properties_att = SPI_fnumber(tupdesc, "properties");
+	if (info->hubsync_id_att <= 0 || info->hs_object_id_att <= 0 ||
+		info->properties_att <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" is not a hubsync mirror table",
+						RelationGetRelationName(rel)),
+				 errhint("Mirror tables have hubsync_id, hs_object_id and properties columns.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	hubsync_become_owner(&owner);
+	arg = CStringGetTextDatum(info->object_type);
+	if (SPI_execute_with_args("SELECT 1 FROM hubsync.object_types t WHERE t.object_type = $1",
+							  1, (Oid[]) {TEXTOID}, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read hubsync.object_types");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("hubsync._capture() may only run on hubsync's mirror tables"),
+				 errdetail("hubspot.%s is not an object type in hubsync.object_types.",
+						   info->object_type),
+				 errhint("Track the object type with hubsync.track_object() first.")));
+	if (SPI_execute_with_args(
+							  "SELECT m.column_name::text, m.property, "
+							  "       coalesce(o.owner, 'latest') = 'hubspot' "
+							  "FROM hubsync.property_map m "
+							  "LEFT JOIN hubsync.field_owners o "
+							  "  ON o.object_type = m.object_type AND o.property = m.property "
+							  "WHERE m.object_type = $1",
+							  1, (Oid[]) {TEXTOID}, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read hubsync.property_map");
+
+	oldcxt = MemoryContextSwitchTo(CacheMemoryContext);
+	info->columns = palloc0(sizeof(CaptureColumn) * Max(SPI_processed, 1));
+	info->ncolumns = 0;
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		char	   *colname = SPI_getvalue(tup, td, 1);
+		AttrNumber	attnum = SPI_fnumber(tupdesc, colname);
+		bool		isnull;
+
+		if (attnum <= 0)
+			continue;			/* mapped but not (yet) a column */
+		info->columns[info->ncolumns].attnum = attnum;
+		info->columns[info->ncolumns].property = SPI_getvalue(tup, td, 2);
+		info->columns[info->ncolumns].hubspot_owned =
+			DatumGetBool(SPI_getbinval(tup, td, 3, &isnull));
+		info->ncolumns++;
+	}
+	MemoryContextSwitchTo(oldcxt);
+
+	if (SPI_execute_with_args(
+							  "SELECT o.property FROM hubsync.field_owners o "
+							  "WHERE o.object_type = $1 AND o.owner = 'hubspot' "
+							  "AND NOT EXISTS (SELECT 1 FROM hubsync.property_map m "
+							  "  WHERE m.object_type = o.object_type AND m.property = o.property)",
+							  1, (Oid[]) {TEXTOID}, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read hubsync.field_owners");
+	oldcxt = MemoryContextSwitchTo(CacheMemoryContext);
+	for (i = 0; i < SPI_processed; i++)
+		owned = lappend(owned, SPI_getvalue(SPI_tuptable->vals[i],
+											SPI_tuptable->tupdesc, 1));
+	info->hubspot_owned_json = owned;
+	MemoryContextSwitchTo(oldcxt);
+
+	hubsync_end_owner(&owner);
+	SPI_finish();
+	info->valid = true;
+}
+
+/* get_capture_info -- cached info for a mirror table, loaded on first use */
+static CaptureInfo *
+get_capture_info(Relation rel)
+{
+	CaptureInfo *info;
+	bool		found;
+	Oid			relid = RelationGetRelid(rel);
+
+	if (capture_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CaptureInfo);
+		ctl.hcxt = CacheMemoryContext;
+		capture_cache = hash_create("hubsync capture cache", 16, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
+	}
+	info = hash_search(capture_cache, &relid, HASH_ENTER, &found);
+	if (!found)
+		info->valid = false;
+	if (!info->valid)
+		load_capture_info(info, rel);
+	return info;
+}
+
+/*
+ * refuse_hubspot_owned -- an application may not change a property that
+ * HubSpot owns.
+ */
+static void
+refuse_hubspot_owned(CaptureInfo *info, const char *property)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("property \"%s\" of hubspot.%s is owned by HubSpot",
+					property, info->object_type),
+			 errdetail("Changes to it must be made in HubSpot; they reach this table from there."),
+			 errhint("To let PostgreSQL change it, run hubsync.set_owner('%s', '%s', 'latest').",
+					 info->object_type, property)));
+}
+
+/* is_hubspot_owned_json -- whether HubSpot owns a jsonb-kept property */
+static bool
+is_hubspot_owned_json(CaptureInfo *info, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, info->hubspot_owned_json)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * jsonb_key_changed -- whether key differs between two jsonb objects (one
+ * of which may be NULL).
+ */
+static bool
+jsonb_key_changed(Jsonb *a, Jsonb *b, JsonbValue *key)
+{
+	JsonbValue *va = a ? findJsonbValueFromContainer(&a->root, JB_FOBJECT, key) : NULL;
+	JsonbValue *vb = b ? findJsonbValueFromContainer(&b->root, JB_FOBJECT, key) : NULL;
+
+	if (va == NULL || vb == NULL)
+		return va != vb;
+	if (va->type != vb->type)
+		return true;
+	switch (va->type)
+	{
+		case jbvNull:
+			return false;
+		case jbvBool:
+			return va->val.boolean != vb->val.boolean;
+		case jbvString:
+			return va->val.string.len != vb->val.string.len ||
+				memcmp(va->val.string.val, vb->val.string.val,
+					   va->val.string.len) != 0;
+		case jbvNumeric:
+			return !DatumGetBool(DirectFunctionCall2(numeric_eq,
+													 NumericGetDatum(va->val.numeric),
+													 NumericGetDatum(vb->val.numeric)));
+		default:
+			return true;		/* nested values: treat as changed */
+	}
+}
+
+/*
+ * collect_json_changes -- append to *changed the names of the keys of the
+ * properties jsonb that an UPDATE changed (set, altered or removed).
+ */
+static void
+collect_json_changes(CaptureInfo *info, Jsonb *oldj, Jsonb *newj,
+					 List **changed)
+{
+	Jsonb	   *sides[2] = {newj, oldj};
+	int			s;
+
+	for (s = 0; s < 2; s++)
+	{
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		if (sides[s] == NULL || !JB_ROOT_IS_OBJECT(sides[s]))
+			continue;
+		it = JsonbIteratorInit(&sides[s]->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			char	   *name;
+
+			if (tok != WJB_KEY)
+				continue;
+			/* keys present on both sides are checked from the new side */
+			if (s == 1 && newj != NULL && JB_ROOT_IS_OBJECT(newj) &&
+				findJsonbValueFromContainer(&newj->root, JB_FOBJECT, &v) != NULL)
+				continue;
+			if (!jsonb_key_changed(oldj, newj, &v))
+				continue;
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+			if (is_hubspot_owned_json(info, name))
+				refuse_hubspot_owned(info, name);
+			*changed = lappend(*changed, name);
+		}
+	}
+}
+
+/*
+ * check_json_insert -- refuse an INSERT that sets a HubSpot-owned
+ * property kept in the jsonb column.
+ */
+static void
+check_json_insert(CaptureInfo *info, Jsonb *j)
+{
+	ListCell   *lc;
+
+	if (j == NULL || !JB_ROOT_IS_OBJECT(j))
+		return;
+	foreach(lc, info->hubspot_owned_json)
+	{
+		char	   *name = (char *) lfirst(lc);
+		JsonbValue	key;
+		JsonbValue *v;
+
+		key.type = jbvString;
+		key.val.string.val = name;
+		key.val.string.len = strlen(name);
+		v = findJsonbValueFromContainer(&j->root, JB_FOBJECT, &key);
+		if (v != NULL && v->type != jbvNull)
+			refuse_hubspot_owned(info, name);
+	}
+}
+
+/*
+ * collect_changes -- the properties an UPDATE changed, or for an INSERT
+ * check ownership only (a create sends every non-null property).
+ */
+static List *
+collect_changes(CaptureInfo *info, TupleDesc tupdesc, HeapTuple oldtup,
+				HeapTuple newtup)
+{
+	List	   *changed = NIL;
+	int			i;
+	bool		onull,
+				nnull;
+	Datum		od,
+				nd;
+
+	for (i = 0; i < info->ncolumns; i++)
+	{
+		CaptureColumn *col = &info->columns[i];
+		Form_pg_attribute att = TupleDescAttr(tupdesc, col->attnum - 1);
+
+		nd = heap_getattr(newtup, col->attnum, tupdesc, &nnull);
+		if (oldtup == NULL)
+		{
+			if (!nnull && col->hubspot_owned)
+				refuse_hubspot_owned(info, col->property);
+			continue;
+		}
+		od = heap_getattr(oldtup, col->attnum, tupdesc, &onull);
+		if (onull && nnull)
+			continue;
+		if (!onull && !nnull &&
+			datumIsEqual(od, nd, att->attbyval, att->attlen))
+			continue;
+		if (col->hubspot_owned)
+			refuse_hubspot_owned(info, col->property);
+		changed = lappend(changed, col->property);
+	}
+
+	nd = heap_getattr(newtup, info->properties_att, tupdesc, &nnull);
+	if (oldtup == NULL)
+	{
+		if (!nnull && info->hubspot_owned_json != NIL)
+			check_json_insert(info, DatumGetJsonbP(nd));
+		return changed;
+	}
+	od = heap_getattr(oldtup, info->properties_att, tupdesc, &onull);
+	if (onull && nnull)
+		return changed;
+	if (!onull && !nnull && datumIsEqual(od, nd, false, -1))
+		return changed;
+	collect_json_changes(info,
+						 onull ? NULL : DatumGetJsonbP(od),
+						 nnull ? NULL : DatumGetJsonbP(nd),
+						 &changed);
+	return changed;
+}
+
+/*
+ * count_change -- enforce hubsync.max_changes_per_xact, the guard against
+ * an accidental mass update reaching HubSpot.
+ */
+static void
+count_change(void)
+{
+	changes_this_xact++;
+	if (hubsync_max_changes_per_xact > 0 &&
+		changes_this_xact > hubsync_max_changes_per_xact)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("transaction would send more than %d changes to HubSpot",
+						hubsync_max_changes_per_xact),
+				 errdetail("hubsync.max_changes_per_xact guards against accidental mass updates."),
+				 errhint("For a deliberate bulk load, run SET LOCAL hubsync.max_changes_per_xact = 0 in the transaction first.")));
+}
+
+/*
+ * enqueue -- insert the outbox row: directly into the heap when the
+ * outbox has the shape we know (see outbox_insert.c), otherwise through
+ * SPI as the owner of the outbox (the application role need not be able
+ * to write it directly).
+ */
+static void
+enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
+		bool hs_null, const char *op, List *changed)
+{
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum	   *elems;
+	ListCell   *lc;
+	int			n = 0;
+	HubsyncOwnerContext owner;
+
+	elems = palloc(sizeof(Datum) * Max(list_length(changed), 1));
+	foreach(lc, changed)
+		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
+
+	values[0] = CStringGetTextDatum(info->object_type);
+	values[1] = hubsync_id;
+	nulls[1] = id_null ? 'n' : ' ';
+	values[2] = hs_object_id;
+	nulls[2] = hs_null ? 'n' : ' ';
+	values[3] = CStringGetTextDatum(op);
+	values[4] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
+												TYPALIGN_INT));
+	values[5] = CStringGetTextDatum(hubsync_origin);
+
+	if (!id_null &&
+		hubsync_outbox_insert_direct(info->object_type, hubsync_id, hs_null,
+									 hs_object_id, op, values[4], hubsync_origin))
+	{
+		count_change();
+		request_push_wake();
+		return;
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	hubsync_become_owner(&owner);
+	if (insert_plan == NULL)
+	{
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("INSERT INTO hubsync.outbox "
+						   "(object_type, hubsync_id, hs_object_id, op, changed, origin) "
+						   "VALUES ($1, $2, $3, $4, $5, $6)",
+						   6, (Oid[]) {TEXTOID, UUIDOID, INT8OID, TEXTOID,
+						   TEXTARRAYOID, TEXTOID});
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the outbox insert: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		insert_plan = plan;
+	}
+	if (SPI_execute_plan(insert_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write to hubsync.outbox");
+	hubsync_end_owner(&owner);
+	SPI_finish();
+
+	count_change();
+	request_push_wake();
+}
+
+/*
+ * hubsync_capture -- AFTER INSERT/UPDATE/DELETE row trigger of the mirror
+ * tables.
+ */
+Datum
+hubsync_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	tupdesc;
+	CaptureInfo *info;
+	HeapTuple	row;
+	Datum		id,
+				hsid;
+	bool		id_null,
+				hs_null;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("hubsync._capture() must be an AFTER ... FOR EACH ROW trigger")));
+
+	rel = trigdata->tg_relation;
+	if (hubsync_applying_remote || hubsync_restoring_a_dump(rel))
+		return PointerGetDatum(NULL);
+
+	tupdesc = RelationGetDescr(rel);
+	info = get_capture_info(rel);
+	row = TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ?
+		trigdata->tg_trigtuple :
+		(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		 trigdata->tg_newtuple : trigdata->tg_trigtuple);
+	id = heap_getattr(row, info->hubsync_id_att, tupdesc, &id_null);
+	hsid = heap_getattr(row, info->hs_object_id_att, tupdesc, &hs_null);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		(void) collect_changes(info, tupdesc, NULL, row);
+		/* a row that already has a HubSpot id mirrors an existing record */
+		if (hs_null)
+			enqueue(info, id, id_null, hsid, hs_null, "create", NIL);
+	}
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		List	   *changed = collect_changes(info, tupdesc,
+											  trigdata->tg_trigtuple, row);
+
+		if (changed != NIL)
+			enqueue(info, id, id_null, hsid, hs_null, "update", changed);
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		enqueue(info, id, id_null, hsid, hs_null, "archive", NIL);
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * hubsync_invalidate_mirror -- make every backend reload what it cached
+ * about a mirror table (after set_owner or map_property).
+ */
+Datum
+hubsync_invalidate_mirror(PG_FUNCTION_ARGS)
+{
+	CacheInvalidateRelcacheByRelid(PG_GETARG_OID(0));
+	PG_RETURN_VOID();
+}
+
+/*
+ * hubsync_wake_push -- for SQL functions that queue changes themselves
+ * (retry_dead_letters, resume): wake the push worker at commit.
+ */
+Datum
+hubsync_wake_push(PG_FUNCTION_ARGS)
+{
+	request_push_wake();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * parse_util.h
+ *	  Pure C checks of text that comes from the network (HubSpot answers,
+ *	  webhook bodies), with no server dependency, so the fuzzing harnesses
+ *	  under test/fuzz/ link the very same code.
+ *
+ * IDENTIFICATION
+ *	  src/util/parse_util.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HUBSYNC_PARSE_UTIL_H
+#define HUBSYNC_PARSE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* deepest nesting of arrays and objects accepted from the network */
+#define HUBSYNC_JSON_MAX_DEPTH 256
+
+extern bool hubsync_json_depth_ok(const char *text, size_t len, int max_depth);
+extern bool hubsync_valid_object_id(const char *id);
+extern const char *hubsync_existing_id(const char *message, size_t *len);
+extern size_t hubsync_safe_word(const char *in, char *out, size_t outsize);
+extern bool hubsync_token_ok(const char *token, size_t max_len);
+
+#endif							/* HUBSYNC_PARSE_UTIL_H */

@@ -1,0 +1,20 @@
+/*-------------------------------------------------------------------------
+ *
+ * receiver.h
+ *	  The embedded webhook receiver (libmicrohttpd, external select mode).
+ *
+ * IDENTIFICATION
+ *	  src/webhook/receiver.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HUBSYNC_RECEIVER_H
+#define HUBSYNC_RECEIVER_H
+
+extern bool hubsync_receiver_configure(void);
+extern void hubsync_receiver_stop(void);
+extern bool hubsync_receiver_running(void);
+extern void hubsync_receiver_wait(long max_timeout_ms);
+extern void hubsync_receiver_run(void);
+
+#endif							/* HUBSYNC_RECEIVER_H */
