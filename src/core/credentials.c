@@ -17,32 +17,21 @@
  */
 #include "core/hubsync.h"
 
-#include "access/xact.h"
 #include "fmgr.h"
+#include "core/at_commit.h"
 
 PG_FUNCTION_INFO_V1(hubsync_credentials_changed);
 
-static bool callback_registered = false;
-static bool credentials_dirty = false;
-
 /*
- * credentials_xact_callback -- at commit of a transaction that changed the
- * credentials, tell the workers; at abort, do nothing (the old credentials
- * still stand).
+ * credentials_committed -- the credentials changed: tell the workers (at
+ * commit only; after an abort the old credentials still stand).
  */
 static void
-credentials_xact_callback(XactEvent event, void *arg)
+credentials_committed(void)
 {
-	if (!credentials_dirty)
-		return;
-	if (event == XACT_EVENT_COMMIT)
-	{
-		pg_atomic_fetch_add_u64(&hubsync_shared->credentials_version, 1);
-		pg_atomic_write_u32(&hubsync_shared->auth_failed, 0);
-		hubsync_wake_all_workers();
-	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
-		credentials_dirty = false;
+	pg_atomic_fetch_add_u64(&hubsync_shared->credentials_version, 1);
+	pg_atomic_write_u32(&hubsync_shared->auth_failed, 0);
+	hubsync_wake_all_workers();
 }
 
 /*
@@ -53,14 +42,7 @@ credentials_xact_callback(XactEvent event, void *arg)
 Datum
 hubsync_credentials_changed(PG_FUNCTION_ARGS)
 {
-	if (!hubsync_shmem_available())
-		PG_RETURN_VOID();
-	if (!callback_registered)
-	{
-		RegisterXactCallback(credentials_xact_callback, NULL);
-		callback_registered = true;
-	}
-	credentials_dirty = true;
+	hubsync_at_commit(credentials_committed);
 	PG_RETURN_VOID();
 }
 

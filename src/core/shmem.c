@@ -11,7 +11,7 @@
  */
 #include "core/hubsync.h"
 
-#include "access/xact.h"
+#include "core/at_commit.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -22,8 +22,6 @@ PG_FUNCTION_INFO_V1(hubsync_wake_workers);
 
 HubsyncShared *hubsync_shared = NULL;
 
-static bool wake_all_at_commit = false;
-static bool wake_callback_registered = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -172,18 +170,6 @@ hubsync_wake_all_workers(void)
 		hubsync_alert_worker((HubsyncWorkerKind) i);
 }
 
-/* wake_all_xact_callback -- wake every worker once the transaction commits */
-static void
-wake_all_xact_callback(XactEvent event, void *arg)
-{
-	if (!wake_all_at_commit)
-		return;
-	if (event == XACT_EVENT_COMMIT)
-		hubsync_wake_all_workers();
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
-		wake_all_at_commit = false;
-}
-
 /*
  * hubsync_wake_workers -- SQL: wake every worker when the calling
  * transaction commits (CREATE EXTENSION uses it, so idle workers start at
@@ -192,14 +178,7 @@ wake_all_xact_callback(XactEvent event, void *arg)
 Datum
 hubsync_wake_workers(PG_FUNCTION_ARGS)
 {
-	if (hubsync_shared == NULL)
-		PG_RETURN_VOID();
-	if (!wake_callback_registered)
-	{
-		RegisterXactCallback(wake_all_xact_callback, NULL);
-		wake_callback_registered = true;
-	}
-	wake_all_at_commit = true;
+	hubsync_at_commit(hubsync_wake_all_workers);
 	PG_RETURN_VOID();
 }
 

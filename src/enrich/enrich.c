@@ -19,39 +19,15 @@
  */
 #include "core/hubsync.h"
 
-#include "access/xact.h"
 #include "fmgr.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
-#include "enrich/enrich.h"
+#include "core/at_commit.h"
 
 PG_FUNCTION_INFO_V1(hubsync_wake_enrich);
 PG_FUNCTION_INFO_V1(hubsync_enrich_check_condition);
-
-static bool wake_at_commit = false;
-static bool callback_registered = false;
-
-/* enrich_xact_callback -- wake the enrich worker once per committed xact */
-static void
-enrich_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_at_commit)
-				hubsync_wake_worker(HUBSYNC_WORKER_ENRICH);
-			/* FALLTHROUGH */
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			wake_at_commit = false;
-			break;
-		default:
-			break;
-	}
-}
 
 /*
  * hubsync_wake_enrich -- SQL: wake the enrich worker when the calling
@@ -61,25 +37,8 @@ enrich_xact_callback(XactEvent event, void *arg)
 Datum
 hubsync_wake_enrich(PG_FUNCTION_ARGS)
 {
-	hubsync_enrich_wake_at_commit();
+	hubsync_wake_at_commit(HUBSYNC_WORKER_ENRICH);
 	PG_RETURN_VOID();
-}
-
-/*
- * hubsync_enrich_wake_at_commit -- the same, for C callers (the
- * hubsync_enrich trigger).
- */
-void
-hubsync_enrich_wake_at_commit(void)
-{
-	if (!hubsync_shmem_available())
-		return;
-	if (!callback_registered)
-	{
-		RegisterXactCallback(enrich_xact_callback, NULL);
-		callback_registered = true;
-	}
-	wake_at_commit = true;
 }
 
 /* refuse_condition -- the one error every malformed condition gets */

@@ -40,7 +40,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "core/owner_context.h"
-#include "enrich/enrich.h"
+#include "core/rel_cache.h"
+#include "core/at_commit.h"
 #include "bgw/worker.h"
 
 PG_FUNCTION_INFO_V1(hubsync_enrich_enqueue);
@@ -57,8 +58,7 @@ typedef struct EnrichRule
 /* The rules of one mirror table, cached per backend */
 typedef struct EnrichTable
 {
-	Oid			relid;			/* hash key */
-	bool		valid;
+	HubsyncRelCacheEntry entry; /* first: relid and valid */
 	char	   *object_type;
 	AttrNumber	hubsync_id_att;
 	int			nrules;
@@ -67,23 +67,8 @@ typedef struct EnrichTable
 	MemoryContext cxt;			/* holds the rules; freed on reload */
 } EnrichTable;
 
-static HTAB *enrich_cache = NULL;
+static HubsyncRelCache enrich_cache = {"hubsync enrich rules", sizeof(EnrichTable)};
 static SPIPlanPtr insert_plan = NULL;
-
-/* enrich_relcache_callback -- forget a table's rules when it changes */
-static void
-enrich_relcache_callback(Datum arg, Oid relid)
-{
-	HASH_SEQ_STATUS status;
-	EnrichTable *t;
-
-	if (enrich_cache == NULL)
-		return;
-	hash_seq_init(&status, enrich_cache);
-	while ((t = hash_seq_search(&status)) != NULL)
-		if (relid == InvalidOid || t->relid == relid)
-			t->valid = false;
-}
 
 /*
  * load_rules -- read a table's enabled rules and prepare their conditions
@@ -168,38 +153,16 @@ load_rules(EnrichTable *t, Relation rel)
 		SPI_keepplan(plan);
 		t->all_plan = plan;
 	}
-	t->valid = true;
+	t->entry.valid = true;
 }
 
 /* get_table -- the cached rules of a mirror table, loaded on first use */
 static EnrichTable *
 get_table(Relation rel)
 {
-	EnrichTable *t;
-	bool		found;
-	Oid			relid = RelationGetRelid(rel);
+	EnrichTable *t = hubsync_rel_cache_entry(&enrich_cache, rel);
 
-	if (enrich_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(EnrichTable);
-		ctl.hcxt = CacheMemoryContext;
-		enrich_cache = hash_create("hubsync enrich rules", 16, &ctl,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		CacheRegisterRelcacheCallback(enrich_relcache_callback, (Datum) 0);
-	}
-	t = hash_search(enrich_cache, &relid, HASH_ENTER, &found);
-	if (!found)
-	{
-		t->valid = false;
-		t->cxt = NULL;
-		t->nrules = 0;
-		t->rules = NULL;
-		t->all_plan = NULL;
-	}
-	if (!t->valid)
+	if (!t->entry.valid)
 		load_rules(t, rel);
 	return t;
 }
@@ -366,6 +329,6 @@ hubsync_enrich_enqueue(PG_FUNCTION_ARGS)
 	hubsync_end_owner(&owner);
 	SPI_finish();
 	if (wake)
-		hubsync_enrich_wake_at_commit();
+		hubsync_wake_at_commit(HUBSYNC_WORKER_ENRICH);
 	return PointerGetDatum(NULL);
 }

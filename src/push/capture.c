@@ -13,8 +13,8 @@
  * hubsync_applying_remote, a C variable no SQL can reach, and are never
  * captured: that is how a change from HubSpot is never pushed back.
  *
- * At commit the enqueuing backend wakes the push worker (transaction
- * callback + latch), so changes leave within milliseconds, not at the next
+ * At commit the enqueuing backend wakes the push worker (core/at_commit.c,
+ * then a latch), so changes leave within milliseconds, not at the next
  * poll.
  *
  * IDENTIFICATION
@@ -43,7 +43,10 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/uuid.h"
+#include "storage/proc.h"
 #include "core/remote_apply.h"
+#include "core/at_commit.h"
+#include "core/rel_cache.h"
 #include "push/outbox_insert.h"
 #include "core/owner_context.h"
 
@@ -62,8 +65,7 @@ typedef struct CaptureColumn
 /* What the trigger needs to know about one mirror table, cached */
 typedef struct CaptureInfo
 {
-	Oid			relid;			/* hash key */
-	bool		valid;
+	HubsyncRelCacheEntry entry; /* first: relid and valid */
 	char	   *object_type;
 	AttrNumber	hubsync_id_att;
 	AttrNumber	hs_object_id_att;
@@ -73,65 +75,10 @@ typedef struct CaptureInfo
 	List	   *hubspot_owned_json; /* owned properties kept in jsonb */
 } CaptureInfo;
 
-static HTAB *capture_cache = NULL;
+static HubsyncRelCache capture_cache = {"hubsync capture cache", sizeof(CaptureInfo)};
 static SPIPlanPtr insert_plan = NULL;
 static int	changes_this_xact = 0;
-static bool wake_push_at_commit = false;
-static bool xact_callback_registered = false;
-
-/*
- * capture_relcache_callback -- forget cached table info when a mirror
- * table (or, for InvalidOid, anything) changes.
- */
-static void
-capture_relcache_callback(Datum arg, Oid relid)
-{
-	HASH_SEQ_STATUS status;
-	CaptureInfo *info;
-
-	if (capture_cache == NULL)
-		return;
-	hash_seq_init(&status, capture_cache);
-	while ((info = hash_seq_search(&status)) != NULL)
-		if (relid == InvalidOid || info->relid == relid)
-			info->valid = false;
-}
-
-/*
- * capture_xact_callback -- at commit, wake the push worker once for the
- * whole transaction; at commit or abort, reset the per-transaction count.
- */
-static void
-capture_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_push_at_commit)
-				hubsync_wake_worker(HUBSYNC_WORKER_PUSH);
-			/* FALLTHROUGH */
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			wake_push_at_commit = false;
-			changes_this_xact = 0;
-			break;
-		default:
-			break;
-	}
-}
-
-/* request_push_wake -- wake the push worker when this transaction commits */
-static void
-request_push_wake(void)
-{
-	wake_push_at_commit = true;
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(capture_xact_callback, NULL);
-		xact_callback_registered = true;
-	}
-}
+static LocalTransactionId counted_lxid = InvalidLocalTransactionId;
 
 /*
  * load_capture_info -- read a mirror table's typed columns and the
@@ -223,32 +170,16 @@ load_capture_info(CaptureInfo *info, Relation rel)
 
 	hubsync_end_owner(&owner);
 	SPI_finish();
-	info->valid = true;
+	info->entry.valid = true;
 }
 
 /* get_capture_info -- cached info for a mirror table, loaded on first use */
 static CaptureInfo *
 get_capture_info(Relation rel)
 {
-	CaptureInfo *info;
-	bool		found;
-	Oid			relid = RelationGetRelid(rel);
+	CaptureInfo *info = hubsync_rel_cache_entry(&capture_cache, rel);
 
-	if (capture_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(CaptureInfo);
-		ctl.hcxt = CacheMemoryContext;
-		capture_cache = hash_create("hubsync capture cache", 16, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		CacheRegisterRelcacheCallback(capture_relcache_callback, (Datum) 0);
-	}
-	info = hash_search(capture_cache, &relid, HASH_ENTER, &found);
-	if (!found)
-		info->valid = false;
-	if (!info->valid)
+	if (!info->entry.valid)
 		load_capture_info(info, rel);
 	return info;
 }
@@ -439,11 +370,17 @@ collect_changes(CaptureInfo *info, TupleDesc tupdesc, HeapTuple oldtup,
 
 /*
  * count_change -- enforce hubsync.max_changes_per_xact, the guard against
- * an accidental mass update reaching HubSpot.
+ * an accidental mass update reaching HubSpot.  The count is the current
+ * transaction's: it starts again with each local transaction id.
  */
 static void
 count_change(void)
 {
+	if (MyProc->lxid != counted_lxid)
+	{
+		counted_lxid = MyProc->lxid;
+		changes_this_xact = 0;
+	}
 	changes_this_xact++;
 	if (hubsync_max_changes_per_xact > 0 &&
 		changes_this_xact > hubsync_max_changes_per_xact)
@@ -491,7 +428,7 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 									 hs_object_id, op, values[4], hubsync_origin))
 	{
 		count_change();
-		request_push_wake();
+		hubsync_wake_at_commit(HUBSYNC_WORKER_PUSH);
 		return;
 	}
 
@@ -519,7 +456,7 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 	SPI_finish();
 
 	count_change();
-	request_push_wake();
+	hubsync_wake_at_commit(HUBSYNC_WORKER_PUSH);
 }
 
 /*
@@ -598,6 +535,6 @@ hubsync_invalidate_mirror(PG_FUNCTION_ARGS)
 Datum
 hubsync_wake_push(PG_FUNCTION_ARGS)
 {
-	request_push_wake();
+	hubsync_wake_at_commit(HUBSYNC_WORKER_PUSH);
 	PG_RETURN_VOID();
 }

@@ -34,6 +34,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "core/at_commit.h"
 #include "webhook/inbox.h"
 #include "util/json_util.h"
 #include "util/signature.h"
@@ -55,21 +56,6 @@ const char *const hubsync_webhook_counter_names[HUBSYNC_WH_NUM_COUNTERS] = {
 };
 
 static SPIPlanPtr store_plan = NULL;
-static bool wake_registered = false;
-static bool wake_at_commit = false;
-
-/* wake_pull_at_commit -- wake the pull worker once the events are visible */
-static void
-wake_pull_at_commit(XactEvent event, void *arg)
-{
-	if (!wake_at_commit)
-		return;
-	if (event == XACT_EVENT_COMMIT)
-		hubsync_wake_worker(HUBSYNC_WORKER_PULL);
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
-		wake_at_commit = false;
-}
-
 /* hubsync_ingest_http_status -- the HTTP status of an outcome */
 int
 hubsync_ingest_http_status(HubsyncIngestResult r)
@@ -629,15 +615,9 @@ hubsync_ingest_webhook(PG_FUNCTION_ARGS)
 
 	stored = hubsync_inbox_store(events, &dups);
 	hubsync_inbox_count_stored(stored, dups);
-	if (stored > 0 && hubsync_shmem_available())
-	{
-		if (!wake_registered)
-		{
-			RegisterXactCallback(wake_pull_at_commit, NULL);
-			wake_registered = true;
-		}
-		wake_at_commit = true;
-	}
+	/* the pull worker applies them once they are visible */
+	if (stored > 0)
+		hubsync_wake_at_commit(HUBSYNC_WORKER_PULL);
 	PG_RETURN_INT32(stored);
 }
 
