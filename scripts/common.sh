@@ -43,13 +43,14 @@ ensure_dependencies() {
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
-# build_and_install -- compile without warnings and install into PostgreSQL
+# build_and_install -- compile (-Werror: a warning fails the build) and
+# install into PostgreSQL
 build_and_install() {
 	say "building hubsync"
 	local log
 	log=$(mktemp)
 	make -C "$HUBSYNC_ROOT" -s clean >/dev/null 2>&1 || true
-	if ! make -C "$HUBSYNC_ROOT" -s -j"$(nproc)" >"$log" 2>&1; then
+	if ! make -C "$HUBSYNC_ROOT" -s -j"$(nproc)" COPT=-Werror >"$log" 2>&1; then
 		cat "$log"; rm -f "$log"; exit 1
 	fi
 	if grep -q "warning:" "$log"; then
