@@ -3310,6 +3310,13 @@ CREATE POLICY mirror_readers ON hubsync.reconcile_runs FOR SELECT
 CREATE POLICY mirror_readers ON hubsync.reconcile_drift FOR SELECT
 	USING (object_type IN (SELECT t.object_type FROM hubsync.object_types t
 	                       WHERE hubsync._can_read_mirror(t.object_type)));
+-- Merge lineage (ids only), for the readers of the type's mirror table:
+-- hubsync.invoice_aging(), behind the view hubspot.invoice_aging, runs
+-- with the reader's rights and leaves merged-away invoices out.
+GRANT SELECT ON hubsync.merges TO PUBLIC;
+ALTER TABLE hubsync.merges ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mirror_readers ON hubsync.merges FOR SELECT
+	USING (hubsync._can_read_mirror(object_type));
 
 -- Where a record stands: pending (in the outbox), failed (dead letter) or
 -- synced.  Readable by everyone, but a role sees only the records of the
