@@ -137,6 +137,7 @@ typedef enum HubsyncWebhookCounter
 	HUBSYNC_WH_EVENTS_SKIPPED,	/* stale, or record gone */
 	HUBSYNC_WH_EVENTS_UNKNOWN,	/* subscription types hubsync does not handle */
 	HUBSYNC_WH_EVENTS_FAILED,	/* poison events, state failed */
+	HUBSYNC_WH_CONNECTIONS_CUT, /* closed still waiting for their headers */
 	HUBSYNC_WH_NUM_COUNTERS
 } HubsyncWebhookCounter;
 

@@ -53,7 +53,7 @@ const char *const hubsync_webhook_counter_names[HUBSYNC_WH_NUM_COUNTERS] = {
 	"refused_method", "refused_path", "refused_malformed",
 	"refused_unavailable", "events_applied", "events_echo",
 	"events_reverted", "events_skipped", "events_unknown_type",
-	"events_failed"
+	"events_failed", "connections_cut"
 };
 
 static SPIPlanPtr store_plan = NULL;
