@@ -757,9 +757,14 @@ hubsync_receiver_stop(void)
 		req->dead = true;
 	MHD_stop_daemon(daemon_handle);
 	daemon_handle = NULL;
-	/* every connection was closed, and notified, by MHD_stop_daemon */
-	Assert(conns_head == NULL);
-	conns_head = NULL;
+	/* MHD_stop_daemon closed (and notified) every connection; be sure */
+	while (conns_head)
+	{
+		ReceiverConn *c = conns_head;
+
+		conns_head = c->next;
+		free(c);
+	}
 	while (ready_head)
 	{
 		req = ready_head;
