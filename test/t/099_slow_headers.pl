@@ -177,6 +177,8 @@ my $stored_before = inbox_count();
 my ($tries, $ok, $slowest, @rep) = flood_and_deliver(16,
 	{ addrs => ['127.0.0.2'], per => 32, every => 3, max_connects => 600 },
 	{ addrs => ['127.0.0.3'], per => 32, every => 3, max_connects => 600 });
+diag(sprintf('flood: %d valid deliveries, slowest %.2f s; longest trickling connection %s s / %s s, %s + %s connects',
+	$tries, $slowest, $rep[0][0], $rep[1][0], $rep[0][1], $rep[1][1]));
 cmp_ok($tries, '>=', 10, "valid deliveries sent during the flood ($tries)");
 is($ok, $tries, 'every one answered 200 within 5 s');
 cmp_ok($slowest, '<', 5, sprintf('slowest %.2f s', $slowest));
