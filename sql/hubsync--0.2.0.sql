@@ -2306,6 +2306,7 @@ DECLARE
 	v_ot text;
 	v_kind text;
 	v_id bigint;
+	v_known bigint;
 	r record;
 BEGIN
 	SELECT i.id, i.subscription_type, i.object_type_id, i.object_id, i.occurred_at, i.event INTO e
@@ -2346,8 +2347,23 @@ BEGIN
 				SELECT 'skipped'::text AS outcome, 'record not found in HubSpot'::text AS note INTO r;
 			END IF;
 		WHEN 'deletion', 'privacyDeletion' THEN
-			PERFORM hubsync._apply_delete(v_ot, v_id, v_kind = 'privacyDeletion');
-			SELECT 'applied'::text AS outcome, NULL::text AS note INTO r;
+			-- A deletion older than the newest change hubsync applied to the
+			-- record (restored, changed since: a replayed or late event)
+			-- removes nothing.  The newest change is the largest occurredAt
+			-- / updatedAt in sync_state.versions, which only hubsync writes
+			-- (not the row's updated_at, which mirror writers can set).
+			SELECT max(v.value::numeric)::bigint INTO v_known
+			FROM hubsync.sync_state s CROSS JOIN LATERAL jsonb_each_text(s.versions) v
+			WHERE s.object_type = v_ot AND s.hs_object_id = v_id
+			  AND v.value ~ '^[0-9]{1,18}$';
+			IF v_known IS NOT NULL AND e.occurred_at < v_known THEN
+				SELECT 'skipped'::text AS outcome,
+				       format('stale %s: occurredAt %s is older than the record''s last known change (%s); row kept',
+				              v_kind, e.occurred_at, v_known) AS note INTO r;
+			ELSE
+				PERFORM hubsync._apply_delete(v_ot, v_id, v_kind = 'privacyDeletion');
+				SELECT 'applied'::text AS outcome, NULL::text AS note INTO r;
+			END IF;
 		WHEN 'merge' THEN
 			SELECT * INTO r FROM hubsync._apply_merge(v_ot, e.event, p_fetched);
 		WHEN 'associationChange' THEN
