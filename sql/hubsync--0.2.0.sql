@@ -857,12 +857,16 @@ $$;
 COMMENT ON FUNCTION hubsync._push_retry(bigint[], integer, text, bigint, boolean, boolean) IS
   'API: private. Schedules a push for another attempt';
 
--- HubSpot refused a push for good: keep it with the reason.
+-- HubSpot refused a push for good: keep it with the reason.  The alert
+-- names the record, the dead letter, the status and the category, never
+-- HubSpot's message (anyone may LISTEN; the message, which may quote the
+-- record's values, stays in hubsync.dead_letters).
 CREATE FUNCTION hubsync._push_dead(p_outbox_ids bigint[], p_status integer, p_category text,
 	p_message text, p_request jsonb, p_response jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	d record;
+	v_id bigint;
 BEGIN
 	SELECT min(o.object_type) AS object_type, (array_agg(o.hubsync_id))[1] AS hubsync_id,
 	       string_agg(DISTINCT o.op, ',') AS op, string_agg(DISTINCT o.origin, ',') AS origin,
@@ -879,11 +883,12 @@ BEGIN
 		 category, message, request, response, created_at)
 	VALUES (p_outbox_ids[1], d.object_type, d.hubsync_id, d.op,
 	        coalesce(p_request -> 'properties', to_jsonb(coalesce(d.changed, '{}'::text[]))),
-	        d.origin, d.attempts, p_status, p_category, p_message, p_request, p_response, d.created_at);
+	        d.origin, d.attempts, p_status, p_category, p_message, p_request, p_response, d.created_at)
+	RETURNING id INTO v_id;
 	DELETE FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids);
 	PERFORM hubsync._alert('dead_letter', d.object_type, jsonb_build_object(
-		'object_type', d.object_type, 'hubsync_id', d.hubsync_id,
-		'status', p_status, 'category', p_category, 'message', left(p_message, 200)));
+		'object_type', d.object_type, 'hubsync_id', d.hubsync_id, 'dead_letter_id', v_id,
+		'status', p_status, 'category', p_category));
 END
 $$;
 COMMENT ON FUNCTION hubsync._push_dead(bigint[], integer, text, text, jsonb, jsonb) IS
@@ -989,6 +994,25 @@ $$;
 COMMENT ON FUNCTION hubsync._mirror_table(text) IS
   'API: private. The mirror table of an object type, or an error with a hint';
 
+-- Whether the calling role may read an object type's mirror table (NULL:
+-- every mirror table).  Where hubsync keeps CRM values or HubSpot's
+-- messages about records (record_status, the poller's, backfill's and
+-- reconciliation's tables, hubsync.status.poll_error), a role sees them
+-- only for the object types whose mirror table it may SELECT.  Executable
+-- by everyone: views and row security policies call it as the reader.
+CREATE FUNCTION hubsync._can_read_mirror(p_object_type text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE WHEN p_object_type IS NOT NULL
+	            THEN coalesce(pg_catalog.has_table_privilege(
+	                     pg_catalog.to_regclass(pg_catalog.format('hubspot.%I', p_object_type))::oid, 'SELECT'), false)
+	            ELSE NOT EXISTS (SELECT 1 FROM hubsync.object_types t
+	                             WHERE NOT coalesce(pg_catalog.has_table_privilege(
+	                                 pg_catalog.to_regclass(pg_catalog.format('hubspot.%I', t.object_type))::oid, 'SELECT'), false))
+	       END
+$$;
+COMMENT ON FUNCTION hubsync._can_read_mirror(text) IS
+  'API: private. Whether the calling role may SELECT the mirror table of an object type (NULL: of every type)';
+
 -- Insert or update the mirror row whose key_property equals key_value.
 -- Idempotent: the same call twice leaves one row and enqueues at most one
 -- push (the second changes nothing, so the capture trigger sends nothing).
@@ -1078,7 +1102,9 @@ COMMENT ON FUNCTION hubsync._from_wire(text, text) IS
   'API: private. Text input of a typed column from a HubSpot wire string; an error when it cannot convert';
 
 -- Where a record stands: pending (in the outbox), failed (dead letter) or
--- synced.
+-- synced.  Readable by everyone, but a role sees only the records of the
+-- object types whose mirror table it may SELECT (last_error is HubSpot's
+-- message about the record, which may quote its values).
 CREATE VIEW hubsync.record_status AS
 SELECT k.object_type,
        k.hubsync_id,
@@ -1103,26 +1129,61 @@ LEFT JOIN LATERAL (
 	SELECT dl.hubsync_id, dl.attempts, dl.category || ': ' || dl.message AS message
 	FROM hubsync.dead_letters dl WHERE dl.hubsync_id = k.hubsync_id
 	ORDER BY dl.id DESC LIMIT 1) d ON true
-LEFT JOIN hubsync.sync_state s ON s.hubsync_id = k.hubsync_id;
+LEFT JOIN hubsync.sync_state s ON s.hubsync_id = k.hubsync_id
+WHERE k.object_type IN (SELECT t.object_type FROM hubsync.object_types t
+                        WHERE hubsync._can_read_mirror(t.object_type));
 COMMENT ON VIEW hubsync.record_status IS
-  'Per record: pending (changes waiting), failed (in dead letters) or synced; attempts and last error';
+  'Per record: pending (changes waiting), failed (in dead letters) or synced; attempts and last error; only the object types whose mirror table the reader may SELECT';
+GRANT SELECT ON hubsync.record_status TO PUBLIC;
+
+-- The records whose changes the calling transaction queued and has not
+-- committed yet (only of the object types the caller may read), so that
+-- hubsync.await_synced, which runs with the caller's rights, can refuse
+-- to wait for them.
+CREATE VIEW hubsync._uncommitted_changes AS
+SELECT DISTINCT ob.object_type, ob.hubsync_id
+FROM hubsync.outbox ob
+WHERE pg_catalog.txid_current_if_assigned() IS NOT NULL
+  AND ob.xmin::text::bigint = pg_catalog.txid_current_if_assigned() % 4294967296
+  AND hubsync._can_read_mirror(ob.object_type);
+COMMENT ON VIEW hubsync._uncommitted_changes IS
+  'API: private. Records with changes queued by the calling transaction (not committed yet)';
+GRANT SELECT ON hubsync._uncommitted_changes TO PUBLIC;
 
 -- Wait until a record's committed changes reached HubSpot (read-after-write).
 -- Returns 'synced', 'failed', or 'pending' when the timeout passed first.
+-- Runs with the caller's rights: the caller must be able to read the
+-- record (SELECT on its mirror table), and may wait an hour at most, so
+-- that no role can probe records it cannot read or hold a backend
+-- polling without end.
 CREATE FUNCTION hubsync.await_synced(object_type text, hubsync_id uuid,
 	timeout interval DEFAULT '10s') RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	deadline timestamptz := clock_timestamp() + timeout;
+	mirror regclass := hubsync._mirror_table(object_type);
+	deadline timestamptz;
+	pause float8 := 0.005;
 	st text;
 BEGIN
-	PERFORM hubsync._mirror_table(object_type);
-	IF pg_catalog.txid_current_if_assigned() IS NOT NULL AND EXISTS (
-		SELECT 1 FROM hubsync.outbox o WHERE o.hubsync_id = await_synced.hubsync_id AND o.xmin::text::bigint = pg_catalog.txid_current_if_assigned() % 4294967296) THEN
+	IF NOT has_table_privilege(mirror, 'SELECT') THEN
+		RAISE EXCEPTION 'permission denied to await records of %', mirror
+			USING ERRCODE = 'insufficient_privilege',
+			      HINT = format('hubsync.await_synced() needs SELECT on %s: GRANT SELECT ON %s TO %I.',
+			                    mirror, mirror, current_user);
+	END IF;
+	IF timeout IS NULL OR timeout > interval '1 hour' THEN
+		RAISE EXCEPTION 'timeout of hubsync.await_synced() must be at most 1 hour, not %',
+			coalesce(timeout::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Call it again to wait longer.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM hubsync._uncommitted_changes u
+	           WHERE u.hubsync_id = await_synced.hubsync_id) THEN
 		RAISE EXCEPTION 'the change to % is not committed yet', hubsync_id
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Call hubsync.await_synced() after COMMIT: HubSpot only sees committed changes.';
 	END IF;
+	deadline := clock_timestamp() + timeout;
 	LOOP
 		SELECT r.status INTO st FROM hubsync.record_status r
 		WHERE r.hubsync_id = await_synced.hubsync_id AND r.object_type = await_synced.object_type;
@@ -1130,12 +1191,14 @@ BEGIN
 		IF st <> 'pending' OR clock_timestamp() >= deadline THEN
 			RETURN st;
 		END IF;
-		PERFORM pg_sleep(0.005);
+		-- 5 ms at first (read-after-write is usually quick), then up to 50 ms
+		PERFORM pg_sleep(pause);
+		pause := least(pause * 2, 0.05);
 	END LOOP;
 END
 $$;
 COMMENT ON FUNCTION hubsync.await_synced(text, uuid, interval) IS
-  'Waits until a record''s committed changes are in HubSpot; returns synced, failed or pending (timed out)';
+  'Waits (at most 1 hour) until a record''s committed changes are in HubSpot; returns synced, failed or pending (timed out); needs SELECT on the mirror table';
 
 -- Send dead letters again (all, or those of one object type / category).
 CREATE FUNCTION hubsync.retry_dead_letters(object_type text DEFAULT NULL,
@@ -2243,6 +2306,7 @@ DECLARE
 	v_ot text;
 	v_kind text;
 	v_id bigint;
+	v_known bigint;
 	r record;
 BEGIN
 	SELECT i.id, i.subscription_type, i.object_type_id, i.object_id, i.occurred_at, i.event INTO e
@@ -2283,8 +2347,23 @@ BEGIN
 				SELECT 'skipped'::text AS outcome, 'record not found in HubSpot'::text AS note INTO r;
 			END IF;
 		WHEN 'deletion', 'privacyDeletion' THEN
-			PERFORM hubsync._apply_delete(v_ot, v_id, v_kind = 'privacyDeletion');
-			SELECT 'applied'::text AS outcome, NULL::text AS note INTO r;
+			-- A deletion older than the newest change hubsync applied to the
+			-- record (restored, changed since: a replayed or late event)
+			-- removes nothing.  The newest change is the largest occurredAt
+			-- / updatedAt in sync_state.versions, which only hubsync writes
+			-- (not the row's updated_at, which mirror writers can set).
+			SELECT max(v.value::numeric)::bigint INTO v_known
+			FROM hubsync.sync_state s CROSS JOIN LATERAL jsonb_each_text(s.versions) v
+			WHERE s.object_type = v_ot AND s.hs_object_id = v_id
+			  AND v.value ~ '^[0-9]{1,18}$';
+			IF v_known IS NOT NULL AND e.occurred_at < v_known THEN
+				SELECT 'skipped'::text AS outcome,
+				       format('stale %s: occurredAt %s is older than the record''s last known change (%s); row kept',
+				              v_kind, e.occurred_at, v_known) AS note INTO r;
+			ELSE
+				PERFORM hubsync._apply_delete(v_ot, v_id, v_kind = 'privacyDeletion');
+				SELECT 'applied'::text AS outcome, NULL::text AS note INTO r;
+			END IF;
 		WHEN 'merge' THEN
 			SELECT * INTO r FROM hubsync._apply_merge(v_ot, e.event, p_fetched);
 		WHEN 'associationChange' THEN
@@ -2715,6 +2794,8 @@ COMMENT ON FUNCTION hubsync._assoc_done(bigint[]) IS
   'API: private. Push worker: records association changes HubSpot accepted';
 
 -- Push worker: association changes to try again later, or failed for good.
+-- The alert names the changes and the status; HubSpot's message stays in
+-- hubsync.association_outbox.last_error (anyone may LISTEN).
 CREATE FUNCTION hubsync._assoc_retry(p_ids bigint[], p_status integer, p_error text,
 	p_delay_ms bigint, p_count_attempt boolean, p_failed boolean) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -2725,7 +2806,7 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 	    last_status = p_status, last_error = p_error
 	WHERE o.id = ANY (p_ids);
 	SELECT pg_notify('hubsync_alerts', jsonb_build_object('alert', 'association_failed',
-		'ids', to_jsonb(p_ids), 'status', p_status, 'message', left(p_error, 200))::text)
+		'ids', to_jsonb(p_ids), 'status', p_status)::text)
 	WHERE p_failed;
 $$;
 COMMENT ON FUNCTION hubsync._assoc_retry(bigint[], integer, text, bigint, boolean, boolean) IS
@@ -3475,7 +3556,9 @@ COMMENT ON VIEW hubsync.summary IS
 -- Which secrets are set, never their values.  SECURITY DEFINER so that
 -- monitoring roles can see it; it returns booleans, timestamps, the
 -- authentication state and a refresh error made of HubSpot's status words
--- only (never a token).
+-- only (never a token).  Always one row: before set_credentials (and after
+-- a restore, as pg_dump leaves secrets out) every secret shows false and
+-- auth says 'missing'.
 CREATE FUNCTION hubsync._credentials_status(
 	OUT access_token boolean, OUT client_secret boolean,
 	OUT oauth_client_id boolean, OUT oauth_client_secret boolean,
@@ -3488,9 +3571,14 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 	       c.oauth_client_id IS NOT NULL, c.oauth_client_secret IS NOT NULL,
 	       c.oauth_refresh_token IS NOT NULL, c.oauth_expires_at, c.updated_at,
 	       CASE WHEN c.oauth_refresh_error IS NOT NULL AND c.access_token IS NULL
-	            THEN 'refresh_failed' ELSE hubsync._auth_state() END,
+	            THEN 'refresh_failed'
+	            WHEN c.access_token IS NULL
+	             AND (c.oauth_client_id IS NULL OR c.oauth_client_secret IS NULL)
+	            THEN 'missing'
+	            ELSE hubsync._auth_state() END,
 	       c.oauth_refreshed_at, c.oauth_refresh_error
-	FROM hubsync._credentials c
+	FROM (VALUES (true)) one (id)
+	LEFT JOIN hubsync._credentials c ON c.id = one.id
 $$;
 COMMENT ON FUNCTION hubsync._credentials_status() IS
   'API: private. Backs hubsync.credentials_status';
@@ -3498,7 +3586,7 @@ COMMENT ON FUNCTION hubsync._credentials_status() IS
 CREATE VIEW hubsync.credentials_status AS
 	SELECT * FROM hubsync._credentials_status();
 COMMENT ON VIEW hubsync.credentials_status IS
-  'Which HubSpot credentials are set, the authentication state (ok, refused, refresh_failed), when the OAuth access token was refreshed and expires, and why a refresh was refused; never a secret value';
+  'Which HubSpot credentials are set, the authentication state (ok, refused, refresh_failed, missing), when the OAuth access token was refreshed and expires, and why a refresh was refused; never a secret value';
 GRANT SELECT ON hubsync.credentials_status TO PUBLIC;
 
 -------------------------------------------------------------------------------
@@ -3607,6 +3695,32 @@ REVOKE ALL ON hubsync.poll_state, hubsync.backfills, hubsync.reconcile_runs,
 	hubsync.reconcile_drift, hubsync._reconcile_remote FROM PUBLIC;
 GRANT SELECT ON hubsync.poll_state, hubsync.backfills, hubsync.reconcile_runs,
 	hubsync.reconcile_drift TO PUBLIC;
+-- HubSpot's error messages (last_error, error) and the drift's local and
+-- remote values are shown to a role only for the object types whose mirror
+-- table it may read (a run over every type: only to a role that may read
+-- them all).  The extension owner and superusers, the workers included,
+-- are not subject to these policies.
+ALTER TABLE hubsync.poll_state ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hubsync.backfills ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hubsync.reconcile_runs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hubsync.reconcile_drift ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mirror_readers ON hubsync.poll_state FOR SELECT
+	USING (hubsync._can_read_mirror(object_type));
+CREATE POLICY mirror_readers ON hubsync.backfills FOR SELECT
+	USING (hubsync._can_read_mirror(object_type));
+CREATE POLICY mirror_readers ON hubsync.reconcile_runs FOR SELECT
+	USING (hubsync._can_read_mirror(object_type));
+-- drift can be many rows: the readable types are looked up once
+CREATE POLICY mirror_readers ON hubsync.reconcile_drift FOR SELECT
+	USING (object_type IN (SELECT t.object_type FROM hubsync.object_types t
+	                       WHERE hubsync._can_read_mirror(t.object_type)));
+-- Merge lineage (ids only), for the readers of the type's mirror table:
+-- hubsync.invoice_aging(), behind the view hubspot.invoice_aging, runs
+-- with the reader's rights and leaves merged-away invoices out.
+GRANT SELECT ON hubsync.merges TO PUBLIC;
+ALTER TABLE hubsync.merges ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mirror_readers ON hubsync.merges FOR SELECT
+	USING (hubsync._can_read_mirror(object_type));
 
 -- The HubSpot properties the poller, backfill and reconciliation read.
 CREATE FUNCTION hubsync._read_properties(p_object_type text) RETURNS text[]
@@ -4007,7 +4121,9 @@ SELECT b.object_type, b.state, b.done, b.total_estimate,
             THEN make_interval(secs => (b.total_estimate - b.done)
                  / (b.done / greatest(extract(epoch FROM (b.updated_at - b.started_at)), 0.001)))
             WHEN b.state = 'running' THEN NULL ELSE interval '0' END AS eta,
-       b.requests, b.started_at, b.updated_at, b.finished_at, b.last_error
+       b.requests, b.started_at, b.updated_at, b.finished_at,
+       -- HubSpot's message: only for readers of the type's mirror table
+       CASE WHEN hubsync._can_read_mirror(b.object_type) THEN b.last_error END AS last_error
 FROM hubsync.backfills b;
 COMMENT ON VIEW hubsync.backfill_progress IS
   'Backfills: records done, estimated total, rate (records/s), estimated time left';
@@ -4251,7 +4367,7 @@ BEGIN
 		SELECT p.oid FROM pg_catalog.pg_proc p
 		WHERE p.pronamespace = 'hubsync'::regnamespace
 		  AND p.proname LIKE '\_%'
-		  AND p.proname NOT IN ('_credentials_status', '_from_wire', '_mirror_table', '_require_owner', '_auth_state', '_set_paused', '_event_object_type', '_trigger_grantees')
+		  AND p.proname NOT IN ('_credentials_status', '_from_wire', '_mirror_table', '_require_owner', '_auth_state', '_set_paused', '_event_object_type', '_trigger_grantees', '_can_read_mirror')
 	LOOP
 		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
 	END LOOP;
@@ -4268,13 +4384,14 @@ REVOKE ALL ON FUNCTION hubsync._wake_workers() FROM PUBLIC;
 SELECT hubsync._wake_workers();
 
 -------------------------------------------------------------------------------
--- pg_dump: keep the rows of these tables
+-- pg_dump: keep the rows of these tables.  Not hubsync._credentials nor
+-- hubsync._enrichment_keys: secrets never reach a dump (after a restore
+-- hubsync.credentials_status and enrichment_status show them missing).
 -------------------------------------------------------------------------------
 
 SELECT pg_catalog.pg_extension_config_dump('hubsync.object_types', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.property_map', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.field_owners', '');
-SELECT pg_catalog.pg_extension_config_dump('hubsync._credentials', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.sync_state', '');
@@ -5036,11 +5153,12 @@ SELECT p.name AS provider,
        (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'pending' AND j.lane = 'batch') AS batch_pending,
        (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'in_flight') AS in_flight,
        (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'done') AS done,
-       (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'failed') AS failed
+       (SELECT count(*) FROM hubsync.enrichment_jobs j WHERE j.provider = p.name AND j.state = 'failed') AS failed,
+       EXISTS (SELECT 1 FROM hubsync._enrichment_keys k WHERE k.provider = p.name) AS api_key
 FROM hubsync.enrichment_providers p
 LEFT JOIN hubsync.enrichment_usage u ON u.provider = p.name;
 COMMENT ON VIEW hubsync.enrichment_status IS
-  'One row per enrichment provider: state (ok, backing off, budget exhausted, disabled), calls today against the daily budget, last error, jobs by state; never a key';
+  'One row per enrichment provider: state (ok, backing off, budget exhausted, disabled), calls today against the daily budget, last error, jobs by state, whether an API key is set (api_key; pg_dump leaves keys out); never a key';
 GRANT SELECT ON hubsync.enrichment_status TO PUBLIC;
 
 -- hubsync.status, final form (after the poller's and enrichment's tables
@@ -5061,7 +5179,9 @@ SELECT t.object_type,
        coalesce(i.inbound_pending, 0) AS inbound_pending,
        coalesce(i.inbound_lag, interval '0') AS inbound_lag,
        (SELECT p.polled_at FROM hubsync.poll_state p WHERE p.object_type = t.object_type) AS polled_at,
-       (SELECT p.last_error FROM hubsync.poll_state p WHERE p.object_type = t.object_type) AS poll_error,
+       -- HubSpot's message: only for readers of the type's mirror table
+       (SELECT p.last_error FROM hubsync.poll_state p
+        WHERE p.object_type = t.object_type AND hubsync._can_read_mirror(t.object_type)) AS poll_error,
        (SELECT b.state FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill,
        (SELECT b.done FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_done,
        (SELECT b.total_estimate FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_total,
@@ -5104,7 +5224,7 @@ END
 $$;
 
 SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_providers', '');
-SELECT pg_catalog.pg_extension_config_dump('hubsync._enrichment_keys', '');
+-- hubsync._enrichment_keys is left out on purpose: pg_dump never writes secrets
 SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_rules', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_usage', '');

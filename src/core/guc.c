@@ -32,6 +32,9 @@ int			hubsync_webhook_max_age = 300;
 int			hubsync_webhook_max_connections = 64;
 int			hubsync_webhook_max_header_size = 16 * 1024;
 int			hubsync_webhook_timeout = 10;
+int			hubsync_webhook_header_timeout = 5;
+int			hubsync_webhook_max_connections_per_address = 16;
+bool		hubsync_webhook_legacy_signatures = false;
 char	   *hubsync_webhook_tls_cert_file = NULL;
 char	   *hubsync_webhook_tls_key_file = NULL;
 int			hubsync_batch_size = 100;
@@ -272,7 +275,7 @@ hubsync_define_gucs(void)
 
 	DefineCustomIntVariable("hubsync.webhook_max_connections",
 							"Most connections the webhook receiver holds open at once.",
-							"Further clients wait in the listen queue; one client address may hold at most half of them.",
+							"Further clients wait in the listen queue; one client address may hold at most hubsync.webhook_max_connections_per_address of them.",
 							&hubsync_webhook_max_connections, 64, 2, 512,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
@@ -287,6 +290,24 @@ hubsync_define_gucs(void)
 							"A connection idle this long is closed, and so is one still sending its body this long after its headers arrived.",
 							&hubsync_webhook_timeout, 10, 1, 300,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.webhook_header_timeout",
+							"Time a webhook client gets to send its request line and headers.",
+							"Counted from the connection's start (or the end of its previous request), not from its last byte: a client trickling its headers is cut off, and so is a kept-alive connection idle this long.",
+							&hubsync_webhook_header_timeout, 5, 1, 300,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.webhook_max_connections_per_address",
+							"Most connections one client address may hold open at the webhook receiver.",
+							"Further connections from that address are closed at once. Behind a proxy every connection comes from the proxy's address: raise it to hubsync.webhook_max_connections there and limit clients in the proxy.",
+							&hubsync_webhook_max_connections_per_address, 16, 1, 512,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("hubsync.webhook_legacy_signatures",
+							 "Whether webhook deliveries signed only with v1 or v2 signatures are accepted.",
+							 "Off by default: v1 and v2 sign no timestamp, so a captured delivery could be replayed for ever. Only v3 (signed timestamp within hubsync.webhook_max_age) is accepted unless this is on.",
+							 &hubsync_webhook_legacy_signatures, false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("hubsync.webhook_tls_cert_file",
 							   "PEM certificate (chain) of the webhook receiver; with webhook_tls_key_file it serves HTTPS.",

@@ -38,6 +38,9 @@ extern int	hubsync_webhook_max_age;
 extern int	hubsync_webhook_max_connections;
 extern int	hubsync_webhook_max_header_size;
 extern int	hubsync_webhook_timeout;
+extern int	hubsync_webhook_header_timeout;
+extern int	hubsync_webhook_max_connections_per_address;
+extern bool hubsync_webhook_legacy_signatures;
 extern char *hubsync_webhook_tls_cert_file;
 extern char *hubsync_webhook_tls_key_file;
 extern int	hubsync_batch_size;
@@ -132,6 +135,7 @@ typedef enum HubsyncWebhookCounter
 	HUBSYNC_WH_EVENTS_SKIPPED,	/* stale, or record gone */
 	HUBSYNC_WH_EVENTS_UNKNOWN,	/* subscription types hubsync does not handle */
 	HUBSYNC_WH_EVENTS_FAILED,	/* poison events, state failed */
+	HUBSYNC_WH_CONNECTIONS_CUT, /* closed still waiting for their headers */
 	HUBSYNC_WH_NUM_COUNTERS
 } HubsyncWebhookCounter;
 

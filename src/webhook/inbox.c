@@ -5,9 +5,11 @@
  *	  events in hubsync.inbox.  The embedded receiver and the SQL function
  *	  hubsync.ingest_webhook() both run exactly this code.
  *
- * A delivery is accepted when its v3 signature (or, without one, its v1/v2
- * signature) matches the app's client secret, its signed timestamp is
- * within hubsync.webhook_max_age of now (either way), its body fits in
+ * A delivery is accepted when its v3 signature matches the app's client
+ * secret and its signed timestamp is within hubsync.webhook_max_age of now
+ * (either way); a delivery with only a v1/v2 signature (no signed
+ * timestamp, so replayable for ever) only while
+ * hubsync.webhook_legacy_signatures is on.  Its body must also fit in
  * hubsync.webhook_max_body and is a JSON array of event objects.  All its
  * events are then stored in one statement, deduplicated on a hash of
  * HubSpot's suggested composite key (eventId alone is not unique).  A
@@ -52,7 +54,7 @@ const char *const hubsync_webhook_counter_names[HUBSYNC_WH_NUM_COUNTERS] = {
 	"refused_method", "refused_path", "refused_malformed",
 	"refused_unavailable", "events_applied", "events_echo",
 	"events_reverted", "events_skipped", "events_unknown_type",
-	"events_failed"
+	"events_failed", "connections_cut"
 };
 
 static SPIPlanPtr store_plan = NULL;
@@ -67,6 +69,7 @@ hubsync_ingest_http_status(HubsyncIngestResult r)
 		case HUBSYNC_INGEST_NO_SIGNATURE:
 		case HUBSYNC_INGEST_BAD_SIGNATURE:
 		case HUBSYNC_INGEST_BAD_TIMESTAMP:
+		case HUBSYNC_INGEST_LEGACY_SIGNATURE:
 			return 401;
 		case HUBSYNC_INGEST_TOO_LARGE:
 			return 413;
@@ -106,6 +109,8 @@ hubsync_ingest_message(HubsyncIngestResult r)
 			return "body is not a JSON array of webhook events";
 		case HUBSYNC_INGEST_NO_SECRET:
 			return "webhook receiver has no client secret configured";
+		case HUBSYNC_INGEST_LEGACY_SIGNATURE:
+			return "v1/v2 signatures are not accepted (hubsync.webhook_legacy_signatures is off); send X-HubSpot-Signature-v3";
 	}
 	return "error";
 }
@@ -119,8 +124,12 @@ count_refusal(HubsyncIngestResult r)
 		HUBSYNC_WH_REFUSED_SIGNATURE, HUBSYNC_WH_REFUSED_SIGNATURE,
 		HUBSYNC_WH_REFUSED_TIMESTAMP, HUBSYNC_WH_REFUSED_TOO_LARGE,
 		HUBSYNC_WH_REFUSED_METHOD, HUBSYNC_WH_REFUSED_PATH,
-		HUBSYNC_WH_REFUSED_MALFORMED, HUBSYNC_WH_REFUSED_UNAVAILABLE
+		HUBSYNC_WH_REFUSED_MALFORMED, HUBSYNC_WH_REFUSED_UNAVAILABLE,
+		HUBSYNC_WH_REFUSED_SIGNATURE	/* LEGACY_SIGNATURE */
 	};
+
+	StaticAssertStmt(lengthof(map) == HUBSYNC_INGEST_LEGACY_SIGNATURE + 1,
+					 "one counter per ingest outcome");
 
 	if (r != HUBSYNC_INGEST_OK)
 		hubsync_count_webhook(map[r], 1);
@@ -231,9 +240,16 @@ hubsync_inbox_check(const HubsyncDelivery *d, const char *secret, Jsonb **events
 										   d->timestamp, d->signature_v3))
 			r = HUBSYNC_INGEST_BAD_SIGNATURE;
 	}
+	else if (d->signature != NULL && *d->signature != '\0' &&
+			 !hubsync_webhook_legacy_signatures)
+		r = HUBSYNC_INGEST_LEGACY_SIGNATURE;
 	else if (d->signature != NULL && *d->signature != '\0')
 	{
-		/* no v3: v1 or v2 per the version header (no timestamp to check) */
+		/*
+		 * no v3, and legacy signatures allowed: v1 or v2 per the version
+		 * header.  Nothing signed says when it was sent, so nothing stops a
+		 * replay of a captured delivery; hence off by default.
+		 */
 		int			version = (d->signature_version &&
 							   strcmp(d->signature_version, "v2") == 0) ? 2 : 1;
 
@@ -569,6 +585,7 @@ hubsync_ingest_webhook(PG_FUNCTION_ARGS)
 			break;
 		case HUBSYNC_INGEST_NO_SIGNATURE:
 		case HUBSYNC_INGEST_BAD_SIGNATURE:
+		case HUBSYNC_INGEST_LEGACY_SIGNATURE:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 					 errmsg("webhook refused: %s", hubsync_ingest_message(r)),

@@ -25,7 +25,8 @@ typedef enum HubsyncIngestResult
 	HUBSYNC_INGEST_BAD_METHOD,	/* 405 */
 	HUBSYNC_INGEST_BAD_PATH,	/* 404 */
 	HUBSYNC_INGEST_MALFORMED,	/* 400 */
-	HUBSYNC_INGEST_NO_SECRET	/* 503: hubsync has no client secret */
+	HUBSYNC_INGEST_NO_SECRET,	/* 503: hubsync has no client secret */
+	HUBSYNC_INGEST_LEGACY_SIGNATURE /* 401: v1/v2 only, and they are off */
 } HubsyncIngestResult;
 
 /* A delivery as received */

@@ -19,6 +19,13 @@
  *
  * Connections are limited in number (in total and per client address)
  * and cut off after a timeout, so slow clients cannot hold the receiver.
+ * libmicrohttpd's own timeout counts idle time only, so a client sending a
+ * header byte every few seconds would never meet it: the receiver keeps
+ * its own list of open connections (MHD_OPTION_NOTIFY_CONNECTION) and
+ * shuts down the socket of any that has not completed its request line
+ * and headers within hubsync.webhook_header_timeout of its start (or of
+ * its previous answer).  With the per-address limit that keeps a few
+ * client addresses from taking every slot for long.
  *
  * IDENTIFICATION
  *	  src/webhook/receiver.c
@@ -70,7 +77,22 @@ typedef struct ReceiverRequest
 	struct ReceiverRequest *next_ready; /* list of complete deliveries */
 } ReceiverRequest;
 
+/*
+ * One open connection, from accept to close; malloc'd, it is the socket
+ * context libmicrohttpd hands back.  Linked newest first.
+ */
+typedef struct ReceiverConn
+{
+	struct MHD_Connection *conn;
+	TimestampTz waiting_since;	/* accepted, or its last request answered */
+	bool		in_request;		/* a request's headers arrived */
+	bool		cut;			/* socket shut down by us; MHD closes it */
+	struct ReceiverConn *prev;
+	struct ReceiverConn *next;
+} ReceiverConn;
+
 static struct MHD_Daemon *daemon_handle = NULL;
+static ReceiverConn *conns_head = NULL;
 static ReceiverRequest *ready_head = NULL;
 static ReceiverRequest *ready_tail = NULL;
 
@@ -83,6 +105,7 @@ static bool bind_failed_logged = false;
 
 /* the limits and TLS files the running daemon was started with */
 static int	bound_max_connections = 0;
+static int	bound_per_address = 0;
 static int	bound_max_header_size = 0;
 static int	bound_timeout = 0;
 static char bound_tls_cert[MAXPGPATH];
@@ -176,6 +199,100 @@ free_request(ReceiverRequest *req)
 	free(req);
 }
 
+/*
+ * notify_connection -- libmicrohttpd opened or closed a connection: keep
+ * the list of open connections the header deadline is checked against.
+ * Main thread, inside MHD_run; no palloc, no ereport.
+ */
+static void
+notify_connection(void *cls, struct MHD_Connection *connection,
+				  void **socket_context, enum MHD_ConnectionNotificationCode toe)
+{
+	ReceiverConn *c = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+	{
+		c = calloc(1, sizeof(ReceiverConn));
+		if (c == NULL)
+			return;				/* untracked: only the idle timeout applies */
+		c->conn = connection;
+		c->waiting_since = GetCurrentTimestamp();
+		c->next = conns_head;
+		if (conns_head)
+			conns_head->prev = c;
+		conns_head = c;
+		*socket_context = c;
+	}
+	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && c != NULL)
+	{
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			conns_head = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
+/* conn_state -- our record of a connection, or NULL */
+static ReceiverConn *
+conn_state(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? (ReceiverConn *) ci->socket_context : NULL;
+}
+
+/*
+ * cut_connection -- shut the socket down; libmicrohttpd reads the end of
+ * the stream at its next MHD_run and closes the connection itself (it
+ * still owns the socket, so it is never closed under it).
+ */
+static void
+cut_connection(ReceiverConn *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	if (ci == NULL || c->cut)
+		return;
+	(void) shutdown(ci->connect_fd, SHUT_RDWR);
+	c->cut = true;
+	hubsync_count_webhook(HUBSYNC_WH_CONNECTIONS_CUT, 1);
+}
+
+/*
+ * cut_slow_connections -- cut every connection still without the headers
+ * of a request hubsync.webhook_header_timeout after it started (or after
+ * its previous answer), however busy it looks.  Returns the milliseconds
+ * until the next such deadline (-1: none).
+ */
+static long
+cut_slow_connections(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64		limit_ms = (int64) hubsync_webhook_header_timeout * 1000;
+	long		next = -1;
+	ReceiverConn *c;
+
+	for (c = conns_head; c; c = c->next)
+	{
+		int64		waited_ms;
+
+		if (c->in_request || c->cut)
+			continue;
+		waited_ms = (now - c->waiting_since) / 1000;
+		if (waited_ms >= limit_ms)
+			cut_connection(c);
+		else if (next < 0 || limit_ms - waited_ms < next)
+			next = (long) (limit_ms - waited_ms);
+	}
+	return next;
+}
+
 /* dup_header -- a copy of a request header, or NULL */
 static char *
 dup_header(struct MHD_Connection *conn, const char *name)
@@ -245,8 +362,11 @@ handle_request(void *cls, struct MHD_Connection *conn, const char *url,
 	if (req == NULL)
 	{
 		const char *cl;
+		ReceiverConn *c = conn_state(conn);
 
-		/* first call: headers only */
+		/* first call: headers only; the header deadline no longer applies */
+		if (c)
+			c->in_request = true;
 		req = calloc(1, sizeof(ReceiverRequest));
 		if (req == NULL)
 			return MHD_NO;
@@ -337,7 +457,14 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	ReceiverRequest *req = *con_cls;
 	ReceiverRequest *r;
+	ReceiverConn *c = conn_state(conn);
 
+	/* kept alive: the next request's headers are due within the deadline */
+	if (c)
+	{
+		c->in_request = false;
+		c->waiting_since = GetCurrentTimestamp();
+	}
 	if (req == NULL)
 		return;
 	/* still queued for processing (daemon stopping): unlink it */
@@ -501,6 +628,7 @@ hubsync_receiver_run(void)
 					i;
 
 		MHD_run(daemon_handle);
+		(void) cut_slow_connections();
 		for (req = ready_head; req; req = req->next_ready)
 			cap++;
 		if (cap == 0)
@@ -609,6 +737,7 @@ static bool
 limits_changed(void)
 {
 	return hubsync_webhook_max_connections != bound_max_connections ||
+		Min(hubsync_webhook_max_connections_per_address, hubsync_webhook_max_connections) != bound_per_address ||
 		hubsync_webhook_max_header_size != bound_max_header_size ||
 		hubsync_webhook_timeout != bound_timeout ||
 		strcmp(hubsync_webhook_tls_cert_file, bound_tls_cert) != 0 ||
@@ -628,6 +757,14 @@ hubsync_receiver_stop(void)
 		req->dead = true;
 	MHD_stop_daemon(daemon_handle);
 	daemon_handle = NULL;
+	/* MHD_stop_daemon closed (and notified) every connection; be sure */
+	while (conns_head)
+	{
+		ReceiverConn *c = conns_head;
+
+		conns_head = c->next;
+		free(c);
+	}
 	while (ready_head)
 	{
 		req = ready_head;
@@ -727,18 +864,20 @@ hubsync_receiver_configure(void)
 
 	/*
 	 * Headers are read into the connection's memory pool, so its size bounds
-	 * them; the rest of the pool holds the answer.
+	 * them; the rest of the pool holds the answer.  The timeout is idle time;
+	 * the header deadline is ours (cut_slow_connections).
 	 */
 	daemon_handle = MHD_start_daemon(flags, (uint16_t) hubsync_webhook_port,
 									 NULL, NULL,
 									 &handle_request, NULL,
 									 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
 									 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) hubsync_webhook_max_connections,
-									 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) Max(1, hubsync_webhook_max_connections / 2),
+									 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) Min(hubsync_webhook_max_connections_per_address, hubsync_webhook_max_connections),
 									 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) hubsync_webhook_timeout,
 									 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (hubsync_webhook_max_header_size + 4096),
 									 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
 									 MHD_OPTION_NOTIFY_COMPLETED, &request_completed, NULL,
+									 MHD_OPTION_NOTIFY_CONNECTION, &notify_connection, NULL,
 									 tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert_pem,
 									 MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem,
 									 MHD_OPTION_END);
@@ -756,6 +895,7 @@ hubsync_receiver_configure(void)
 	bind_failed_logged = false;
 	bound_port = hubsync_webhook_port;
 	bound_max_connections = hubsync_webhook_max_connections;
+	bound_per_address = Min(hubsync_webhook_max_connections_per_address, hubsync_webhook_max_connections);
 	bound_max_header_size = hubsync_webhook_max_header_size;
 	bound_timeout = hubsync_webhook_timeout;
 	strlcpy(bound_tls_cert, hubsync_webhook_tls_cert_file, sizeof(bound_tls_cert));
@@ -800,6 +940,13 @@ hubsync_receiver_wait(long max_timeout_ms)
 	if (MHD_get_timeout(daemon_handle, &mhd_timeout) == MHD_YES &&
 		(long) mhd_timeout < timeout)
 		timeout = (long) mhd_timeout;
+	/* wake up for the next header deadline too (cutting any that passed) */
+	{
+		long		next = cut_slow_connections();
+
+		if (next >= 0 && next < timeout)
+			timeout = next;
+	}
 
 	for (fd = 0; fd <= max_fd; fd++)
 		if (FD_ISSET(fd, &rs) || FD_ISSET(fd, &ws))

@@ -1,7 +1,9 @@
 # pg_dump / pg_restore keep the mirror and hubsync's own tables -- the
-# outbox as it was, settings tables (field owners, credentials), sync
-# state, dead letters, inbox, change feed, conflicts, merges and
-# associations -- and a restore re-enqueues nothing.
+# outbox as it was, settings tables (field owners, enrichment providers),
+# sync state, dead letters, inbox, change feed, conflicts, merges and
+# associations -- and a restore re-enqueues nothing.  Secrets (HubSpot
+# credentials, enrichment API keys) are never in a dump: after a restore
+# credentials_status and enrichment_status say they are missing.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -21,7 +23,12 @@ $node->safe_psql('src', q{
 	SELECT hubsync.set_owner('deals', 'amount', 'postgres');
 	SELECT hubsync.set_owner('contacts', 'email', 'hubspot');
 	SELECT hubsync.pause('deals');
-	SELECT hubsync.set_credentials(access_token => 'dump-token', client_secret => 'dump-secret');
+	SELECT hubsync.set_credentials(access_token => 'dump-token', client_secret => 'dump-secret',
+	                               oauth_client_id => 'dump-oauth-id', oauth_client_secret => 'dump-oauth-secret',
+	                               oauth_refresh_token => 'dump-refresh');
+	INSERT INTO hubsync.enrichment_providers (name, endpoint, mapping)
+	VALUES ('dumpco', 'http://127.0.0.1:9/enrich', '{"jobtitle": "$.title"}');
+	SELECT hubsync.set_enrichment_key('dumpco', 'dump-enrich-key');
 	INSERT INTO hubsync.sync_state (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
 	SELECT hubsync_id, 'contacts', 101, '{"email": "synced@example.com"}', '{"email": 1700000000000}', now()
 	FROM hubspot.contacts WHERE hs_object_id = 101;
@@ -43,6 +50,15 @@ my $outbox_before = $node->safe_psql('src', 'SELECT count(*) FROM hubsync.outbox
 
 my $dump = $node->basedir . '/src.dump';
 $node->command_ok(['pg_dump', '-Fc', '-d', $node->connstr('src'), '-f', $dump], 'pg_dump');
+
+# no secret in what pg_dump writes (plain format, so it can be searched;
+# the custom format above holds the same rows, compressed)
+my $plain = $node->basedir . '/src.sql';
+$node->command_ok(['pg_dump', '-d', $node->connstr('src'), '-f', $plain], 'pg_dump, plain');
+my $text = slurp_file($plain);
+like($text, qr/synced\@example\.com/, 'the plain dump holds the rows (the search can find them)');
+my @secrets = ('dump-token', 'dump-secret', 'dump-oauth-id', 'dump-oauth-secret', 'dump-refresh', 'dump-enrich-key');
+is(join(', ', grep { index($text, $_) >= 0 } @secrets), '', 'no secret in the dump');
 $node->safe_psql('postgres', 'CREATE DATABASE dst');
 {
 	# the test harness sets PGAPPNAME; pg_restore names itself when it is unset
@@ -69,15 +85,30 @@ for my $q (
 	[ 'conflicts', 'SELECT * FROM hubsync.conflicts ORDER BY id' ],
 	[ 'merges', 'SELECT * FROM hubsync.merges ORDER BY 1, 2' ],
 	[ 'associations', 'SELECT * FROM hubspot.associations ORDER BY 1, 2, 3, 4' ],
-	[ 'credentials (which are set)', 'SELECT access_token, client_secret FROM hubsync.credentials_status' ])
+	[ 'enrichment providers', 'SELECT name, endpoint, mapping FROM hubsync.enrichment_providers ORDER BY 1' ])
 {
 	my ($what, $query) = @$q;
 	my $src = $node->safe_psql('src', $query);
 	ok(length $src, "$what: there is something to compare");
 	is($node->safe_psql('dst', $query), $src, "$what restored");
 }
-is($node->safe_psql('dst', 'SELECT access_token = \'dump-token\' FROM hubsync._credentials'), 't',
-	'the token itself is restored');
+# secrets: set in the source, missing after the restore
+is($node->safe_psql('src', 'SELECT access_token, client_secret, oauth_refresh_token, auth FROM hubsync.credentials_status'),
+	't|t|t|ok', 'source: credentials set');
+is($node->safe_psql('dst', 'SELECT access_token, client_secret, oauth_client_id, oauth_client_secret,
+	oauth_refresh_token, auth FROM hubsync.credentials_status'),
+	'f|f|f|f|f|missing', 'restored: credentials_status says every secret is missing');
+is($node->safe_psql('dst', 'SELECT count(*) FROM hubsync._credentials'), '0', 'restored: no credentials row');
+is($node->safe_psql('src', "SELECT api_key FROM hubsync.enrichment_status WHERE provider = 'dumpco'"), 't',
+	'source: the enrichment key is set');
+is($node->safe_psql('dst', "SELECT api_key FROM hubsync.enrichment_status WHERE provider = 'dumpco'"), 'f',
+	'restored: enrichment_status says the provider\'s key is missing');
+# set again, as the README says
+$node->safe_psql('dst', "SELECT hubsync.set_credentials(access_token => 'new-token', client_secret => 'new-secret');
+	SELECT hubsync.set_enrichment_key('dumpco', 'new-key')");
+is($node->safe_psql('dst', "SELECT access_token, client_secret, auth FROM hubsync.credentials_status")
+   . $node->safe_psql('dst', "SELECT api_key FROM hubsync.enrichment_status WHERE provider = 'dumpco'"),
+	't|t|okt', 'set again after the restore');
 is($node->safe_psql('dst', "SELECT owner FROM hubsync.field_owners WHERE property = 'amount'"),
 	'postgres', 'field owners restored');
 is($node->safe_psql('dst', 'SELECT count(*) FROM hubsync.object_types'),

@@ -91,7 +91,9 @@ my $a = heard('dead_letter');
 ok($a, 'dead letter: alert heard');
 is($a->{object_type} . '|' . $a->{hubsync_id} . '|' . $a->{status}, "contacts|$dead|400",
 	'dead letter: payload names the object type, the record and the status');
-ok(defined $a->{message} && defined $a->{at} && $a->{database} eq 'postgres', 'dead letter: payload has message, time, database');
+ok(defined $a->{dead_letter_id} && defined $a->{at} && $a->{database} eq 'postgres',
+	'dead letter: payload has the dead letter\'s id, time, database');
+ok(!exists $a->{message}, 'dead letter: HubSpot\'s message stays in hubsync.dead_letters (any role may LISTEN)');
 new_contact();
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 2 FROM hubsync.dead_letters'), 'a second dead letter');
 is($sql->("SELECT sent || '/' || suppressed FROM hubsync.alerts WHERE alert = 'dead_letter' AND key = 'contacts'"),
