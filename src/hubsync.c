@@ -18,7 +18,13 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 #include "bgw/worker.h"
+#include "hubspot/settings.h"
+#include "push/settings.h"
+#include "pull/settings.h"
+#include "webhook/settings.h"
+#include "enrich/settings.h"
 
 PG_MODULE_MAGIC;
 
@@ -34,7 +40,13 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
-	hubsync_define_gucs();
+	hubsync_core_define_settings();
+	hubsync_hubspot_define_settings();
+	hubsync_push_define_settings();
+	hubsync_pull_define_settings();
+	hubsync_webhook_define_settings();
+	hubsync_enrich_define_settings();
+	MarkGUCPrefixReserved("hubsync");
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -25,55 +25,8 @@
 
 #define HUBSYNC_USER_AGENT "hubsync/" HUBSYNC_VERSION
 
-/* ---- settings (guc.c) ---- */
-extern char *hubsync_database;
-extern int	hubsync_app_id;
-extern char *hubsync_api_base_url;
-extern bool hubsync_enabled;
-extern int	hubsync_webhook_port;
-extern char *hubsync_webhook_listen_address;
-extern char *hubsync_webhook_public_url;
-extern int	hubsync_webhook_max_body;
-extern int	hubsync_webhook_max_age;
-extern int	hubsync_webhook_max_connections;
-extern int	hubsync_webhook_max_header_size;
-extern int	hubsync_webhook_timeout;
-extern int	hubsync_webhook_header_timeout;
-extern int	hubsync_webhook_max_connections_per_address;
-extern bool hubsync_webhook_legacy_signatures;
-extern char *hubsync_webhook_tls_cert_file;
-extern char *hubsync_webhook_tls_key_file;
-extern int	hubsync_batch_size;
-extern int	hubsync_batch_linger;
-extern int	hubsync_max_inflight;
-extern int	hubsync_rate_limit;
-extern int	hubsync_daily_limit;
-extern int	hubsync_search_rate;
-extern int	hubsync_max_attempts;
-extern int	hubsync_retry_window;
-extern int	hubsync_poll_interval;
-extern int	hubsync_poll_index_lag;
-extern int	hubsync_poll_trailing_interval;
-extern int	hubsync_poll_archived_interval;
-extern int	hubsync_poll_association_interval;
-extern char *hubsync_reconcile_at;
-extern int	hubsync_request_timeout;
-extern int	hubsync_max_changes_per_xact;
-extern char *hubsync_origin;
-extern int	hubsync_enrichment_batch_interval;
-extern int	hubsync_enrichment_max_attempts;
-extern int	hubsync_enrichment_max_inflight;
-
-extern int	hubsync_housekeeping_interval;
-extern int	hubsync_inbox_retention;
-extern int	hubsync_changes_retention;
-extern int	hubsync_alert_interval;
-extern int	hubsync_alert_pending_age;
-extern int	hubsync_alert_inbound_lag;
-extern int	hubsync_alert_daily_quota;
-extern char *hubsync_account_timezone;
-
-extern void hubsync_define_gucs(void);
+/* ---- settings every area reads (core/settings.c) ---- */
+#include "core/settings.h"
 
 /* ---- workers (worker.c) ---- */
 typedef enum HubsyncWorkerKind

@@ -38,6 +38,7 @@
 #include "utils/memutils.h"
 #include "hubspot/http.h"
 #include "bgw/worker.h"
+#include "enrich/settings.h"
 
 PGDLLEXPORT void hubsync_enrich_worker_main(Datum main_arg) pg_attribute_noreturn();
 

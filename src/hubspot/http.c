@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 #include "util/compat.h"
 #include "hubspot/http.h"
+#include "hubspot/settings.h"
 
 #define MAX_SOCKETS 256
 

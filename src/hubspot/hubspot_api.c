@@ -26,6 +26,7 @@
 #include "hubspot/oauth.h"
 #include "core/quota.h"
 #include "bgw/worker.h"
+#include "hubspot/settings.h"
 
 static char *access_token = NULL;
 static uint64 loaded_version = PG_UINT64_MAX;

@@ -29,6 +29,7 @@
 #include "hubspot/http.h"
 #include "util/json_util.h"
 #include "core/quota.h"
+#include "hubspot/settings.h"
 
 PG_FUNCTION_INFO_V1(hubsync_hubspot_get);
 

@@ -37,6 +37,7 @@
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
 #include "bgw/worker.h"
+#include "hubspot/settings.h"
 
 #define MAX_STREAMS 64
 #define TICK_MS 2000			/* longest time one tick keeps the worker */

@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 #include "bgw/worker.h"
 #include "pull/housekeeping.h"
+#include "pull/settings.h"
 
 /* rows deleted per statement and transaction */
 #define PRUNE_BATCH 5000

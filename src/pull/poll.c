@@ -46,6 +46,7 @@
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
 #include "bgw/worker.h"
+#include "pull/settings.h"
 
 #define POLL_PAGE 200			/* search maximum */
 #define POLL_OVERLAP_MS 10000	/* the fast poll starts this far (at most one

@@ -32,6 +32,7 @@
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
 #include "bgw/worker.h"
+#include "pull/settings.h"
 
 #define RECONCILE_SLICE_PAGES 10
 #define RECONCILE_CHECK_MS 30000

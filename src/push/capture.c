@@ -49,6 +49,7 @@
 #include "core/rel_cache.h"
 #include "push/outbox_insert.h"
 #include "core/owner_context.h"
+#include "push/settings.h"
 
 PG_FUNCTION_INFO_V1(hubsync_capture);
 PG_FUNCTION_INFO_V1(hubsync_invalidate_mirror);

@@ -40,6 +40,8 @@
 #include "util/json_util.h"
 #include "push/push.h"
 #include "bgw/worker.h"
+#include "hubspot/settings.h"
+#include "push/settings.h"
 
 #define ASSOC_MAX_BATCH 100
 #define ASSOC_CLAIM_LIMIT 500

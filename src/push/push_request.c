@@ -24,6 +24,7 @@
 #include "util/json_util.h"
 #include "util/parse_util.h"
 #include "push/push.h"
+#include "push/settings.h"
 
 const char *const push_kind_paths[] = {"upsert", "update", "archive"};
 

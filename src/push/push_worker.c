@@ -41,6 +41,8 @@
 #include "hubspot/hubspot_api.h"
 #include "push/push.h"
 #include "bgw/worker.h"
+#include "hubspot/settings.h"
+#include "push/settings.h"
 
 PGDLLEXPORT void hubsync_push_worker_main(Datum main_arg) pg_attribute_noreturn();
 

@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include <string.h>
+#include <strings.h>
 
 #include "util/parse_util.h"
 
@@ -121,4 +122,15 @@ hubsync_token_ok(const char *token, size_t max_len)
 	return n >= 1 && n <= max_len &&
 		strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 			   "0123456789-._~+/=") == n;
+}
+
+/*
+ * hubsync_url_has_http_scheme -- true when the string starts with http://
+ * or https://, the only schemes hubsync speaks.
+ */
+bool
+hubsync_url_has_http_scheme(const char *url)
+{
+	return strncasecmp(url, "http://", 7) == 0 ||
+		strncasecmp(url, "https://", 8) == 0;
 }

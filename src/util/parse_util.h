@@ -24,5 +24,6 @@ extern bool hubsync_valid_object_id(const char *id);
 extern const char *hubsync_existing_id(const char *message, size_t *len);
 extern size_t hubsync_safe_word(const char *in, char *out, size_t outsize);
 extern bool hubsync_token_ok(const char *token, size_t max_len);
+extern bool hubsync_url_has_http_scheme(const char *url);
 
 #endif							/* HUBSYNC_PARSE_UTIL_H */

@@ -40,6 +40,7 @@
 #include "webhook/inbox.h"
 #include "util/json_util.h"
 #include "util/signature.h"
+#include "webhook/settings.h"
 
 PG_FUNCTION_INFO_V1(hubsync_ingest_webhook);
 PG_FUNCTION_INFO_V1(hubsync_webhook_signature);

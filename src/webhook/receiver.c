@@ -49,6 +49,7 @@
 #include "webhook/inbox.h"
 #include "webhook/receiver.h"
 #include "bgw/worker.h"
+#include "webhook/settings.h"
 
 #define HUBSYNC_RECEIVER_MAX_EVENTS 64	/* socket events reported per wait */
 #define HUBSYNC_DEFAULT_PATH "/hubspot/webhooks"
