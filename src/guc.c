@@ -19,10 +19,12 @@
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/guc.h"
+#include "parse_util.h"
 
 char	   *hubsync_database = NULL;
 int			hubsync_app_id = 0;
 char	   *hubsync_api_base_url = NULL;
+bool		hubsync_allow_insecure_http = false;
 bool		hubsync_enabled = true;
 int			hubsync_webhook_port = 0;
 char	   *hubsync_webhook_listen_address = NULL;
@@ -78,7 +80,12 @@ url_has_http_scheme(const char *url)
 		pg_strncasecmp(url, "https://", 8) == 0;
 }
 
-/* check_api_base_url -- the HubSpot API root must be an http(s) URL */
+/*
+ * check_api_base_url -- the HubSpot API root must be an http(s) URL, and
+ * http:// only to loopback (the access token and the OAuth client secret
+ * travel to it) unless hubsync.allow_insecure_http is on.  Set that one
+ * first when both change.
+ */
 static bool
 check_api_base_url(char **newval, void **extra, GucSource source)
 {
@@ -87,6 +94,14 @@ check_api_base_url(char **newval, void **extra, GucSource source)
 		GUC_check_errmsg("invalid value for hubsync.api_base_url: \"%s\"",
 						 *newval ? *newval : "");
 		GUC_check_errhint("Use an http:// or https:// URL, such as https://api.hubapi.com.");
+		return false;
+	}
+	if (!hubsync_allow_insecure_http && hubsync_url_cleartext_remote(*newval))
+	{
+		GUC_check_errmsg("hubsync.api_base_url \"%s\" would send the HubSpot access token in clear text",
+						 *newval);
+		GUC_check_errdetail("Plain http:// is accepted only to a loopback host (localhost, 127.0.0.0/8, [::1]).");
+		GUC_check_errhint("Use an https:// URL, or set hubsync.allow_insecure_http = on first if the network is trusted.");
 		return false;
 	}
 	return true;
@@ -226,6 +241,13 @@ hubsync_define_gucs(void)
 							"Used to recognise our own writes when HubSpot echoes them back as webhooks; 0 means unknown.",
 							&hubsync_app_id, 0, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	/* before hubsync.api_base_url, whose check reads it */
+	DefineCustomBoolVariable("hubsync.allow_insecure_http",
+							 "Whether hubsync may send requests over plain http:// to hosts other than loopback.",
+							 "Off: hubsync.api_base_url and enrichment provider endpoints must be https:// unless they name localhost, 127.0.0.0/8 or [::1], because access tokens and API keys would travel in clear text.",
+							 &hubsync_allow_insecure_http, false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("hubsync.api_base_url",
 							   "Root URL of the HubSpot API.",

@@ -29,6 +29,7 @@
 extern char *hubsync_database;
 extern int	hubsync_app_id;
 extern char *hubsync_api_base_url;
+extern bool hubsync_allow_insecure_http;
 extern bool hubsync_enabled;
 extern int	hubsync_webhook_port;
 extern char *hubsync_webhook_listen_address;
