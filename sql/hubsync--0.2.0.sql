@@ -4382,6 +4382,11 @@ LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'hubsync_enrich_check_condition';
 COMMENT ON FUNCTION hubsync._enrich_check_condition(text) IS
   'API: private. Raises an error unless the text is exactly one SQL expression without subqueries';
 
+CREATE FUNCTION hubsync._enrich_check_endpoint(url text) RETURNS void
+LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'hubsync_enrich_check_endpoint';
+COMMENT ON FUNCTION hubsync._enrich_check_endpoint(text) IS
+  'API: private. Raises an error when an endpoint is plain http:// to a host that is not loopback and hubsync.allow_insecure_http is off';
+
 -- Providers: valid JSON paths, and only the owner changes them.
 CREATE FUNCTION hubsync._enrich_check_provider() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -4389,6 +4394,8 @@ DECLARE
 	m record;
 BEGIN
 	PERFORM hubsync._require_owner('change enrichment providers');
+	-- the API key travels to the endpoint: never in clear text to another host
+	PERFORM hubsync._enrich_check_endpoint(NEW.endpoint);
 	FOR m IN SELECT * FROM jsonb_each(NEW.mapping) LOOP
 		IF jsonb_typeof(m.value) <> 'string' THEN
 			RAISE EXCEPTION 'mapping of property "%" must be a JSON path string', m.key
