@@ -163,6 +163,28 @@ for my $ra (sort keys %retry)
 		"Retry-After $ra: pushed once due");
 }
 
+# ---- OAuth: garbage in the token answer is never stored or sent ----
+{
+	my @bad = ({ access_token => "CJTbad\r\nX-Evil: 1", expires_in => 1800, refresh_token => 'r' },
+		{ access_token => 'CJTgood', expires_in => 'abc' },
+		{ access_token => 'CJTgood', expires_in => -5 },
+		{ access_token => 'CJTgood', expires_in => 1e30 },
+		[ 'not', 'an', 'object' ]);
+	faults(map { { status => 200, body => $_, contentType => 'application/json', match => '/oauth/v1/token' } } @bad);
+	my $seq = $fake->control('GET', 'requests?since=0')->{lastSeq};
+	$node->safe_psql('postgres', "SET log_statement = 'none'; SELECT hubsync.set_credentials(access_token => '',
+		oauth_client_id => 'hubsync-client-id', oauth_client_secret => 'hubsync-oauth-secret',
+		oauth_refresh_token => 'hubsync-refresh-token')");
+	my $id = q1("INSERT INTO hubspot.contacts (email) VALUES ('oauth\@hostile.test') RETURNING hubsync_id");
+	ok($node->poll_query_until('postgres', "SELECT hs_object_id IS NOT NULL FROM hubspot.contacts WHERE hubsync_id = '$id'"),
+		'oauth: pushed once the token endpoint answers properly');
+	my @tok = grep { $_->{path} eq '/oauth/v1/token' } @{ $fake->control('GET', "requests?since=$seq")->{requests} };
+	is(scalar(grep { $_->{status} == 200 } @tok), scalar(@bad) + 1, 'oauth: every garbage answer was taken as a failure');
+	like(q1('SELECT oauth_access_token FROM hubsync._credentials'), qr/^[A-Za-z0-9._~+\/=-]+$/,
+		'oauth: the stored token is a real one');
+	ok($node->log_contains('answered 200 without a usable access_token and expires_in'), 'oauth: the garbage was logged');
+}
+
 # ---- nobody crashed ----
 is_deeply(HubSync::Node::worker_pids($node), $pids, 'the same worker processes throughout');
 ok(!$node->log_contains('terminated by signal|exited with exit code|invalid input syntax'),
