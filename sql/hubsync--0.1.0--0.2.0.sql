@@ -3286,7 +3286,8 @@ SELECT t.object_type,
                                  coalesce(es.daily_budget::text, 'unlimited')), '; ' ORDER BY es.provider)
         FROM hubsync.enrichment_status es
         WHERE es.provider IN (SELECT r.provider FROM hubsync.enrichment_rules r
-                              WHERE r.object_type = t.object_type AND r.enabled)) AS enrichment
+                              WHERE r.object_type = t.object_type AND r.enabled)) AS enrichment,
+       (SELECT b.last_error FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_error
 FROM hubsync.object_types t
 LEFT JOIN (SELECT ob.object_type,
                   count(*) FILTER (WHERE ob.state = 'pending')   AS pending,
@@ -3299,7 +3300,7 @@ LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_typ
            FROM hubsync.inbox ib WHERE ib.state = 'pending'
            GROUP BY 1) i ON i.object_type = t.object_type;
 COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget';
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget; why the last backfill failed';
 -- <<< issue 8
 
 

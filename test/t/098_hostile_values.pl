@@ -111,7 +111,7 @@ like($sent[0]{query} // '', qr/(^|&)after=a%26b%3Dc%2Fd%23e%20f%3Fg(&|$)/, 'curs
 unlike(join(' ', map { $_->{query} // '' } @sent), qr/(^|&)b=c/, 'cursor: no parameter smuggled into the URL');
 is(q1("SELECT backfill FROM hubsync.status WHERE object_type = 'contacts'"), 'failed',
 	'cursor: hubsync.status shows the failed backfill');
-like(q1("SELECT last_error FROM hubsync.backfill_progress WHERE object_type = 'contacts'"), qr/HTTP 400/,
+like(q1("SELECT backfill_error FROM hubsync.status WHERE object_type = 'contacts'"), qr/HTTP 400/,
 	'cursor: with HubSpot\'s refusal of that cursor');
 
 # a garbage timestamp in a list page: recorded, not a worker restart
@@ -119,7 +119,7 @@ faults({ garble => 'timestamp', match => '/crm/v3/objects/contacts', method => '
 q1("SELECT hubsync.backfill('contacts')");
 ok($node->poll_query_until('postgres',
 	"SELECT state <> 'running' FROM hubsync.backfills WHERE object_type = 'contacts'"), 'timestamp: the backfill stopped');
-like(q1("SELECT last_error FROM hubsync.backfill_progress WHERE object_type = 'contacts'"),
+like(q1("SELECT backfill_error FROM hubsync.status WHERE object_type = 'contacts'"),
 	qr/HubSpot's answer has a missing or unusable updatedAt/, 'timestamp: the backfill error says why');
 faults();
 q1("SELECT hubsync.backfill('contacts')");
