@@ -37,6 +37,7 @@ ALTER SYSTEM SET hubsync.rate_limit = 1001;
 ALTER SYSTEM SET hubsync.rate_limit = 0;
 ALTER SYSTEM SET hubsync.webhook_port = 70000;
 ALTER SYSTEM SET hubsync.api_base_url = 'ftp://example.com';
+ALTER SYSTEM SET hubsync.api_base_url = 'http://api.example.com';
 ALTER SYSTEM SET hubsync.webhook_public_url = 'hooks.example.com/hubspot';
 ALTER SYSTEM SET hubsync.webhook_listen_address = '';
 ALTER SYSTEM SET hubsync.reconcile_at = '25:00';

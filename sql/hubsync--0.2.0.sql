@@ -4533,6 +4533,11 @@ LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'hubsync_enrich_check_condition';
 COMMENT ON FUNCTION hubsync._enrich_check_condition(text) IS
   'API: private. Raises an error unless the text is exactly one SQL expression without subqueries';
 
+CREATE FUNCTION hubsync._enrich_check_endpoint(url text) RETURNS void
+LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'hubsync_enrich_check_endpoint';
+COMMENT ON FUNCTION hubsync._enrich_check_endpoint(text) IS
+  'API: private. Raises an error when an endpoint is plain http:// to a host that is not loopback and hubsync.allow_insecure_http is off';
+
 -- Providers: valid JSON paths, and only the owner changes them.
 CREATE FUNCTION hubsync._enrich_check_provider() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -4540,6 +4545,8 @@ DECLARE
 	m record;
 BEGIN
 	PERFORM hubsync._require_owner('change enrichment providers');
+	-- the API key travels to the endpoint: never in clear text to another host
+	PERFORM hubsync._enrich_check_endpoint(NEW.endpoint);
 	FOR m IN SELECT * FROM jsonb_each(NEW.mapping) LOOP
 		IF jsonb_typeof(m.value) <> 'string' THEN
 			RAISE EXCEPTION 'mapping of property "%" must be a JSON path string', m.key
@@ -5194,7 +5201,8 @@ SELECT t.object_type,
         FROM hubsync.enrichment_status es
         WHERE es.provider IN (SELECT r.provider FROM hubsync.enrichment_rules r
                               WHERE r.object_type = t.object_type AND r.enabled)) AS enrichment,
-       hubsync._trigger_grantees(t.object_type) AS trigger_grantees
+       hubsync._trigger_grantees(t.object_type) AS trigger_grantees,
+       (SELECT b.last_error FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_error
 FROM hubsync.object_types t
 LEFT JOIN (SELECT ob.object_type,
                   count(*) FILTER (WHERE ob.state = 'pending')   AS pending,
@@ -5207,7 +5215,7 @@ LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_typ
            FROM hubsync.inbox ib WHERE ib.state = 'pending'
            GROUP BY 1) i ON i.object_type = t.object_type;
 COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget; roles other than the owner that may create triggers on its mirror table (their triggers run with the workers'' superuser rights)';
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget; roles other than the owner that may create triggers on its mirror table (their triggers run with the workers'' superuser rights); why the last backfill failed';
 
 DO $$
 DECLARE

@@ -25,9 +25,12 @@
 #include "parser/parser.h"
 #include "utils/builtins.h"
 #include "core/at_commit.h"
+#include "hubspot/settings.h"
+#include "util/parse_util.h"
 
 PG_FUNCTION_INFO_V1(hubsync_wake_enrich);
 PG_FUNCTION_INFO_V1(hubsync_enrich_check_condition);
+PG_FUNCTION_INFO_V1(hubsync_enrich_check_endpoint);
 
 /*
  * hubsync_wake_enrich -- SQL: wake the enrich worker when the calling
@@ -38,6 +41,27 @@ Datum
 hubsync_wake_enrich(PG_FUNCTION_ARGS)
 {
 	hubsync_wake_at_commit(HUBSYNC_WORKER_ENRICH);
+	PG_RETURN_VOID();
+}
+
+/*
+ * hubsync_enrich_check_endpoint -- SQL hubsync._enrich_check_endpoint(url):
+ * refuse a provider endpoint that would carry its API key (and the
+ * records' data) in clear text to another machine, unless
+ * hubsync.allow_insecure_http is on.  Checked again at each request
+ * (http.c), in case the setting changes later.
+ */
+Datum
+hubsync_enrich_check_endpoint(PG_FUNCTION_ARGS)
+{
+	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (!hubsync_allow_insecure_http && hubsync_url_cleartext_remote(url))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("enrichment provider endpoint \"%s\" would send the API key in clear text", url),
+				 errdetail("Plain http:// is accepted only to a loopback host (localhost, 127.0.0.0/8, [::1])."),
+				 errhint("Use an https:// endpoint, or have a superuser set hubsync.allow_insecure_http = on if the network is trusted.")));
 	PG_RETURN_VOID();
 }
 

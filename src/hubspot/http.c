@@ -28,8 +28,10 @@
 #include "util/compat.h"
 #include "hubspot/http.h"
 #include "hubspot/settings.h"
+#include "util/parse_util.h"
 
 #define MAX_SOCKETS 256
+#define HEADER_MAX 1000000000L	/* largest rate-limit header value taken */
 
 typedef struct CurlSocket
 {
@@ -107,29 +109,6 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
-/* header_value -- the number in "Name: 123" if the header is name */
-static bool
-header_number(const char *line, size_t len, const char *name, long *out)
-{
-	size_t		nlen = strlen(name);
-	char		buf[32];
-	size_t		i = nlen + 1;
-	size_t		j = 0;
-
-	if (len <= nlen + 1 || pg_strncasecmp(line, name, nlen) != 0 ||
-		line[nlen] != ':')
-		return false;
-	while (i < len && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	while (i < len && j < sizeof(buf) - 1 && line[i] >= '0' && line[i] <= '9')
-		buf[j++] = line[i++];
-	buf[j] = '\0';
-	if (j == 0)
-		return false;
-	*out = strtol(buf, NULL, 10);
-	return true;
-}
-
 /* header_cb -- pick HubSpot's rate-limit headers and Retry-After */
 static size_t
 header_cb(char *line, size_t size, size_t nmemb, void *userp)
@@ -137,11 +116,15 @@ header_cb(char *line, size_t size, size_t nmemb, void *userp)
 	HubsyncHttpRequest *req = (HubsyncHttpRequest *) userp;
 	size_t		len = size * nmemb;
 
-	(void) (header_number(line, len, "X-HubSpot-RateLimit-Max", &req->rl_max) ||
-			header_number(line, len, "X-HubSpot-RateLimit-Remaining", &req->rl_remaining) ||
-			header_number(line, len, "X-HubSpot-RateLimit-Interval-Milliseconds", &req->rl_interval_ms) ||
-			header_number(line, len, "X-HubSpot-RateLimit-Daily-Remaining", &req->rl_daily_remaining) ||
-			header_number(line, len, "Retry-After", &req->retry_after_s));
+	/* every number is bounded here, so no caller's arithmetic can overflow */
+	(void) (hubsync_header_number(line, len, "X-HubSpot-RateLimit-Max", HEADER_MAX, &req->rl_max) ||
+			hubsync_header_number(line, len, "X-HubSpot-RateLimit-Remaining", HEADER_MAX, &req->rl_remaining) ||
+			hubsync_header_number(line, len, "X-HubSpot-RateLimit-Interval-Milliseconds", HEADER_MAX,
+								  &req->rl_interval_ms) ||
+			hubsync_header_number(line, len, "X-HubSpot-RateLimit-Daily-Remaining", HEADER_MAX,
+								  &req->rl_daily_remaining) ||
+			hubsync_header_number(line, len, "Retry-After", HUBSYNC_MAX_RETRY_AFTER_S,
+								  &req->retry_after_s));
 	return len;
 }
 
@@ -195,6 +178,25 @@ hubsync_http_start(HubsyncHttpRequest *req)
 	req->rl_max = req->rl_remaining = req->rl_interval_ms = -1;
 	req->rl_daily_remaining = req->retry_after_s = -1;
 	req->started_at = GetCurrentTimestamp();
+
+	/*
+	 * Defense in depth behind the checks at configuration time: a token or
+	 * key never leaves in clear text for another machine.  The request
+	 * fails at once, as a transport error its caller already handles.
+	 */
+	if (!hubsync_allow_insecure_http && hubsync_url_cleartext_remote(req->url))
+	{
+		strlcpy(req->error, "refused to send over plain http:// to a host that is not loopback "
+				"(hubsync.allow_insecure_http is off)", sizeof(req->error));
+		req->finished_at = req->started_at;
+		req->done = true;
+		req->easy = req->headers = NULL;
+		Assert(done_count < lengthof(done_queue));
+		done_queue[(done_head + done_count) % lengthof(done_queue)] = req;
+		done_count++;
+		inflight++;
+		return;
+	}
 
 	easy = curl_easy_init();
 	if (easy == NULL)

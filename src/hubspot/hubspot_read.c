@@ -19,6 +19,8 @@
  */
 #include "core/hubsync.h"
 
+#include <curl/curl.h>
+
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -30,6 +32,7 @@
 #include "hubspot/hubspot_api.h"
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
+#include "util/parse_util.h"
 #include "bgw/worker.h"
 
 #define READ_ATTEMPTS 5
@@ -96,14 +99,64 @@ hubsync_read_call(const char *method, char *url, char *body,
 }
 
 /*
- * hubsync_read_page -- parse a list or search answer: results count,
- * next cursor, search total.  False (with page->error) when the call
- * failed.
+ * time_ok -- a record's time field: absent or null, or a time
+ * hubsync_iso_ms takes.  (SQL casts it to timestamptz later.)
+ */
+static bool
+time_ok(JsonbContainer *rec, const char *key, bool required)
+{
+	JsonbValue *v = hubsync_json_get(rec, key);
+	int64_t		ms;
+
+	if (v == NULL || v->type == jbvNull)
+		return !required;
+	return v->type == jbvString && hubsync_iso_ms(hubsync_json_value_text(v), &ms);
+}
+
+/*
+ * record_problem -- what makes one record of a list or search answer
+ * unusable, or NULL: every field later cast in C or SQL is checked here,
+ * so that a garbage value is one recorded error for the request instead
+ * of an ERROR in the middle of storing the page (or of the worker).
+ */
+static const char *
+record_problem(JsonbContainer *rec)
+{
+	JsonbValue *v;
+
+	if (rec == NULL || !JsonContainerIsObject(rec))
+		return "a result that is not an object";
+	v = hubsync_json_get(rec, "id");
+	if (v == NULL || (v->type != jbvString && v->type != jbvNumeric) ||
+		!hubsync_valid_object_id(hubsync_json_value_text(v)))
+		return "a record id that is not 1 to 18 digits";
+	v = hubsync_json_get(rec, "properties");
+	if (v != NULL && v->type != jbvNull &&
+		(v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data)))
+		return "properties that are not an object";
+	if (!time_ok(rec, "updatedAt", true))
+		return "a missing or unusable updatedAt";
+	if (!time_ok(rec, "createdAt", false))
+		return "an unusable createdAt";
+	v = hubsync_json_get(rec, "archived");
+	if (v != NULL && v->type != jbvNull && v->type != jbvBool)
+		return "an archived flag that is not a boolean";
+	return NULL;
+}
+
+/*
+ * hubsync_read_page -- parse and check a list or search answer: results
+ * count, next cursor, search total.  False (with page->error) when the
+ * call failed or the answer is unusable: not a JSON object, results not a
+ * list of well-formed records, a cursor that is empty, too long or has
+ * control characters, a total that is not a count.
  */
 bool
 hubsync_read_page(HubsyncHttpRequest *req, HubsyncPage *page)
 {
-	JsonbContainer *paging;
+	JsonbContainer *results;
+	JsonbValue *v;
+	int			i;
 
 	memset(page, 0, sizeof(*page));
 	page->status = req->status;
@@ -129,15 +182,175 @@ hubsync_read_page(HubsyncHttpRequest *req, HubsyncPage *page)
 		snprintf(page->error, sizeof(page->error), "HubSpot's answer is not JSON");
 		return false;
 	}
-	page->results = req->response;
-	page->nresults = hubsync_json_array_size(hubsync_json_get_container(&page->body->root, "results"));
-	paging = hubsync_json_get_container(&page->body->root, "paging");
-	page->next_after = hubsync_json_get_text(hubsync_json_get_container(paging, "next"), "after");
+	if (!JsonContainerIsObject(&page->body->root))
 	{
-		char	   *total = hubsync_json_get_text(&page->body->root, "total");
+		snprintf(page->error, sizeof(page->error), "HubSpot's answer is not a JSON object");
+		return false;
+	}
+	results = hubsync_json_get_container(&page->body->root, "results");
+	if (results == NULL || !JsonContainerIsArray(results))
+	{
+		snprintf(page->error, sizeof(page->error), "HubSpot's answer has no list of results");
+		return false;
+	}
+	page->nresults = hubsync_json_array_size(results);
+	for (i = 0; i < page->nresults; i++)
+	{
+		const char *problem = record_problem(hubsync_json_array_container(results, i));
 
-		if (total)
-			page->total = strtoll(total, NULL, 10);
+		if (problem)
+		{
+			snprintf(page->error, sizeof(page->error),
+					 "HubSpot's answer has %s (result %d)", problem, i + 1);
+			return false;
+		}
+	}
+	page->results = req->response;
+
+	/* paging.next.after: absent on the last page, else a usable cursor */
+	v = hubsync_json_get(&page->body->root, "paging");
+	if (v != NULL && v->type != jbvNull)
+	{
+		JsonbContainer *paging = hubsync_json_get_container(&page->body->root, "paging");
+		JsonbValue *next = paging ? hubsync_json_get(paging, "next") : NULL;
+		JsonbValue *after = NULL;
+
+		if (paging == NULL || !JsonContainerIsObject(paging))
+		{
+			snprintf(page->error, sizeof(page->error), "HubSpot's answer has paging that is not an object");
+			return false;
+		}
+		if (next != NULL && next->type != jbvNull)
+		{
+			after = hubsync_json_get(hubsync_json_get_container(paging, "next"), "after");
+			if (after == NULL || (after->type != jbvString && after->type != jbvNumeric) ||
+				!hubsync_cursor_ok(hubsync_json_value_text(after)))
+			{
+				snprintf(page->error, sizeof(page->error),
+						 "HubSpot's answer has a paging cursor that is missing, empty, longer than %d bytes or not text",
+						 HUBSYNC_MAX_CURSOR_LEN);
+				return false;
+			}
+			page->next_after = hubsync_json_value_text(after);
+		}
+	}
+
+	/* total (search): a count */
+	v = hubsync_json_get(&page->body->root, "total");
+	if (v != NULL && v->type != jbvNull)
+	{
+		char	   *total = v->type == jbvNumeric ? hubsync_json_value_text(v) : NULL;
+
+		if (total == NULL || !hubsync_valid_object_id(total))
+		{
+			snprintf(page->error, sizeof(page->error), "HubSpot's answer has a total that is not a count");
+			return false;
+		}
+		page->total = strtoll(total, NULL, 10);
+	}
+	return true;
+}
+
+/* id_ok -- v is a record id, as text or a number */
+static bool
+id_ok(JsonbValue *v)
+{
+	return v != NULL && (v->type == jbvString || v->type == jbvNumeric) &&
+		hubsync_valid_object_id(hubsync_json_value_text(v));
+}
+
+/* array_or_absent -- key is absent, null or a list; the list in *out */
+static bool
+array_or_absent(JsonbContainer *c, const char *key, JsonbContainer **out)
+{
+	JsonbValue *v = hubsync_json_get(c, key);
+
+	*out = NULL;
+	if (v == NULL || v->type == jbvNull)
+		return true;
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		return false;
+	*out = v->val.binary.data;
+	return true;
+}
+
+/*
+ * hubsync_assoc_answer_problem -- what makes a v4 association batch read
+ * answer unusable, or NULL.  The sweep takes an input with no result as
+ * having no associations (and removes its local links), so an answer
+ * without a well-formed results list must never get that far.
+ */
+const char *
+hubsync_assoc_answer_problem(Jsonb *answer)
+{
+	JsonbContainer *results;
+
+	if (answer == NULL || !JsonContainerIsObject(&answer->root))
+		return "HubSpot's answer is not a JSON object";
+	results = hubsync_json_get_container(&answer->root, "results");
+	if (results == NULL || !JsonContainerIsArray(results))
+		return "HubSpot's answer has no list of results";
+	for (int i = 0; i < hubsync_json_array_size(results); i++)
+	{
+		JsonbContainer *r = hubsync_json_array_container(results, i);
+		JsonbContainer *to;
+
+		if (r == NULL || !JsonContainerIsObject(r) ||
+			!id_ok(hubsync_json_get(hubsync_json_get_container(r, "from"), "id")))
+			return "HubSpot's answer has a result without a usable from.id";
+		if (!array_or_absent(r, "to", &to))
+			return "HubSpot's answer has a result whose \"to\" is not a list";
+		for (int j = 0; j < hubsync_json_array_size(to); j++)
+		{
+			JsonbContainer *t = hubsync_json_array_container(to, j);
+			JsonbContainer *types;
+
+			if (t == NULL || !JsonContainerIsObject(t) || !id_ok(hubsync_json_get(t, "toObjectId")))
+				return "HubSpot's answer has an association without a usable toObjectId";
+			if (!array_or_absent(t, "associationTypes", &types))
+				return "HubSpot's answer has associationTypes that are not a list";
+			for (int k = 0; k < hubsync_json_array_size(types); k++)
+			{
+				JsonbContainer *ty = hubsync_json_array_container(types, k);
+				JsonbValue *id = hubsync_json_get(ty, "typeId");
+				char	   *txt = id && id->type == jbvNumeric ? hubsync_json_value_text(id) : NULL;
+				JsonbValue *cat = hubsync_json_get(ty, "category");
+
+				if (txt == NULL || strlen(txt) > 9 || strspn(txt, "0123456789") != strlen(txt))
+					return "HubSpot's answer has an association type id that is not a small integer";
+				if (cat != NULL && cat->type != jbvString && cat->type != jbvNull)
+					return "HubSpot's answer has an association category that is not text";
+			}
+		}
+	}
+	return NULL;
+}
+
+/*
+ * hubsync_page_times_ok -- every record of a checked page has a usable
+ * value of the property prop (a last-modified time) or none at all; the
+ * poller's cursor is taken from it.  False with page->error otherwise.
+ */
+bool
+hubsync_page_times_ok(HubsyncPage *page, const char *prop)
+{
+	JsonbContainer *results = hubsync_json_get_container(&page->body->root, "results");
+
+	for (int i = 0; i < page->nresults; i++)
+	{
+		JsonbContainer *props = hubsync_json_get_container(hubsync_json_array_container(results, i),
+															"properties");
+		JsonbValue *v = hubsync_json_get(props, prop);
+		int64_t		ms;
+
+		if (v == NULL || v->type == jbvNull)
+			continue;
+		if (v->type != jbvString || !hubsync_iso_ms(hubsync_json_value_text(v), &ms))
+		{
+			snprintf(page->error, sizeof(page->error),
+					 "HubSpot's answer has an unusable %s (result %d)", prop, i + 1);
+			return false;
+		}
 	}
 	return true;
 }
@@ -206,7 +419,15 @@ hubsync_list_url(const char *api_name, const char *after, bool archived,
 	appendStringInfo(&u, "%s/crm/v3/objects/%s?limit=100&archived=%s", hubsync_api_root(),
 					 api_name, archived ? "true" : "false");
 	if (after && *after)
-		appendStringInfo(&u, "&after=%s", after);	/* HubSpot's cursors are URL-safe */
+	{
+		/* opaque: encoded, so that no '&', '#' or '/' in it changes the URL */
+		char	   *enc = curl_easy_escape(NULL, after, 0);
+
+		if (enc == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		appendStringInfo(&u, "&after=%s", enc);
+		curl_free(enc);
+	}
 	if (nprops > 0)
 	{
 		appendStringInfoString(&u, "&properties=");
@@ -216,19 +437,16 @@ hubsync_list_url(const char *api_name, const char *after, bool archived,
 	return u.data;
 }
 
-/* iso_ms -- an ISO 8601 time (or epoch ms) as Unix epoch milliseconds; -1 if none */
+/*
+ * iso_ms -- an ISO 8601 time (or epoch ms) as Unix epoch milliseconds; -1
+ * if none or unusable (never an ERROR: the text came from the network)
+ */
 static int64
 iso_ms(const char *s)
 {
-	TimestampTz ts;
+	int64_t		ms;
 
-	if (s == NULL || *s == '\0')
-		return -1;
-	if (strspn(s, "0123456789") == strlen(s))
-		return strtoll(s, NULL, 10);
-	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
-												 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-	return (ts / 1000) + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+	return hubsync_iso_ms(s, &ms) ? (int64) ms : -1;
 }
 
 /*
@@ -246,13 +464,13 @@ hubsync_record_ms(JsonbContainer *rec, const char *lastmod)
 	return ms;
 }
 
-/* hubsync_record_id -- a record's HubSpot id, 0 if none */
+/* hubsync_record_id -- a record's HubSpot id, 0 if none or not an id */
 int64
 hubsync_record_id(JsonbContainer *rec)
 {
 	char	   *v = hubsync_json_get_text(rec, "id");
 
-	return v ? strtoll(v, NULL, 10) : 0;
+	return hubsync_valid_object_id(v) ? strtoll(v, NULL, 10) : 0;
 }
 
 /*

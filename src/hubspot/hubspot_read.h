@@ -34,6 +34,7 @@ extern void hubsync_read_wait(long ms);
 extern HubsyncHttpRequest *hubsync_read_call(const char *method, char *url, char *body,
 											 HubsyncQuotaClass cls, const char *token);
 extern bool hubsync_read_page(HubsyncHttpRequest *req, HubsyncPage *page);
+extern bool hubsync_page_times_ok(HubsyncPage *page, const char *prop);
 extern char *hubsync_search_body(const char *lastmod, int64 lo, int64 hi, int64 eq_ms,
 								 int64 after_id, bool by_id, int limit,
 								 char **props, int nprops);
@@ -42,6 +43,7 @@ extern char *hubsync_list_url(const char *api_name, const char *after, bool arch
 extern int64 hubsync_record_ms(JsonbContainer *rec, const char *lastmod);
 extern int64 hubsync_record_id(JsonbContainer *rec);
 extern bool hubsync_read_failed_ids(Jsonb *answer, List **ids);
+extern const char *hubsync_assoc_answer_problem(Jsonb *answer);
 extern char *hubsync_worker_sql(const char *activity, const char *sql, int nargs,
 								Oid *types, Datum *values, const char *nulls,
 								char **result);

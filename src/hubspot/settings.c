@@ -22,10 +22,16 @@
 #include "util/parse_util.h"
 
 char	   *hubsync_api_base_url = NULL;
+bool		hubsync_allow_insecure_http = false;
 int			hubsync_max_inflight = 8;
 int			hubsync_request_timeout = 30000;
 
-/* check_api_base_url -- the HubSpot API root must be an http(s) URL */
+/*
+ * check_api_base_url -- the HubSpot API root must be an http(s) URL, and
+ * http:// only to loopback (the access token and the OAuth client secret
+ * travel to it) unless hubsync.allow_insecure_http is on.  Set that one
+ * first when both change.
+ */
 static bool
 check_api_base_url(char **newval, void **extra, GucSource source)
 {
@@ -34,6 +40,14 @@ check_api_base_url(char **newval, void **extra, GucSource source)
 		GUC_check_errmsg("invalid value for hubsync.api_base_url: \"%s\"",
 						 *newval ? *newval : "");
 		GUC_check_errhint("Use an http:// or https:// URL, such as https://api.hubapi.com.");
+		return false;
+	}
+	if (!hubsync_allow_insecure_http && hubsync_url_cleartext_remote(*newval))
+	{
+		GUC_check_errmsg("hubsync.api_base_url \"%s\" would send the HubSpot access token in clear text",
+						 *newval);
+		GUC_check_errdetail("Plain http:// is accepted only to a loopback host (localhost, 127.0.0.0/8, [::1]).");
+		GUC_check_errhint("Use an https:// URL, or set hubsync.allow_insecure_http = on first if the network is trusted.");
 		return false;
 	}
 	return true;
@@ -46,6 +60,13 @@ check_api_base_url(char **newval, void **extra, GucSource source)
 void
 hubsync_hubspot_define_settings(void)
 {
+	/* before hubsync.api_base_url, whose check reads it */
+	DefineCustomBoolVariable("hubsync.allow_insecure_http",
+							 "Whether hubsync may send requests over plain http:// to hosts other than loopback.",
+							 "Off: hubsync.api_base_url and enrichment provider endpoints must be https:// unless they name localhost, 127.0.0.0/8 or [::1], because access tokens and API keys would travel in clear text.",
+							 &hubsync_allow_insecure_http, false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
 	DefineCustomStringVariable("hubsync.api_base_url",
 							   "Root URL of the HubSpot API.",
 							   NULL,

@@ -13,6 +13,7 @@
 #define HUBSYNC_HUBSPOT_SETTINGS_H
 
 extern char *hubsync_api_base_url;
+extern bool hubsync_allow_insecure_http;
 extern int	hubsync_max_inflight;
 extern int	hubsync_request_timeout;
 

@@ -231,13 +231,15 @@ walk(PollType *t, bool trailing, int64 *lo, int64 *walk_id, int64 hi, bool *fail
 		int64		last_ms = -1,
 					last_id = 0;
 		JsonbContainer *results;
+		int64		start_lo = *lo,
+					start_walk_id = *walk_id;
 
 		body = hubsync_search_body(t->lastmod, *lo, hi, *lo, Max(*walk_id, 0), *walk_id >= 0,
 								   POLL_PAGE, t->props, t->nprops);
 		req = hubsync_read_call("POST",
 								psprintf("%s/crm/v3/objects/%s/search", hubsync_api_root(), t->api_name),
 								body, HUBSYNC_QUOTA_SEARCH, token);
-		if (!hubsync_read_page(req, &pg))
+		if (!hubsync_read_page(req, &pg) || !hubsync_page_times_ok(&pg, t->lastmod))
 		{
 			ereport(LOG,
 					(errmsg("hubsync could not search %s records changed in HubSpot: %s",
@@ -279,12 +281,19 @@ walk(PollType *t, bool trailing, int64 *lo, int64 *walk_id, int64 hi, bool *fail
 			*walk_id = 0;		/* a whole page shares one timestamp */
 		if (hi >= 0 && *lo > hi)
 			finished = true;
-		if (save(t, trailing, pg.results, *lo, finished ? -1 : *walk_id, !finished, finished,
-				 pg.nresults, NULL) != NULL)
 		{
-			hubsync_http_release(req);
-			*failed = true;
-			return false;
+			char	   *err = save(t, trailing, pg.results, *lo, finished ? -1 : *walk_id, !finished,
+								   finished, pg.nresults, NULL);
+
+			if (err != NULL)
+			{
+				/* the page could not be stored: say so where the cursor is */
+				(void) save(t, trailing, NULL, start_lo, start_walk_id, false, true, 0,
+							psprintf("could not store HubSpot's answer: %s", err));
+				hubsync_http_release(req);
+				*failed = true;
+				return false;
+			}
 		}
 		hubsync_http_release(req);
 		if (finished)
@@ -474,6 +483,7 @@ assoc_slice(PollType *t)
 		HubsyncHttpRequest *req;
 		Jsonb	   *answer;
 		List	   *not_read;
+		const char *problem;
 		char	   *p,
 				   *save_ptr = NULL;
 		int			n = 0;
@@ -512,7 +522,23 @@ assoc_slice(PollType *t)
 		answer = (req->status == 200 || req->status == 207) && req->response ?
 			hubsync_json_parse(req->response, req->response_len) : NULL;
 		not_read = NIL;
-		if (answer != NULL && hubsync_read_failed_ids(answer, &not_read))
+		problem = answer != NULL ? hubsync_assoc_answer_problem(answer) : NULL;
+		if (problem != NULL)
+		{
+			Oid			t2[2] = {TEXTOID, TEXTOID};
+			Datum		v2[2];
+
+			ereport(LOG,
+					(errmsg("hubsync could not read %s associations of %s from HubSpot: %s",
+							to_type, t->object_type, problem),
+					 errhint("The association sweep goes on with the next records; their links are left as they are.")));
+			v2[0] = CStringGetTextDatum(t->object_type);
+			v2[1] = CStringGetTextDatum(psprintf("association sweep: %s", problem));
+			(void) hubsync_worker_sql("record an association sweep error",
+									  "UPDATE hubsync.poll_state SET last_error = $2 WHERE object_type = $1",
+									  2, t2, v2, NULL, NULL);
+		}
+		else if (answer != NULL && hubsync_read_failed_ids(answer, &not_read))
 		{
 			Oid			t5[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID};
 			Datum		v5[5];

@@ -5,7 +5,7 @@ import threading
 from .limits import secondly_body, ten_secondly_body
 from .util import correlation_id, error_body, fail
 
-KINDS = ("status", "hang", "reset", "malformed", "partial207", "hostile")
+KINDS = ("status", "hang", "reset", "malformed", "partial207", "hostile", "garble")
 PROB_KEYS = ("423", "429", "477", "500", "502", "503", "504",
              "hang", "reset", "malformed", "partial207")
 _EDGE_HTML = ("<html><head><title>%d %s</title></head><body><center><h1>%d %s</h1>"
@@ -44,13 +44,63 @@ def hostile_body(fault):
     return b'{"status":"COMPLETE","results":[{"id":"1","properties":{"x":"a\\u0000b"}}]}'
 
 
+GARBLE = ("timestamp", "cursor", "total", "id", "results", "paging", "nonobject")
+HOSTILE_CURSOR = "a&b=c/d#e f?g"
+
+
+def garble_body(fault, body):
+    """The real answer (a dict) with one field made hostile: every record's
+    last-modified times (value, default "not-a-date"), the paging cursor
+    (value, default a cursor with '&', '=', '/', '#', '?' and a space; or
+    cursorBytes of 'x'), the search total, the record ids, the results (an
+    object instead of a list), paging (a string), or the whole answer (a
+    JSON list instead of an object)."""
+    mode = fault["garble"]
+    value = fault.get("value", "not-a-date")
+    if not isinstance(body, dict):
+        return body
+    body = dict(body)
+    results = body.get("results") if isinstance(body.get("results"), list) else []
+    if mode == "timestamp":
+        out = []
+        for r in results:
+            r = dict(r)
+            r["updatedAt"] = value
+            if isinstance(r.get("properties"), dict):
+                props = dict(r["properties"])
+                for k in ("hs_lastmodifieddate", "lastmodifieddate"):
+                    if k in props:
+                        props[k] = value
+                r["properties"] = props
+            out.append(r)
+        body["results"] = out
+    elif mode == "cursor":
+        if "cursorBytes" in fault:
+            cursor = "x" * int(fault["cursorBytes"])
+        else:
+            cursor = fault.get("value", HOSTILE_CURSOR)
+        body["paging"] = {"next": {"after": cursor}}
+    elif mode == "total":
+        body["total"] = fault.get("value", "lots")
+    elif mode == "id":
+        body["results"] = [dict(r, id=fault.get("value", "12abc")) for r in results]
+    elif mode == "results":
+        body["results"] = {"not": "a list"}
+    elif mode == "paging":
+        body["paging"] = "next page please"
+    else:  # nonobject
+        return [body]
+    return body
+
+
 def _kind(entry):
     """Which fault an entry describes (400 unless exactly one)."""
     found = [k for k in KINDS if k != "status" and entry.get(k)]
     if "status" in entry:
         found.append("status")
     if len(found) != 1:
-        fail(400, "a fault needs exactly one of status, hang, reset, malformed, partial207, hostile")
+        fail(400, "a fault needs exactly one of status, hang, reset, malformed, partial207, "
+             "hostile, garble")
     return found[0]
 
 
@@ -83,6 +133,8 @@ class Faults:
             e["kind"] = _kind(e)
             if e["kind"] == "hostile" and e["hostile"] not in HOSTILE:
                 fail(400, "hostile must be one of %s" % ", ".join(HOSTILE))
+            if e["kind"] == "garble" and e["garble"] not in GARBLE:
+                fail(400, "garble must be one of %s" % ", ".join(GARBLE))
             count = e.setdefault("count", 1)
             if not isinstance(count, int) or count < 1:
                 fail(400, "count must be a positive integer")

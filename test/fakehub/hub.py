@@ -10,7 +10,7 @@ import traceback
 from . import config, routes_assoc, routes_crm, routes_fake, routes_meta, routes_webhooks
 from .assoc import Associations
 from .auth import Auth
-from .faults import Faults, hostile_body, status_response
+from .faults import Faults, garble_body, hostile_body, status_response
 from .limits import Limits, RequestLog
 from .request import Routes
 from .store import Store
@@ -165,7 +165,7 @@ class Hub:
         fault = self.faults.pick(req.method, req.path)
         req.fault = fault
         name = fault_label(fault)
-        apply_first = bool(fault and fault.get("apply"))
+        apply_first = bool(fault and (fault.get("apply") or fault["kind"] == "garble"))
         if fault and fault["kind"] != "partial207" and not apply_first:
             return self._fault_result(fault, headers), name
         try:
@@ -174,6 +174,9 @@ class Hub:
             e.headers = dict(headers, **e.headers)
             raise
         headers.update(extra)
+        if fault and fault["kind"] == "garble":
+            # the real answer, with one value made hostile
+            return ("respond", status, garble_body(fault, body), headers), name
         if apply_first and fault["kind"] != "partial207":
             return self._fault_result(fault, headers), name
         return ("respond", status, body, headers), name

@@ -3,7 +3,8 @@
  * HubSpot's answers (batch, search, list, error and OAuth token bodies):
  * the JSON guards and parse, then the checks applied to the values that
  * matter (src/parse_util.c, unchanged): record ids, "Existing ID: N" in
- * messages, status words kept in errors, tokens.
+ * messages, status words kept in errors, tokens, times, paging cursors,
+ * Retry-After header lines, which http:// URLs count as loopback.
  */
 #include "fuzz_common.h"
 
@@ -69,6 +70,20 @@ check_value(const char *field, const char *v)
 		FUZZ_CHECK(n < sizeof(word) && strlen(word) == n);
 		FUZZ_CHECK(strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == n);
 	}
+	else if (strcmp(field, "updatedAt") == 0 || strcmp(field, "createdAt") == 0 ||
+			 strcmp(field, "hs_lastmodifieddate") == 0 || strcmp(field, "lastmodifieddate") == 0)
+	{
+		int64_t		ms;
+
+		/* a time taken is inside years 1..9999 (or 15 digits of epoch ms) */
+		if (hubsync_iso_ms(v, &ms))
+			FUZZ_CHECK(ms > -62200000000000LL && ms < 1000000000000000LL);
+	}
+	else if (strcmp(field, "after") == 0)
+	{
+		if (hubsync_cursor_ok(v))
+			FUZZ_CHECK(strlen(v) >= 1 && strlen(v) <= HUBSYNC_MAX_CURSOR_LEN && strpbrk(v, "\r\n") == NULL);
+	}
 	else if (strcmp(field, "access_token") == 0 || strcmp(field, "refresh_token") == 0)
 	{
 		if (hubsync_token_ok(v, 4096))
@@ -104,6 +119,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* the raw text is also a message (error bodies that are not JSON) */
 	(void) hubsync_existing_id(text, &len);
+
+	/* and a response header line, and a configured URL */
+	{
+		long		n = -1;
+
+		if (hubsync_header_number(text, size, "Retry-After", HUBSYNC_MAX_RETRY_AFTER_S, &n))
+			FUZZ_CHECK(n >= 0 && n <= HUBSYNC_MAX_RETRY_AFTER_S);
+		if (strncmp(text, "http://", 7) == 0 && strlen(text) == size && !hubsync_url_cleartext_remote(text))
+			FUZZ_CHECK(strpbrk(text + 7, "@\\%") == NULL || strcspn(text + 7, "/?#") < strcspn(text + 7, "@\\%"));
+	}
 
 	sem.semstate = &st;
 	sem.object_start = rs_object_start;
