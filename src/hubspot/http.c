@@ -150,9 +150,121 @@ hubsync_http_init(void)
 	multi = curl_multi_init();
 	if (multi == NULL)
 		ereport(ERROR, (errmsg("could not create a libcurl multi handle")));
-	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 64L);
+	if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb) != CURLM_OK ||
+		curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
+		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 64L) != CURLM_OK)
+	{
+		curl_multi_cleanup(multi);
+		multi = NULL;
+		ereport(ERROR, (errmsg("could not configure the libcurl multi handle")));
+	}
+}
+
+/*
+ * fail_at_once -- complete a request that never went on the wire, as a
+ * transport error its caller already handles (it is harvested like any
+ * other finished request).
+ */
+static void
+fail_at_once(HubsyncHttpRequest *req, const char *why)
+{
+	strlcpy(req->error, why, sizeof(req->error));
+	req->finished_at = req->started_at;
+	req->done = true;
+	req->easy = req->headers = NULL;
+	Assert(done_count < lengthof(done_queue));
+	done_queue[(done_head + done_count) % lengthof(done_queue)] = req;
+	done_count++;
+	inflight++;
+}
+
+/*
+ * Set a libcurl option, or record which one libcurl refused and leave the
+ * function: every option matters (a timeout, the allowed protocols, the
+ * headers), so a request is never sent with one of them missing.
+ */
+#define SETOPT(easy, opt, val) \
+	do { \
+		CURLcode	rc_ = curl_easy_setopt((easy), (opt), (val)); \
+		if (rc_ != CURLE_OK) \
+		{ \
+			snprintf(err, errlen, "libcurl refused option %s: %s", #opt, \
+					 curl_easy_strerror(rc_)); \
+			return false; \
+		} \
+	} while (0)
+
+/*
+ * set_options -- every option of a request's easy handle; false with the
+ * reason in err when libcurl refuses one.
+ */
+static bool
+set_options(CURL *easy, HubsyncHttpRequest *req, struct curl_slist *headers,
+			char *err, size_t errlen)
+{
+	long		timeout = req->timeout_ms > 0 ? req->timeout_ms : (long) hubsync_request_timeout;
+
+	SETOPT(easy, CURLOPT_URL, req->url);
+	SETOPT(easy, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(easy, CURLOPT_USERAGENT, HUBSYNC_USER_AGENT);
+	SETOPT(easy, CURLOPT_TIMEOUT_MS, timeout);
+	SETOPT(easy, CURLOPT_CONNECTTIMEOUT_MS, Min(timeout, 10000L));
+	SETOPT(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(easy, CURLOPT_TCP_NODELAY, 1L);
+	SETOPT(easy, CURLOPT_WRITEFUNCTION, write_cb);
+	SETOPT(easy, CURLOPT_WRITEDATA, req);
+	SETOPT(easy, CURLOPT_HEADERFUNCTION, header_cb);
+	SETOPT(easy, CURLOPT_HEADERDATA, req);
+	SETOPT(easy, CURLOPT_PRIVATE, req);
+	SETOPT(easy, CURLOPT_CUSTOMREQUEST, req->method);
+	if (req->body != NULL)
+	{
+		SETOPT(easy, CURLOPT_POSTFIELDS, req->body);
+		SETOPT(easy, CURLOPT_POSTFIELDSIZE, (long) strlen(req->body));
+	}
+	SETOPT(easy, CURLOPT_HTTPHEADER, headers);
+	return true;
+}
+
+/*
+ * append_header -- add a line to a header list; on failure (out of
+ * memory) free the whole list and return NULL.
+ */
+static struct curl_slist *
+append_header(struct curl_slist *headers, const char *line)
+{
+	struct curl_slist *next = curl_slist_append(headers, line);
+
+	if (next == NULL)
+		curl_slist_free_all(headers);
+	return next;
+}
+
+/*
+ * build_headers -- the request's header list (content type, accept, the
+ * bearer token), or NULL when libcurl could not allocate it.
+ */
+static struct curl_slist *
+build_headers(HubsyncHttpRequest *req)
+{
+	struct curl_slist *headers;
+	char		line[1024];
+
+	snprintf(line, sizeof(line), "Content-Type: %s",
+			 req->content_type ? req->content_type : "application/json");
+	headers = append_header(NULL, line);
+	if (headers != NULL)
+		headers = append_header(headers, "Accept: application/json");
+	if (headers != NULL)
+		headers = append_header(headers, "Expect:");
+	if (headers != NULL && req->bearer != NULL)
+	{
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", req->bearer);
+		headers = append_header(headers, line);
+		explicit_bzero(line, sizeof(line));
+	}
+	return headers;
 }
 
 /*
@@ -163,9 +275,8 @@ void
 hubsync_http_start(HubsyncHttpRequest *req)
 {
 	CURL	   *easy;
-	struct curl_slist *headers = NULL;
-	char		auth[1024];
-	long		timeout;
+	struct curl_slist *headers;
+	char		err[sizeof(req->error)];
 
 	hubsync_http_init();
 	req->done = false;
@@ -186,53 +297,24 @@ hubsync_http_start(HubsyncHttpRequest *req)
 	 */
 	if (!hubsync_allow_insecure_http && hubsync_url_cleartext_remote(req->url))
 	{
-		strlcpy(req->error, "refused to send over plain http:// to a host that is not loopback "
-				"(hubsync.allow_insecure_http is off)", sizeof(req->error));
-		req->finished_at = req->started_at;
-		req->done = true;
-		req->easy = req->headers = NULL;
-		Assert(done_count < lengthof(done_queue));
-		done_queue[(done_head + done_count) % lengthof(done_queue)] = req;
-		done_count++;
-		inflight++;
+		fail_at_once(req, "refused to send over plain http:// to a host that is not loopback "
+					 "(hubsync.allow_insecure_http is off)");
 		return;
 	}
 
 	easy = curl_easy_init();
 	if (easy == NULL)
 		ereport(ERROR, (errmsg("could not create a libcurl handle")));
-	curl_easy_setopt(easy, CURLOPT_URL, req->url);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_USERAGENT, HUBSYNC_USER_AGENT);
-	timeout = req->timeout_ms > 0 ? req->timeout_ms : (long) hubsync_request_timeout;
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, Min(timeout, 10000L));
-	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
-	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(easy, CURLOPT_HEADERDATA, req);
-	curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
-	curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
-	if (req->body != NULL)
+	headers = build_headers(req);
+	if (headers == NULL || !set_options(easy, req, headers, err, sizeof(err)))
 	{
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) strlen(req->body));
+		if (headers == NULL)
+			strlcpy(err, "libcurl could not allocate the request headers", sizeof(err));
+		curl_slist_free_all(headers);
+		curl_easy_cleanup(easy);
+		fail_at_once(req, err);
+		return;
 	}
-	snprintf(auth, sizeof(auth), "Content-Type: %s",
-			 req->content_type ? req->content_type : "application/json");
-	headers = curl_slist_append(headers, auth);
-	headers = curl_slist_append(headers, "Accept: application/json");
-	headers = curl_slist_append(headers, "Expect:");
-	if (req->bearer != NULL)
-	{
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", req->bearer);
-		headers = curl_slist_append(headers, auth);
-		explicit_bzero(auth, sizeof(auth));
-	}
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
 	req->easy = easy;
 	req->headers = headers;
 
@@ -266,8 +348,12 @@ harvest(void)
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req);
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &req->status);
+		/* we set CURLOPT_PRIVATE on every handle: this cannot fail */
+		if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req) != CURLE_OK ||
+			req == NULL)
+			elog(ERROR, "libcurl lost a request's private pointer");
+		if (curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &req->status) != CURLE_OK)
+			req->status = 0;
 		if (msg->data.result != CURLE_OK)
 		{
 			req->timed_out = (msg->data.result == CURLE_OPERATION_TIMEDOUT);
@@ -280,11 +366,28 @@ harvest(void)
 		}
 		req->finished_at = GetCurrentTimestamp();
 		req->done = true;
-		curl_multi_remove_handle(multi, msg->easy_handle);
+		(void) curl_multi_remove_handle(multi, msg->easy_handle);	/* ours: cannot fail */
 		Assert(done_count < lengthof(done_queue));
 		done_queue[(done_head + done_count) % lengthof(done_queue)] = req;
 		done_count++;
 	}
+}
+
+/*
+ * socket_action -- let libcurl act on a socket that is ready (or on its
+ * timer); it fails only on a broken multi handle or out of memory, which
+ * this worker cannot go on from.
+ */
+static void
+socket_action(curl_socket_t fd, int flags)
+{
+	int			running;
+	CURLMcode	rc = curl_multi_socket_action(multi, fd, flags, &running);
+
+	if (rc != CURLM_OK)
+		ereport(ERROR,
+				(errmsg("libcurl could not drive its transfers: %s",
+						curl_multi_strerror(rc))));
 }
 
 /* curl_timer_remaining -- ms until curl's timer fires, -1 if none */
@@ -313,7 +416,6 @@ hubsync_http_wait(long timeout_ms)
 	long		curl_wait = curl_timer_remaining();
 	int			nevents;
 	int			i;
-	int			running;
 	bool		latch_set = false;
 
 	hubsync_http_init();
@@ -352,13 +454,13 @@ hubsync_http_wait(long timeout_ms)
 		if (events[i].events & WL_SOCKET_WRITEABLE)
 			flags |= CURL_CSELECT_OUT;
 		if (flags)
-			curl_multi_socket_action(multi, events[i].fd, flags, &running);
+			socket_action(events[i].fd, flags);
 	}
 	if (curl_timer_remaining() == 0)
 	{
 		/* the timer is one-shot: curl sets a new one if it needs it */
 		timer_ms = -1;
-		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		socket_action(CURL_SOCKET_TIMEOUT, 0);
 	}
 	harvest();
 	return latch_set;
@@ -387,7 +489,7 @@ hubsync_http_release(HubsyncHttpRequest *req)
 	{
 		if (!req->done)
 		{
-			curl_multi_remove_handle(multi, req->easy);
+			(void) curl_multi_remove_handle(multi, req->easy);	/* ours: cannot fail */
 			inflight--;
 		}
 		curl_easy_cleanup(req->easy);
