@@ -46,6 +46,7 @@
 #include "hubspot/hubspot_read.h"
 #include "hubspot/http.h"
 #include "util/json_util.h"
+#include "util/text_array.h"
 #include "core/quota.h"
 #include "bgw/worker.h"
 
@@ -70,23 +71,6 @@ static SPIPlanPtr map_plan = NULL;
 static SPIPlanPtr fast_plan = NULL;
 static SPIPlanPtr pending_plan = NULL;
 static bool http_ready = false;
-
-/* text_array_values -- the elements of a text[] datum as C strings */
-static int
-text_array_values(Datum d, char ***out)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n,
-				i;
-
-	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
-	*out = palloc(sizeof(char *) * Max(n, 1));
-	for (i = 0; i < n; i++)
-		(*out)[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
-	return n;
-}
 
 /* ids_array -- an int8[] datum of n event ids */
 static Datum
@@ -170,7 +154,7 @@ read_round(int limit, int64 **ids, List **plans)
 			}
 			d = SPI_getbinval(tup, desc, 4, &isnull);
 			if (!isnull)
-				p->nprops = text_array_values(d, &p->props);
+				p->nprops = hubsync_text_array(d, &p->props);
 			*plans = lappend(*plans, p);
 			MemoryContextSwitchTo(old);
 		}

@@ -36,6 +36,7 @@
 #include "hubspot/hubspot_api.h"
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
+#include "util/text_array.h"
 #include "bgw/worker.h"
 #include "hubspot/settings.h"
 
@@ -414,19 +415,7 @@ load(void)
 		old = MemoryContextSwitchTo(bf.cxt);
 		bf.object_type = SPI_getvalue(tup, desc, 1);
 		bf.api_name = SPI_getvalue(tup, desc, 2);
-		{
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n,
-						j;
-
-			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)), TEXTOID, -1,
-							  false, TYPALIGN_INT, &elems, &nulls, &n);
-			bf.props = palloc(sizeof(char *) * Max(n, 1));
-			for (j = 0; j < n; j++)
-				bf.props[j] = TextDatumGetCString(elems[j]);
-			bf.nprops = n;
-		}
+		bf.nprops = hubsync_text_array(SPI_getbinval(tup, desc, 3, &isnull), &bf.props);
 		unplanned = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		bf.nstreams = 0;
 		for (i = 0; !unplanned && i < SPI_processed && bf.nstreams < MAX_STREAMS; i++)

@@ -45,6 +45,7 @@
 #include "hubspot/hubspot_api.h"
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
+#include "util/text_array.h"
 #include "bgw/worker.h"
 #include "pull/settings.h"
 
@@ -91,23 +92,6 @@ static Sweep archived_sweep;
 static Sweep assoc_sweep;
 static int64 next_check_ms = 0;
 static char resume_after[NAMEDATALEN];	/* last type that worked a tick */
-
-/* text_array -- a text[] datum as C strings */
-static int
-text_array(Datum d, char ***out)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n,
-				i;
-
-	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
-	*out = palloc(sizeof(char *) * Max(n, 1));
-	for (i = 0; i < n; i++)
-		(*out)[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
-	return n;
-}
 
 /* int8_or -- an int8 column, or dflt when NULL */
 static int64
@@ -159,7 +143,7 @@ load_types(void)
 		t->object_type = SPI_getvalue(tup, desc, 1);
 		t->api_name = SPI_getvalue(tup, desc, 2);
 		t->lastmod = SPI_getvalue(tup, desc, 3);
-		t->nprops = text_array(SPI_getbinval(tup, desc, 4, &isnull), &t->props);
+		t->nprops = hubsync_text_array(SPI_getbinval(tup, desc, 4, &isnull), &t->props);
 		(void) SPI_getbinval(tup, desc, 5, &isnull);
 		t->has_cursor = !isnull;
 		t->cursor_ms = int8_or(tup, desc, 5, 0);

@@ -31,6 +31,7 @@
 #include "hubspot/hubspot_api.h"
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
+#include "util/text_array.h"
 #include "bgw/worker.h"
 #include "pull/settings.h"
 
@@ -173,16 +174,8 @@ hubsync_reconcile(PG_FUNCTION_ARGS)
 	for (i = 0; i < ntypes; i++)
 	{
 		char	  **props;
-		int			nprops;
-		Datum	   *elems;
-		bool	   *enulls;
-		int			k;
+		int			nprops = hubsync_text_array(propsets[i], &props);
 
-		deconstruct_array(DatumGetArrayTypeP(propsets[i]), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, &enulls, &nprops);
-		props = palloc(sizeof(char *) * Max(nprops, 1));
-		for (k = 0; k < nprops; k++)
-			props[k] = TextDatumGetCString(elems[k]);
 		if (!stage_type(run, names[i], apis[i], props, nprops, token))
 		{
 			if (object_type != NULL)
@@ -305,17 +298,12 @@ daily_start(void)
 		for (i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull;
-			Datum	   *elems;
-			bool	   *enulls;
-			int			k;
 
 			daily.names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 			daily.apis[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull)),
-							  TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &daily.nprops[i]);
-			daily.props[i] = palloc(sizeof(char *) * Max(daily.nprops[i], 1));
-			for (k = 0; k < daily.nprops[i]; k++)
-				daily.props[i][k] = TextDatumGetCString(elems[k]);
+			daily.nprops[i] = hubsync_text_array(SPI_getbinval(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc, 3, &isnull),
+												 &daily.props[i]);
 		}
 		MemoryContextSwitchTo(old);
 	}
