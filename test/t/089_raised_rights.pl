@@ -35,7 +35,7 @@ sub is_superuser
 	return $sql->("SELECT rolsuper FROM pg_roles WHERE rolname = '$_[0]'") eq 't';
 }
 
-# application roles with the README's grants, each with a schema of its own
+# application roles with the grants of docs/security.md (Roles), each with a schema of its own
 # holding an = (text, text) that tries to make its owner superuser
 for my $role ('app_capture', 'app_enrich', 'app_worker')
 {

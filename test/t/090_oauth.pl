@@ -15,7 +15,7 @@ my ($node, $fake) = HubSync::Node::with_fake('oauth', no_credentials => 1);
 my $sql = sub { $node->safe_psql('postgres', $_[0]) };
 my $n = 0;
 
-# set_credentials without the statement reaching the log (see README)
+# set_credentials without the statement reaching the log (see docs/security.md, Secrets)
 sub setcred
 {
 	$node->safe_psql('postgres', "SET log_statement = 'none'; SELECT hubsync.set_credentials($_[0])");

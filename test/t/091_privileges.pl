@@ -1,4 +1,5 @@
-# Privileges with real roles: the README's BI and application recipes,
+# Privileges with real roles: the BI and application recipes of
+# docs/security.md (Roles),
 # run as written.  BI cannot write; the application cannot read secrets or
 # raw webhook payloads, cannot change credentials, field owners, the object
 # model or the outbox, cannot call private functions and cannot keep its
@@ -15,10 +16,10 @@ use HubSync::Node;
 my ($node, $fake) = HubSync::Node::with_fake('privileges');
 my $sql = sub { $node->safe_psql('postgres', $_[0]) };
 
-# the recipes, exactly as the README gives them
-my $readme = slurp_file('README.md');
-my ($recipe) = $readme =~ /```sql\n(-- read-only BI.*?)```/s;
-ok(defined $recipe && $recipe =~ /CREATE ROLE app_writer/, 'README has both recipes');
+# the recipes, exactly as docs/security.md gives them
+my $page = slurp_file('docs/security.md');
+my ($recipe) = $page =~ /```sql\n(-- read-only BI.*?)```/s;
+ok(defined $recipe && $recipe =~ /CREATE ROLE app_writer/, 'docs/security.md has both recipes');
 $sql->($recipe);
 
 # as -- run SQL as a role: (ok, stdout, stderr)

@@ -1,12 +1,12 @@
 # Exposure of CRM values and HubSpot's messages to roles that cannot read
 # the mirror.  The attacks, each as a role with only LOGIN ("nobody") and
-# as an application role with the README's grants on another object type
-# ("deals_app"): read reconciliation drift (local and remote values), the
+# as an application role with the grants of docs/security.md (Roles) on
+# another object type ("deals_app"): read reconciliation drift (local and remote values), the
 # poller's, backfill's and reconciliation's errors, other types' records in
 # hubsync.record_status, HubSpot's message in a dead_letter alert heard on
 # LISTEN hubsync_alerts; probe a record's state with hubsync.await_synced
 # and hold a backend with an endless timeout.  The legitimate paths keep
-# working: the owner and the README's roles read what they may, an
+# working: the owner and the recipes' roles read what they may, an
 # operator granted hubsync.status reads it (without HubSpot's messages),
 # await_synced waits for a role that can read the record.
 use strict;
@@ -22,11 +22,11 @@ my ($node, $fake) = HubSync::Node::with_fake('exposure', conf => {
 	'hubsync.reconcile_at' => '', 'hubsync.max_attempts' => 1, 'hubsync.alert_interval' => '1h' });
 my $sql = sub { $node->safe_psql('postgres', $_[0]) };
 
-# roles: the README's recipes as written, a role with LOGIN only, another
-# team's application (the README's application grants, on deals only) and
+# roles: the recipes of docs/security.md (Roles) as written, a role with
+# LOGIN only, another team's application (the recipe's application grants, on deals only) and
 # an operator granted the status view
-my ($recipe) = slurp_file('README.md') =~ /```sql\n(-- read-only BI.*?)```/s;
-ok(defined $recipe, 'README has the role recipes');
+my ($recipe) = slurp_file('docs/security.md') =~ /```sql\n(-- read-only BI.*?)```/s;
+ok(defined $recipe, 'docs/security.md has the role recipes');
 $sql->($recipe);
 $sql->(q{
 	CREATE ROLE nobody LOGIN;
