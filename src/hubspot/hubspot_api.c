@@ -18,6 +18,9 @@
 #include "core/hubsync.h"
 
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -246,29 +249,76 @@ hubsync_observe_response(HubsyncHttpRequest *req)
 			policy = "SECONDLY";
 		hubsync_quota_throttled(policy, HUBSYNC_QUOTA_REALTIME);
 	}
-	else if (req->status == 401)
-		observe_401(req);
+	else if (req->status == 401 && req->bearer == access_token)
+		observe_401(req);		/* a 401 to another token says nothing of ours */
 	else if (req->status >= 200 && req->status < 300 && req->started_at >= token_loaded_at)
 		refreshed_for_expiry = false;	/* the token works */
 }
 
 /*
- * hubsync_api_call -- one synchronous call within the realtime quota, for
- * the few calls made outside the pipelined push path.  The caller
- * releases the request with hubsync_http_release().
+ * hubsync_api_wait -- sleep ms: a worker through its own wait (woken by
+ * new work), a user session on its latch, both interruptible.
  */
-HubsyncHttpRequest *
-hubsync_api_call(const char *method, char *url, char *body)
+void
+hubsync_api_wait(long ms)
 {
-	HubsyncHttpRequest *req = palloc0(sizeof(HubsyncHttpRequest));
+	if (ms <= 0)
+		return;
+	if (IsBackgroundWorker)
+		(void) hubsync_worker_wait(ms);
+	else
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * hubsync_request_quota -- wait, interruptibly, until the shared quota's
+ * class cls lets one more request go.
+ */
+void
+hubsync_request_quota(HubsyncQuotaClass cls)
+{
 	long		wait;
 
-	while ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_REALTIME)) > 0)
-		hubsync_worker_wait(Min(wait, 1000));
+	while ((wait = hubsync_quota_acquire(cls)) > 0)
+		hubsync_api_wait(Min(wait, 1000));
+}
+
+/*
+ * hubsync_request_new -- a HubSpot request: method, URL, body (or NULL),
+ * sent with token, or with this process's access token when token is
+ * NULL.  Start it with hubsync_http_start or hubsync_http_perform, and
+ * hand its answer to hubsync_observe_response.
+ */
+HubsyncHttpRequest *
+hubsync_request_new(const char *method, char *url, char *body, const char *token)
+{
+	HubsyncHttpRequest *req = palloc0(sizeof(HubsyncHttpRequest));
+
 	req->method = method;
 	req->url = url;
 	req->body = body;
-	req->bearer = access_token;
+	req->bearer = token ? token : access_token;
+	return req;
+}
+
+/*
+ * hubsync_request_send -- one synchronous HubSpot call: wait for the
+ * quota class, send, and observe the answer (quota headers, 429, 401).
+ * The caller releases the request with hubsync_http_release().
+ */
+HubsyncHttpRequest *
+hubsync_request_send(HubsyncQuotaClass cls, const char *method, char *url,
+					 char *body, const char *token)
+{
+	HubsyncHttpRequest *req;
+
+	hubsync_request_quota(cls);
+	req = hubsync_request_new(method, url, body, token);
 	hubsync_http_perform(req);
 	hubsync_observe_response(req);
 	return req;
@@ -294,15 +344,15 @@ hubsync_ensure_id_property(const char *api_name)
 		if (strcmp((char *) lfirst(lc), api_name) == 0)
 			return 200;
 
-	req = hubsync_api_call("GET", psprintf("%s/crm/v3/properties/%s/hubsync_id",
-								   hubsync_api_root(), api_name), NULL);
+	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET", psprintf("%s/crm/v3/properties/%s/hubsync_id",
+								   hubsync_api_root(), api_name), NULL, NULL);
 	status = req->status;
 	hubsync_http_release(req);
 	if (status == 404)
 	{
 		/* the property needs a group: take the object's first one */
-		req = hubsync_api_call("GET", psprintf("%s/crm/v3/properties/%s/groups",
-									   hubsync_api_root(), api_name), NULL);
+		req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET", psprintf("%s/crm/v3/properties/%s/groups",
+									   hubsync_api_root(), api_name), NULL, NULL);
 		if (req->status == 200)
 		{
 			Jsonb	   *body = hubsync_json_parse(req->response, req->response_len);
@@ -319,8 +369,8 @@ hubsync_ensure_id_property(const char *api_name)
 							   "\"groupName\":");
 		hubsync_json_escape(&body, group ? group : "contactinformation");
 		appendStringInfoChar(&body, '}');
-		req = hubsync_api_call("POST", psprintf("%s/crm/v3/properties/%s", hubsync_api_root(), api_name),
-					   body.data);
+		req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "POST", psprintf("%s/crm/v3/properties/%s", hubsync_api_root(), api_name),
+					   body.data, NULL);
 		status = req->status;
 		if (status != 201 && status != 200 && status != 409)
 			ereport(WARNING,

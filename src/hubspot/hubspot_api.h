@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * hubspot_api.h
- *	  What every HubSpot caller in a worker shares: the API root, the
- *	  access token, authentication state and the hubsync_id property.
+ *	  What every HubSpot caller shares: the API root, the access token,
+ *	  authentication state, the one way to make a request (quota, token,
+ *	  send, observe) and the hubsync_id property.
  *
  * IDENTIFICATION
  *	  src/hubspot/hubspot_api.h
@@ -12,6 +13,7 @@
 #ifndef HUBSYNC_HUBSPOT_API_H
 #define HUBSYNC_HUBSPOT_API_H
 
+#include "core/quota.h"
 #include "hubspot/http.h"
 
 extern const char *hubsync_api_root(void);
@@ -21,6 +23,12 @@ extern bool hubsync_auth_blocked(void);
 extern long hubsync_auth_wait_ms(long idle_ms);
 extern void hubsync_observe_response(HubsyncHttpRequest *req);
 extern long hubsync_ensure_id_property(const char *api_name);
-extern HubsyncHttpRequest *hubsync_api_call(const char *method, char *url, char *body);
+extern void hubsync_api_wait(long ms);
+extern void hubsync_request_quota(HubsyncQuotaClass cls);
+extern HubsyncHttpRequest *hubsync_request_new(const char *method, char *url,
+											   char *body, const char *token);
+extern HubsyncHttpRequest *hubsync_request_send(HubsyncQuotaClass cls,
+												const char *method, char *url,
+												char *body, const char *token);
 
 #endif							/* HUBSYNC_HUBSPOT_API_H */

@@ -29,6 +29,7 @@
 #include "hubspot/http.h"
 #include "util/json_util.h"
 #include "core/quota.h"
+#include "hubspot/hubspot_api.h"
 #include "hubspot/settings.h"
 
 PG_FUNCTION_INFO_V1(hubsync_hubspot_get);
@@ -65,9 +66,6 @@ hubsync_hubspot_get(PG_FUNCTION_ARGS)
 	HubsyncHttpRequest *req;
 	StringInfoData out;
 	Jsonb	   *body;
-	char	   *root;
-	size_t		len;
-	long		wait;
 
 	if (token == NULL)
 		ereport(ERROR,
@@ -79,26 +77,9 @@ hubsync_hubspot_get(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("HubSpot path must start with /")));
 
-	root = pstrdup(hubsync_api_base_url);
-	len = strlen(root);
-	while (len > 0 && root[len - 1] == '/')
-		root[--len] = '\0';
-
-	while ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_REALTIME)) > 0)
-	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(wait, 1000), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-	hubsync_http_init();
-	req = palloc0(sizeof(HubsyncHttpRequest));
-	req->method = "GET";
-	req->url = psprintf("%s%s", root, path);
-	req->bearer = token;
-	hubsync_http_perform(req);
+	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET",
+							   psprintf("%s%s", hubsync_api_root(), path), NULL, token);
 	explicit_bzero(token, strlen(token));
-	hubsync_quota_observe(req->status, req->rl_max, req->rl_remaining, req->rl_daily_remaining);
 
 	initStringInfo(&out);
 	appendStringInfo(&out, "{\"status\":%ld,\"body\":", req->status);

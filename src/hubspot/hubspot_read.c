@@ -38,26 +38,6 @@
 #define READ_ATTEMPTS 5
 
 /*
- * hubsync_read_wait -- sleep ms: a worker through its own wait (woken by
- * new work), a user session on its latch, both interruptible.
- */
-void
-hubsync_read_wait(long ms)
-{
-	if (ms <= 0)
-		return;
-	if (IsBackgroundWorker)
-		(void) hubsync_worker_wait(ms);
-	else
-	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
-/*
  * hubsync_read_call -- one request to completion within the quota class
  * cls; 429, 5xx and transport errors are tried again.  Returns the last
  * attempt (the caller releases it).
@@ -71,19 +51,9 @@ hubsync_read_call(const char *method, char *url, char *body,
 
 	for (attempt = 1; attempt <= READ_ATTEMPTS; attempt++)
 	{
-		long		wait;
-
-		while ((wait = hubsync_quota_acquire(cls)) > 0)
-			hubsync_read_wait(Min(wait, 1000));
 		if (req)
 			hubsync_http_release(req);
-		req = palloc0(sizeof(HubsyncHttpRequest));
-		req->method = method;
-		req->url = url;
-		req->body = body;
-		req->bearer = token;
-		hubsync_http_perform(req);
-		hubsync_observe_response(req);
+		req = hubsync_request_send(cls, method, url, body, token);
 		if (req->status == 429)
 		{
 			if (cls == HUBSYNC_QUOTA_SEARCH)
@@ -93,7 +63,7 @@ hubsync_read_call(const char *method, char *url, char *body,
 		if (req->status != 0 && req->status < 500)
 			break;
 		if (attempt < READ_ATTEMPTS)
-			hubsync_read_wait(500L * attempt);
+			hubsync_api_wait(500L * attempt);
 	}
 	return req;
 }

@@ -30,7 +30,6 @@ typedef struct HubsyncPage
 	Jsonb	   *body;			/* the whole answer */
 } HubsyncPage;
 
-extern void hubsync_read_wait(long ms);
 extern HubsyncHttpRequest *hubsync_read_call(const char *method, char *url, char *body,
 											 HubsyncQuotaClass cls, const char *token);
 extern bool hubsync_read_page(HubsyncHttpRequest *req, HubsyncPage *page);

@@ -234,7 +234,6 @@ fetch_records(List *plans)
 			HubsyncHttpRequest *req;
 			Jsonb	   *answer;
 			bool		answered;
-			long		wait;
 			int			k;
 
 			if (hubsync_auth_blocked())
@@ -256,15 +255,10 @@ fetch_records(List *plans)
 								 k > start ? "," : "", p->ids[k]);
 			appendStringInfoString(&body, "]}");
 
-			while ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_REALTIME)) > 0)
-				hubsync_worker_wait(Min(wait, 1000));
-			req = palloc0(sizeof(HubsyncHttpRequest));
-			req->method = "POST";
-			req->url = psprintf("%s/crm/v3/objects/%s/batch/read", hubsync_api_root(), p->api_name);
-			req->body = body.data;
-			req->bearer = hubsync_access_token();
-			hubsync_http_perform(req);
-			hubsync_observe_response(req);
+			req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "POST",
+									   psprintf("%s/crm/v3/objects/%s/batch/read",
+												hubsync_api_root(), p->api_name),
+									   body.data, NULL);
 			answered = (req->status == 200 || req->status == 207) && req->response;
 			answer = answered ? hubsync_json_parse(req->response, req->response_len) : NULL;
 			if (answered && !answer_usable(answer))

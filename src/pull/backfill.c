@@ -222,15 +222,10 @@ static long launch(int limit);
 static HubsyncHttpRequest *
 start_within_quota(const char *method, char *url, char *body, HubsyncQuotaClass cls)
 {
-	HubsyncHttpRequest *req = palloc0(sizeof(HubsyncHttpRequest));
-	long		wait;
+	HubsyncHttpRequest *req;
 
-	while ((wait = hubsync_quota_acquire(cls)) > 0)
-		hubsync_read_wait(Min(wait, 1000));
-	req->method = method;
-	req->url = url;
-	req->body = body;
-	req->bearer = hubsync_access_token();
+	hubsync_request_quota(cls);
+	req = hubsync_request_new(method, url, body, NULL);
 	hubsync_http_start(req);
 	(void) hubsync_http_wait(0);
 	return req;
@@ -610,6 +605,8 @@ launch(int limit)
 	{
 		Stream	   *s = NULL;
 		HubsyncHttpRequest *req;
+		MemoryContext old;
+		char	   *url;
 		int			i;
 
 		/*
@@ -628,11 +625,11 @@ launch(int limit)
 			break;
 		if ((wait = hubsync_quota_acquire(HUBSYNC_QUOTA_BULK)) > 0)
 			break;
-		/* outlives this tick (and the pull loop's memory context) */
-		req = MemoryContextAllocZero(TopMemoryContext, sizeof(HubsyncHttpRequest));
-		req->method = "GET";
-		req->url = hubsync_list_url(bf.api_name, s->after, false, bf.props, bf.nprops);
-		req->bearer = hubsync_access_token();
+		url = hubsync_list_url(bf.api_name, s->after, false, bf.props, bf.nprops);
+		/* the request outlives this tick (and the pull loop's memory context) */
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		req = hubsync_request_new("GET", url, NULL, NULL);
+		MemoryContextSwitchTo(old);
 		req->owner = s;
 		hubsync_http_start(req);
 		s->inflight = true;
@@ -688,7 +685,7 @@ hubsync_backfill_tick(void)
 
 		if (bf.inflight == 0)
 		{
-			hubsync_read_wait(Min(Max(wait, 10), 200));
+			hubsync_api_wait(Min(Max(wait, 10), 200));
 			continue;
 		}
 		(void) hubsync_http_wait(wait > 0 ? Min(wait, 100) : 100);

@@ -149,8 +149,10 @@ read_labels(AssocEntry *e)
 	bool		ok = false;
 	char	   *results_text = NULL;
 
-	req = hubsync_api_call("GET", psprintf("%s/crm/v4/associations/%s/%s/labels",
-										   hubsync_api_root(), e->from_api, e->to_api), NULL);
+	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET",
+							   psprintf("%s/crm/v4/associations/%s/%s/labels",
+										hubsync_api_root(), e->from_api, e->to_api),
+							   NULL, NULL);
 	if (req->status == 200 &&
 		(body = hubsync_json_parse(req->response, req->response_len)) != NULL &&
 		(results = hubsync_json_get_container(&body->root, "results")) != NULL)
@@ -264,11 +266,11 @@ send_batch(AssocEntry **entries, int n)
 	char	   *category;
 	char	   *message;
 
-	req = hubsync_api_call("POST",
-						   psprintf("%s/crm/v4/associations/%s/%s/batch/%s",
-									hubsync_api_root(), first->from_api, first->to_api,
-									create ? "create" : "labels/archive"),
-						   build_body(entries, n));
+	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "POST",
+							   psprintf("%s/crm/v4/associations/%s/%s/batch/%s",
+										hubsync_api_root(), first->from_api, first->to_api,
+										create ? "create" : "labels/archive"),
+							   build_body(entries, n), NULL);
 	status = (int) req->status;
 	body = hubsync_json_parse(req->response, req->response_len);
 	root = body ? &body->root : NULL;
