@@ -256,6 +256,42 @@ hubsync_record_id(JsonbContainer *rec)
 }
 
 /*
+ * hubsync_read_answer_usable -- a batch read answer that can be handed to SQL: valid
+ * UTF-8 JSON (not too deep), an object whose results are an array of
+ * records, each an object with an id and (if any) a properties object.
+ * Anything else is garbage, not "no such record": the events wait.
+ * (The webhook worker's batch reads, apply.c.)
+ */
+bool
+hubsync_read_answer_usable(Jsonb *body)
+{
+	JsonbContainer *results;
+	int			n;
+
+	if (body == NULL || JsonContainerIsScalar(&body->root) ||
+		!JsonContainerIsObject(&body->root))
+		return false;
+	results = hubsync_json_get_container(&body->root, "results");
+	if (results == NULL || !JsonContainerIsArray(results))
+		return false;
+	n = hubsync_json_array_size(results);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbContainer *rec = hubsync_json_array_container(results, i);
+		JsonbValue *id = rec ? hubsync_json_get(rec, "id") : NULL;
+		JsonbValue *props = rec ? hubsync_json_get(rec, "properties") : NULL;
+
+		if (rec == NULL || !JsonContainerIsObject(rec) || id == NULL ||
+			(id->type != jbvString && id->type != jbvNumeric))
+			return false;
+		if (props != NULL && props->type != jbvNull &&
+			(props->type != jbvBinary || !JsonContainerIsObject(props->val.binary.data)))
+			return false;
+	}
+	return true;
+}
+
+/*
  * hubsync_read_failed_ids -- the inputs a batch read answer reports as
  * failed for another reason than "no such record" (a 207 whose errors say
  * INTERNAL_ERROR, say), appended to *ids as text.  Those records exist but

@@ -38,4 +38,9 @@ extern void hubsync_pull_main(void) pg_attribute_noreturn();
 extern void hubsync_webhook_main(void) pg_attribute_noreturn();
 extern void hubsync_enrich_main(void) pg_attribute_noreturn();
 
+/* enrich_worker.c: a provider's answer to hubsync._enrich_result() */
+struct HubsyncHttpRequest;
+extern void hubsync_enrich_record_result(Datum job_ids, bool batch,
+										 struct HubsyncHttpRequest *req);
+
 #endif							/* HUBSYNC_WORKER_H */
