@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "mb/pg_wchar.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "utils/builtins.h"
@@ -121,6 +122,8 @@ hubsync_read_page(HubsyncHttpRequest *req, HubsyncPage *page)
 		snprintf(page->error, sizeof(page->error), "HTTP %ld%s%s%s%s", req->status,
 				 req->error[0] ? ", " : "", req->error,
 				 msg ? ": " : "", msg ? msg : "");
+		/* a long message is cut: never inside a character (it is stored) */
+		page->error[pg_mbcliplen(page->error, strlen(page->error), sizeof(page->error) - 1)] = '\0';
 		return false;
 	}
 	page->body = hubsync_json_parse(req->response, req->response_len);
@@ -216,18 +219,40 @@ hubsync_list_url(const char *api_name, const char *after, bool archived,
 	return u.data;
 }
 
-/* iso_ms -- an ISO 8601 time (or epoch ms) as Unix epoch milliseconds; -1 if none */
+/*
+ * iso_ms -- an ISO 8601 time (or epoch ms) as Unix epoch milliseconds; -1
+ * if none or not a time.  HubSpot's text must never raise an error here:
+ * the poller runs this outside any error handler, so one record with a
+ * malformed time would stop the pull worker at every round (found by the
+ * probe fuzzer).  timestamptz_in only computes in palloc'd memory, so its
+ * error is caught and dropped, as hubsync_json_parse does; infinities are
+ * no time either.
+ */
 static int64
 iso_ms(const char *s)
 {
-	TimestampTz ts;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile TimestampTz ts = 0;
+	volatile bool ok = true;
 
 	if (s == NULL || *s == '\0')
 		return -1;
 	if (strspn(s, "0123456789") == strlen(s))
-		return strtoll(s, NULL, 10);
-	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
-												 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		return strlen(s) <= 18 ? strtoll(s, NULL, 10) : -1;
+	PG_TRY();
+	{
+		ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
+													 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	if (!ok || TIMESTAMP_NOT_FINITE(ts))
+		return -1;
 	return (ts / 1000) + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
 }
 

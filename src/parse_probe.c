@@ -131,7 +131,8 @@ probe_webhook(const char *body, size_t len, int version)
 	/* the same delivery again: the dedupe key finds every event */
 	again = hubsync_inbox_store(events, &dups2);
 	probe_check(again == 0 && dups2 == n);
-	return psprintf("webhook: 200 events=%d stored=%d", n, stored);
+	return psprintf("webhook: 200 events=%d stored=%d%s", n, stored,
+					dups > 0 ? " (duplicates within the delivery)" : "");
 }
 
 /* probe_push -- push_classify of an answer to a batch of 1 or 3 records */
@@ -346,7 +347,7 @@ probe_enrich(bool batch, long status, const char *body, size_t len)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT array_agg(id ORDER BY id) FROM hubsync.enrichment_jobs "
-					"WHERE state = 'in_flight'", true, 1) != SPI_OK_SELECT)
+					"WHERE state = 'in_flight'", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the in-flight enrichment jobs");
 	ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
@@ -358,7 +359,7 @@ probe_enrich(bool batch, long status, const char *body, size_t len)
 	/* "never an error: a bad answer must not stop the worker" */
 	hubsync_enrich_record_result(ids, batch, req);
 	if (SPI_execute("SELECT string_agg(state || coalesce(' ' || last_status, ''), ', ' ORDER BY id) "
-					"FROM hubsync.enrichment_jobs", true, 1) != SPI_OK_SELECT)
+					"FROM hubsync.enrichment_jobs", false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the enrichment jobs");
 	summary = psprintf("%s: %s", batch ? "enrich_batch" : "enrich",
 					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
