@@ -15,7 +15,8 @@
  * catch; the rest is a broken invariant or an error a worker would die of)
  * and a lost connection (a crash): the input goes to the crash directory
  * and, after a crash, the fuzzer waits for the server and goes on.
- * Inputs whose summary has a shape (digits removed) not seen before join
+ * Inputs whose summary has a shape (digits and parenthesized messages
+ * removed) not seen before join
  * the corpus directory: the only feedback there is.
  *
  * usage: probe_fuzz -d conninfo -t seconds [-k kinds] [-c corpus_dir]
@@ -368,9 +369,18 @@ shape_new(const char *kind, const char *summary)
 {
 	uint64_t	h = fnv(kind, strlen(kind), 0);
 
+	int			paren = 0;
+
+	/* digits and what is quoted in parentheses (messages) do not count */
 	for (const char *c = summary; *c; c++)
-		if (*c < '0' || *c > '9')
+	{
+		if (*c == '(')
+			paren++;
+		else if (*c == ')' && paren > 0)
+			paren--;
+		else if (paren == 0 && (*c < '0' || *c > '9'))
 			h = fnv(c, 1, h);
+	}
 	for (int i = 0; i < nshapes; i++)
 		if (shapes[i] == h)
 			return 0;

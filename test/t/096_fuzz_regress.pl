@@ -58,6 +58,11 @@ my ($last) = $stdout =~ /.*^INPUT (\S+)/ms;
 is($ok, $n, "every probe input replays without an error ($n inputs)")
   or diag("failed at " . ($last // '?') . ":\n$stderr");
 ok($rc, 'psql ended normally (no lost connection)');
+# the probe stores webhook events it signed itself: owner-only
+$node->safe_psql('postgres', 'CREATE ROLE fuzz_other LOGIN');
+my ($prc, $pout, $perr) = $node->psql('postgres',
+	"SET ROLE fuzz_other; SELECT hubsync._parse_probe('webhook', '\\x5b5d'::bytea, 3)");
+like($perr, qr/permission denied for function _parse_probe/, 'another role cannot call the probe');
 $node->stop('fast');
 ok(!$node->log_contains('terminated by signal'), 'no server process crashed');
 
