@@ -21,8 +21,8 @@ HOSTILE = ("huge", "deep", "types", "missing", "nonutf8", "truncated", "scalar",
 def hostile_body(fault):
     """A hostile 200 body: bigger than any client should take, nested past
     any parser's stack, wrong JSON types, missing fields, bytes that are not
-    UTF-8, cut off, a bare scalar, an escaped NUL, or a page whose record
-    times are no times (badtime)."""
+    UTF-8, cut off, a bare scalar, an escaped NUL, or a page whose record's
+    last-modified date is no date (badtime)."""
     mode = fault["hostile"]
     if mode == "huge":
         size = int(fault.get("bytes", 40 * 1024 * 1024))
@@ -45,8 +45,9 @@ def hostile_body(fault):
         return b'"just a string"'
     if mode == "badtime":
         return (b'{"total":1,"results":[{"id":"424242","properties":{"lastmodifieddate":'
-                b'"2024-02-30T25:61:00Z","hs_lastmodifieddate":"2024-02-30T25:61:00Z"},'
-                b'"updatedAt":"not a time","archived":false}]}')
+                b'"2024-02-30T25:61:00Z","hs_lastmodifieddate":"2024-02-30T25:61:00Z",'
+                b'"email":"bad-time@poll.test"},"updatedAt":"2024-01-01T00:00:00Z",'
+                b'"archived":false}]}')
     return b'{"status":"COMPLETE","results":[{"id":"1","properties":{"x":"a\\u0000b"}}]}'
 
 
