@@ -132,7 +132,7 @@ probe_webhook(const char *body, size_t len, int version)
 	again = hubsync_inbox_store(events, &dups2);
 	probe_check(again == 0 && dups2 == n);
 	return psprintf("webhook: 200 events=%d stored=%d%s", n, stored,
-					dups > 0 ? " (duplicates within the delivery)" : "");
+					dups > 0 ? ", with duplicates" : "");
 }
 
 /* probe_push -- push_classify of an answer to a batch of 1 or 3 records */

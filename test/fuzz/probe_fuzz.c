@@ -15,12 +15,14 @@
  * catch; the rest is a broken invariant or an error a worker would die of)
  * and a lost connection (a crash): the input goes to the crash directory
  * and, after a crash, the fuzzer waits for the server and goes on.
- * Inputs whose summary has a shape (digits and parenthesized messages
- * removed) not seen before join
- * the corpus directory: the only feedback there is.
+ * Inputs whose summary has a shape (digits and the message after a '('
+ * dropped) not seen before join the corpus directory: the only feedback
+ * there is.  -M dir: no fuzzing; copy to dir the inputs of the directories
+ * after the first (the seeds) whose shape the ones before do not have:
+ * a minimized corpus.
  *
- * usage: probe_fuzz -d conninfo -t seconds [-k kinds] [-c corpus_dir]
- *        [-x crash_dir] [-s seed] input_dir...
+ * usage: probe_fuzz -d conninfo {-t seconds | -M minimized_dir} [-k kinds]
+ *        [-c corpus_dir] [-x crash_dir] [-s seed] input_dir...
  */
 #include <dirent.h>
 #include <errno.h>
@@ -363,24 +365,16 @@ mutate(unsigned char *buf, size_t n)
 	}
 }
 
-/* shape_new -- whether a summary of this shape (digits dropped) is new */
+/* shape_new -- whether a summary of this shape is new */
 static int
 shape_new(const char *kind, const char *summary)
 {
 	uint64_t	h = fnv(kind, strlen(kind), 0);
 
-	int			paren = 0;
-
-	/* digits and what is quoted in parentheses (messages) do not count */
-	for (const char *c = summary; *c; c++)
-	{
-		if (*c == '(')
-			paren++;
-		else if (*c == ')' && paren > 0)
-			paren--;
-		else if (paren == 0 && (*c < '0' || *c > '9'))
+	/* digits and what follows a '(' (a quoted message) do not count */
+	for (const char *c = summary; *c && *c != '('; c++)
+		if (*c < '0' || *c > '9')
 			h = fnv(c, 1, h);
-	}
 	for (int i = 0; i < nshapes; i++)
 		if (shapes[i] == h)
 			return 0;
@@ -422,6 +416,8 @@ main(int argc, char **argv)
 	const char *conninfo = "dbname=postgres";
 	const char *corpus_dir = NULL;
 	const char *crash_dir = "crashes";
+	const char *minimize_dir = NULL;
+	int			nseeds = 0;
 	char	   *kinds_arg = NULL;
 	const char *kinds[NKINDS];
 	int			nk = 0;
@@ -437,7 +433,7 @@ main(int argc, char **argv)
 	unsigned char *buf = malloc(MAX_LEN);
 
 	rng_state = (uint64_t) time(NULL) * 2654435761ULL + (uint64_t) getpid();
-	while ((opt = getopt(argc, argv, "d:t:k:c:x:s:")) != -1)
+	while ((opt = getopt(argc, argv, "d:t:k:c:x:s:M:")) != -1)
 	{
 		switch (opt)
 		{
@@ -459,12 +455,20 @@ main(int argc, char **argv)
 			case 's':
 				rng_state = strtoull(optarg, NULL, 10) | 1;
 				break;
+			case 'M':
+				minimize_dir = optarg;
+				seconds = 0;
+				break;
 			default:
-				die("usage: probe_fuzz -d conninfo -t seconds [-k kinds] [-c corpus_dir] [-x crash_dir] [-s seed] input_dir...");
+				die("usage: probe_fuzz -d conninfo {-t seconds | -M minimized_dir} [-k kinds] [-c corpus_dir] [-x crash_dir] [-s seed] input_dir...");
 		}
 	}
 	for (int i = optind; i < argc; i++)
+	{
 		load_dir(argv[i]);
+		if (i == optind)
+			nseeds = ninputs;
+	}
 	if (ninputs == 0)
 		die("no inputs (files \"kind status\\n\" + body) in the given directories");
 	if (kinds_arg)
@@ -480,6 +484,32 @@ main(int argc, char **argv)
 	fflush(stdout);
 
 	conn = connect_db(conninfo);
+	/* the shapes the inputs already have are not new */
+	for (int i = 0; i < ninputs; i++)
+	{
+		const char *values[3];
+		int			lengths[3] = {0, (int) inputs[i].len, 0};
+		int			formats[3] = {0, 1, 0};
+		Oid			types[3] = {25, 17, 23};
+		char		status_s[16];
+		PGresult   *res;
+
+		snprintf(status_s, sizeof(status_s), "%d", inputs[i].status);
+		values[0] = inputs[i].kind;
+		values[1] = (const char *) inputs[i].body;
+		values[2] = status_s;
+		PQclear(PQexec(conn, "BEGIN"));
+		res = PQexecParams(conn, "SELECT hubsync._parse_probe($1, $2, $3)", 3, types, values,
+						   lengths, formats, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+			shape_new(inputs[i].kind, PQgetvalue(res, 0, 0)) && minimize_dir && i >= nseeds)
+			save_input(minimize_dir, inputs[i].kind, inputs[i].status, inputs[i].body, inputs[i].len);
+		PQclear(res);
+		PQclear(PQexec(conn, "ROLLBACK"));
+		if (PQstatus(conn) != CONNECTION_OK)
+			conn = connect_db(conninfo);
+	}
+	printf("probe_fuzz: the inputs have %d shapes\n", nshapes);
 	start = last_report = time(NULL);
 	while (time(NULL) - start < seconds)
 	{
@@ -526,6 +556,8 @@ main(int argc, char **argv)
 
 			if (shape_new(kind, summary))
 			{
+				if (getenv("PROBE_VERBOSE"))
+					printf("new shape: %s\n", summary);
 				stats[ki_all].shapes++;
 				if (corpus_dir)
 					save_input(corpus_dir, kind, status, buf, n);
