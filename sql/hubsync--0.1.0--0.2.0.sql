@@ -4601,3 +4601,12 @@ COMMENT ON FUNCTION hubsync._apply_association(text, jsonb) IS
 -- only the owner may attach the capture trigger (CREATE TRIGGER checks EXECUTE)
 REVOKE ALL ON FUNCTION hubsync._capture() FROM PUBLIC;
 -- <<< security: raised rights
+
+-- >>> fuzzing the shipped parsers (test/fuzz/probe_fuzz.c, 096_fuzz_regress)
+CREATE FUNCTION hubsync._parse_probe(kind text, body bytea, status integer DEFAULT 200)
+RETURNS text
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_parse_probe';
+COMMENT ON FUNCTION hubsync._parse_probe(text, bytea, integer) IS
+  'API: private, for tests/fuzzing. Runs one untrusted body through the very functions the receiver and workers run on it (webhook checks and dedupe key, push results and 207s, pages, batch and association reads, OAuth and enrichment answers) and returns a short summary; writes in the caller''s transaction, to be rolled back';
+REVOKE ALL ON FUNCTION hubsync._parse_probe(text, bytea, integer) FROM PUBLIC;
+-- <<< fuzzing the shipped parsers

@@ -1340,6 +1340,13 @@ COMMENT ON FUNCTION hubsync._webhook_signature(integer, text, text, text, text, 
   'API: private. HubSpot request signature v1, v2 or v3 (the receiver''s code), for tests and tools';
 REVOKE ALL ON FUNCTION hubsync._webhook_signature(integer, text, text, text, text, text) FROM PUBLIC;
 
+CREATE FUNCTION hubsync._parse_probe(kind text, body bytea, status integer DEFAULT 200)
+RETURNS text
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_parse_probe';
+COMMENT ON FUNCTION hubsync._parse_probe(text, bytea, integer) IS
+  'API: private, for tests/fuzzing. Runs one untrusted body through the very functions the receiver and workers run on it (webhook checks and dedupe key, push results and 207s, pages, batch and association reads, OAuth and enrichment answers) and returns a short summary; writes in the caller''s transaction, to be rolled back';
+REVOKE ALL ON FUNCTION hubsync._parse_probe(text, bytea, integer) FROM PUBLIC;
+
 CREATE FUNCTION hubsync.webhook_counters(OUT counter text, OUT value bigint)
 RETURNS SETOF record
 LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_webhook_counters';

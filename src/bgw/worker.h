@@ -35,4 +35,9 @@ extern ErrorData *hubsync_in_subtransaction(void (*fn) (void *), void *arg);
 extern void hubsync_register_workers(void);
 extern void hubsync_worker_start(HubsyncWorkerKind kind);
 
+/* enrich_worker.c: a provider's answer to hubsync._enrich_result() */
+struct HubsyncHttpRequest;
+extern void hubsync_enrich_record_result(Datum job_ids, bool batch,
+										 struct HubsyncHttpRequest *req);
+
 #endif							/* HUBSYNC_WORKER_H */

@@ -152,34 +152,47 @@ claim_and_start(const char *lane, int room)
 	return n;
 }
 
+/*
+ * hubsync_enrich_record_result -- hand a finished call (job ids, lane,
+ * HTTP outcome and answer) to hubsync._enrich_result(), which parses the
+ * answer in SQL.  SPI must be connected.  Shared by the worker and
+ * hubsync._parse_probe(), so the fuzzed path is the worker's.
+ */
+void
+hubsync_enrich_record_result(Datum job_ids, bool batch, HubsyncHttpRequest *req)
+{
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = job_ids;
+	args[1] = BoolGetDatum(batch);
+	args[2] = Int32GetDatum((int32) req->status);
+	if (req->response != NULL)
+		args[3] = CStringGetTextDatum(req->response);
+	else
+		nulls[3] = 'n';
+	args[4] = CStringGetTextDatum(req->error);
+	args[5] = BoolGetDatum(req->timed_out);
+	args[6] = Int32GetDatum((int32) Min(req->retry_after_s, 86400));
+	if (SPI_execute_plan(hubsync_keep_plan(&result_plan,
+										   "SELECT hubsync._enrich_result($1, $2, $3, $4, $5, $6, $7)",
+										   7, (Oid[]) {INT8ARRAYOID, BOOLOID, INT4OID, TEXTOID,
+										   TEXTOID, BOOLOID, INT4OID}),
+						 args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not record an enrichment result");
+}
+
 /* finish_call -- record a finished call's outcome in SQL, then free it */
 static void
 finish_call(EnrichCall *call)
 {
 	HubsyncHttpRequest *req = &call->req;
-	Datum		args[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	if (hubsync_worker_begin_xact("enrichment: recording a provider's answer"))
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		args[0] = call->job_ids;
-		args[1] = BoolGetDatum(call->batch);
-		args[2] = Int32GetDatum((int32) req->status);
-		if (req->response != NULL)
-			args[3] = CStringGetTextDatum(req->response);
-		else
-			nulls[3] = 'n';
-		args[4] = CStringGetTextDatum(req->error);
-		args[5] = BoolGetDatum(req->timed_out);
-		args[6] = Int32GetDatum((int32) Min(req->retry_after_s, 86400));
-		if (SPI_execute_plan(hubsync_keep_plan(&result_plan,
-											   "SELECT hubsync._enrich_result($1, $2, $3, $4, $5, $6, $7)",
-											   7, (Oid[]) {INT8ARRAYOID, BOOLOID, INT4OID, TEXTOID,
-											   TEXTOID, BOOLOID, INT4OID}),
-							 args, nulls, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not record an enrichment result");
+		hubsync_enrich_record_result(call->job_ids, call->batch, req);
 		SPI_finish();
 	}
 	hubsync_worker_end_xact();

@@ -24,6 +24,7 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "mb/pg_wchar.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "utils/builtins.h"
@@ -144,6 +145,8 @@ hubsync_read_page(HubsyncHttpRequest *req, HubsyncPage *page)
 		snprintf(page->error, sizeof(page->error), "HTTP %ld%s%s%s%s", req->status,
 				 req->error[0] ? ", " : "", req->error,
 				 msg ? ": " : "", msg ? msg : "");
+		/* a long message is cut: never inside a character (it is stored) */
+		page->error[pg_mbcliplen(page->error, strlen(page->error), sizeof(page->error) - 1)] = '\0';
 		return false;
 	}
 	page->body = hubsync_json_parse(req->response, req->response_len);
@@ -441,6 +444,42 @@ hubsync_record_id(JsonbContainer *rec)
 	char	   *v = hubsync_json_get_text(rec, "id");
 
 	return hubsync_valid_object_id(v) ? strtoll(v, NULL, 10) : 0;
+}
+
+/*
+ * hubsync_read_answer_usable -- a batch read answer that can be handed to SQL: valid
+ * UTF-8 JSON (not too deep), an object whose results are an array of
+ * records, each an object with an id and (if any) a properties object.
+ * Anything else is garbage, not "no such record": the events wait.
+ * (The webhook worker's batch reads, apply.c.)
+ */
+bool
+hubsync_read_answer_usable(Jsonb *body)
+{
+	JsonbContainer *results;
+	int			n;
+
+	if (body == NULL || JsonContainerIsScalar(&body->root) ||
+		!JsonContainerIsObject(&body->root))
+		return false;
+	results = hubsync_json_get_container(&body->root, "results");
+	if (results == NULL || !JsonContainerIsArray(results))
+		return false;
+	n = hubsync_json_array_size(results);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbContainer *rec = hubsync_json_array_container(results, i);
+		JsonbValue *id = rec ? hubsync_json_get(rec, "id") : NULL;
+		JsonbValue *props = rec ? hubsync_json_get(rec, "properties") : NULL;
+
+		if (rec == NULL || !JsonContainerIsObject(rec) || id == NULL ||
+			(id->type != jbvString && id->type != jbvNumeric))
+			return false;
+		if (props != NULL && props->type != jbvNull &&
+			(props->type != jbvBinary || !JsonContainerIsObject(props->val.binary.data)))
+			return false;
+	}
+	return true;
 }
 
 /*

@@ -30,6 +30,27 @@ typedef struct HubsyncPage
 	Jsonb	   *body;			/* the whole answer */
 } HubsyncPage;
 
+/*
+ * The poller's ingest of a search page's records ($2, the answer's text)
+ * for object type $1: a scalar subquery of the statement that also saves
+ * the cursor.  Shared by poll.c and hubsync._parse_probe().
+ */
+#define POLL_INGEST_SQL \
+	"(SELECT count(*) FROM hubsync._ingest_records($1, $2::jsonb -> 'results', 'poll'))"
+
+/*
+ * The association sweep's ingest of one batch read answer ($4) for the
+ * inputs of its request ($3): an input with no result has no links, but
+ * the inputs the answer says were not read ($5) are left out, rather than
+ * having their local links taken away.  Shared by the poller (poll.c) and
+ * hubsync._parse_probe().
+ */
+#define ASSOC_INGEST_SQL \
+	"SELECT hubsync._ingest_associations($1, $2, " \
+	"  ARRAY(SELECT (i ->> 'id')::int8 FROM jsonb_array_elements($3::jsonb -> 'inputs') i " \
+	"        WHERE NOT (i ->> 'id') = ANY ($5)), " \
+	"  $4 -> 'results')"
+
 extern HubsyncHttpRequest *hubsync_read_call(const char *method, char *url, char *body,
 											 HubsyncQuotaClass cls, const char *token);
 extern bool hubsync_read_page(HubsyncHttpRequest *req, HubsyncPage *page);
@@ -41,6 +62,7 @@ extern char *hubsync_list_url(const char *api_name, const char *after, bool arch
 							  char **props, int nprops);
 extern int64 hubsync_record_ms(JsonbContainer *rec, const char *lastmod);
 extern int64 hubsync_record_id(JsonbContainer *rec);
+extern bool hubsync_read_answer_usable(Jsonb *body);
 extern bool hubsync_read_failed_ids(Jsonb *answer, List **ids);
 extern const char *hubsync_assoc_answer_problem(Jsonb *answer);
 extern char *hubsync_worker_sql(const char *activity, const char *sql, int nargs,

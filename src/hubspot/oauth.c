@@ -220,6 +220,65 @@ next_backoff(int n)
 }
 
 /*
+ * hubsync_oauth_read_answer -- what the token endpoint's answer (HTTP
+ * status and body) says: DONE with a usable access token (one printable
+ * word) and expiry, and the rotated refresh token if any; REFUSED (400,
+ * 401, 403) with an error made of the status and HubSpot's status words
+ * only; RETRY_LATER for anything else.  Pure: no shared memory, no
+ * database; hubsync._parse_probe() fuzzes this very function.
+ */
+void
+hubsync_oauth_read_answer(long status, const char *response, size_t len,
+						  HubsyncOAuthAnswer *a)
+{
+	Jsonb	   *body = (status > 0) ? hubsync_json_parse(response, len) : NULL;
+
+	memset(a, 0, sizeof(*a));
+	a->result = HUBSYNC_OAUTH_RETRY_LATER;
+	if (status == 200 && body != NULL)
+	{
+		JsonbValue *exp = hubsync_json_get(&body->root, "expires_in");
+		char	   *expires = NULL;
+
+		a->access = hubsync_json_get_text(&body->root, "access_token");
+		a->new_refresh = hubsync_json_get_text(&body->root, "refresh_token");
+		if (exp && (exp->type == jbvNumeric || exp->type == jbvString))
+			expires = hubsync_json_value_text(exp);
+		if (expires)
+		{
+			char	   *end;
+
+			a->expires_in = strtod(expires, &end);
+			if (*end != '\0' || !(a->expires_in > 0 && a->expires_in < 365.0 * 86400))
+				a->expires_in = 0;
+		}
+		/* an access token is one printable word; anything else is garbage */
+		if (a->access && !hubsync_token_ok(a->access, OAUTH_MAX_TOKEN_LEN))
+		{
+			wipe_string(a->access);
+			a->access = NULL;
+		}
+		if (a->new_refresh && !hubsync_token_ok(a->new_refresh, OAUTH_MAX_TOKEN_LEN))
+		{
+			wipe_string(a->new_refresh);
+			a->new_refresh = NULL;
+		}
+		if (a->access && a->expires_in > 0)
+			a->result = HUBSYNC_OAUTH_DONE;
+	}
+	else if (status == 400 || status == 401 || status == 403)
+	{
+		char	   *status_word = body ? safe_word(hubsync_json_get_text(&body->root, "status")) : "";
+		char	   *error_word = body ? safe_word(hubsync_json_get_text(&body->root, "error")) : "";
+
+		a->error = psprintf("HTTP %ld%s%s%s%s", status,
+							*status_word ? " " : "", status_word,
+							*error_word ? " " : "", error_word);
+		a->result = HUBSYNC_OAUTH_REFUSED;
+	}
+}
+
+/*
  * hubsync_oauth_refresh -- get a new access token from HubSpot's token
  * endpoint and store it.  On DONE the credentials version has moved, so
  * the caller (and every other worker) reloads the token.
@@ -233,11 +292,9 @@ hubsync_oauth_refresh(void)
 	StringInfoData form;
 	HubsyncHttpRequest *req;
 	HubsyncOAuthResult result = HUBSYNC_OAUTH_RETRY_LATER;
-	Jsonb	   *body;
-	char	   *access = NULL;
-	char	   *new_refresh = NULL;
-	char	   *expires = NULL;
-	double		expires_in = 0;
+	HubsyncOAuthAnswer answer;
+	char	   *access;
+	char	   *new_refresh;
 
 	if (GetCurrentTimestamp() < retry_not_before)
 		return HUBSYNC_OAUTH_RETRY_LATER;
@@ -268,58 +325,32 @@ hubsync_oauth_refresh(void)
 	wipe_string(client_id);
 	wipe_string(client_secret);
 
-	body = (req->status > 0) ? hubsync_json_parse(req->response, req->response_len) : NULL;
-	if (req->status == 200 && body != NULL)
+	hubsync_oauth_read_answer(req->status, req->response, req->response_len, &answer);
+	access = answer.access;
+	new_refresh = answer.new_refresh;
+	if (answer.result == HUBSYNC_OAUTH_DONE)
 	{
-		JsonbValue *exp = hubsync_json_get(&body->root, "expires_in");
-
-		access = hubsync_json_get_text(&body->root, "access_token");
-		new_refresh = hubsync_json_get_text(&body->root, "refresh_token");
-		if (exp && (exp->type == jbvNumeric || exp->type == jbvString))
-			expires = hubsync_json_value_text(exp);
-		if (expires)
+		if (store_result(refresh_token, access, new_refresh, answer.expires_in, NULL))
 		{
-			char	   *end;
-
-			expires_in = strtod(expires, &end);
-			if (*end != '\0' || !(expires_in > 0 && expires_in < 365.0 * 86400))
-				expires_in = 0;
+			pg_atomic_fetch_add_u64(&hubsync_shared->credentials_version, 1);
+			hubsync_wake_all_workers();
 		}
-		/* an access token is one printable word; anything else is garbage */
-		if (access && !hubsync_token_ok(access, OAUTH_MAX_TOKEN_LEN))
-			access = NULL;
-		if (new_refresh && !hubsync_token_ok(new_refresh, OAUTH_MAX_TOKEN_LEN))
-			new_refresh = NULL;
-		if (access && expires_in > 0)
-		{
-			if (store_result(refresh_token, access, new_refresh, expires_in, NULL))
-			{
-				pg_atomic_fetch_add_u64(&hubsync_shared->credentials_version, 1);
-				hubsync_wake_all_workers();
-			}
-			result = HUBSYNC_OAUTH_DONE;
-		}
-		else
-			ereport(LOG,
-					(errmsg("HubSpot's token endpoint answered 200 without a usable access_token and expires_in; retrying later")));
+		result = HUBSYNC_OAUTH_DONE;
 	}
-	else if (req->status == 400 || req->status == 401 || req->status == 403)
+	else if (answer.result == HUBSYNC_OAUTH_REFUSED)
 	{
-		char	   *status_word = body ? safe_word(hubsync_json_get_text(&body->root, "status")) : "";
-		char	   *error_word = body ? safe_word(hubsync_json_get_text(&body->root, "error")) : "";
-		char	   *error = psprintf("HTTP %ld%s%s%s%s", req->status,
-									 *status_word ? " " : "", status_word,
-									 *error_word ? " " : "", error_word);
-
-		(void) store_result(refresh_token, NULL, NULL, 0, error);
+		(void) store_result(refresh_token, NULL, NULL, 0, answer.error);
 		if (pg_atomic_exchange_u32(&hubsync_shared->auth_failed,
 								   HUBSYNC_AUTH_REFRESH_FAILED) != HUBSYNC_AUTH_REFRESH_FAILED)
 			ereport(WARNING,
 					(errmsg("HubSpot refused hubsync's OAuth refresh token (%s); sync is paused until the credentials change",
-							error),
+							answer.error),
 					 errhint("Reinstall the app or set new OAuth credentials with hubsync.set_credentials(oauth_refresh_token => ...).")));
 		result = HUBSYNC_OAUTH_REFUSED;
 	}
+	else if (req->status == 200)
+		ereport(LOG,
+				(errmsg("HubSpot's token endpoint answered 200 without a usable access_token and expires_in; retrying later")));
 	else
 		ereport(LOG,
 				(errmsg("could not refresh the HubSpot access token: %s; retrying later",

@@ -165,41 +165,6 @@ read_round(int limit, int64 **ids, List **plans)
 }
 
 /*
- * answer_usable -- a batch read answer that can be handed to SQL: valid
- * UTF-8 JSON (not too deep), an object whose results are an array of
- * records, each an object with an id and (if any) a properties object.
- * Anything else is garbage, not "no such record": the events wait.
- */
-static bool
-answer_usable(Jsonb *body)
-{
-	JsonbContainer *results;
-	int			n;
-
-	if (body == NULL || JsonContainerIsScalar(&body->root) ||
-		!JsonContainerIsObject(&body->root))
-		return false;
-	results = hubsync_json_get_container(&body->root, "results");
-	if (results == NULL || !JsonContainerIsArray(results))
-		return false;
-	n = hubsync_json_array_size(results);
-	for (int i = 0; i < n; i++)
-	{
-		JsonbContainer *rec = hubsync_json_array_container(results, i);
-		JsonbValue *id = rec ? hubsync_json_get(rec, "id") : NULL;
-		JsonbValue *props = rec ? hubsync_json_get(rec, "properties") : NULL;
-
-		if (rec == NULL || !JsonContainerIsObject(rec) || id == NULL ||
-			(id->type != jbvString && id->type != jbvNumeric))
-			return false;
-		if (props != NULL && props->type != jbvNull &&
-			(props->type != jbvBinary || !JsonContainerIsObject(props->val.binary.data)))
-			return false;
-	}
-	return true;
-}
-
-/*
  * fetch_records -- batch-read the planned records; returns a JSON array
  * of {"t": object_type, "r": response} (raw HubSpot responses).  A type
  * whose read fails is marked failed: its events wait for a later round.
@@ -261,7 +226,7 @@ fetch_records(List *plans)
 									   body.data, NULL);
 			answered = (req->status == 200 || req->status == 207) && req->response;
 			answer = answered ? hubsync_json_parse(req->response, req->response_len) : NULL;
-			if (answered && !answer_usable(answer))
+			if (answered && !hubsync_read_answer_usable(answer))
 			{
 				/* truncated, not UTF-8, too deep, not an object: unusable */
 				p->failed = true;

@@ -188,7 +188,7 @@ save(PollType *t, bool trailing, const char *response, int64 ms, int64 walk_id,
 	if (!error)
 		nulls[7] = 'n';
 	return hubsync_worker_sql("store what the poller found",
-							  "SELECT (SELECT count(*) FROM hubsync._ingest_records($1, $2::jsonb -> 'results', 'poll')), "
+							  "SELECT " POLL_INGEST_SQL ", "
 							  "       hubsync._poll_save($1, $3, $4, $5, $6, $7, "
 							  "           coalesce(jsonb_array_length($2::jsonb -> 'results'), 0), $8)",
 							  8, types, values, nulls, NULL);
@@ -403,18 +403,6 @@ archived_slice(PollType *t)
 	}
 	return false;
 }
-
-/*
- * The association sweep's ingest of one batch read answer ($4) for the
- * inputs of its request ($3): an input with no result has no links, but
- * the inputs the answer says were not read ($5) are left out, rather than
- * having their local links taken away.
- */
-#define ASSOC_INGEST_SQL \
-	"SELECT hubsync._ingest_associations($1, $2, " \
-	"  ARRAY(SELECT (i ->> 'id')::int8 FROM jsonb_array_elements($3::jsonb -> 'inputs') i " \
-	"        WHERE NOT (i ->> 'id') = ANY ($5)), " \
-	"  $4 -> 'results')"
 
 /*
  * assoc_slice -- one slice of the association sweep from t's records:

@@ -14,13 +14,15 @@ _REASONS = {502: "Bad Gateway", 503: "Service Temporarily Unavailable",
             504: "Gateway Time-out"}
 
 
-HOSTILE = ("huge", "deep", "types", "missing", "nonutf8", "truncated", "scalar", "nul")
+HOSTILE = ("huge", "deep", "types", "missing", "nonutf8", "truncated", "scalar", "nul",
+           "badtime")
 
 
 def hostile_body(fault):
     """A hostile 200 body: bigger than any client should take, nested past
     any parser's stack, wrong JSON types, missing fields, bytes that are not
-    UTF-8, cut off, a bare scalar, or an escaped NUL."""
+    UTF-8, cut off, a bare scalar, an escaped NUL, or a page whose record's
+    last-modified date is no date (badtime)."""
     mode = fault["hostile"]
     if mode == "huge":
         size = int(fault.get("bytes", 40 * 1024 * 1024))
@@ -41,6 +43,11 @@ def hostile_body(fault):
         return b'{"status":"COMPLETE","results":[{"id":"1","prop'
     if mode == "scalar":
         return b'"just a string"'
+    if mode == "badtime":
+        return (b'{"total":1,"results":[{"id":"424242","properties":{"lastmodifieddate":'
+                b'"2024-02-30T25:61:00Z","hs_lastmodifieddate":"2024-02-30T25:61:00Z",'
+                b'"email":"bad-time@poll.test"},"updatedAt":"2024-01-01T00:00:00Z",'
+                b'"archived":false}]}')
     return b'{"status":"COMPLETE","results":[{"id":"1","properties":{"x":"a\\u0000b"}}]}'
 
 

@@ -1,17 +1,14 @@
 #!/bin/sh
 # build.sh [PG_CONFIG] -- build the libFuzzer harnesses into test/fuzz/bin/
-# with clang (Debian's clang package; installed here when run as root and
-# missing), ASan and UBSan.  Links PostgreSQL's frontend libpgcommon.
+# with clang (Debian's clang package, which scripts/common.sh's
+# ensure_dependencies installs; nothing is installed here), ASan and UBSan.
+# Links PostgreSQL's frontend libpgcommon.
 set -e
 cd "$(dirname "$0")"
 PG_CONFIG=${1:-${PG_CONFIG:-pg_config}}
 if ! command -v clang >/dev/null 2>&1; then
-	if [ "$(id -u)" = 0 ]; then
-		apt-get update -qq >/dev/null && apt-get install -y --no-install-recommends clang >/dev/null
-	else
-		echo "clang is missing: apt-get install clang" >&2
-		exit 77
-	fi
+	echo "clang is missing: run scripts/test.sh's set-up (ensure_dependencies) or apt-get install clang" >&2
+	exit 77
 fi
 inc=$($PG_CONFIG --includedir-server)
 lib=$($PG_CONFIG --pkglibdir)
