@@ -299,35 +299,6 @@ hubsync_assoc_answer_problem(Jsonb *answer)
 	return NULL;
 }
 
-/*
- * hubsync_page_times_ok -- every record of a checked page has a usable
- * value of the property prop (a last-modified time) or none at all; the
- * poller's cursor is taken from it.  False with page->error otherwise.
- */
-bool
-hubsync_page_times_ok(HubsyncPage *page, const char *prop)
-{
-	JsonbContainer *results = hubsync_json_get_container(&page->body->root, "results");
-
-	for (int i = 0; i < page->nresults; i++)
-	{
-		JsonbContainer *props = hubsync_json_get_container(hubsync_json_array_container(results, i),
-															"properties");
-		JsonbValue *v = hubsync_json_get(props, prop);
-		int64_t		ms;
-
-		if (v == NULL || v->type == jbvNull)
-			continue;
-		if (v->type != jbvString || !hubsync_iso_ms(hubsync_json_value_text(v), &ms))
-		{
-			snprintf(page->error, sizeof(page->error),
-					 "HubSpot's answer has an unusable %s (result %d)", prop, i + 1);
-			return false;
-		}
-	}
-	return true;
-}
-
 /* append_props -- "properties":[...] */
 static void
 append_props(StringInfo b, char **props, int nprops)

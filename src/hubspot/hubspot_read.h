@@ -54,7 +54,6 @@ typedef struct HubsyncPage
 extern HubsyncHttpRequest *hubsync_read_call(const char *method, char *url, char *body,
 											 HubsyncQuotaClass cls, const char *token);
 extern bool hubsync_read_page(HubsyncHttpRequest *req, HubsyncPage *page);
-extern bool hubsync_page_times_ok(HubsyncPage *page, const char *prop);
 extern char *hubsync_search_body(const char *lastmod, int64 lo, int64 hi, int64 eq_ms,
 								 int64 after_id, bool by_id, int limit,
 								 char **props, int nprops);

@@ -223,7 +223,7 @@ walk(PollType *t, bool trailing, int64 *lo, int64 *walk_id, int64 hi, bool *fail
 		req = hubsync_read_call("POST",
 								psprintf("%s/crm/v3/objects/%s/search", hubsync_api_root(), t->api_name),
 								body, HUBSYNC_QUOTA_SEARCH, token);
-		if (!hubsync_read_page(req, &pg) || !hubsync_page_times_ok(&pg, t->lastmod))
+		if (!hubsync_read_page(req, &pg))
 		{
 			ereport(LOG,
 					(errmsg("hubsync could not search %s records changed in HubSpot: %s",
