@@ -754,7 +754,7 @@ WHERE (object_type, property) IN (('invoices', 'hs_amount_paid'), ('invoices', '
 -------------------------------------------------------------------------------
 -- Months are calendar months in UTC; amounts are summed per currency and
 -- never converted; records HubSpot merged away (hubsync.merges) never
--- count.  The exact definitions are in the README.
+-- count.  The exact definitions are in docs/bi.md.
 
 -- Closed-won deal amount by close month and pipeline.
 CREATE VIEW hubspot.revenue_by_month AS
