@@ -50,6 +50,7 @@ COMMENT ON VIEW hubsync.summary IS
 -- progress...), add a LEFT JOIN LATERAL keyed on t.object_type and append
 -- its columns at the end (CREATE OR REPLACE VIEW keeps existing columns
 -- in place).
+--
 -- hubsync.status, final form (after the poller's and enrichment's tables
 -- exist): poller, backfill, last reconciliation, and the enrichment
 -- providers each object type's rules use with their daily budget.
