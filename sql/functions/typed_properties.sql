@@ -1,0 +1,212 @@
+-------------------------------------------------------------------------------
+-- Typed properties and custom objects
+-------------------------------------------------------------------------------
+-- Reading HubSpot schemas, turning properties into typed columns, and
+-- mirroring custom objects.
+
+CREATE OR REPLACE FUNCTION hubsync._hubspot_get(path text) RETURNS jsonb
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_hubspot_get';
+COMMENT ON FUNCTION hubsync._hubspot_get(text) IS
+  'API: private. One GET from HubSpot in this backend: {"status": N, "body": JSON}; for track_object and map_property';
+
+-- The SQL type for a HubSpot property definition (its type and fieldType).
+CREATE OR REPLACE FUNCTION hubsync._sql_type_of(p_def jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE p_def ->> 'type'
+		WHEN 'number' THEN 'numeric'
+		WHEN 'date' THEN 'date'
+		WHEN 'datetime' THEN 'timestamptz'
+		WHEN 'bool' THEN 'boolean'
+		WHEN 'enumeration' THEN CASE WHEN p_def ->> 'fieldType' = 'checkbox' THEN 'text[]' ELSE 'text' END
+		ELSE 'text'
+	END
+$$;
+COMMENT ON FUNCTION hubsync._sql_type_of(jsonb) IS
+  'API: private. SQL column type of a HubSpot property: number numeric, date date, datetime timestamptz, bool boolean, multi-select text[], else text';
+
+-- Adds the typed column of a property to a mirror table and moves the
+-- values already in properties into it.  Values that do not convert stay
+-- in properties.  The fill is no change to HubSpot, so the capture
+-- trigger is off for it (the ALTER TABLE lock keeps other writers out
+-- until commit, so nothing else goes uncaptured).
+CREATE OR REPLACE FUNCTION hubsync._add_typed_column(p_object_type text, p_property text, p_sql_type text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	tbl regclass := hubsync._mirror_table(p_object_type);
+	col text := p_property;
+BEGIN
+	IF col IN ('hubsync_id', 'hs_object_id', 'properties', 'created_at', 'updated_at')
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = col AND NOT a.attisdropped) THEN
+		col := left('p_' || p_property, 63);
+	END IF;
+	INSERT INTO hubsync.property_map (object_type, property, column_name, sql_type)
+	VALUES (p_object_type, p_property, col, p_sql_type);
+	EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', tbl, col, p_sql_type);
+	EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, col, format('HubSpot property %s', p_property));
+	EXECUTE format('ALTER TABLE %s DISABLE TRIGGER hubsync_capture', tbl);
+	EXECUTE format(
+		'UPDATE %1$s t SET %2$I = c.v::%3$s, properties = t.properties - %4$L
+		 FROM (SELECT hubsync_id, hubsync._wire_to_column(properties ->> %4$L, %5$L) AS v,
+		              properties ->> %4$L AS raw
+		       FROM %1$s WHERE properties ? %4$L) c
+		 WHERE t.hubsync_id = c.hubsync_id AND (c.v IS NOT NULL OR coalesce(c.raw, '''') = '''')',
+		tbl, col, p_sql_type, p_property, p_sql_type);
+	EXECUTE format('ALTER TABLE %s ENABLE TRIGGER hubsync_capture', tbl);
+	PERFORM hubsync._invalidate_mirror(tbl);
+END
+$$;
+COMMENT ON FUNCTION hubsync._add_typed_column(text, text, text) IS
+  'API: private. Adds a typed property column to a mirror table, filled from properties';
+
+-- Turns a HubSpot property into a typed column of its mirror table.
+CREATE OR REPLACE FUNCTION hubsync.map_property(object_type text, property text, sql_type text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_api text;
+	v_old text;
+	v_type text := map_property.sql_type;
+	r jsonb;
+BEGIN
+	PERFORM hubsync._require_owner('map HubSpot properties');
+	PERFORM hubsync._mirror_table(map_property.object_type);
+	IF property IS NULL OR property !~ '^[a-z][a-z0-9_]{0,99}$' THEN
+		RAISE EXCEPTION 'invalid HubSpot property name "%"', property
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'HubSpot property names are lower case letters, digits and underscores.';
+	END IF;
+	IF property IN ('hubsync_id', 'hs_object_id') THEN
+		RAISE EXCEPTION 'property "%" is hubsync''s own', property
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'It is already a column of every mirror table.';
+	END IF;
+	IF v_type IS NOT NULL AND v_type NOT IN ('text', 'numeric', 'timestamptz', 'date', 'boolean', 'text[]', 'bigint') THEN
+		RAISE EXCEPTION 'unsupported column type "%"', v_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Use text, numeric, timestamptz, date, boolean, text[] or bigint, or NULL to take the type from HubSpot.';
+	END IF;
+	SELECT m.sql_type INTO v_old FROM hubsync.property_map m
+	WHERE m.object_type = map_property.object_type AND m.property = map_property.property;
+	IF v_old IS NOT NULL THEN
+		IF v_type IS NULL OR v_type = v_old THEN
+			RETURN v_old;		-- already mapped: nothing to do
+		END IF;
+		RAISE EXCEPTION 'property "%" of % is already a % column', property, object_type, v_old
+			USING ERRCODE = 'duplicate_column',
+			      HINT = 'A mapped property keeps its type.';
+	END IF;
+	IF v_type IS NULL THEN
+		SELECT t.api_name INTO v_api FROM hubsync.object_types t WHERE t.object_type = map_property.object_type;
+		r := hubsync._hubspot_get(format('/crm/v3/properties/%s/%s', v_api, property));
+		IF (r ->> 'status')::integer = 404 THEN
+			RAISE EXCEPTION 'HubSpot has no property "%" on %', property, object_type
+				USING ERRCODE = 'undefined_object',
+				      HINT = 'Create it in HubSpot first, or pass the column type to map it anyway.';
+		ELSIF (r ->> 'status')::integer <> 200 THEN
+			RAISE EXCEPTION 'could not read property "%" of % from HubSpot (HTTP %)', property, object_type, r ->> 'status'
+				USING ERRCODE = 'connection_failure',
+				      HINT = 'Pass the column type to map the property without asking HubSpot.';
+		END IF;
+		v_type := hubsync._sql_type_of(r -> 'body');
+	END IF;
+	PERFORM hubsync._add_typed_column(map_property.object_type, property, v_type);
+	RETURN v_type;
+END
+$$;
+COMMENT ON FUNCTION hubsync.map_property(text, text, text) IS
+  'Turns a HubSpot property into a typed column of its mirror table (type from HubSpot''s property definition when not given), filled from properties; returns the column type';
+
+-- Values of typed properties that could not convert and were kept in
+-- properties instead (the column is NULL): the conversion report.
+CREATE OR REPLACE FUNCTION hubsync.unconverted_values(only_type text DEFAULT NULL)
+RETURNS TABLE (object_type text, hubsync_id uuid, hs_object_id bigint, property text,
+               sql_type text, value text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m record;
+BEGIN
+	FOR m IN
+		SELECT pm.object_type AS ot, pm.property AS prop, pm.sql_type AS ty
+		FROM hubsync.property_map pm
+		WHERE only_type IS NULL OR pm.object_type = only_type
+		ORDER BY 1, 2
+	LOOP
+		RETURN QUERY EXECUTE format(
+			'SELECT %L::text, t.hubsync_id, t.hs_object_id, %L::text, %L::text, t.properties ->> %L
+			 FROM hubspot.%I t WHERE t.properties ? %L ORDER BY t.hubsync_id',
+			m.ot, m.prop, m.ty, m.prop, m.ot, m.prop);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION hubsync.unconverted_values(text) IS
+  'HubSpot values of typed properties that could not convert to the column type: kept in properties, listed here';
+
+-- Mirrors a HubSpot custom object: reads its schema, records the object
+-- type (objectTypeId, API name, poller's last-modified property), maps its
+-- own properties to typed columns and creates hubspot.<name>.
+CREATE OR REPLACE FUNCTION hubsync.track_object(object_type text) RETURNS regclass
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r jsonb;
+	s jsonb;
+	v_tid text;
+	v_name text;
+	v_existing text;
+	p jsonb;
+BEGIN
+	PERFORM hubsync._require_owner('track HubSpot object types');
+	IF object_type IS NULL OR object_type !~ '^(2-[0-9]+|p[0-9]*_[a-z0-9_]+|[a-z][a-z0-9_]*)$' THEN
+		RAISE EXCEPTION 'invalid custom object "%"', object_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'Name a custom object by its objectTypeId (2-123456), p_{name} or p{portalId}_{name}.';
+	END IF;
+	SELECT t.object_type INTO v_existing FROM hubsync.object_types t
+	WHERE t.object_type_id = track_object.object_type OR t.api_name = track_object.object_type
+	   OR t.object_type = track_object.object_type;
+	IF v_existing IS NOT NULL THEN
+		RETURN hubsync._mirror_table(v_existing);
+	END IF;
+	r := hubsync._hubspot_get('/crm/v3/schemas/' || object_type);
+	IF (r ->> 'status')::integer = 404 THEN
+		RAISE EXCEPTION 'HubSpot has no custom object "%"', object_type
+			USING ERRCODE = 'undefined_object',
+			      HINT = 'GET /crm/v3/schemas lists the custom objects of the account.';
+	ELSIF (r ->> 'status')::integer <> 200 THEN
+		RAISE EXCEPTION 'could not read the schema of "%" from HubSpot (HTTP %)', object_type, r ->> 'status'
+			USING ERRCODE = 'connection_failure',
+			      HINT = 'Check the credentials (scope crm.schemas.custom.read) and try again.';
+	END IF;
+	s := r -> 'body';
+	v_tid := s ->> 'objectTypeId';
+	SELECT t.object_type INTO v_existing FROM hubsync.object_types t WHERE t.object_type_id = v_tid;
+	IF v_existing IS NOT NULL THEN
+		RETURN hubsync._mirror_table(v_existing);
+	END IF;
+	v_name := left(regexp_replace(lower(coalesce(s ->> 'name', 'object_' || replace(v_tid, '-', '_'))),
+	                              '[^a-z0-9_]', '_', 'g'), 60);
+	IF v_name !~ '^[a-z_]' THEN
+		v_name := 'p_' || v_name;
+	END IF;
+	IF EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = v_name)
+	   OR v_name = 'associations' OR to_regclass(format('hubspot.%I', v_name)) IS NOT NULL THEN
+		v_name := left('p_' || v_name, 63);
+	END IF;
+	INSERT INTO hubsync.object_types (object_type, object_type_id, api_name, webhook_prefix, last_modified_property)
+	VALUES (v_name, v_tid, v_tid, NULL, 'hs_lastmodifieddate');
+	FOR p IN SELECT * FROM jsonb_array_elements(coalesce(s -> 'properties', '[]')) LOOP
+		CONTINUE WHEN coalesce((p ->> 'hubspotDefined')::boolean, false)
+		           OR p ->> 'name' IN ('hubsync_id', 'hs_object_id')
+		           OR p ->> 'name' !~ '^[a-z][a-z0-9_]{0,62}$'
+		           OR (p ->> 'name') IN ('properties', 'created_at', 'updated_at');
+		INSERT INTO hubsync.property_map (object_type, property, column_name, sql_type)
+		VALUES (v_name, p ->> 'name', p ->> 'name', hubsync._sql_type_of(p))
+		ON CONFLICT DO NOTHING;
+	END LOOP;
+	PERFORM hubsync._create_mirror_table(v_name);
+	PERFORM hubsync._wake_workers();
+	RETURN hubsync._mirror_table(v_name);
+END
+$$;
+COMMENT ON FUNCTION hubsync.track_object(text) IS
+  'Mirrors a HubSpot custom object (objectTypeId 2-N, p_{name} or p{portal}_{name}): reads its schema, creates hubspot.<name> with typed columns for its properties; it then syncs both ways like a standard object';

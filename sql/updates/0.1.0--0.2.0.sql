@@ -1,0 +1,418 @@
+-------------------------------------------------------------------------------
+-- Update from 0.1.0 to 0.2.0: the modfile
+-------------------------------------------------------------------------------
+-- Run by ALTER EXTENSION hubsync UPDATE before the re-runnable sources
+-- (functions, views, triggers, privileges, pg_dump entries): what those
+-- cannot do to a 0.1.0 database -- new tables, columns and indexes,
+-- type changes, data changes, and DROPs of the functions whose
+-- signature or result changed and of the views they would not replace.
+-- Tables here are created as 0.2.0 first had them; sql/schema/ has
+-- their current form (test/t/040_upgrade.pl compares the two paths).
+
+-- issue 7: revenue data and the object model
+-- quotes.hs_expiration_date is a HubSpot date property
+UPDATE hubsync.property_map SET sql_type = 'date' WHERE object_type = 'quotes' AND property = 'hs_expiration_date';
+ALTER TABLE hubspot.quotes ALTER COLUMN hs_expiration_date TYPE date USING (hs_expiration_date AT TIME ZONE 'UTC')::date;
+
+-------------------------------------------------------------------------------
+-- Revenue data and the object model (issue 7): associations both ways
+-------------------------------------------------------------------------------
+
+-- An association row may name its type by label alone: the push worker
+-- resolves the id from HubSpot's labels endpoint.
+ALTER TABLE hubspot.associations ALTER COLUMN type_id DROP NOT NULL;
+COMMENT ON COLUMN hubspot.associations.type_id IS
+  'HubSpot associationTypeId; NULL on INSERT means: resolve it from label (NULL label = the unlabeled default type) through HubSpot''s labels endpoint';
+
+CREATE TABLE hubsync.association_types (
+	from_type   text NOT NULL,
+	to_type     text NOT NULL,
+	type_id     integer NOT NULL,
+	category    text NOT NULL,
+	label       text,
+	fetched_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (from_type, to_type, type_id)
+);
+COMMENT ON TABLE hubsync.association_types IS
+  'Cache of HubSpot''s association labels endpoint (GET /crm/v4/associations/{from}/{to}/labels): type ids, categories and labels per pair of object types';
+COMMENT ON COLUMN hubsync.association_types.label IS 'label, NULL for the unlabeled type';
+
+-- Association changes waiting for HubSpot.  Kept apart from the record
+-- outbox: an entry leaves only once both ends have a HubSpot id, so an
+-- association to a record created in the same transaction follows that
+-- record's create, and entries of one pair leave in commit order.
+CREATE TABLE hubsync.association_outbox (
+	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	op               text NOT NULL CHECK (op IN ('create', 'archive')),
+	from_type        text NOT NULL,
+	from_id          bigint,
+	from_hubsync_id  uuid,
+	to_type          text NOT NULL,
+	to_id            bigint,
+	to_hubsync_id    uuid,
+	type_id          integer,
+	category         text NOT NULL DEFAULT 'HUBSPOT_DEFINED',
+	label            text,
+	origin           text NOT NULL,
+	state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'in_flight', 'failed')),
+	attempts         integer NOT NULL DEFAULT 0,
+	next_attempt_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	lease_until      timestamptz,
+	created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_status      integer,
+	last_error       text
+);
+CREATE INDEX association_outbox_pending_idx ON hubsync.association_outbox (id) WHERE state = 'pending';
+
+-- the claim's look-ups: older changes of a pair, rows waiting for an id
+CREATE INDEX association_outbox_from_idx ON hubsync.association_outbox (from_hubsync_id);
+CREATE INDEX association_outbox_from_id_idx ON hubsync.association_outbox (from_id);
+CREATE INDEX associations_from_hubsync_id_idx ON hubspot.associations (from_hubsync_id);
+CREATE INDEX associations_from_id_idx ON hubspot.associations (from_type, from_id);
+COMMENT ON TABLE hubsync.association_outbox IS
+  'INSERTs and DELETEs of hubspot.associations waiting for HubSpot (v4 batch create / labels archive); an entry waits until both records have a HubSpot id; failed entries stay with their error';
+COMMENT ON COLUMN hubsync.association_outbox.state IS
+  'pending, in_flight while the push worker sends it, failed when HubSpot refused it for good (see last_error)';
+
+-- convergence fixes (chaos run)
+
+DROP FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[]);
+
+-------------------------------------------------------------------------------
+-- Lead enrichment: providers, rules, real-time and batch lanes (issue 8)
+-------------------------------------------------------------------------------
+-- The request/response contract hubsync speaks is in docs/enrichment.md.
+
+CREATE TABLE hubsync.enrichment_providers (
+	name           text PRIMARY KEY CHECK (name ~ '^[a-z_][a-z0-9_]{0,62}$'),
+	endpoint       text NOT NULL CHECK (endpoint ~* '^https?://'),
+	mapping        jsonb NOT NULL CHECK (jsonb_typeof(mapping) = 'object'),
+	score_path     text,
+	min_score      numeric NOT NULL DEFAULT 0,
+	daily_budget   integer NOT NULL DEFAULT 1000 CHECK (daily_budget >= 0),
+	accepts_batch  boolean NOT NULL DEFAULT false,
+	batch_size     integer NOT NULL DEFAULT 50 CHECK (batch_size BETWEEN 1 AND 1000),
+	timeout_ms     integer NOT NULL DEFAULT 5000 CHECK (timeout_ms BETWEEN 100 AND 600000),
+	enabled        boolean NOT NULL DEFAULT true
+);
+COMMENT ON TABLE hubsync.enrichment_providers IS
+  'Enrichment services hubsync calls (request/response contract in docs/enrichment.md); API keys are set with hubsync.set_enrichment_key()';
+COMMENT ON COLUMN hubsync.enrichment_providers.endpoint IS 'URL hubsync POSTs to; never put a key in it';
+COMMENT ON COLUMN hubsync.enrichment_providers.mapping IS 'HubSpot property => SQL/JSON path into the provider''s answer, e.g. {"jobtitle": "$.person.title"}';
+COMMENT ON COLUMN hubsync.enrichment_providers.score_path IS 'SQL/JSON path of the confidence score (a number) in the answer; NULL when the provider gives none';
+COMMENT ON COLUMN hubsync.enrichment_providers.min_score IS 'score needed to overwrite a non-empty field';
+COMMENT ON COLUMN hubsync.enrichment_providers.daily_budget IS 'most calls per UTC day (a batch call counts once); 0 means no budget';
+COMMENT ON COLUMN hubsync.enrichment_providers.accepts_batch IS 'whether the batch lane may send several records in one call';
+COMMENT ON COLUMN hubsync.enrichment_providers.batch_size IS 'most records in one batch call';
+COMMENT ON COLUMN hubsync.enrichment_providers.timeout_ms IS 'longest a call may take before it counts as failed (and is retried)';
+
+CREATE TABLE hubsync._enrichment_keys (
+	provider    text PRIMARY KEY REFERENCES hubsync.enrichment_providers ON DELETE CASCADE ON UPDATE CASCADE,
+	api_key     text NOT NULL,
+	updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE hubsync._enrichment_keys IS
+  'API: private. Enrichment providers'' API keys; readable by the extension owner only';
+
+CREATE TABLE hubsync.enrichment_rules (
+	id           integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	name         text NOT NULL UNIQUE,
+	object_type  text NOT NULL REFERENCES hubsync.object_types ON DELETE CASCADE,
+	condition    text NOT NULL,
+	lane         text NOT NULL CHECK (lane IN ('realtime', 'batch')),
+	provider     text NOT NULL REFERENCES hubsync.enrichment_providers ON UPDATE CASCADE,
+	fields       text[],
+	enabled      boolean NOT NULL DEFAULT true,
+	created_by   name NOT NULL DEFAULT current_user,
+	created_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE hubsync.enrichment_rules IS
+  'Which records to enrich (a SQL boolean expression over the mirror row), with which provider, in which lane; only the extension owner may change it';
+COMMENT ON COLUMN hubsync.enrichment_rules.condition IS 'one SQL boolean expression over the mirror table''s columns; a record is enriched when it becomes true (insert, or an update that makes it true)';
+COMMENT ON COLUMN hubsync.enrichment_rules.lane IS 'realtime (within a second of commit) or batch (every hubsync.enrichment_batch_interval)';
+COMMENT ON COLUMN hubsync.enrichment_rules.fields IS 'HubSpot properties to fill; NULL means every property the provider maps';
+
+CREATE TABLE hubsync.enrichment_jobs (
+	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	rule_id          integer NOT NULL REFERENCES hubsync.enrichment_rules ON DELETE CASCADE,
+	object_type      text NOT NULL,
+	hubsync_id       uuid NOT NULL,
+	lane             text NOT NULL CHECK (lane IN ('realtime', 'batch')),
+	provider         text NOT NULL,
+	state            text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'in_flight', 'done', 'failed')),
+	attempts         integer NOT NULL DEFAULT 0,
+	next_attempt_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	lease_until      timestamptz,
+	created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	finished_at      timestamptz,
+	last_status      integer,
+	last_error       text,
+	score            numeric,
+	applied          jsonb,
+	skipped          jsonb,
+	UNIQUE (rule_id, hubsync_id)
+);
+CREATE INDEX enrichment_jobs_pending_idx ON hubsync.enrichment_jobs (lane, provider, next_attempt_at)
+	WHERE state = 'pending';
+CREATE INDEX enrichment_jobs_in_flight_idx ON hubsync.enrichment_jobs (lease_until)
+	WHERE state = 'in_flight';
+COMMENT ON TABLE hubsync.enrichment_jobs IS
+  'Enrichments queued, in flight and finished: one per record and rule, so a record is never enriched twice for the same rule';
+COMMENT ON COLUMN hubsync.enrichment_jobs.state IS 'pending (waiting, retrying or out of budget: see last_error), in_flight, done or failed';
+COMMENT ON COLUMN hubsync.enrichment_jobs.applied IS 'properties written to the mirror, with their new values';
+COMMENT ON COLUMN hubsync.enrichment_jobs.skipped IS 'properties the provider returned but hubsync kept, with the reason';
+
+CREATE TABLE hubsync.enrichment_usage (
+	provider       text PRIMARY KEY REFERENCES hubsync.enrichment_providers ON DELETE CASCADE ON UPDATE CASCADE,
+	day            date NOT NULL,
+	calls          integer NOT NULL DEFAULT 0,
+	failures       integer NOT NULL DEFAULT 0,
+	blocked_until  timestamptz,
+	last_status    integer,
+	last_error     text,
+	last_call_at   timestamptz
+);
+COMMENT ON TABLE hubsync.enrichment_usage IS
+  'Per provider: calls made on the current UTC day (the daily budget), consecutive failures and the back-off they imposed';
+
+CREATE TABLE hubsync.enrichment_scores (
+	hubsync_id   uuid NOT NULL,
+	property     text NOT NULL,
+	object_type  text NOT NULL,
+	provider     text NOT NULL,
+	score        numeric,
+	value        text,
+	at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (hubsync_id, property)
+);
+COMMENT ON TABLE hubsync.enrichment_scores IS
+  'Score of the value enrichment last wrote to each field, so a value is never replaced by a lower-scored one';
+
+ALTER TABLE hubsync.changes ADD COLUMN provider text;
+ALTER TABLE hubsync.changes ADD COLUMN score numeric;
+COMMENT ON COLUMN hubsync.changes.provider IS 'enrichment provider that supplied the values (origin enrichment)';
+COMMENT ON COLUMN hubsync.changes.score IS 'the enrichment provider''s score for these values';
+
+-------------------------------------------------------------------------------
+-- Operations: status, alerts, housekeeping (issue 10)
+-------------------------------------------------------------------------------
+
+-- Hot queue tables: vacuum and analyze them early -- a drained backlog
+-- leaves as many dead rows as it had changes, and the claim's plan needs
+-- fresh statistics -- and leave room in each page for HOT updates
+-- (outbox state, sync_state values).
+ALTER TABLE hubsync.outbox SET (fillfactor = 80,
+	autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
+	autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_vacuum_insert_threshold = 1000,
+	autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 1000);
+ALTER TABLE hubsync.inbox SET (fillfactor = 90,
+	autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+	autovacuum_vacuum_insert_scale_factor = 0.05,
+	autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 1000);
+ALTER TABLE hubsync.sync_state SET (fillfactor = 80,
+	autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05);
+ALTER TABLE hubsync.changes SET (
+	autovacuum_vacuum_scale_factor = 0.05, autovacuum_vacuum_insert_scale_factor = 0.05,
+	autovacuum_analyze_scale_factor = 0.05);
+
+-- The change feed's before values (properties holds the after values).
+ALTER TABLE hubsync.changes ADD COLUMN before jsonb;
+COMMENT ON COLUMN hubsync.changes.properties IS
+  'after: the values sent to HubSpot (out) or applied from it (in), as HubSpot wire strings';
+COMMENT ON COLUMN hubsync.changes.before IS
+  'before: the same properties'' values HubSpot had, as last known to hubsync (NULL when unknown, e.g. a create)';
+
+-- Last push and pull per object type, and pruning of the change feed by
+-- age per object type and direction.
+CREATE INDEX changes_object_type_direction_at_idx ON hubsync.changes (object_type, direction, at);
+
+-- Pruning of applied and skipped webhook events by age.
+CREATE INDEX inbox_done_received_at_idx ON hubsync.inbox (received_at) WHERE state IN ('applied', 'skipped');
+
+-- The alerts sent on NOTIFY hubsync_alerts: the latest of each kind and
+-- subject, and how many were held back since by the rate limit.
+CREATE TABLE hubsync.alerts (
+	alert            text NOT NULL,
+	key              text NOT NULL DEFAULT '',
+	first_sent_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_sent_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_seen_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	sent             bigint NOT NULL DEFAULT 1,
+	suppressed       bigint NOT NULL DEFAULT 0,
+	payload          jsonb NOT NULL,
+	PRIMARY KEY (alert, key)
+);
+COMMENT ON TABLE hubsync.alerts IS
+  'Alerts sent on NOTIFY hubsync_alerts: the latest of each kind and subject; repeats within hubsync.alert_interval are counted, not sent';
+COMMENT ON COLUMN hubsync.alerts.alert IS 'dead_letter, auth_failed, pending_age, inbound_lag, daily_quota or trigger_grant';
+COMMENT ON COLUMN hubsync.alerts.key IS 'subject: object type (dead_letter, pending_age), UTC day (daily_quota), mirror table (trigger_grant) or empty';
+COMMENT ON COLUMN hubsync.alerts.last_sent_at IS 'when the last NOTIFY was sent';
+COMMENT ON COLUMN hubsync.alerts.last_seen_at IS 'when the condition was last seen, sent or not';
+COMMENT ON COLUMN hubsync.alerts.sent IS 'notifications sent for this kind and subject';
+COMMENT ON COLUMN hubsync.alerts.suppressed IS 'occurrences held back by the rate limit since the last notification';
+COMMENT ON COLUMN hubsync.alerts.payload IS 'JSON payload of the last notification';
+
+-- Pauses survive pg_dump: the rows of the built-in object types are not
+-- dumped (CREATE EXTENSION makes them), so their paused flag is mirrored
+-- in a table that is.  Triggers keep the two in step both ways; a restore
+-- of hubsync.paused_types pauses the types again.
+CREATE TABLE hubsync.paused_types (
+	object_type      text PRIMARY KEY
+);
+COMMENT ON TABLE hubsync.paused_types IS
+  'Object types held by hubsync.pause(), kept in step with hubsync.object_types.paused so that pg_dump carries pauses';
+
+INSERT INTO hubsync.paused_types (object_type)
+SELECT t.object_type FROM hubsync.object_types t WHERE t.paused;
+
+-- security: OAuth refresh state and the authentication state in
+-- hubsync.credentials_status (issue 9)
+DROP VIEW hubsync.credentials_status;
+DROP FUNCTION hubsync._credentials_status();
+ALTER TABLE hubsync._credentials
+	ADD COLUMN oauth_refreshed_at timestamptz,
+	ADD COLUMN oauth_refresh_error text;
+
+-------------------------------------------------------------------------------
+-- Inbound: typed inbox columns filled by the receiver (which also computes
+-- the dedupe key), cheaper set-based apply, a change feed of real changes
+-- only (issue 5)
+-------------------------------------------------------------------------------
+
+DROP INDEX hubsync.inbox_pending_idx;
+ALTER TABLE hubsync.inbox
+	ALTER COLUMN dedupe_key TYPE bytea USING pg_catalog.decode(dedupe_key, 'hex'),
+	ADD COLUMN property_name text,
+	ADD COLUMN property_value text,
+	ADD COLUMN change_source text,
+	ADD COLUMN source_id text;
+UPDATE hubsync.inbox
+SET property_name = event ->> 'propertyName', property_value = event ->> 'propertyValue',
+    change_source = event ->> 'changeSource', source_id = event ->> 'sourceId';
+COMMENT ON COLUMN hubsync.inbox.dedupe_key IS
+  'sha256 of subscriptionId, objectId, occurredAt, propertyName, propertyValue, eventId (and association ends, subscriptionType, objectTypeId), computed by the receiver: duplicate deliveries store nothing';
+COMMENT ON COLUMN hubsync.inbox.property_name IS
+  'propertyName of a propertyChange event, read from the event at receipt';
+COMMENT ON COLUMN hubsync.inbox.property_value IS
+  'propertyValue of a propertyChange event, read from the event at receipt (NULL once a privacy deletion erased it)';
+COMMENT ON COLUMN hubsync.inbox.change_source IS
+  'changeSource of the event (CRM_UI, API, INTEGRATION...), read at receipt';
+COMMENT ON COLUMN hubsync.inbox.source_id IS
+  'sourceId of the event (userId:..., or the app id of an API write), read at receipt';
+
+DROP FUNCTION hubsync._record_in_change(text, uuid, bigint, text, jsonb, jsonb);
+
+-------------------------------------------------------------------------------
+-- Polling safety net, backfill and reconciliation (issue 6)
+-------------------------------------------------------------------------------
+
+CREATE TABLE hubsync.poll_state (
+	object_type      text PRIMARY KEY REFERENCES hubsync.object_types ON DELETE CASCADE,
+	cursor_ms        bigint,
+	cursor_id        bigint,
+	catching_up      boolean NOT NULL DEFAULT false,
+	trail_ms         bigint,
+	trail_id         bigint,
+	polled_at        timestamptz,
+	trailed_at       timestamptz,
+	archived_at      timestamptz,
+	associations_at  timestamptz,
+	found            bigint NOT NULL DEFAULT 0,
+	last_error       text
+);
+COMMENT ON TABLE hubsync.poll_state IS
+  'Per object type: where the poller (search on the last-modified property) stands';
+COMMENT ON COLUMN hubsync.poll_state.cursor_ms IS 'fast poll: last-modified time (HubSpot epoch ms) read up to; the next poll starts a little before it';
+COMMENT ON COLUMN hubsync.poll_state.cursor_id IS 'hs_object_id reached while walking records that share cursor_ms (NULL when not walking)';
+COMMENT ON COLUMN hubsync.poll_state.catching_up IS 'true while a poll stopped after its slice of pages and goes on at once';
+COMMENT ON COLUMN hubsync.poll_state.trail_ms IS 'trailing sweep: start of its next window (records older than hubsync.poll_index_lag)';
+COMMENT ON COLUMN hubsync.poll_state.trail_id IS 'hs_object_id reached while the trailing sweep walks records sharing trail_ms';
+COMMENT ON COLUMN hubsync.poll_state.polled_at IS 'end of the last fast poll';
+COMMENT ON COLUMN hubsync.poll_state.trailed_at IS 'end of the last trailing sweep';
+COMMENT ON COLUMN hubsync.poll_state.archived_at IS 'end of the last sweep of archived records';
+COMMENT ON COLUMN hubsync.poll_state.associations_at IS 'end of the last association sweep';
+COMMENT ON COLUMN hubsync.poll_state.found IS 'records read by the poller so far';
+COMMENT ON COLUMN hubsync.poll_state.last_error IS 'last HubSpot error of the poller for this type (NULL after a success)';
+
+CREATE TABLE hubsync.backfills (
+	object_type      text PRIMARY KEY REFERENCES hubsync.object_types ON DELETE CASCADE,
+	state            text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'failed')),
+	streams          jsonb,
+	done             bigint NOT NULL DEFAULT 0,
+	total_estimate   bigint,
+	requests         bigint NOT NULL DEFAULT 0,
+	started_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	finished_at      timestamptz,
+	last_error       text
+);
+COMMENT ON TABLE hubsync.backfills IS
+  'Background imports started by hubsync.backfill(): where each stands (resumed after a restart)';
+COMMENT ON COLUMN hubsync.backfills.streams IS 'list paging cursors still to read, as [{"after": cursor, "end": id or null}]; NULL until planned';
+COMMENT ON COLUMN hubsync.backfills.done IS 'records imported or matched so far';
+COMMENT ON COLUMN hubsync.backfills.total_estimate IS 'records HubSpot reported at the start (search total)';
+COMMENT ON COLUMN hubsync.backfills.requests IS 'HubSpot list requests made';
+
+CREATE TABLE hubsync.reconcile_runs (
+	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	started_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	finished_at      timestamptz,
+	trigger          text NOT NULL CHECK (trigger IN ('manual', 'daily')),
+	object_type      text,
+	repair           boolean NOT NULL,
+	state            text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'failed', 'abandoned')),
+	records_local    bigint NOT NULL DEFAULT 0,
+	records_remote   bigint NOT NULL DEFAULT 0,
+	missing_local    bigint NOT NULL DEFAULT 0,
+	missing_remote   bigint NOT NULL DEFAULT 0,
+	mismatch         bigint NOT NULL DEFAULT 0,
+	archived_remote  bigint NOT NULL DEFAULT 0,
+	repaired         bigint NOT NULL DEFAULT 0,
+	requests         bigint NOT NULL DEFAULT 0,
+	error            text
+);
+COMMENT ON TABLE hubsync.reconcile_runs IS
+  'History of reconciliation runs (hubsync.reconcile() and the daily run at hubsync.reconcile_at) with their drift counts';
+COMMENT ON COLUMN hubsync.reconcile_runs.object_type IS 'the object type compared, NULL for all';
+COMMENT ON COLUMN hubsync.reconcile_runs.mismatch IS 'properties whose values differ (one per record and property)';
+COMMENT ON COLUMN hubsync.reconcile_runs.repaired IS 'drifts acted on (pull or push)';
+COMMENT ON COLUMN hubsync.reconcile_runs.requests IS 'HubSpot requests the run made';
+
+CREATE TABLE hubsync.reconcile_drift (
+	run_id           bigint NOT NULL REFERENCES hubsync.reconcile_runs ON DELETE CASCADE,
+	object_type      text NOT NULL,
+	hubsync_id       uuid,
+	hs_object_id     bigint,
+	kind             text NOT NULL CHECK (kind IN ('missing_local', 'missing_remote', 'mismatch', 'archived_remote')),
+	property         text,
+	local_value      text,
+	remote_value     text,
+	action           text NOT NULL
+);
+CREATE INDEX reconcile_drift_run_idx ON hubsync.reconcile_drift (run_id);
+COMMENT ON TABLE hubsync.reconcile_drift IS
+  'Drifts found by each reconciliation run (the rows hubsync.reconcile() returned)';
+
+-- HubSpot records read by a reconciliation run, until it compares them.
+CREATE UNLOGGED TABLE hubsync._reconcile_remote (
+	run_id           bigint NOT NULL,
+	object_type      text NOT NULL,
+	id               bigint NOT NULL,
+	archived         boolean NOT NULL,
+	rec              jsonb,
+	PRIMARY KEY (run_id, object_type, id)
+);
+COMMENT ON TABLE hubsync._reconcile_remote IS
+  'API: private. HubSpot records read by a running reconciliation, dropped when it ends';
+
+-- security
+
+-- 0.1.0 registered hubsync._credentials with pg_extension_config_dump;
+-- leaving the extension and joining it again is how a table's entry is
+-- removed (its grants are recorded again as the extension's)
+ALTER EXTENSION hubsync DROP TABLE hubsync._credentials;
+ALTER EXTENSION hubsync ADD TABLE hubsync._credentials;
+
+-- _mirror_wire loses its OUT parameter found (PL/pgSQL's FOUND shadowed it:
+-- it was always NULL, and nothing read it)
+DROP FUNCTION hubsync._mirror_wire(text, uuid);
