@@ -1047,3 +1047,36 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION hubsync._inbox_failed(bigint, text) IS
   'API: private. Marks an inbox event failed with its error';
+
+-- Failed events have a way back: once their cause is gone (a trigger of
+-- yours that refused the row, a constraint, a bug since fixed), queue them
+-- again -- one event, those of one object type, or all.  They are applied
+-- by the usual rules (newest wins per property, so a retried old event
+-- never overwrites newer data).  Returns how many were queued.
+CREATE OR REPLACE FUNCTION hubsync.retry_inbox(event_id bigint DEFAULT NULL,
+	object_type text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n bigint;
+BEGIN
+	PERFORM hubsync._require_owner('retry inbound events');
+	IF retry_inbox.object_type IS NOT NULL AND NOT EXISTS
+		(SELECT 1 FROM hubsync.object_types t WHERE t.object_type = retry_inbox.object_type) THEN
+		RAISE EXCEPTION 'object type "%" is not tracked by hubsync', retry_inbox.object_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'See hubsync.object_types.';
+	END IF;
+	UPDATE hubsync.inbox i SET state = 'pending', applied_at = NULL, error = NULL
+	WHERE i.state = 'failed'
+	  AND (retry_inbox.event_id IS NULL OR i.id = retry_inbox.event_id)
+	  AND (retry_inbox.object_type IS NULL
+	       OR hubsync._event_object_type(i.subscription_type, i.object_type_id) = retry_inbox.object_type);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n > 0 THEN
+		PERFORM hubsync._wake_workers();
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION hubsync.retry_inbox(bigint, text) IS
+  'Queues failed inbound events again (one event by its hubsync.inbox id, those of one object type, or all); returns how many';

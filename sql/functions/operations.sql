@@ -113,7 +113,8 @@ COMMENT ON FUNCTION hubsync._trigger_grantees(text) IS
   'API: private. Roles other than the owner holding TRIGGER on hubspot.<table> (NULL when none)';
 
 -- Checks the alert thresholds (called by the housekeeping round): auth
--- refused, oldest pending change, inbound lag, daily quota.  Dead letters
+-- refused, oldest pending change, inbound lag, failed inbound events,
+-- trigger grants, daily quota.  Dead letters
 -- alert where they are made (hubsync._push_dead).  Returns how many
 -- alerts were sent.
 CREATE OR REPLACE FUNCTION hubsync._check_alerts() RETURNS integer
@@ -164,6 +165,23 @@ BEGIN
 				'threshold_seconds', extract(epoch FROM v_lag)))::integer;
 		END IF;
 	END IF;
+
+	-- inbound events that failed stay failed until hubsync.retry_inbox():
+	-- one alert per object type, with the count (their errors, which may
+	-- quote HubSpot's values, stay in hubsync.inbox)
+	FOR r IN
+		SELECT coalesce(hubsync._event_object_type(i.subscription_type, i.object_type_id), '') AS object_type,
+		       count(*) AS failed
+		FROM hubsync.inbox i WHERE i.state = 'failed'
+		GROUP BY 1 ORDER BY 1
+	LOOP
+		n := n + hubsync._alert('inbound_failed', r.object_type, jsonb_build_object(
+			'object_type', nullif(r.object_type, ''), 'failed_events', r.failed,
+			'message', 'inbound events failed to apply and are kept as failed in hubsync.inbox (see its error column)',
+			'hint', CASE WHEN r.object_type = '' THEN 'Fix the cause, then SELECT hubsync.retry_inbox();'
+			             ELSE format('Fix the cause, then SELECT hubsync.retry_inbox(object_type => %L);', r.object_type) END
+			))::integer;
+	END LOOP;
 
 	-- a trigger on a mirror table runs as superuser when a worker applies
 	-- HubSpot's changes: whoever may create one holds superuser rights

@@ -344,7 +344,11 @@ COMMENT ON FUNCTION hubsync._poll_save(text, boolean, bigint, bigint, boolean, b
 
 -- Import every HubSpot record of one object type (or of all) in the
 -- background, through list paging, with the quota real-time work leaves.
--- Resumes after a restart; a finished backfill can be started again.
+-- Resumes after a restart; a finished backfill can be started again.  A
+-- failed one that kept its cursors (it gave up after transient errors)
+-- resumes from them, with its counts; one that did not (HubSpot refused a
+-- request or its answer was unusable: the cursor itself may be the cause)
+-- starts over.
 CREATE OR REPLACE FUNCTION hubsync.backfill(object_type text DEFAULT NULL) RETURNS SETOF text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -361,22 +365,32 @@ BEGIN
 	SELECT t.object_type FROM hubsync.object_types t
 	WHERE v_type IS NULL OR t.object_type = v_type
 	ON CONFLICT ON CONSTRAINT backfills_pkey DO UPDATE
-	SET state = 'running', streams = NULL, done = 0, total_estimate = NULL, requests = 0,
-	    started_at = now(), updated_at = now(), finished_at = NULL, last_error = NULL
+	SET state = 'running', updated_at = now(), finished_at = NULL, last_error = NULL,
+	    streams = CASE WHEN b.state = 'failed' THEN b.streams END,
+	    done = CASE WHEN b.state = 'failed' AND b.streams IS NOT NULL THEN b.done ELSE 0 END,
+	    total_estimate = CASE WHEN b.state = 'failed' AND b.streams IS NOT NULL THEN b.total_estimate END,
+	    requests = CASE WHEN b.state = 'failed' AND b.streams IS NOT NULL THEN b.requests ELSE 0 END,
+	    started_at = CASE WHEN b.state = 'failed' AND b.streams IS NOT NULL THEN b.started_at ELSE now() END
 	WHERE b.state <> 'running'
 	RETURNING b.object_type;
 	PERFORM hubsync._wake_workers();
 END
 $$;
 COMMENT ON FUNCTION hubsync.backfill(text) IS
-  'Imports every HubSpot record of an object type (NULL: all) in the background; returns the types started; progress in hubsync.backfill_progress and hubsync.status';
+  'Imports every HubSpot record of an object type (NULL: all) in the background (a failed one resumes from its cursors when it kept them); returns the types started; progress in hubsync.backfill_progress and hubsync.status';
 
 -- Backfill: pages read (applied by _ingest_records in the same
 -- transaction): new cursors and counts; once finished, the association
--- sweep of the type is due at once (the backfill's associations).
+-- sweep of the type is due at once (the backfill's associations).  With
+-- p_error the backfill failed: p_streams are the cursors to resume from
+-- (NULL: start over), and the backfill_failed alert goes out (the error,
+-- which may be HubSpot's text, stays in hubsync.backfills).
 CREATE OR REPLACE FUNCTION hubsync._backfill_save(p_object_type text, p_streams jsonb, p_done integer,
 	p_requests integer, p_total bigint, p_finished boolean, p_error text) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_done bigint;
+BEGIN
 	-- records imported: the association sweep reads their associations next
 	INSERT INTO hubsync.poll_state AS s (object_type) SELECT p_object_type WHERE p_finished
 	ON CONFLICT ON CONSTRAINT poll_state_pkey DO UPDATE SET associations_at = NULL;
@@ -387,6 +401,14 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 	    finished_at = CASE WHEN p_finished OR p_error IS NOT NULL THEN now() END,
 	    last_error = p_error
 	WHERE b.object_type = p_object_type AND b.state = 'running'
+	RETURNING b.done INTO v_done;
+	IF FOUND AND p_error IS NOT NULL THEN
+		PERFORM hubsync._alert('backfill_failed', p_object_type, jsonb_build_object(
+			'object_type', p_object_type, 'done', v_done, 'resumable', p_streams IS NOT NULL,
+			'message', 'the backfill failed; why is in hubsync.status.backfill_error',
+			'hint', format('Fix the cause, then SELECT hubsync.backfill(%L);', p_object_type)));
+	END IF;
+END
 $$;
 COMMENT ON FUNCTION hubsync._backfill_save(text, jsonb, integer, integer, bigint, boolean, text) IS
   'API: private. Backfill: saves the cursors and counts of an object type';

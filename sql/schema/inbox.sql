@@ -25,6 +25,10 @@ CREATE INDEX inbox_pending_order_idx ON hubsync.inbox (occurred_at, id) WHERE st
 -- Pruning of applied and skipped webhook events by age.
 CREATE INDEX inbox_done_received_at_idx ON hubsync.inbox (received_at) WHERE state IN ('applied', 'skipped');
 
+-- Failed events (kept until retried: hubsync.retry_inbox), counted by
+-- hubsync.status and the inbound_failed alert without a scan of the inbox.
+CREATE INDEX inbox_failed_idx ON hubsync.inbox (id) WHERE state = 'failed';
+
 COMMENT ON TABLE hubsync.inbox IS
   'HubSpot webhook events, stored on receipt and applied in occurredAt order';
 COMMENT ON COLUMN hubsync.inbox.dedupe_key IS

@@ -229,6 +229,9 @@ CREATE INDEX changes_object_type_direction_at_idx ON hubsync.changes (object_typ
 -- Pruning of applied and skipped webhook events by age.
 CREATE INDEX inbox_done_received_at_idx ON hubsync.inbox (received_at) WHERE state IN ('applied', 'skipped');
 
+-- Failed events, counted by hubsync.status and the inbound_failed alert.
+CREATE INDEX inbox_failed_idx ON hubsync.inbox (id) WHERE state = 'failed';
+
 -- The alerts sent on NOTIFY hubsync_alerts: the latest of each kind and
 -- subject, and how many were held back since by the rate limit.
 CREATE TABLE hubsync.alerts (

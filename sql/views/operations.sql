@@ -85,7 +85,8 @@ SELECT t.object_type,
         WHERE es.provider IN (SELECT r.provider FROM hubsync.enrichment_rules r
                               WHERE r.object_type = t.object_type AND r.enabled)) AS enrichment,
        hubsync._trigger_grantees(t.object_type) AS trigger_grantees,
-       (SELECT b.last_error FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_error
+       (SELECT b.last_error FROM hubsync.backfill_progress b WHERE b.object_type = t.object_type) AS backfill_error,
+       coalesce(f.inbound_failed, 0) AS inbound_failed
 FROM hubsync.object_types t
 LEFT JOIN (SELECT ob.object_type,
                   count(*) FILTER (WHERE ob.state = 'pending')   AS pending,
@@ -96,6 +97,10 @@ LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_typ
                   count(*) AS inbound_pending,
                   pg_catalog.now() - pg_catalog.to_timestamp(min(ib.occurred_at) / 1000.0) AS inbound_lag
            FROM hubsync.inbox ib WHERE ib.state = 'pending'
-           GROUP BY 1) i ON i.object_type = t.object_type;
+           GROUP BY 1) i ON i.object_type = t.object_type
+LEFT JOIN (SELECT hubsync._event_object_type(ib.subscription_type, ib.object_type_id) AS object_type,
+                  count(*) AS inbound_failed
+           FROM hubsync.inbox ib WHERE ib.state = 'failed'
+           GROUP BY 1) f ON f.object_type = t.object_type;
 COMMENT ON VIEW hubsync.status IS
-  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget; roles other than the owner that may create triggers on its mirror table (their triggers run with the workers'' superuser rights); why the last backfill failed';
+  'One row per object type: paused, HubSpot''s verdict on our credentials (ok, refused or refresh_failed), changes pending and in flight, age of the oldest, dead letters, last successful push and pull, webhook events waiting and inbound lag (age of the oldest HubSpot change not yet applied); last poll and its error, backfill progress (state, done, estimated total, records/s, time left), last finished reconciliation; the enrichment providers its rules use, with their state and calls today against the daily budget; roles other than the owner that may create triggers on its mirror table (their triggers run with the workers'' superuser rights); why the last backfill failed; inbound events that failed to apply (hubsync.retry_inbox)';

@@ -156,6 +156,31 @@ save(const char *response, int64 end, int requests, int64 total, bool finished, 
 							  7, types, values, nulls, NULL) == NULL;
 }
 
+static bool save_batch(bool finished);
+
+/*
+ * fail_resumable -- record that the backfill gave up after transient
+ * errors, keeping its cursors so that hubsync.backfill() resumes from
+ * them.  The pages read but not applied yet are applied first, so the
+ * cursors saved are exactly those after the pages applied (a request
+ * still in flight is sent again on resume).
+ */
+static void
+fail_resumable(const char *error)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	if (bf.nbatch > 0 && !save_batch(false))
+		return;					/* not applied: the saved cursors stay as they were */
+	values[0] = CStringGetTextDatum(bf.object_type);
+	values[1] = CStringGetTextDatum(streams_json());
+	values[2] = CStringGetTextDatum(error ? error : "HubSpot kept failing");
+	(void) hubsync_worker_sql("record a failed backfill",
+							  "SELECT hubsync._backfill_save($1, $2::jsonb, 0, 0, NULL, true, $3)",
+							  3, types, values, NULL, NULL);
+}
+
 /*
  * save_batch -- apply the pages read since the last call (records below
  * their stream's end) and save the streams, in one transaction.  Its
@@ -532,7 +557,11 @@ finish_page(Stream *s, HubsyncHttpRequest *req)
 			/* transient: the stream asks again (a 429 blocked the quota) */
 			if (++bf.failures >= MAX_FAILURES)
 			{
-				(void) save(NULL, -1, 0, -1, false, pg.error);
+				ereport(LOG,
+						(errmsg("hubsync backfill of %s failed after %d transient errors in a row: %s",
+								bf.object_type, MAX_FAILURES, pg.error),
+						 errhint("Call hubsync.backfill() again: it resumes where it stopped.")));
+				fail_resumable(pg.error);
 				bf.active = false;
 			}
 			return;

@@ -3,7 +3,9 @@
 # changes (newest wins, duplicates and shuffled order), deletions, privacy
 # deletions, merges, restores and association changes; echoes of our own
 # pushes change nothing; postgres-owned properties are reverted; a failed
-# delivery is retried and applied once; LISTEN hears a rep's edit.
+# delivery is retried and applied once; LISTEN hears a rep's edit; an
+# event that fails is counted in hubsync.status, alerted (inbound_failed)
+# and, once its cause is gone, queued again by hubsync.retry_inbox().
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -281,6 +283,45 @@ $node->append_conf('postgresql.conf', "hubsync.webhook_port = $port\n");
 $node->reload;
 ok(settled(), 'retried delivery applied');
 is(q1("SELECT count(*) FROM hubspot.deals WHERE hs_object_id = $d2->{id}"), 1, 'record from the retried delivery applied once');
+
+# ---- a failed event: counted, alerted, retried once its cause is gone ----
+# a trigger of the application's refuses one value: the event fails
+q1(q{CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.dealstage = 'decisionmakerboughtin' THEN
+		RAISE EXCEPTION 'refused by the application';
+	END IF;
+	RETURN NEW;
+END $$});
+q1("CREATE TRIGGER refuse_poison BEFORE UPDATE ON hubspot.deals FOR EACH ROW EXECUTE FUNCTION public.refuse_poison()");
+$fake->control('POST', "ui/deals/$id", { properties => { dealstage => 'decisionmakerboughtin' } });
+ok(settled(), 'poison event processed');
+is(q1("SELECT count(*) FROM hubsync.inbox WHERE state = 'failed' AND error LIKE '%refused by the application%'"), 1,
+	'the event is kept as failed with its error');
+isnt(q1("SELECT dealstage FROM hubspot.deals WHERE hs_object_id = $id"), 'decisionmakerboughtin', 'not applied');
+is(q1("SELECT inbound_failed FROM hubsync.status WHERE object_type = 'deals'"), 1, 'hubsync.status counts it');
+is(q1("SELECT inbound_failed FROM hubsync.status WHERE object_type = 'contacts'"), 0, 'for its type only');
+q1("SELECT hubsync._check_alerts()");
+is(q1("SELECT payload ->> 'failed_events' FROM hubsync.alerts WHERE alert = 'inbound_failed' AND key = 'deals'"), 1,
+	'alert inbound_failed for the type, with the count');
+unlike(q1("SELECT payload::text FROM hubsync.alerts WHERE alert = 'inbound_failed'"), qr/decisionmakerboughtin|refused by the app/,
+	'the alert carries neither HubSpot\'s value nor the error');
+# owner only
+q1("CREATE ROLE inbox_app LOGIN");
+my ($rr, $ro, $re) = $node->psql('postgres', "SET ROLE inbox_app; SELECT hubsync.retry_inbox()");
+like($re, qr/permission denied to retry inbound events/, 'retry_inbox refused to another role');
+($rr, $ro, $re) = $node->psql('postgres', "SELECT hubsync.retry_inbox(object_type => 'nosuch')");
+like($re, qr/object type "nosuch" is not tracked/, 'retry_inbox: unknown type refused');
+is(q1("SELECT hubsync.retry_inbox(object_type => 'contacts')"), 0, 'nothing of another type retried');
+is(q1("SELECT hubsync.retry_inbox(event_id => -1)"), 0, 'nothing for an unknown event');
+q1("DROP TRIGGER refuse_poison ON hubspot.deals");
+my $failed_ev = q1("SELECT id FROM hubsync.inbox WHERE state = 'failed'");
+is(q1("SELECT hubsync.retry_inbox(event_id => $failed_ev)"), 1, 'retry_inbox queues the failed event again');
+ok($node->poll_query_until('postgres', "SELECT state = 'applied' FROM hubsync.inbox WHERE id = $failed_ev"),
+	'the retried event is applied (the pull worker woken)');
+is(q1("SELECT dealstage FROM hubspot.deals WHERE hs_object_id = $id"), 'decisionmakerboughtin', 'its value reached the row');
+is(q1("SELECT inbound_failed FROM hubsync.status WHERE object_type = 'deals'"), 0, 'no longer counted');
+is(q1("SELECT hubsync.retry_inbox()"), 0, 'nothing left to retry');
 
 is(q1("SELECT count(*) FROM hubsync.inbox WHERE state = 'failed'"), 0, 'no failed events at the end');
 diag(q1("SELECT string_agg(counter || '=' || value, ' ') FROM hubsync.webhook_stats"));
