@@ -49,11 +49,16 @@ COMMENT ON FUNCTION hubsync._props_to_send(jsonb, text[], jsonb, boolean) IS
 --   kind 'archive' batch archive by HubSpot id
 -- Records with nothing left to send (compare-before-write, or created and
 -- deleted before ever being sent) are finished here and not returned.
--- Every step is driven by the primary key or the hubsync_id index, so a
--- claim costs the same with ten or ten million changes queued.  Right
--- after a bulk load the outbox's statistics still say it is nearly empty
--- and the planner would sort the whole table to find the oldest rows;
--- step 1 is planned with enable_seqscan off to keep it on the primary key.
+-- Paused object types are left out before the oldest changes are picked,
+-- so a paused type's backlog, however large, never holds up the others:
+-- step 1 takes the oldest changes of each type that is not paused (the
+-- (object_type, id) index), then the oldest of those.  Every step is
+-- driven by an index (that one, the primary key or the hubsync_id index),
+-- so a claim costs the same with ten or ten million changes queued.
+-- Right after a bulk load the outbox's statistics still say it is nearly
+-- empty and the planner would sort the whole table to find the oldest
+-- rows; step 1 is planned with enable_seqscan off to keep it on the
+-- indexes.
 CREATE OR REPLACE FUNCTION hubsync._claim(p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
                hs_object_id bigint, props jsonb, outbox_ids bigint[],
@@ -68,31 +73,40 @@ DECLARE
 	sent jsonb;
 	finished bigint[] := '{}';
 BEGIN
-	-- 1. the records of the oldest pending changes
+	-- 1. the records of the oldest pending changes of the types not paused
 	PERFORM set_config('enable_seqscan', 'off', true);
 	SELECT array_agg(s.hubsync_id ORDER BY s.first_id) INTO cand
 	FROM (SELECT c.hubsync_id, min(c.id) AS first_id
 	      FROM (SELECT o.id, o.hubsync_id
 	            FROM hubsync.outbox o
-	            WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+	            WHERE o.id IN (SELECT h.id
+	                           FROM hubsync.object_types t
+	                           CROSS JOIN LATERAL (
+	                                 SELECT i.id FROM hubsync.outbox i
+	                                 WHERE i.object_type = t.object_type
+	                                   AND i.state = 'pending' AND i.next_attempt_at <= now()
+	                                 ORDER BY i.id
+	                                 LIMIT p_limit * 4) h
+	                           WHERE NOT t.paused
+	                           ORDER BY h.id
+	                           LIMIT p_limit * 4)
+	              AND o.state = 'pending' AND o.next_attempt_at <= now()
 	            ORDER BY o.id
-	            LIMIT p_limit * 4
-	            FOR UPDATE SKIP LOCKED) c
+	            FOR UPDATE OF o SKIP LOCKED) c
 	      GROUP BY c.hubsync_id) s;
 	PERFORM set_config('enable_seqscan', 'on', true);
 	IF cand IS NULL THEN
 		RETURN;
 	END IF;
 
-	-- 2. without those in flight, in back-off or of a paused object type
+	-- 2. without those in flight or in back-off
 	SELECT array_agg(u.id ORDER BY u.ord) INTO cand
 	FROM (SELECT x.id, x.ord
 	      FROM unnest(cand) WITH ORDINALITY AS x(id, ord)
 	      WHERE NOT EXISTS (
 	              SELECT 1 FROM hubsync.outbox i
-	              LEFT JOIN hubsync.object_types t ON t.object_type = i.object_type
 	              WHERE i.hubsync_id = x.id
-	                AND (i.state = 'in_flight' OR i.next_attempt_at > now() OR t.paused))
+	                AND (i.state = 'in_flight' OR i.next_attempt_at > now()))
 	      ORDER BY x.ord
 	      LIMIT p_limit) u;
 	IF cand IS NULL THEN
