@@ -25,11 +25,22 @@ my $wait_until = sub {
 	return 0;
 };
 
+# a company in HubSpot, for associations
+my $company = $sql->("INSERT INTO hubspot.companies (name) VALUES ('Acme') RETURNING hubsync_id");
+ok($wait_until->("SELECT hs_object_id IS NOT NULL FROM hubspot.companies WHERE hubsync_id = '$company'", 30),
+	'company pushed');
+my $company_id = $sql->("SELECT hs_object_id FROM hubspot.companies WHERE hubsync_id = '$company'");
+
 # A backlog of 4,000 contacts (more than one claim takes: batch_size 100 x
-# max_inflight 8, four rows each) is held by a pause.
+# max_inflight 8, four rows each) is held by a pause, each with an
+# association to the company waiting for its create (more than one
+# association claim takes: 500, four rows each).
 $sql->("SELECT hubsync.pause('contacts')");
 $sql->("INSERT INTO hubspot.contacts (email, firstname)
 	SELECT 'c' || g || '\@example.com', 'C' || g FROM generate_series(1, 4000) g");
+$sql->("INSERT INTO hubspot.associations (from_type, from_hubsync_id, to_type, to_id, type_id)
+	SELECT 'contacts', hubsync_id, 'companies', $company_id, 279 FROM hubspot.contacts");
+is($sql->("SELECT count(*) FROM hubsync.association_outbox"), '4000', '4,000 contact associations queued');
 my $c1 = $sql->("SELECT hubsync_id FROM hubspot.contacts WHERE email = 'c1\@example.com'");
 my $seq = $fake->control('GET', 'requests')->{lastSeq};
 
@@ -45,6 +56,19 @@ my $reqs = $fake->control('GET', "requests?since=$seq")->{requests};
 is(scalar(grep { $_->{path} =~ m{/objects/contacts/} } @$reqs), 0, 'no contact was sent');
 is($sql->("SELECT await_synced FROM hubsync.await_synced('deals', '$deal', '5s')"), 'synced',
 	'await_synced: the deal is synced');
+
+# an association of the deal leaves too, past the paused type's entries
+$t0 = time;
+$sql->("INSERT INTO hubspot.associations (from_type, from_hubsync_id, to_type, to_id, type_id)
+	VALUES ('deals', '$deal', 'companies', $company_id, 341)");
+ok($wait_until->("SELECT count(*) = 0 FROM hubsync.association_outbox WHERE from_type = 'deals'", 8),
+	'the deal\'s association reaches HubSpot within 8 s while 4,000 paused contacts\' associations wait');
+note(sprintf('deal association pushed after %.2f s', time - $t0));
+my $deal_id = $sql->("SELECT hs_object_id FROM hubspot.deals WHERE hubsync_id = '$deal'");
+ok((grep { $_->{id} == $company_id } @{ $fake->control('GET', "records/deals/$deal_id")->{associations}{companies} || [] }),
+	'deal -> company in HubSpot');
+is($sql->("SELECT count(*) FROM hubsync.association_outbox WHERE from_type = 'contacts' AND state = 'pending'"), '4000',
+	'the contacts\' associations wait');
 
 # a paused record says paused, in record_status and when await_synced times out
 is($sql->("SELECT status FROM hubsync.record_status WHERE hubsync_id = '$c1'"), 'paused',
@@ -68,6 +92,8 @@ like($err, qr/HINT:  It is a deals record: call hubsync.await_synced\('deals'/, 
 # resume: the contacts drain
 $sql->("SELECT hubsync.resume('contacts')");
 ok(HubSync::Node::wait_outbox_empty($node), 'resumed contacts drain');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM hubsync.association_outbox"),
+	'and their associations');
 is($sql->("SELECT count(*) FROM hubspot.contacts WHERE hs_object_id IS NOT NULL"), '4000',
 	'every contact reached HubSpot');
 is($sql->("SELECT hubsync.await_synced('contacts', '$c1', '1s')"), 'synced', 'await_synced: synced after resume');
