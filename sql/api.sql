@@ -1,6 +1,18 @@
 -- api: hubsync.upsert, record_status, await_synced, dead letters, pause.
 -- No credentials are set here, so nothing leaves the outbox.
 
+-- the push worker runs (it retries until the test database exists):
+-- await_synced refuses to wait when no push worker can send
+DO $$
+BEGIN
+	FOR i IN 1..300 LOOP
+		EXIT WHEN (SELECT w.state FROM hubsync.worker_status() w WHERE w.worker = 'hubsync push') = 'running';
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+END
+$$;
+SELECT state FROM hubsync.worker_status() WHERE worker = 'hubsync push';
+
 -- upsert inserts once, then updates in place; the same call twice enqueues
 -- one change
 SELECT hubsync.upsert('contacts', 'email', 'ann@example.com', '{"firstname": "Ann", "favourite": "tea"}') AS ann \gset
@@ -43,6 +55,9 @@ UPDATE hubspot.contacts SET lastname = 'Lee' WHERE hubsync_id = '00000000-0000-0
 SELECT hubsync.await_synced('contacts', '00000000-0000-0000-0000-0000000000a1', '50ms');
 ROLLBACK;
 SELECT hubsync.await_synced('widgets', :'ann', '50ms');
+-- an id hubsync does not know, or one of another type, is an error
+SELECT hubsync.await_synced('contacts', '00000000-0000-0000-0000-0000000000ff', '50ms');
+SELECT hubsync.await_synced('deals', '00000000-0000-0000-0000-0000000000a1', '50ms');
 
 -- dead letters: failed status, retry re-queues, discard drops
 INSERT INTO hubsync.dead_letters (object_type, hubsync_id, op, properties, origin, attempts, status, category, message, created_at)
@@ -57,9 +72,11 @@ INSERT INTO hubsync.dead_letters (object_type, hubsync_id, op, properties, origi
 VALUES ('deals', :'deal', 'create', '{}', 'app', 1, 404, 'OBJECT_NOT_FOUND', 'gone', now());
 SELECT hubsync.discard_dead_letters(category => 'OBJECT_NOT_FOUND');
 
--- pause and resume
+-- pause and resume; a record held by a pause is paused, not pending
 SELECT hubsync.pause('deals');
 SELECT object_type FROM hubsync.object_types WHERE paused;
+SELECT status FROM hubsync.record_status WHERE hubsync_id = :'deal';
+SELECT hubsync.await_synced('deals', :'deal', '50ms');
 SELECT hubsync.pause('widgets');
 SELECT hubsync.resume();
 SELECT count(*) AS paused FROM hubsync.object_types WHERE paused;

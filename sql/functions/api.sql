@@ -116,11 +116,17 @@ COMMENT ON FUNCTION hubsync._from_wire(text, text) IS
   'API: private. Text input of a typed column from a HubSpot wire string; an error when it cannot convert';
 
 -- Wait until a record's committed changes reached HubSpot (read-after-write).
--- Returns 'synced', 'failed', or 'pending' when the timeout passed first.
--- Runs with the caller's rights: the caller must be able to read the
--- record (SELECT on its mirror table), and may wait an hour at most, so
--- that no role can probe records it cannot read or hold a backend
--- polling without end.
+-- Returns 'synced', 'failed', or when the timeout passed first 'pending'
+-- (or 'paused' while hubsync.pause() holds its type).  Runs with the
+-- caller's rights: the caller must be able to read the record (SELECT on
+-- its mirror table), and may wait an hour at most, so that no role can
+-- probe records it cannot read or hold a backend polling without end.
+-- It never answers for what it cannot know or wait for: an id with no
+-- mirror row of that type that hubsync does not know (no change queued,
+-- no dead letter, no sync state) is an error, and so is waiting while
+-- no push worker can send (library not preloaded, hubsync.enabled off,
+-- the workers serving another database, or the push worker not running
+-- for 10 s or at the deadline).
 CREATE OR REPLACE FUNCTION hubsync.await_synced(object_type text, hubsync_id uuid,
 	timeout interval DEFAULT '10s') RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -129,6 +135,11 @@ DECLARE
 	deadline timestamptz;
 	pause float8 := 0.005;
 	st text;
+	known boolean;
+	other text;
+	worker text;
+	down_since timestamptz;
+	checked_at timestamptz;
 BEGIN
 	IF NOT has_table_privilege(mirror, 'SELECT') THEN
 		RAISE EXCEPTION 'permission denied to await records of %', mirror
@@ -148,12 +159,66 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 			      HINT = 'Call hubsync.await_synced() after COMMIT: HubSpot only sees committed changes.';
 	END IF;
+	-- a record of this type: its mirror row, or what hubsync knows of it
+	EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s m WHERE m.hubsync_id = $1)', mirror)
+		INTO known USING hubsync_id;
+	IF NOT known AND NOT EXISTS (
+			SELECT 1 FROM hubsync.record_status r
+			WHERE r.hubsync_id = await_synced.hubsync_id AND r.object_type = await_synced.object_type) THEN
+		SELECT min(r.object_type) INTO other FROM hubsync.record_status r
+		WHERE r.hubsync_id = await_synced.hubsync_id;
+		RAISE EXCEPTION 'hubsync knows no % record with hubsync_id %', object_type, hubsync_id
+			USING ERRCODE = 'no_data_found',
+			      DETAIL = 'No row of the mirror table and no change, dead letter or sync state of that type has this id.',
+			      HINT = CASE WHEN other IS NOT NULL
+			                  THEN format('It is a %s record: call hubsync.await_synced(%L, %L).',
+			                              other, other, hubsync_id)
+			                  ELSE 'Check the object type and the id; hubsync.record_status lists the records hubsync knows (a record whose deletion already reached HubSpot is no longer one of them).' END;
+	END IF;
 	deadline := clock_timestamp() + timeout;
 	LOOP
 		SELECT r.status INTO st FROM hubsync.record_status r
 		WHERE r.hubsync_id = await_synced.hubsync_id AND r.object_type = await_synced.object_type;
 		st := coalesce(st, 'synced');
-		IF st <> 'pending' OR clock_timestamp() >= deadline THEN
+		IF st NOT IN ('pending', 'paused') THEN
+			RETURN st;
+		END IF;
+		-- can a push worker send it?  Asked at once, then every second
+		IF checked_at IS NULL OR clock_timestamp() >= checked_at + interval '1 second'
+		   OR clock_timestamp() >= deadline THEN
+			checked_at := clock_timestamp();
+			-- raises, with a hint, when the library is not preloaded
+			SELECT w.state INTO worker FROM hubsync.worker_status() w WHERE w.worker = 'hubsync push';
+			IF NOT coalesce(current_setting('hubsync.enabled', true)::boolean, true) THEN
+				RAISE EXCEPTION 'hubsync cannot sync % record %: hubsync.enabled is off', object_type, hubsync_id
+					USING ERRCODE = 'object_not_in_prerequisite_state',
+					      DETAIL = format('Its changes stay queued (status %s).', st),
+					      HINT = 'Set hubsync.enabled = on and reload the configuration.';
+			END IF;
+			IF current_setting('hubsync.database', true) IS DISTINCT FROM current_database() THEN
+				RAISE EXCEPTION 'hubsync cannot sync % record %: its workers serve database "%", not "%"',
+					object_type, hubsync_id, current_setting('hubsync.database', true), current_database()
+					USING ERRCODE = 'object_not_in_prerequisite_state',
+					      DETAIL = format('Its changes stay queued (status %s).', st),
+					      HINT = 'Set hubsync.database to this database and restart the server.';
+			END IF;
+			IF worker IN ('running', 'starting') THEN
+				down_since := NULL;
+			ELSE
+				down_since := coalesce(down_since, clock_timestamp());
+				-- a crashed worker is restarted within 5 s and one that just
+				-- saw the extension created or updated starts within 5 s
+				IF clock_timestamp() >= down_since + interval '10 seconds'
+				   OR clock_timestamp() >= deadline THEN
+					RAISE EXCEPTION 'hubsync cannot sync % record %: the push worker is %',
+						object_type, hubsync_id, coalesce(worker, 'not registered')
+						USING ERRCODE = 'object_not_in_prerequisite_state',
+						      DETAIL = format('Its changes stay queued (status %s).', st),
+						      HINT = 'See hubsync.worker_status() and the server log.';
+				END IF;
+			END IF;
+		END IF;
+		IF clock_timestamp() >= deadline THEN
 			RETURN st;
 		END IF;
 		-- 5 ms at first (read-after-write is usually quick), then up to 50 ms
@@ -163,7 +228,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION hubsync.await_synced(text, uuid, interval) IS
-  'Waits (at most 1 hour) until a record''s committed changes are in HubSpot; returns synced, failed or pending (timed out); needs SELECT on the mirror table';
+  'Waits (at most 1 hour) until a record''s committed changes are in HubSpot; returns synced, failed, or on timeout pending (paused while its type is paused); an unknown record, or no push worker able to send, is an error; needs SELECT on the mirror table';
 
 -- Send dead letters again (all, or those of one object type / category).
 CREATE OR REPLACE FUNCTION hubsync.retry_dead_letters(object_type text DEFAULT NULL,

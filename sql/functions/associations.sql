@@ -180,6 +180,10 @@ COMMENT ON FUNCTION hubsync._row_exists(text, uuid) IS
 -- outbox), while an older entry of the same pair is queued, and while its
 -- type is a label not cached yet: then a row of kind 'labels' asks the
 -- worker to read the pair's labels.  Kinds: 'create', 'archive', 'labels'.
+-- An entry with an end of a paused object type waits for its resume and
+-- is left out before the oldest entries are picked: a paused type's
+-- backlog (entries waiting for creates that cannot leave) never keeps
+-- the other types' entries from their turn.
 CREATE OR REPLACE FUNCTION hubsync._assoc_claim(p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (kind text, id bigint, from_api text, to_api text, from_type text, to_type text,
                from_id bigint, to_id bigint, type_id integer, category text, attempts integer,
@@ -199,8 +203,10 @@ BEGIN
 	FOR e IN
 		SELECT o.* FROM hubsync.association_outbox o
 		WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+		  AND NOT EXISTS (SELECT 1 FROM hubsync.object_types t
+		                  WHERE t.paused AND t.object_type IN (o.from_type, o.to_type))
 		ORDER BY o.id LIMIT p_limit * 4
-		FOR UPDATE SKIP LOCKED
+		FOR UPDATE OF o SKIP LOCKED
 	LOOP
 		EXIT WHEN v_n >= p_limit;
 		-- an older change of the same pair goes first

@@ -49,17 +49,25 @@ COMMENT ON FUNCTION hubsync._props_to_send(jsonb, text[], jsonb, boolean) IS
 --   kind 'archive' batch archive by HubSpot id
 -- Records with nothing left to send (compare-before-write, or created and
 -- deleted before ever being sent) are finished here and not returned.
--- Every step is driven by the primary key or the hubsync_id index, so a
--- claim costs the same with ten or ten million changes queued.  Right
--- after a bulk load the outbox's statistics still say it is nearly empty
--- and the planner would sort the whole table to find the oldest rows;
--- step 1 is planned with enable_seqscan off to keep it on the primary key.
+-- Paused object types are left out before the oldest changes are picked,
+-- so a paused type's backlog, however large, never holds up the others:
+-- step 1 takes the oldest changes of each type that is not paused (the
+-- (object_type, id) index), then the oldest of those.  Every step is
+-- driven by an index (that one, the primary key or the hubsync_id index),
+-- so a claim costs the same with ten or ten million changes queued.
+-- Right after a bulk load the outbox's statistics still say it is nearly
+-- empty and the planner would sort the whole table to find the oldest
+-- rows; step 1 is planned with enable_seqscan (and enable_bitmapscan)
+-- off to keep it on ordered index scans, and without JIT compilation,
+-- whose start-up (hundreds of ms) the planner's cost for a big outbox
+-- would otherwise pay on every claim.
 CREATE OR REPLACE FUNCTION hubsync._claim(p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
                hs_object_id bigint, props jsonb, outbox_ids bigint[],
                attempts integer, first_created timestamptz, solo boolean)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
+	ids bigint[];
 	cand uuid[];
 	agg jsonb;
 	ot record;
@@ -68,15 +76,32 @@ DECLARE
 	sent jsonb;
 	finished bigint[] := '{}';
 BEGIN
-	-- 1. the records of the oldest pending changes
+	-- 1. the records of the oldest pending changes of the types not paused:
+	-- the oldest of each such type (an ordered scan of the (object_type, id)
+	-- index -- bounded by a row comparison, not an equality, so that no
+	-- plan walks the primary key through other types' rows), then the
+	-- oldest of those, locked by id
 	PERFORM set_config('enable_seqscan', 'off', true);
+	PERFORM set_config('enable_bitmapscan', 'off', true);
+	SELECT array_agg(h.id ORDER BY h.id) INTO ids
+	FROM (SELECT h.id
+	      FROM hubsync.object_types t
+	      CROSS JOIN LATERAL (
+	            SELECT i.id FROM hubsync.outbox i
+	            WHERE (i.object_type, i.id) > (t.object_type, 0) AND i.object_type <= t.object_type
+	              AND i.state = 'pending' AND i.next_attempt_at <= now()
+	            ORDER BY i.object_type, i.id
+	            LIMIT p_limit * 4) h
+	      WHERE NOT t.paused
+	      ORDER BY h.id
+	      LIMIT p_limit * 4) h;
+	PERFORM set_config('enable_bitmapscan', 'on', true);
 	SELECT array_agg(s.hubsync_id ORDER BY s.first_id) INTO cand
 	FROM (SELECT c.hubsync_id, min(c.id) AS first_id
 	      FROM (SELECT o.id, o.hubsync_id
 	            FROM hubsync.outbox o
-	            WHERE o.state = 'pending' AND o.next_attempt_at <= now()
+	            WHERE o.id = ANY (ids) AND o.state = 'pending' AND o.next_attempt_at <= now()
 	            ORDER BY o.id
-	            LIMIT p_limit * 4
 	            FOR UPDATE SKIP LOCKED) c
 	      GROUP BY c.hubsync_id) s;
 	PERFORM set_config('enable_seqscan', 'on', true);
@@ -84,15 +109,14 @@ BEGIN
 		RETURN;
 	END IF;
 
-	-- 2. without those in flight, in back-off or of a paused object type
+	-- 2. without those in flight or in back-off
 	SELECT array_agg(u.id ORDER BY u.ord) INTO cand
 	FROM (SELECT x.id, x.ord
 	      FROM unnest(cand) WITH ORDINALITY AS x(id, ord)
 	      WHERE NOT EXISTS (
 	              SELECT 1 FROM hubsync.outbox i
-	              LEFT JOIN hubsync.object_types t ON t.object_type = i.object_type
 	              WHERE i.hubsync_id = x.id
-	                AND (i.state = 'in_flight' OR i.next_attempt_at > now() OR t.paused))
+	                AND (i.state = 'in_flight' OR i.next_attempt_at > now()))
 	      ORDER BY x.ord
 	      LIMIT p_limit) u;
 	IF cand IS NULL THEN

@@ -23,6 +23,9 @@ CREATE TABLE hubsync.outbox (
 	last_error       text
 );
 CREATE INDEX outbox_hubsync_id_idx ON hubsync.outbox (hubsync_id);
+-- the claim takes the oldest changes of each object type that is not
+-- paused, so a paused type's backlog is never walked through
+CREATE INDEX outbox_object_type_id_idx ON hubsync.outbox (object_type, id);
 COMMENT ON TABLE hubsync.outbox IS
   'Local changes waiting for HubSpot, written in the application''s own transaction';
 COMMENT ON COLUMN hubsync.outbox.op IS 'create, update or archive';

@@ -419,3 +419,7 @@ ALTER EXTENSION hubsync ADD TABLE hubsync._credentials;
 -- _mirror_wire loses its OUT parameter found (PL/pgSQL's FOUND shadowed it:
 -- it was always NULL, and nothing read it)
 DROP FUNCTION hubsync._mirror_wire(text, uuid);
+
+-- the push claim takes the oldest changes of each object type that is not
+-- paused, so a paused type's backlog never holds up the others
+CREATE INDEX outbox_object_type_id_idx ON hubsync.outbox (object_type, id);

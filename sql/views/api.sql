@@ -5,15 +5,22 @@
 -- changed and has not committed (hubsync.await_synced refuses to wait
 -- for those).
 
--- Where a record stands: pending (in the outbox), failed (dead letter) or
--- synced.  Readable by everyone, but a role sees only the records of the
--- object types whose mirror table it may SELECT (last_error is HubSpot's
--- message about the record, which may quote its values).
+-- Where a record stands: pending (in the outbox), paused (in the outbox
+-- while hubsync.pause() holds its type), failed (dead letter) or synced.
+-- Only records hubsync knows are listed (in the outbox, the dead letters
+-- or hubsync.sync_state): an id it lists under no type is unknown to it
+-- (hubsync.await_synced raises for it).  Readable by everyone, but a
+-- role sees only the records of the object types whose mirror table it
+-- may SELECT (last_error is HubSpot's message about the record, which may
+-- quote its values).
 CREATE OR REPLACE VIEW hubsync.record_status AS
 SELECT k.object_type,
        k.hubsync_id,
        s.hs_object_id,
-       CASE WHEN o.pending IS NOT NULL THEN 'pending'
+       CASE WHEN o.pending IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM hubsync.object_types p
+                             WHERE p.object_type = k.object_type AND p.paused) THEN 'paused'
+            WHEN o.pending IS NOT NULL THEN 'pending'
             WHEN d.hubsync_id IS NOT NULL THEN 'failed'
             ELSE 'synced' END AS status,
        coalesce(o.attempts, d.attempts, 0) AS attempts,
@@ -37,7 +44,7 @@ LEFT JOIN hubsync.sync_state s ON s.hubsync_id = k.hubsync_id
 WHERE k.object_type IN (SELECT t.object_type FROM hubsync.object_types t
                         WHERE hubsync._can_read_mirror(t.object_type));
 COMMENT ON VIEW hubsync.record_status IS
-  'Per record: pending (changes waiting), failed (in dead letters) or synced; attempts and last error; only the object types whose mirror table the reader may SELECT';
+  'Per record hubsync knows (outbox, dead letters, sync state): pending (changes waiting), paused (changes held by hubsync.pause()), failed (in dead letters) or synced; attempts and last error; only the object types whose mirror table the reader may SELECT';
 
 -- The records whose changes the calling transaction queued and has not
 -- committed yet (only of the object types the caller may read), so that

@@ -172,12 +172,24 @@ claim_batches(void)
 		b->records[b->nrecords++] = copy_record(b->cxt, tup, td);
 	}
 
-	/* when the outbox is empty, sleep until the earliest retry is due */
+	/*
+	 * When the outbox is empty, sleep until the earliest retry is due.  A
+	 * paused type's changes are not due, however old: they would have the
+	 * worker spin; each type's rows are found by the (object_type, id) index
+	 * (a row comparison, which no plan answers from the primary key), with
+	 * no JIT start-up.  The transaction ends right after, with its settings.
+	 */
 	idle_wait_ms = IDLE_WAIT_MS;
 	if (claimed == 0)
 	{
-		if (SPI_execute("SELECT greatest(0, ceil(extract(epoch FROM min(next_attempt_at) - now()) * 1000))::bigint "
-						"FROM hubsync.outbox WHERE state = 'pending'", true, 1) == SPI_OK_SELECT &&
+		(void) SPI_execute("SELECT set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)",
+						   false, 1);
+		if (SPI_execute("SELECT greatest(0, ceil(extract(epoch FROM min(w.next_at) - now()) * 1000))::bigint "
+						"FROM hubsync.object_types t CROSS JOIN LATERAL "
+						"(SELECT min(o.next_attempt_at) AS next_at FROM hubsync.outbox o "
+						" WHERE (o.object_type, o.id) > (t.object_type, 0) AND o.object_type <= t.object_type "
+						"   AND o.state = 'pending') w "
+						"WHERE NOT t.paused", false, 1) == SPI_OK_SELECT &&
 			SPI_processed == 1)
 		{
 			bool		isnull;
