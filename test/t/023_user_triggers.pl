@@ -1,7 +1,8 @@
 # User triggers on mirror tables: while the pull worker applies a rep's
 # change (a deal moved to closedwon in HubSpot), a user trigger on
 # hubspot.deals writes other rows (the contact becomes a customer, the
-# deal gets a company association); those writes are captured and reach
+# deal gets a company association, and an AFTER trigger's UPDATE sets
+# another column of the deal itself); those writes are captured and reach
 # HubSpot with origin 'trigger', while the deal's own applied change is
 # not pushed back.  The same for a trigger fired by the push worker's
 # write-back of hs_object_id.
@@ -69,6 +70,7 @@ CREATE FUNCTION deal_won() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF NEW.dealstage = 'closedwon' AND OLD.dealstage IS DISTINCT FROM 'closedwon' THEN
 		UPDATE hubspot.contacts SET lifecyclestage = 'customer' WHERE email = 'buyer@example.com';
+		UPDATE hubspot.deals SET dealtype = 'newbusiness' WHERE hubsync_id = NEW.hubsync_id;
 		INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id)
 		SELECT 'deals', NEW.hs_object_id, 'companies', c.hs_object_id
 		FROM hubspot.companies c WHERE c.name = 'Acme';
@@ -80,6 +82,7 @@ CREATE TRIGGER deal_won AFTER UPDATE ON hubspot.deals FOR EACH ROW EXECUTE FUNCT
 
 # ---- a rep moves the deal in HubSpot (webhook path) ----
 my $seq = $fake->control('GET', 'requests')->{lastSeq};
+my $change0 = q1("SELECT coalesce(max(id), 0) FROM hubsync.changes");
 $fake->control('POST', "ui/deals/$deal", { properties => { dealstage => 'closedwon' } });
 ok(settled(), 'stage change applied, trigger writes sent');
 is(q1("SELECT dealstage FROM hubspot.deals WHERE hs_object_id = $deal"), 'closedwon', 'deal applied');
@@ -93,7 +96,13 @@ ok((grep { $_->{id} == $company } @{ $rec->{associations}{companies} || [] }),
 is(q1("SELECT string_agg(DISTINCT origin, ',') FROM hubsync.changes
 	WHERE direction = 'out' AND op = 'update' AND object_type = 'contacts' AND hs_object_id = $contact AND properties ? 'lifecyclestage'"),
 	'trigger', "the trigger's write is recorded with origin 'trigger'");
-is(writes_since('deals', $seq), 0, "the deal's applied change was not pushed back (no loop)");
+is($fake->control('GET', "records/deals/$deal")->{properties}{dealtype}, 'newbusiness',
+	"the trigger's write to another column of the applied row reached HubSpot");
+is($fake->control('GET', "records/deals/$deal")->{properties}{dealstage}, 'closedwon', 'the rep\'s stage stays');
+is(q1("SELECT string_agg(origin || ':' || (SELECT string_agg(k, '+' ORDER BY k) FROM jsonb_object_keys(properties) k), ',')
+	FROM hubsync.changes WHERE id > $change0 AND direction = 'out' AND object_type = 'deals'"),
+	'trigger:dealtype', "only the trigger's column of the deal was pushed, not the applied stage (no loop)");
+is(writes_since('deals', $seq), 1, 'one write for the deal: the trigger\'s column');
 is(q1("SELECT count(*) FROM hubsync.dead_letters"), 0, 'no dead letters');
 
 # ---- the push worker's write-back of hs_object_id fires a trigger ----
