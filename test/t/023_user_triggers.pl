@@ -5,7 +5,7 @@
 # another column of the deal itself); those writes are captured and reach
 # HubSpot with origin 'trigger', while the deal's own applied change is
 # not pushed back.  The same for a trigger fired by the push worker's
-# write-back of hs_object_id.
+# write-back of hs_object_id, and for a rep's change found by polling.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -55,9 +55,9 @@ sub writes_since
 }
 
 # ---- records made by the app, pushed ----
-q1("INSERT INTO hubspot.contacts (email, lifecyclestage) VALUES ('buyer\@example.com', 'lead')");
+q1("INSERT INTO hubspot.contacts (email, company, lifecyclestage) VALUES ('buyer\@example.com', 'Big one', 'lead'), ('polled\@example.com', 'Polled one', 'lead')");
 q1("INSERT INTO hubspot.companies (name) VALUES ('Acme')");
-q1("INSERT INTO hubspot.deals (dealname, dealstage, pipeline) VALUES ('Big one', 'appointmentscheduled', 'default')");
+q1("INSERT INTO hubspot.deals (dealname, dealstage, pipeline) VALUES ('Big one', 'appointmentscheduled', 'default'), ('Polled one', 'appointmentscheduled', 'default')");
 ok(settled(), 'records pushed');
 my $contact = q1("SELECT hs_object_id FROM hubspot.contacts WHERE email = 'buyer\@example.com'");
 my $company = q1("SELECT hs_object_id FROM hubspot.companies WHERE name = 'Acme'");
@@ -69,7 +69,7 @@ q1(q{
 CREATE FUNCTION deal_won() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF NEW.dealstage = 'closedwon' AND OLD.dealstage IS DISTINCT FROM 'closedwon' THEN
-		UPDATE hubspot.contacts SET lifecyclestage = 'customer' WHERE email = 'buyer@example.com';
+		UPDATE hubspot.contacts SET lifecyclestage = 'customer' WHERE company = NEW.dealname;
 		UPDATE hubspot.deals SET dealtype = 'newbusiness' WHERE hubsync_id = NEW.hubsync_id;
 		INSERT INTO hubspot.associations (from_type, from_id, to_type, to_id)
 		SELECT 'deals', NEW.hs_object_id, 'companies', c.hs_object_id
@@ -130,5 +130,24 @@ $seq = $fake->control('GET', 'requests')->{lastSeq};
 ok(settled(), 'quiet');
 sleep 2;
 is(writes_since('(?:deals|contacts|companies)', $seq), 0, 'nothing loops');
+
+# ---- polling: the rep's change found by the poller, no webhook ----
+$fake->configure(webhookUrl => undef, searchIndexLagMs => 0);
+q1("ALTER SYSTEM SET hubsync.poll_interval = '1s'");
+q1("SELECT pg_reload_conf()");
+my $deal2 = q1("SELECT hs_object_id FROM hubspot.deals WHERE dealname = 'Polled one'");
+my $contact2 = q1("SELECT hs_object_id FROM hubspot.contacts WHERE email = 'polled\@example.com'");
+my $change1 = q1("SELECT coalesce(max(id), 0) FROM hubsync.changes");
+$fake->control('POST', "ui/deals/$deal2", { properties => { dealstage => 'closedwon' } });
+ok($node->poll_query_until('postgres',
+	"SELECT dealstage = 'closedwon' FROM hubspot.deals WHERE hs_object_id = $deal2"), 'the poller applied the stage');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM hubsync.outbox"), 'trigger writes sent');
+is($fake->control('GET', "records/contacts/$contact2")->{properties}{lifecyclestage}, 'customer',
+	"the trigger's write, fired by a polled change, reached HubSpot");
+is(q1("SELECT string_agg(origin || ':' || (SELECT string_agg(k, '+' ORDER BY k) FROM jsonb_object_keys(properties) k), ',' ORDER BY object_type)
+	FROM hubsync.changes WHERE id > $change1 AND direction = 'out' AND object_type <> 'associations'"),
+	'trigger:lifecyclestage,trigger:dealtype', 'only the trigger\'s writes were pushed');
+is(q1("SELECT string_agg(origin, ',') FROM hubsync.changes WHERE id > $change1 AND direction = 'out' AND object_type = 'associations'"),
+	'trigger', "the trigger's association too, with origin 'trigger'");
 
 done_testing();
