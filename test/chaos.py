@@ -8,6 +8,10 @@ For --duration seconds, everything goes wrong at once:
     an invalid email (a fault meant to be permanent: it must dead-letter);
   * "reps" in the fake HubSpot create, edit, delete, restore and merge the
     same records, with webhooks on, duplicated and shuffled;
+  * an application trigger on hubspot.deals makes the contacts of a deal
+    that becomes closedwon customers (lifecyclestage), also when the deal
+    is moved by a rep: its writes, made while hubsync applies HubSpot's
+    changes, must reach HubSpot too;
   * the fake injects 10% 429, 5% 5xx, 1% hangs past hubsync's request
     timeout, 1% 207 partial failures and the odd connection reset;
   * hubsync workers are killed with kill -9 at random moments, and the whole
@@ -39,7 +43,7 @@ from lib import Cluster, Fake, free_port  # noqa: E402
 
 # Properties compared on each side, per object type (typed mirror columns).
 COMPARED = {
-    "contacts": ["email", "firstname", "lastname", "company", "jobtitle", "city"],
+    "contacts": ["email", "firstname", "lastname", "company", "jobtitle", "city", "lifecyclestage"],
     "deals": ["dealname", "amount", "dealstage", "pipeline"],
     "invoices": ["hs_invoice_status", "hs_amount_billed", "hs_currency"],
 }
@@ -97,6 +101,24 @@ class Chaos:
         # ownership: the billing side owns deal names, reps own job titles
         self.pg.sql("SELECT hubsync.set_owner('deals', 'dealname', 'postgres')")
         self.pg.sql("SELECT hubsync.set_owner('contacts', 'jobtitle', 'hubspot')")
+        # the application's trigger: a won deal makes its contacts customers
+        self.pg.sql("""
+CREATE FUNCTION public.deal_won() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.dealstage = 'closedwon' AND OLD.dealstage IS DISTINCT FROM 'closedwon' THEN
+        UPDATE hubspot.contacts c SET lifecyclestage = 'customer'
+        WHERE c.lifecyclestage IS DISTINCT FROM 'customer' AND c.hs_object_id IN (
+            SELECT a.from_id FROM hubspot.associations a
+            WHERE a.from_type = 'contacts' AND a.to_type = 'deals' AND a.to_id = NEW.hs_object_id
+            UNION ALL
+            SELECT a.to_id FROM hubspot.associations a
+            WHERE a.from_type = 'deals' AND a.to_type = 'contacts' AND a.from_id = NEW.hs_object_id);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER deal_won AFTER UPDATE ON hubspot.deals
+    FOR EACH ROW EXECUTE FUNCTION public.deal_won();
+""")
 
     # ---- load -----------------------------------------------------------
 
@@ -519,6 +541,8 @@ class Chaos:
         print("  %-40s %8d" % ("429 answers", counters.get("total429", 0)))
         print("  %-40s %8d" % ("dead letters (expected: invalid emails)", len(dead)))
         print("  %-40s %8d" % ("conflicts recorded", int(self.pg.sql("SELECT count(*) FROM hubsync.conflicts"))))
+        print("  %-40s %8d" % ("trigger writes pushed (origin trigger)", int(self.pg.sql(
+            "SELECT count(*) FROM hubsync.changes WHERE direction = 'out' AND origin = 'trigger'"))))
         for k in ("eventsGenerated", "duplicatesInjected", "deliveriesSent", "deliveriesFailed", "eventsDropped"):
             print("  %-40s %8d" % ("webhook " + k, hooks.get(k, 0)))
         print("  %-40s %8s" % ("duplicates in HubSpot (email, hubsync_id)",

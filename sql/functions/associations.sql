@@ -41,7 +41,12 @@ COMMENT ON FUNCTION hubsync.association_type(text, text, text) IS
 CREATE OR REPLACE FUNCTION hubsync._applying_remote() RETURNS boolean
 LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_applying_remote_fn';
 COMMENT ON FUNCTION hubsync._applying_remote() IS
-  'API: private. true while hubsync itself applies HubSpot''s changes (nothing is captured then)';
+  'API: private. In a trigger of a mirror table or hubspot.associations: true when the row is hubsync''s own write of HubSpot''s changes (not captured); false for the application''s writes, and for what its triggers write meanwhile';
+
+CREATE OR REPLACE FUNCTION hubsync._capture_origin() RETURNS text
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_capture_origin_fn';
+COMMENT ON FUNCTION hubsync._capture_origin() IS
+  'API: private. In a capture trigger: the origin to record, ''trigger'' for a trigger''s write while hubsync applies HubSpot''s changes, else hubsync.origin';
 
 -- BEFORE trigger: fill a missing type id from a cached label, and a
 -- missing label from a cached type id, so both directions keep labels;
@@ -76,11 +81,12 @@ COMMENT ON FUNCTION hubsync._association_defaults() IS
 
 -- AFTER trigger: application INSERTs and DELETEs of associations go to
 -- the association outbox (not hubsync's own writes while applying
--- HubSpot's changes, nor a pg_restore).
+-- HubSpot's changes, nor a pg_restore).  What a user trigger writes while
+-- hubsync applies HubSpot's changes goes too, with origin 'trigger'.
 CREATE OR REPLACE FUNCTION hubsync._capture_association() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	v_origin text := coalesce(current_setting('hubsync.origin', true), 'app');
+	v_origin text := hubsync._capture_origin();
 	n integer;
 BEGIN
 	-- pg_restore brings the queue back with the links; only a restore by a

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * remote_apply.h
- *	  Whether this process is applying HubSpot's changes to the mirror.
+ *	  Whether a write is hubsync's own application of HubSpot's changes.
  *
  * IDENTIFICATION
  *	  src/core/remote_apply.h
@@ -12,9 +12,24 @@
 #define HUBSYNC_REMOTE_APPLY_H
 
 /*
- * Set only by hubsync's own workers while they apply HubSpot's changes;
- * writes made meanwhile are not captured.  No SQL can set it.
+ * Set only by hubsync's own workers (through hubsync_remote_apply_begin)
+ * while they apply HubSpot's changes.  No SQL can set it.
  */
 extern bool hubsync_applying_remote;
+
+/* Who wrote the row a capture trigger fired for */
+typedef enum HubsyncWriteKind
+{
+	HUBSYNC_WRITE_LOCAL,		/* the application: captured */
+	HUBSYNC_WRITE_REMOTE,		/* hubsync applying HubSpot's change: not */
+	HUBSYNC_WRITE_TRIGGER		/* a trigger fired by that: captured */
+} HubsyncWriteKind;
+
+/* the origin recorded for HUBSYNC_WRITE_TRIGGER */
+#define HUBSYNC_TRIGGER_ORIGIN "trigger"
+
+extern void hubsync_remote_apply_begin(void);
+extern void hubsync_remote_apply_end(void);
+extern HubsyncWriteKind hubsync_remote_write(void);
 
 #endif							/* HUBSYNC_REMOTE_APPLY_H */

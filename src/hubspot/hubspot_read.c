@@ -531,10 +531,10 @@ hubsync_worker_sql(const char *activity, const char *sql, int nargs, Oid *types,
 	PG_TRY();
 	{
 		SPI_connect();
-		hubsync_applying_remote = true;
+		hubsync_remote_apply_begin();
 		if (SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0) < 0)
 			elog(ERROR, "could not run \"%s\"", sql);
-		hubsync_applying_remote = false;
+		hubsync_remote_apply_end();
 		if (result && SPI_tuptable != NULL && SPI_processed > 0)
 		{
 			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -549,7 +549,7 @@ hubsync_worker_sql(const char *activity, const char *sql, int nargs, Oid *types,
 	{
 		ErrorData  *edata;
 
-		hubsync_applying_remote = false;
+		hubsync_remote_apply_end();
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();

@@ -22,8 +22,10 @@
  *		tables they touch.
  *
  * While events are applied hubsync_applying_remote is true, so the capture
- * trigger enqueues nothing: a change that came from HubSpot is never
- * pushed back.  It is reset on every path, errors included.
+ * trigger enqueues nothing for the rows hubsync writes: a change that came
+ * from HubSpot is never pushed back.  What the application's triggers
+ * write meanwhile is captured (origin "trigger", core/remote_apply.c).
+ * It is reset on every path, errors included.
  *
  * IDENTIFICATION
  *	  src/pull/apply.c
@@ -503,7 +505,7 @@ hubsync_apply_inbox(int limit, bool *retry_later)
 									false, -1);
 		failed_types = PointerGetDatum(construct_array(failed_elems, nfailed, TEXTOID, -1,
 													   false, TYPALIGN_INT));
-		hubsync_applying_remote = true;
+		hubsync_remote_apply_begin();
 		apply_fast(ids_array(ids, n));
 		nrest = still_pending(ids_array(ids, n), &rest);
 		for (i = 0; i < nrest; i++)
@@ -514,7 +516,7 @@ hubsync_apply_inbox(int limit, bool *retry_later)
 	}
 	PG_FINALLY();
 	{
-		hubsync_applying_remote = false;
+		hubsync_remote_apply_end();
 	}
 	PG_END_TRY();
 	SPI_finish();

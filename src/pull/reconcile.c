@@ -102,6 +102,49 @@ stage_type(int64 run, const char *object_type, const char *api_name, char **prop
 }
 
 /*
+ * compare_type -- compare one staged object type with the mirror (and
+ * repair it), returning the drift rows; the mirror writes this makes are
+ * hubsync's own application of HubSpot's records, not captured.
+ */
+static void
+compare_type(ReturnSetInfo *rsinfo, int64 run, const char *name, bool repair)
+{
+	PG_TRY();
+	{
+		Oid			t3[3] = {INT8OID, TEXTOID, BOOLOID};
+		Datum		v3[3];
+		uint64		r;
+
+		hubsync_remote_apply_begin();
+		v3[0] = Int64GetDatum(run);
+		v3[1] = CStringGetTextDatum(name);
+		v3[2] = BoolGetDatum(repair);
+		if (SPI_execute_with_args("SELECT object_type, hubsync_id, hs_object_id, kind, property, "
+								  "       local_value, remote_value, action "
+								  "FROM hubsync._reconcile_compare($1, $2, $3)",
+								  3, t3, v3, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not compare %s with HubSpot", name);
+		for (r = 0; r < SPI_processed; r++)
+		{
+			Datum		values[8];
+			bool		nulls[8];
+			int			c;
+
+			for (c = 0; c < 8; c++)
+				values[c] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		hubsync_remote_apply_end();
+	}
+	PG_CATCH();
+	{
+		hubsync_remote_apply_end();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
  * hubsync_reconcile -- SQL hubsync.reconcile(object_type, repair): one
  * row per drift.
  */
@@ -185,37 +228,7 @@ hubsync_reconcile(PG_FUNCTION_ARGS)
 						 errhint("See the warning above for HubSpot's answer.")));
 			continue;
 		}
-		hubsync_applying_remote = true;
-		PG_TRY();
-		{
-			Oid			t3[3] = {INT8OID, TEXTOID, BOOLOID};
-			Datum		v3[3];
-			uint64		r;
-
-			v3[0] = Int64GetDatum(run);
-			v3[1] = CStringGetTextDatum(names[i]);
-			v3[2] = BoolGetDatum(repair);
-			if (SPI_execute_with_args("SELECT object_type, hubsync_id, hs_object_id, kind, property, "
-									  "       local_value, remote_value, action "
-									  "FROM hubsync._reconcile_compare($1, $2, $3)",
-									  3, t3, v3, NULL, false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "could not compare %s with HubSpot", names[i]);
-			for (r = 0; r < SPI_processed; r++)
-			{
-				Datum		values[8];
-				bool		nulls[8];
-				int			c;
-
-				for (c = 0; c < 8; c++)
-					values[c] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
-				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			}
-		}
-		PG_FINALLY();
-		{
-			hubsync_applying_remote = false;
-		}
-		PG_END_TRY();
+		compare_type(rsinfo, run, names[i], repair);
 	}
 	{
 		Oid			t1[1] = {INT8OID};

@@ -11,7 +11,9 @@
  *
  * Writes that hubsync itself makes while applying HubSpot's changes set
  * hubsync_applying_remote, a C variable no SQL can reach, and are never
- * captured: that is how a change from HubSpot is never pushed back.
+ * captured: that is how a change from HubSpot is never pushed back.  What
+ * the application's triggers write meanwhile (to other rows) is captured,
+ * with the origin "trigger" (core/remote_apply.c).
  *
  * At commit the enqueuing backend wakes the push worker (core/at_commit.c,
  * then a latch), so changes leave within milliseconds, not at the next
@@ -397,12 +399,17 @@ count_change(void)
  * enqueue -- insert the outbox row: directly into the heap when the
  * outbox has the shape we know (see outbox_insert.c), otherwise through
  * SPI as the owner of the outbox (the application role need not be able
- * to write it directly).
+ * to write it directly).  A trigger's write while a worker applies
+ * HubSpot's changes (origin "trigger") is not counted against
+ * hubsync.max_changes_per_xact: the worker's batch is no application's
+ * mass update, and failing it would lose HubSpot's changes too.
  */
 static void
 enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
-		bool hs_null, const char *op, List *changed)
+		bool hs_null, const char *op, List *changed, const char *origin)
 {
+	bool		counted = strcmp(origin, HUBSYNC_TRIGGER_ORIGIN) != 0 ||
+		!hubsync_applying_remote;
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Datum	   *elems;
@@ -422,13 +429,14 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 	values[3] = CStringGetTextDatum(op);
 	values[4] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
 												TYPALIGN_INT));
-	values[5] = CStringGetTextDatum(hubsync_origin);
+	values[5] = CStringGetTextDatum(origin);
 
 	if (!id_null &&
 		hubsync_outbox_insert_direct(info->object_type, hubsync_id, hs_null,
-									 hs_object_id, op, values[4], hubsync_origin))
+									 hs_object_id, op, values[4], origin))
 	{
-		count_change();
+		if (counted)
+			count_change();
 		hubsync_wake_at_commit(HUBSYNC_WORKER_PUSH);
 		return;
 	}
@@ -456,7 +464,8 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 	hubsync_end_owner(&owner);
 	SPI_finish();
 
-	count_change();
+	if (counted)
+		count_change();
 	hubsync_wake_at_commit(HUBSYNC_WORKER_PUSH);
 }
 
@@ -476,6 +485,8 @@ hubsync_capture(PG_FUNCTION_ARGS)
 				hsid;
 	bool		id_null,
 				hs_null;
+	HubsyncWriteKind kind;
+	const char *origin;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -485,8 +496,14 @@ hubsync_capture(PG_FUNCTION_ARGS)
 				 errmsg("hubsync._capture() must be an AFTER ... FOR EACH ROW trigger")));
 
 	rel = trigdata->tg_relation;
-	if (hubsync_applying_remote || hubsync_restoring_a_dump(rel))
+	/*
+	 * hubsync's own write of HubSpot's change is not captured; a write that
+	 * a trigger made meanwhile (to another row) is, as the trigger's.
+	 */
+	kind = hubsync_remote_write();
+	if (kind == HUBSYNC_WRITE_REMOTE || hubsync_restoring_a_dump(rel))
 		return PointerGetDatum(NULL);
+	origin = kind == HUBSYNC_WRITE_TRIGGER ? HUBSYNC_TRIGGER_ORIGIN : hubsync_origin;
 
 	tupdesc = RelationGetDescr(rel);
 	info = get_capture_info(rel);
@@ -502,7 +519,7 @@ hubsync_capture(PG_FUNCTION_ARGS)
 		(void) collect_changes(info, tupdesc, NULL, row);
 		/* a row that already has a HubSpot id mirrors an existing record */
 		if (hs_null)
-			enqueue(info, id, id_null, hsid, hs_null, "create", NIL);
+			enqueue(info, id, id_null, hsid, hs_null, "create", NIL, origin);
 	}
 	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
@@ -510,10 +527,10 @@ hubsync_capture(PG_FUNCTION_ARGS)
 											  trigdata->tg_trigtuple, row);
 
 		if (changed != NIL)
-			enqueue(info, id, id_null, hsid, hs_null, "update", changed);
+			enqueue(info, id, id_null, hsid, hs_null, "update", changed, origin);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		enqueue(info, id, id_null, hsid, hs_null, "archive", NIL);
+		enqueue(info, id, id_null, hsid, hs_null, "archive", NIL, origin);
 
 	return PointerGetDatum(NULL);
 }

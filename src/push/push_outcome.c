@@ -229,7 +229,7 @@ push_record_outcomes(PushBatch *b)
 	}
 	SPI_connect();
 	/* bookkeeping, not the application: nothing here is captured */
-	hubsync_applying_remote = true;
+	hubsync_remote_apply_begin();
 	for (i = 0; i < b->nrecords; i++)
 	{
 		PushRecord *r = b->records[i];
@@ -258,7 +258,7 @@ push_record_outcomes(PushBatch *b)
 		r->outcome.message = failure->message;
 		(void) in_subtransaction(record_local_failure, b, r);
 	}
-	hubsync_applying_remote = false;
+	hubsync_remote_apply_end();
 	SPI_finish();
 	hubsync_worker_end_xact();
 }
