@@ -212,9 +212,12 @@ BEGIN
 		INSERT INTO hubsync.alert_watch AS w (watch, value) VALUES ('webhook_refused', v_refused)
 		ON CONFLICT (watch) DO UPDATE SET value = EXCLUDED.value, since = now();
 		-- the counters start again at zero with the server
-		IF v_refused_max > 0 AND v_refused - CASE WHEN v_last <= v_refused THEN v_last ELSE 0 END > v_refused_max THEN
+		IF v_last IS NULL OR v_last > v_refused THEN
+			v_last := 0;
+		END IF;
+		IF v_refused_max > 0 AND v_refused - v_last > v_refused_max THEN
 			n := n + hubsync._alert('webhook_refused', '', jsonb_build_object(
-				'refused_signature', v_refused - CASE WHEN v_last <= v_refused THEN v_last ELSE 0 END,
+				'refused_signature', v_refused - v_last,
 				'refused_signature_total', v_refused,
 				'threshold', v_refused_max))::integer;
 		END IF;
