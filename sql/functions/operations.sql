@@ -209,8 +209,11 @@ BEGIN
 	FROM hubsync.webhook_counters() c WHERE c.counter = 'refused_signature';
 	IF v_refused IS NOT NULL THEN
 		SELECT w.value INTO v_last FROM hubsync.alert_watch w WHERE w.watch = 'webhook_refused';
-		INSERT INTO hubsync.alert_watch AS w (watch, value) VALUES ('webhook_refused', v_refused)
-		ON CONFLICT (watch) DO UPDATE SET value = EXCLUDED.value, since = now();
+		-- written only when it changed (no row while nothing was refused)
+		IF v_refused IS DISTINCT FROM coalesce(v_last, 0) THEN
+			INSERT INTO hubsync.alert_watch AS w (watch, value) VALUES ('webhook_refused', v_refused)
+			ON CONFLICT (watch) DO UPDATE SET value = EXCLUDED.value, since = now();
+		END IF;
 		-- the counters start again at zero with the server
 		IF v_last IS NULL OR v_last > v_refused THEN
 			v_last := 0;
