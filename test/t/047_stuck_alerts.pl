@@ -87,6 +87,20 @@ is($a->{refused_signature} . '|' . $a->{refused_signature_total} . '|' . $a->{th
 is($sql->("SELECT count(*) FROM hubsync.alerts WHERE alert = 'webhook_refused'"), '1',
 	'webhook_refused: stored in hubsync.alerts');
 
+# ---- worker_down: the push worker killed (back after 5 s) ----
+my $pid = HubSync::Node::worker_pids($node)->{'hubsync push'};
+$sql->("SELECT pg_terminate_backend($pid)");
+$a = heard('worker_down');
+ok($a, 'worker_down: heard');
+is($a->{worker} . '|' . $a->{threshold_seconds}, 'hubsync push|1', 'worker_down: names the worker and the threshold');
+ok($a->{down_seconds} >= 1 && $a->{state} ne 'running', 'worker_down: how long, its state');
+is($sql->("SELECT count(*) FROM hubsync.alerts WHERE alert = 'worker_down' AND key = 'hubsync push'"), '1',
+	'worker_down: stored in hubsync.alerts');
+ok(HubSync::Node::wait_for_workers($node), 'the push worker is back');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM hubsync.alert_watch WHERE watch LIKE 'worker_down:%'"),
+	'worker_down: forgotten once it runs again');
+
 # ---- poll_failing: every search fails ----
 $fake->control('POST', 'faults', { queue => [ { status => 503, match => '/search', count => 1000000 } ] });
 ok($node->poll_query_until('postgres', "SELECT count(*) > 0 FROM hubsync.poll_state WHERE last_error IS NOT NULL"),
@@ -102,20 +116,6 @@ $fake->control('DELETE', 'faults');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM hubsync.alert_watch WHERE watch LIKE 'poll_failing:%'"),
 	'poll_failing: forgotten once the polls succeed again');
-
-# ---- worker_down: the push worker killed (back after 5 s) ----
-my $pid = HubSync::Node::worker_pids($node)->{'hubsync push'};
-$sql->("SELECT pg_terminate_backend($pid)");
-$a = heard('worker_down');
-ok($a, 'worker_down: heard');
-is($a->{worker} . '|' . $a->{threshold_seconds}, 'hubsync push|1', 'worker_down: names the worker and the threshold');
-ok($a->{down_seconds} >= 1 && $a->{state} ne 'running', 'worker_down: how long, its state');
-is($sql->("SELECT count(*) FROM hubsync.alerts WHERE alert = 'worker_down' AND key = 'hubsync push'"), '1',
-	'worker_down: stored in hubsync.alerts');
-ok(HubSync::Node::wait_for_workers($node), 'the push worker is back');
-ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 0 FROM hubsync.alert_watch WHERE watch LIKE 'worker_down:%'"),
-	'worker_down: forgotten once it runs again');
 
 $listener->quit;
 $node->stop;
