@@ -60,6 +60,23 @@ like($r->{credentials}{hint}, qr/set_credentials/, 'no credentials: the hint say
 $sql->("SET log_statement = 'none'; SELECT hubsync.set_credentials(access_token => 'test-token')");
 is($sql->("SELECT bool_and(ok) FROM hubsync.check()"), 't', 'good again with the right token');
 
+# ---- the webhook receiver: client secret and public URL ----
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+$node->append_conf('postgresql.conf', "hubsync.webhook_port = $port\n");
+$node->reload;
+ok($node->poll_query_until('postgres', "SELECT current_setting('hubsync.webhook_port') = '$port'"), 'receiver on');
+$r = rows();
+is($r->{webhooks}{ok}, 'f', 'receiver without a public URL: not ok');
+like($r->{webhooks}{hint}, qr/hubsync\.webhook_public_url/, 'receiver without a public URL: the hint names the setting');
+$node->append_conf('postgresql.conf', "hubsync.webhook_public_url = 'https://example.com/hubspot/webhooks'\n");
+$node->reload;
+ok($node->poll_query_until('postgres', "SELECT ok FROM hubsync.check() WHERE item = 'webhooks'"),
+	'receiver with client secret and public URL: ok');
+$sql->("SELECT hubsync.set_credentials(client_secret => '')");
+$r = rows();
+is($r->{webhooks}{ok}, 'f', 'receiver without a client secret: not ok');
+like($r->{webhooks}{hint}, qr/client_secret/, 'receiver without a client secret: the hint says what to do');
+
 # ---- owner only ----
 $sql->("CREATE ROLE app_user LOGIN");
 my ($ret, $out, $err) = $node->psql('postgres', "SET ROLE app_user; SELECT * FROM hubsync.check()");
