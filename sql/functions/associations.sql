@@ -334,20 +334,24 @@ COMMENT ON FUNCTION hubsync._assoc_done(bigint[]) IS
   'API: private. Push worker: records association changes HubSpot accepted';
 
 -- Push worker: association changes to try again later, or failed for good.
--- The alert names the changes and the status; HubSpot's message stays in
--- hubsync.association_outbox.last_error (anyone may LISTEN).
+-- The alert (through hubsync._alert: stored in hubsync.alerts, once per
+-- hubsync.alert_interval) names the changes and the status; HubSpot's
+-- message stays in hubsync.association_outbox.last_error (anyone may LISTEN).
 CREATE OR REPLACE FUNCTION hubsync._assoc_retry(p_ids bigint[], p_status integer, p_error text,
 	p_delay_ms bigint, p_count_attempt boolean, p_failed boolean) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
 	UPDATE hubsync.association_outbox o
 	SET state = CASE WHEN p_failed THEN 'failed' ELSE 'pending' END, lease_until = NULL,
 	    next_attempt_at = now() + make_interval(secs => p_delay_ms / 1000.0),
 	    attempts = CASE WHEN p_count_attempt THEN o.attempts ELSE greatest(o.attempts - 1, 0) END,
 	    last_status = p_status, last_error = p_error
 	WHERE o.id = ANY (p_ids);
-	SELECT pg_notify('hubsync_alerts', jsonb_build_object('alert', 'association_failed',
-		'ids', to_jsonb(p_ids), 'status', p_status)::text)
-	WHERE p_failed;
+	IF p_failed THEN
+		PERFORM hubsync._alert('association_failed', '', jsonb_build_object(
+			'ids', to_jsonb(p_ids), 'status', p_status));
+	END IF;
+END
 $$;
 COMMENT ON FUNCTION hubsync._assoc_retry(bigint[], integer, text, bigint, boolean, boolean) IS
   'API: private. Push worker: schedules association changes again, or marks them failed';

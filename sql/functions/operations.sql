@@ -112,11 +112,13 @@ $$;
 COMMENT ON FUNCTION hubsync._trigger_grantees(text) IS
   'API: private. Roles other than the owner holding TRIGGER on hubspot.<table> (NULL when none)';
 
--- Checks the alert thresholds (called by the housekeeping round): auth
--- refused, oldest pending change, inbound lag, failed inbound events,
--- trigger grants, daily quota.  Dead letters
--- alert where they are made (hubsync._push_dead).  Returns how many
--- alerts were sent.
+-- Checks the alert thresholds (called by the housekeeping round of the
+-- pull worker): auth refused or OAuth refresh refused, oldest pending
+-- change, inbound lag, failed inbound events, a poller failing, a worker down, webhook signature
+-- refusals, trigger grants, daily quota.  Dead letters and failed
+-- association changes alert where they are made.  What must be remembered
+-- between rounds (since when, last counter) is in hubsync.alert_watch.
+-- Returns how many alerts were sent.
 CREATE OR REPLACE FUNCTION hubsync._check_alerts() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -124,15 +126,104 @@ DECLARE
 	v_age interval := hubsync._setting_interval('hubsync.alert_pending_age', '900s');
 	v_lag interval := hubsync._setting_interval('hubsync.alert_inbound_lag', '300s');
 	v_pct numeric := coalesce(nullif(current_setting('hubsync.alert_daily_quota', true), '')::numeric, 90);
+	v_poll interval := hubsync._setting_interval('hubsync.alert_poll_failing', '900s');
+	v_down interval := hubsync._setting_interval('hubsync.alert_worker_down', '60s');
+	v_refused_max bigint := coalesce(nullif(current_setting('hubsync.alert_webhook_refused', true), '')::bigint, 10);
+	v_refused bigint;
+	v_last bigint;
+	-- as hubsync.credentials_status says it (a refused refresh survives restarts)
+	v_auth text := (SELECT s.auth FROM hubsync._credentials_status() s);
 	v_oldest timestamptz;
 	v_occurred bigint;
 	r record;
 	q record;
 BEGIN
-	IF hubsync._auth_state() = 'refused' THEN
+	IF v_auth = 'refused' THEN
 		n := n + hubsync._alert('auth_failed', '', jsonb_build_object(
 			'message', 'HubSpot refused hubsync''s credentials (HTTP 401): pushing has stopped',
 			'hint', 'Set a valid token with hubsync.set_credentials(access_token => ...).'))::integer;
+	ELSIF v_auth = 'refresh_failed' THEN
+		n := n + hubsync._alert('auth_refresh_failed', '', jsonb_build_object(
+			'message', 'HubSpot refused the OAuth refresh token: sync has stopped until the credentials change',
+			'hint', 'Reinstall the app or authorize again, then hubsync.set_credentials(oauth_refresh_token => ...); hubsync.credentials_status says why.'))::integer;
+	END IF;
+
+	-- a poller failing round after round: the safety net for missed
+	-- webhooks is gone (its error stays in hubsync.poll_state.last_error)
+	IF v_poll > interval '0' THEN
+		DELETE FROM hubsync.alert_watch w
+		WHERE w.watch LIKE 'poll_failing:%'
+		  AND NOT EXISTS (SELECT FROM hubsync.poll_state p
+		                  WHERE 'poll_failing:' || p.object_type = w.watch AND p.last_error IS NOT NULL);
+		INSERT INTO hubsync.alert_watch (watch)
+		SELECT 'poll_failing:' || p.object_type FROM hubsync.poll_state p
+		JOIN hubsync.object_types t ON t.object_type = p.object_type AND NOT t.paused
+		WHERE p.last_error IS NOT NULL
+		ON CONFLICT (watch) DO NOTHING;
+		FOR r IN
+			SELECT p.object_type, p.polled_at, now() - w.since AS failing
+			FROM hubsync.alert_watch w
+			JOIN hubsync.poll_state p ON 'poll_failing:' || p.object_type = w.watch
+			JOIN hubsync.object_types t ON t.object_type = p.object_type AND NOT t.paused
+			WHERE w.since < now() - v_poll AND p.last_error IS NOT NULL
+			ORDER BY p.object_type
+		LOOP
+			n := n + hubsync._alert('poll_failing', r.object_type, jsonb_build_object(
+				'object_type', r.object_type, 'failing_seconds', round(extract(epoch FROM r.failing)),
+				'last_polled_at', r.polled_at,
+				'threshold_seconds', extract(epoch FROM v_poll)))::integer;
+		END LOOP;
+	END IF;
+
+	-- a worker that is not running while hubsync is enabled (this runs in
+	-- the pull worker: its own absence cannot be seen from here)
+	IF v_down > interval '0' AND coalesce(current_setting('hubsync.enabled', true), 'on') = 'on' THEN
+		DELETE FROM hubsync.alert_watch w
+		WHERE w.watch LIKE 'worker_down:%'
+		  AND NOT EXISTS (SELECT FROM hubsync.worker_status() s
+		                  WHERE 'worker_down:' || s.worker = w.watch
+		                    AND s.state NOT IN ('running', 'idle: disabled', 'idle: standby'));
+		INSERT INTO hubsync.alert_watch (watch)
+		SELECT 'worker_down:' || s.worker FROM hubsync.worker_status() s
+		WHERE s.state NOT IN ('running', 'idle: disabled', 'idle: standby')
+		ON CONFLICT (watch) DO NOTHING;
+		FOR r IN
+			SELECT s.worker, s.state, now() - w.since AS down
+			FROM hubsync.alert_watch w
+			JOIN hubsync.worker_status() s ON 'worker_down:' || s.worker = w.watch
+			WHERE w.since < now() - v_down
+			ORDER BY s.worker
+		LOOP
+			n := n + hubsync._alert('worker_down', r.worker, jsonb_build_object(
+				'worker', r.worker, 'state', r.state,
+				'down_seconds', round(extract(epoch FROM r.down)),
+				'threshold_seconds', extract(epoch FROM v_down)))::integer;
+		END LOOP;
+	ELSE
+		DELETE FROM hubsync.alert_watch w WHERE w.watch LIKE 'worker_down:%';
+	END IF;
+
+	-- webhook deliveries refused for a bad signature since the last round:
+	-- a wrong client secret, or someone forging deliveries
+	SELECT sum(c.value)::bigint INTO v_refused
+	FROM hubsync.webhook_counters() c WHERE c.counter = 'refused_signature';
+	IF v_refused IS NOT NULL THEN
+		SELECT w.value INTO v_last FROM hubsync.alert_watch w WHERE w.watch = 'webhook_refused';
+		-- written only when it changed (no row while nothing was refused)
+		IF v_refused IS DISTINCT FROM coalesce(v_last, 0) THEN
+			INSERT INTO hubsync.alert_watch AS w (watch, value) VALUES ('webhook_refused', v_refused)
+			ON CONFLICT (watch) DO UPDATE SET value = EXCLUDED.value, since = now();
+		END IF;
+		-- the counters start again at zero with the server
+		IF v_last IS NULL OR v_last > v_refused THEN
+			v_last := 0;
+		END IF;
+		IF v_refused_max > 0 AND v_refused - v_last > v_refused_max THEN
+			n := n + hubsync._alert('webhook_refused', '', jsonb_build_object(
+				'refused_signature', v_refused - v_last,
+				'refused_signature_total', v_refused,
+				'threshold', v_refused_max))::integer;
+		END IF;
 	END IF;
 
 	IF v_age > interval '0' THEN
@@ -328,3 +419,148 @@ END
 $$;
 COMMENT ON FUNCTION hubsync._notify_out_change() IS
   'API: private. Trigger: NOTIFY hubsync_changes for a change HubSpot accepted (direction out)';
+
+-- One GET for hubsync.check(): {"status", "body"}, status 0 with the
+-- error as body when it could not be sent (no credentials, unreachable).
+CREATE OR REPLACE FUNCTION hubsync._check_get(p_path text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN hubsync._hubspot_get(p_path);
+EXCEPTION WHEN OTHERS THEN
+	RETURN jsonb_build_object('status', 0, 'body', SQLERRM);
+END
+$$;
+COMMENT ON FUNCTION hubsync._check_get(text) IS
+  'API: private. hubsync.check(): one GET from HubSpot, errors as status 0';
+
+-- Verifies the set-up before the first row is written: credentials,
+-- HubSpot reachable and the token accepted, read access per tracked
+-- object type (the token's scopes), the hubsync_id property, the webhook
+-- receiver (or polling only) and the workers.  Only GETs: nothing is
+-- created in HubSpot.  Owner only (it uses the stored token).
+CREATE OR REPLACE FUNCTION hubsync.check(
+	OUT item text, OUT ok boolean, OUT detail text, OUT hint text)
+RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	c record;
+	r record;
+	g jsonb;
+	v_status integer;
+	v_token_ok boolean := false;
+	v_port integer := coalesce(nullif(current_setting('hubsync.webhook_port', true), '')::integer, 0);
+	v_url text := coalesce(current_setting('hubsync.webhook_public_url', true), '');
+	v_down text;
+BEGIN
+	PERFORM hubsync._require_owner('check the hubsync set-up');
+
+	-- credentials
+	SELECT * INTO c FROM hubsync._credentials_status();
+	item := 'credentials';
+	ok := c.auth IS DISTINCT FROM 'missing';
+	detail := CASE WHEN c.access_token THEN 'private-app token set'
+	               WHEN c.oauth_refresh_token THEN 'OAuth client and refresh token set'
+	               ELSE 'no access token and no complete OAuth client' END
+	          || CASE WHEN c.client_secret THEN '; app client secret set' ELSE '' END;
+	hint := CASE WHEN NOT ok THEN 'SELECT hubsync.set_credentials(access_token => ''...'');' END;
+	RETURN NEXT;
+
+	-- HubSpot reachable and the token accepted: a read of one record of
+	-- the first tracked type
+	SELECT t.object_type, t.api_name INTO r FROM hubsync.object_types t
+	ORDER BY t.builtin DESC, t.object_type LIMIT 1;
+	item := 'token';
+	IF NOT ok THEN
+		ok := false; detail := 'not checked: no credentials'; hint := NULL;
+	ELSE
+		g := hubsync._check_get(format('/crm/v3/objects/%s?limit=1', r.api_name));
+		v_status := (g->>'status')::integer;
+		ok := v_status BETWEEN 200 AND 299 OR v_status = 403;
+		v_token_ok := ok;
+		detail := CASE WHEN ok THEN 'HubSpot reachable, token accepted'
+		               WHEN v_status = 0 THEN 'HubSpot not reached: ' || coalesce(g->>'body', '')
+		               WHEN v_status = 401 THEN 'HubSpot refused the token (HTTP 401)'
+		               ELSE format('HubSpot answered HTTP %s', v_status) END;
+		hint := CASE WHEN ok THEN NULL
+		             WHEN v_status = 0 THEN 'Check hubsync.api_base_url, DNS, the firewall and the CA bundle; see the server log.'
+		             WHEN v_status = 401 THEN 'The token is wrong, revoked or rotated: copy the private app''s access token again and run hubsync.set_credentials(access_token => ''...'').'
+		             ELSE 'Try again later; see HubSpot''s status page.' END;
+	END IF;
+	RETURN NEXT;
+
+	-- per tracked object type: read access (the token's scopes) and the
+	-- hubsync_id property (hubsync creates it on the first push)
+	FOR r IN SELECT t.object_type, t.api_name, t.paused FROM hubsync.object_types t ORDER BY t.object_type
+	LOOP
+		item := 'read ' || r.object_type;
+		IF NOT v_token_ok THEN
+			ok := false; detail := 'not checked: the token check failed'; hint := NULL;
+			RETURN NEXT;
+			CONTINUE;
+		END IF;
+		g := hubsync._check_get(format('/crm/v3/objects/%s?limit=1', r.api_name));
+		v_status := (g->>'status')::integer;
+		ok := v_status BETWEEN 200 AND 299;
+		detail := CASE WHEN ok THEN 'readable'
+		               WHEN v_status = 403 THEN 'the token may not read ' || r.api_name || ' (HTTP 403, missing scope)'
+		               ELSE format('HubSpot answered HTTP %s', v_status) END
+		          || CASE WHEN r.paused THEN ' (paused)' ELSE '' END;
+		hint := CASE WHEN ok THEN NULL
+		             WHEN v_status = 403 THEN format('Add the read and write scopes of %s to the private app (see docs/hubspot-app.md), or stop tracking it.', r.api_name)
+		             ELSE 'Run hubsync.check() again; see the server log.' END;
+		RETURN NEXT;
+
+		item := 'property ' || r.object_type || '.hubsync_id';
+		IF ok THEN
+			g := hubsync._check_get(format('/crm/v3/properties/%s/hubsync_id', r.api_name));
+			v_status := (g->>'status')::integer;
+			ok := v_status BETWEEN 200 AND 299 OR v_status = 404;
+			detail := CASE WHEN v_status BETWEEN 200 AND 299 THEN 'present'
+			               WHEN v_status = 404 THEN 'not yet: hubsync creates it on the first push'
+			               WHEN v_status = 403 THEN 'the token may not read the property definitions (HTTP 403)'
+			               ELSE format('HubSpot answered HTTP %s', v_status) END;
+			hint := CASE WHEN ok THEN NULL
+			             WHEN v_status = 403 THEN 'Add the schema read and write scopes of this object type to the private app (hubsync creates its hubsync_id property).'
+			             ELSE 'Run hubsync.check() again; see the server log.' END;
+		ELSE
+			ok := false; detail := 'not checked: the object type is not readable'; hint := NULL;
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+
+	-- webhooks, or polling only
+	item := 'webhooks';
+	IF v_port = 0 THEN
+		ok := true;
+		detail := 'receiver off (hubsync.webhook_port = 0): polling only, HubSpot''s changes arrive within hubsync.poll_interval';
+		hint := NULL;
+	ELSIF NOT c.client_secret THEN
+		ok := false;
+		detail := format('receiver on port %s, but no app client secret: every delivery is refused', v_port);
+		hint := 'SELECT hubsync.set_credentials(client_secret => ''...''); with the client secret of the HubSpot app that sends the webhooks.';
+	ELSIF v_url = '' THEN
+		ok := false;
+		detail := format('receiver on port %s, but hubsync.webhook_public_url is empty: HubSpot cannot call a local address and signatures name the public URL', v_port);
+		hint := 'Set hubsync.webhook_public_url to the https:// URL HubSpot calls (the proxy in front of the receiver) and reload.';
+	ELSE
+		ok := true;
+		detail := format('receiver on port %s for %s, client secret set', v_port, v_url);
+		hint := NULL;
+	END IF;
+	RETURN NEXT;
+
+	-- workers
+	item := 'workers';
+	SELECT string_agg(s.worker || ': ' || s.state, ', ' ORDER BY s.worker) INTO v_down
+	FROM hubsync.worker_status() s WHERE s.state <> 'running';
+	ok := v_down IS NULL;
+	detail := coalesce('not running: ' || v_down, 'all running');
+	hint := CASE WHEN ok THEN NULL
+	             WHEN v_down LIKE '%idle: disabled%' THEN 'hubsync.enabled is off: set it on and reload.'
+	             WHEN v_down LIKE '%version mismatch%' THEN 'ALTER EXTENSION hubsync UPDATE;'
+	             ELSE 'Is hubsync in shared_preload_libraries and hubsync.database this database? See the server log.' END;
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION hubsync.check() IS
+  'Verifies the set-up without creating anything in HubSpot: credentials, HubSpot reachable and the token accepted, read access per tracked object type, the hubsync_id property, the webhook receiver or polling only, the workers; one row per check with a hint when it fails';

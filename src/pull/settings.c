@@ -35,6 +35,9 @@ static int	hubsync_alert_interval = 300;
 static int	hubsync_alert_pending_age = 900;
 static int	hubsync_alert_inbound_lag = 300;
 static int	hubsync_alert_daily_quota = 90;
+static int	hubsync_alert_poll_failing = 900;
+static int	hubsync_alert_worker_down = 60;
+static int	hubsync_alert_webhook_refused = 10;
 
 /* check_reconcile_at -- empty (off) or a time of day as HH:MM */
 static bool
@@ -137,5 +140,23 @@ hubsync_pull_define_settings(void)
 							"Alert when this percentage of hubsync.daily_limit has been used today.",
 							"0 turns the alert off.",
 							&hubsync_alert_daily_quota, 90, 0, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.alert_poll_failing",
+							"Alert when the poller of an object type has kept failing for longer than this.",
+							"0 turns the alert off.",
+							&hubsync_alert_poll_failing, 900, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.alert_worker_down",
+							"Alert when a hubsync worker has not been running for longer than this.",
+							"0 turns the alert off. The pull worker sends it, so its own absence is not alerted.",
+							&hubsync_alert_worker_down, 60, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.alert_webhook_refused",
+							"Alert when more webhook deliveries than this were refused for a bad signature since the last check.",
+							"0 turns the alert off.",
+							&hubsync_alert_webhook_refused, 10, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 }

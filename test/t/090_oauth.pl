@@ -98,6 +98,12 @@ ok($node->poll_query_until('postgres', "SELECT auth = 'refresh_failed' FROM hubs
 like($sql->("SELECT oauth_refresh_error FROM hubsync.credentials_status"),
 	qr/^HTTP 400 BAD_REFRESH_TOKEN invalid_grant$/, 'the refusal in HubSpot\'s words');
 is($sql->("SELECT DISTINCT auth FROM hubsync.status"), 'refresh_failed', 'hubsync.status says so too');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM hubsync.alerts WHERE alert = 'auth_refresh_failed'"),
+	'an auth_refresh_failed alert');
+like($sql->("SELECT payload ->> 'hint' FROM hubsync.alerts WHERE alert = 'auth_refresh_failed'"),
+	qr/oauth_refresh_token/, 'auth_refresh_failed: the payload says what to do');
+unlike($sql->("SELECT payload::text FROM hubsync.alerts WHERE alert = 'auth_refresh_failed'"),
+	qr/invalid_grant|BAD_REFRESH_TOKEN|hubsync-refresh-token|client-secret/, 'auth_refresh_failed: neither HubSpot\'s words nor a secret in the payload');
 sleep 4;
 is(scalar(since($seq, qr{^/oauth/v1/token$})), 1, 'the token endpoint was asked once, not hammered');
 is($sql->("SELECT count(*) FROM hubsync.outbox o JOIN hubspot.contacts c USING (hubsync_id)
