@@ -43,6 +43,7 @@ REVOKE ALL ON FUNCTION hubsync._request_refresh(text, bigint, bigint) FROM PUBLI
 REVOKE ALL ON FUNCTION hubsync._merged_away(text, bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.backfill(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.reconcile(text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hubsync.reconcile_start(text, boolean) FROM PUBLIC;
 
 DO $$
 DECLARE
