@@ -41,6 +41,7 @@
 #define RECONCILE_SLICE_PAGES 10
 #define RECONCILE_CHECK_MS 30000
 #define RECONCILE_QUEUE_CHECK_MS 1000
+#define RECONCILE_DIRECT_MAX 10000	/* records: above, reconcile() suggests reconcile_start() */
 
 PG_FUNCTION_INFO_V1(hubsync_reconcile);
 
@@ -155,6 +156,19 @@ hubsync_reconcile(PG_FUNCTION_ARGS)
 		apis[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		propsets[i] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull),
 										false, -1);
+	}
+	{
+		/* a large set belongs in the background: say so (one transaction here) */
+		char	   *est = spi_text("SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint "
+								   "FROM hubsync.object_types t JOIN pg_catalog.pg_class c "
+								   "  ON c.oid = pg_catalog.to_regclass(pg_catalog.format('hubspot.%I', t.object_type)) "
+								   "WHERE $1 IS NULL OR t.object_type = $1",
+								   1, types2, values2, nulls2);
+
+		if (est != NULL && strtoll(est, NULL, 10) > RECONCILE_DIRECT_MAX)
+			ereport(NOTICE,
+					(errmsg("hubsync.reconcile() of about %s records runs in this session, in one transaction", est),
+					 errhint("For large object types use hubsync.reconcile_start(), which runs in the pull worker in short transactions.")));
 	}
 	token = spi_text("SELECT coalesce(access_token, oauth_access_token) FROM hubsync._credentials",
 					 0, NULL, NULL, NULL);
