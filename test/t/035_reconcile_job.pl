@@ -100,6 +100,22 @@ is(q1("SELECT count(*) FROM hubspot.contacts"), $records + 3, 'missing pulled, a
 is(q1("SELECT firstname FROM hubspot.contacts WHERE email = 'c\@rj.test'"), 'Cee', 'mismatch pulled');
 is(q1("SELECT count(*) FROM hubsync.reconcile('contacts')"), 0, 'the direct form finds nothing left');
 
+# the pull worker stops during a run: the run is abandoned (not left
+# "running" for ever), its staged pages dropped, and a new one can start
+$fake->configure(latencyMs => 150);
+my $lost = q1("SELECT hubsync.reconcile_start('contacts')");
+ok($node->poll_query_until('postgres', "SELECT records_read > 0 FROM hubsync.reconcile_runs WHERE id = $lost"),
+	'a run under way');
+q1("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'hubsync pull'");
+$fake->configure(latencyMs => 0);
+ok($node->poll_query_until('postgres', "SELECT state = 'abandoned' FROM hubsync.reconcile_runs WHERE id = $lost"),
+	'the interrupted run is marked abandoned when the worker is back');
+is(q1("SELECT count(*) FROM hubsync._reconcile_remote"), 0, 'and its staged pages are dropped');
+my $again = q1("SELECT hubsync.reconcile_start('contacts')");
+isnt($again, $lost, 'starting again makes a new run');
+ok($node->poll_query_until('postgres', "SELECT state = 'done' FROM hubsync.reconcile_runs WHERE id = $again"),
+	'which finishes');
+
 # all types, and who may start one
 my $all = q1("SELECT hubsync.reconcile_start()");
 ok($node->poll_query_until('postgres', "SELECT state = 'done' FROM hubsync.reconcile_runs WHERE id = $all"),
