@@ -44,6 +44,7 @@ REVOKE ALL ON FUNCTION hubsync._merged_away(text, bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.backfill(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.reconcile(text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.check() FROM PUBLIC;
+REVOKE ALL ON FUNCTION hubsync.reconcile_start(text, boolean) FROM PUBLIC;
 
 DO $$
 DECLARE

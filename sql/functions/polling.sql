@@ -425,7 +425,9 @@ BEGIN
 	FROM jsonb_array_elements(coalesce(p_records, '[]')) e
 	ON CONFLICT ON CONSTRAINT _reconcile_remote_pkey DO NOTHING;
 	GET DIAGNOSTICS v_n = ROW_COUNT;
-	UPDATE hubsync.reconcile_runs r SET requests = r.requests + 1 WHERE r.id = p_run;
+	UPDATE hubsync.reconcile_runs r
+	SET requests = r.requests + 1, records_read = r.records_read + jsonb_array_length(coalesce(p_records, '[]'))
+	WHERE r.id = p_run;
 	RETURN v_n;
 END
 $$;
@@ -615,6 +617,65 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION hubsync._reconcile_end(bigint, text) IS
   'API: private. Reconciliation: records the end of a run';
+
+-- Queue a whole-type reconciliation (one object type, or all) for the
+-- pull worker, which reads and compares it a slice at a time in short
+-- transactions (so no long transaction holds back vacuum); returns the
+-- run's id at once.  The same run already queued or running is returned.
+CREATE OR REPLACE FUNCTION hubsync.reconcile_start(object_type text DEFAULT NULL, repair boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_type text := reconcile_start.object_type;
+	v_repair boolean := coalesce(reconcile_start.repair, false);
+	v_id bigint;
+BEGIN
+	IF v_type IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hubsync.object_types t WHERE t.object_type = v_type) THEN
+		RAISE EXCEPTION 'object type "%" is not tracked by hubsync', v_type
+			USING ERRCODE = 'invalid_parameter_value',
+			      HINT = 'See hubsync.object_types, or track it with hubsync.track_object().';
+	END IF;
+	SELECT r.id INTO v_id FROM hubsync.reconcile_runs r
+	WHERE r.trigger = 'background' AND r.state IN ('queued', 'running')
+	  AND r.object_type IS NOT DISTINCT FROM v_type AND r.repair = v_repair
+	ORDER BY r.id LIMIT 1;
+	IF v_id IS NOT NULL THEN
+		RETURN v_id;
+	END IF;
+	INSERT INTO hubsync.reconcile_runs (trigger, object_type, repair, state, records_estimate)
+	SELECT 'background', v_type, v_repair, 'queued', coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
+	FROM hubsync.object_types t
+	LEFT JOIN pg_catalog.pg_class c
+	  ON c.oid = pg_catalog.to_regclass(pg_catalog.format('hubspot.%I', t.object_type))
+	WHERE v_type IS NULL OR t.object_type = v_type
+	RETURNING id INTO v_id;
+	PERFORM hubsync._wake_workers();
+	RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION hubsync.reconcile_start(text, boolean) IS
+  'Queues a reconciliation of an object type (NULL: all) that the pull worker runs in short transactions; returns the run id at once; progress in hubsync.reconcile_progress, drift in hubsync.reconcile_drift';
+
+-- Reconciliation: the pull worker takes the oldest queued background run
+-- (a background run still marked running has lost its worker: abandoned).
+CREATE OR REPLACE FUNCTION hubsync._reconcile_next()
+RETURNS TABLE (id bigint, object_type text, repair boolean)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	UPDATE hubsync.reconcile_runs r SET state = 'abandoned', finished_at = now(),
+	       error = 'the pull worker stopped during the run'
+	WHERE r.trigger = 'background' AND r.state = 'running';
+	DELETE FROM hubsync._reconcile_remote x
+	WHERE NOT EXISTS (SELECT 1 FROM hubsync.reconcile_runs r WHERE r.id = x.run_id AND r.state = 'running');
+	RETURN QUERY
+	UPDATE hubsync.reconcile_runs r SET state = 'running', started_at = now()
+	WHERE r.id = (SELECT q.id FROM hubsync.reconcile_runs q
+	              WHERE q.trigger = 'background' AND q.state = 'queued' ORDER BY q.id LIMIT 1)
+	RETURNING r.id, r.object_type, r.repair;
+END
+$$;
+COMMENT ON FUNCTION hubsync._reconcile_next() IS
+  'API: private. Reconciliation: the pull worker starts the next queued background run';
 
 -- Compare every local row with HubSpot (one object type, or all) and
 -- return one row per drift; with repair, act on it by ownership.  Runs in

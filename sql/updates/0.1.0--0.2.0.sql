@@ -371,10 +371,10 @@ CREATE TABLE hubsync.reconcile_runs (
 	id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	started_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	finished_at      timestamptz,
-	trigger          text NOT NULL CHECK (trigger IN ('manual', 'daily')),
+	trigger          text NOT NULL CHECK (trigger IN ('manual', 'daily', 'background')),
 	object_type      text,
 	repair           boolean NOT NULL,
-	state            text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'done', 'failed', 'abandoned')),
+	state            text NOT NULL DEFAULT 'running' CHECK (state IN ('queued', 'running', 'done', 'failed', 'abandoned')),
 	records_local    bigint NOT NULL DEFAULT 0,
 	records_remote   bigint NOT NULL DEFAULT 0,
 	missing_local    bigint NOT NULL DEFAULT 0,
@@ -383,7 +383,9 @@ CREATE TABLE hubsync.reconcile_runs (
 	archived_remote  bigint NOT NULL DEFAULT 0,
 	repaired         bigint NOT NULL DEFAULT 0,
 	requests         bigint NOT NULL DEFAULT 0,
-	error            text
+	error            text,
+	records_read     bigint NOT NULL DEFAULT 0,
+	records_estimate bigint
 );
 COMMENT ON TABLE hubsync.reconcile_runs IS
   'History of reconciliation runs (hubsync.reconcile() and the daily run at hubsync.reconcile_at) with their drift counts';
@@ -391,6 +393,10 @@ COMMENT ON COLUMN hubsync.reconcile_runs.object_type IS 'the object type compare
 COMMENT ON COLUMN hubsync.reconcile_runs.mismatch IS 'properties whose values differ (one per record and property)';
 COMMENT ON COLUMN hubsync.reconcile_runs.repaired IS 'drifts acted on (pull or push)';
 COMMENT ON COLUMN hubsync.reconcile_runs.requests IS 'HubSpot requests the run made';
+COMMENT ON COLUMN hubsync.reconcile_runs.trigger IS 'manual (hubsync.reconcile(), in the caller''s session), daily (hubsync.reconcile_at) or background (hubsync.reconcile_start())';
+COMMENT ON COLUMN hubsync.reconcile_runs.state IS 'queued (a background run waiting for the pull worker), running, done, failed or abandoned';
+COMMENT ON COLUMN hubsync.reconcile_runs.records_read IS 'HubSpot records (live and archived) read so far';
+COMMENT ON COLUMN hubsync.reconcile_runs.records_estimate IS 'mirror rows of the type(s) when a background run was queued (planner estimate), for progress';
 
 CREATE TABLE hubsync.reconcile_drift (
 	run_id           bigint NOT NULL REFERENCES hubsync.reconcile_runs ON DELETE CASCADE,

@@ -9,9 +9,12 @@
  * with repair acts on) the drift, with the capture trigger off because
  * what it pulls came from HubSpot.  The daily run at hubsync.reconcile_at
  * is done by the pull worker a slice at a time between inbox rounds, each
- * page in a short transaction of its own, reporting only; both keep their
- * history in hubsync.reconcile_runs and hubsync.reconcile_drift.  Cost:
- * one list request per 100 records (bulk class of the quota).
+ * page in a short transaction of its own, reporting only.  A run queued by
+ * hubsync.reconcile_start() (for large types: the caller does not wait and
+ * no transaction lasts the whole run) goes through the same slices, and
+ * with repair its compare acts on exactly the drift rows it records.  All
+ * keep their history in hubsync.reconcile_runs and hubsync.reconcile_drift.
+ * Cost: one list request per 100 records (bulk class of the quota).
  *
  * IDENTIFICATION
  *	  src/pull/reconcile.c
@@ -37,6 +40,8 @@
 
 #define RECONCILE_SLICE_PAGES 10
 #define RECONCILE_CHECK_MS 30000
+#define RECONCILE_QUEUE_CHECK_MS 1000
+#define RECONCILE_DIRECT_MAX 10000	/* records: above, reconcile() suggests reconcile_start() */
 
 PG_FUNCTION_INFO_V1(hubsync_reconcile);
 
@@ -195,6 +200,19 @@ hubsync_reconcile(PG_FUNCTION_ARGS)
 		propsets[i] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull),
 										false, -1);
 	}
+	{
+		/* a large set belongs in the background: say so (one transaction here) */
+		char	   *est = spi_text("SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint "
+								   "FROM hubsync.object_types t JOIN pg_catalog.pg_class c "
+								   "  ON c.oid = pg_catalog.to_regclass(pg_catalog.format('hubspot.%I', t.object_type)) "
+								   "WHERE $1 IS NULL OR t.object_type = $1",
+								   1, types2, values2, nulls2);
+
+		if (est != NULL && strtoll(est, NULL, 10) > RECONCILE_DIRECT_MAX)
+			ereport(NOTICE,
+					(errmsg("hubsync.reconcile() of about %s records runs in this session, in one transaction", est),
+					 errhint("For large object types use hubsync.reconcile_start(), which runs in the pull worker in short transactions.")));
+	}
 	token = spi_text("SELECT coalesce(access_token, oauth_access_token) FROM hubsync._credentials",
 					 0, NULL, NULL, NULL);
 	if (token == NULL || *token == '\0')
@@ -241,11 +259,13 @@ hubsync_reconcile(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* ---- the daily run, in the pull worker ---- */
+/* ---- the daily and background runs, in the pull worker ---- */
 
 static struct
 {
 	bool		active;
+	bool		repair;			/* background run with repair */
+	bool		one_type;		/* a run of one named type: a refusal fails it */
 	int64		run;
 	int			type;			/* index into names */
 	int			ntypes;
@@ -257,7 +277,115 @@ static struct
 	char	   *after;
 	MemoryContext cxt;
 	int64		next_check_ms;
+	int64		next_queue_check_ms;
+	char	   *error;			/* why the run failed (in cxt), NULL if it did not */
 } daily;
+
+/*
+ * run_fail -- end the run as failed: a page that could not be kept would
+ * otherwise be reported (and with repair, acted on) as drift
+ */
+static void
+run_fail(const char *why)
+{
+	Oid			t2[2] = {INT8OID, TEXTOID};
+	Datum		v2[2];
+
+	v2[0] = Int64GetDatum(daily.run);
+	v2[1] = CStringGetTextDatum(why);
+	(void) hubsync_worker_sql("record a failed reconciliation",
+							  "SELECT hubsync._reconcile_end($1, $2)", 2, t2, v2, NULL, NULL);
+	daily.active = false;
+}
+
+/*
+ * load_types -- the object types of a run (one, or all) into daily.*;
+ * inside a transaction with SPI connected
+ */
+static void
+load_types(const char *object_type)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char		nulls[2] = " ";
+	uint64		i;
+	MemoryContext old;
+
+	values[0] = object_type ? CStringGetTextDatum(object_type) : (Datum) 0;
+	if (!object_type)
+		nulls[0] = 'n';
+	if (SPI_execute_with_args("SELECT object_type, api_name, hubsync._read_properties(object_type) "
+							  "FROM hubsync.object_types WHERE $1 IS NULL OR object_type = $1 "
+							  "ORDER BY object_type", 1, types, values, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read hubsync.object_types");
+	old = MemoryContextSwitchTo(daily.cxt);
+	daily.ntypes = (int) SPI_processed;
+	daily.names = palloc(sizeof(char *) * Max(daily.ntypes, 1));
+	daily.apis = palloc(sizeof(char *) * Max(daily.ntypes, 1));
+	daily.props = palloc(sizeof(char **) * Max(daily.ntypes, 1));
+	daily.nprops = palloc(sizeof(int) * Max(daily.ntypes, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		daily.names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		daily.apis[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		daily.nprops[i] = hubsync_text_array(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 3, &isnull),
+											 &daily.props[i]);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* run_reset -- a run begins at its first type's first page */
+static void
+run_reset(void)
+{
+	daily.active = true;
+	daily.error = NULL;
+	daily.type = 0;
+	daily.archived = false;
+	daily.after = NULL;
+}
+
+/*
+ * background_start -- take the next run queued by hubsync.reconcile_start(),
+ * if any; false if none
+ */
+static bool
+background_start(void)
+{
+	bool		found = false;
+
+	if (daily.cxt == NULL)
+		daily.cxt = AllocSetContextCreate(TopMemoryContext, "hubsync daily reconciliation",
+										  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(daily.cxt);
+	if (!hubsync_worker_begin_xact("starting a queued reconciliation"))
+	{
+		hubsync_worker_end_xact();
+		return false;
+	}
+	SPI_connect();
+	if (SPI_execute("SELECT id, object_type, repair FROM hubsync._reconcile_next()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the queued reconciliations");
+	if (SPI_processed > 0)
+	{
+		char	   *type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		char	   *repair = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+		daily.run = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10);
+		daily.repair = (repair != NULL && strcmp(repair, "t") == 0);
+		daily.one_type = (type != NULL);
+		load_types(type);
+		found = true;
+	}
+	SPI_finish();
+	hubsync_worker_end_xact();
+	if (found)
+		run_reset();
+	return found;
+}
 
 /*
  * daily_start -- begin today's run when it is due (the time has passed,
@@ -270,7 +398,6 @@ daily_start(void)
 	char	   *res = NULL;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
-	uint64		i;
 
 	if (hubsync_reconcile_at == NULL || hubsync_reconcile_at[0] == '\0')
 		return false;
@@ -297,35 +424,12 @@ daily_start(void)
 	SPI_connect();
 	daily.run = strtoll(spi_text("SELECT hubsync._reconcile_begin('daily', NULL, false)", 0, NULL, NULL, NULL),
 						NULL, 10);
-	if (SPI_execute("SELECT object_type, api_name, hubsync._read_properties(object_type) "
-					"FROM hubsync.object_types ORDER BY object_type", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read hubsync.object_types");
-	{
-		MemoryContext old = MemoryContextSwitchTo(daily.cxt);
-
-		daily.ntypes = (int) SPI_processed;
-		daily.names = palloc(sizeof(char *) * Max(daily.ntypes, 1));
-		daily.apis = palloc(sizeof(char *) * Max(daily.ntypes, 1));
-		daily.props = palloc(sizeof(char **) * Max(daily.ntypes, 1));
-		daily.nprops = palloc(sizeof(int) * Max(daily.ntypes, 1));
-		for (i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-
-			daily.names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-			daily.apis[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-			daily.nprops[i] = hubsync_text_array(SPI_getbinval(SPI_tuptable->vals[i],
-															   SPI_tuptable->tupdesc, 3, &isnull),
-												 &daily.props[i]);
-		}
-		MemoryContextSwitchTo(old);
-	}
+	load_types(NULL);
 	SPI_finish();
 	hubsync_worker_end_xact();
-	daily.active = true;
-	daily.type = 0;
-	daily.archived = false;
-	daily.after = NULL;
+	daily.repair = false;
+	daily.one_type = false;
+	run_reset();
 	return true;
 }
 
@@ -344,8 +448,10 @@ daily_sql(const char *activity, const char *sql, const char *arg, bool flag)
 }
 
 /*
- * hubsync_reconcile_tick -- move the daily reconciliation on by a slice.
- * Returns true while it runs.
+ * hubsync_reconcile_tick -- move the running reconciliation (a queued
+ * background run first, else the daily one) on by a slice: at most
+ * RECONCILE_SLICE_PAGES pages, each stored in a short transaction of its
+ * own.  Returns true while it runs.
  */
 bool
 hubsync_reconcile_tick(void)
@@ -358,12 +464,23 @@ hubsync_reconcile_tick(void)
 	if (!daily.active)
 	{
 		int64		now = hubsync_now_ms();
+		bool		started = false;
 
-		if (now < daily.next_check_ms)
+		if (pg_atomic_read_u32(&hubsync_shared->paused) != 0)
 			return false;
-		daily.next_check_ms = now + RECONCILE_CHECK_MS;
-		if (pg_atomic_read_u32(&hubsync_shared->paused) != 0 || !daily_start())
-			return false;
+		if (now >= daily.next_queue_check_ms)
+		{
+			daily.next_queue_check_ms = now + RECONCILE_QUEUE_CHECK_MS;
+			started = background_start();
+		}
+		if (!started)
+		{
+			if (now < daily.next_check_ms)
+				return false;
+			daily.next_check_ms = now + RECONCILE_CHECK_MS;
+			if (!daily_start())
+				return false;
+		}
 	}
 	hubsync_refresh_credentials();
 	if (hubsync_auth_blocked())
@@ -373,6 +490,7 @@ hubsync_reconcile_tick(void)
 		HubsyncHttpRequest *req;
 		HubsyncPage pg;
 		int			t = daily.type;
+		char	   *err;
 
 		req = hubsync_read_call("GET", hubsync_list_url(daily.apis[t], daily.after, daily.archived,
 														daily.props[t], daily.archived ? 0 : daily.nprops[t]),
@@ -380,18 +498,30 @@ hubsync_reconcile_tick(void)
 		if (!hubsync_read_page(req, &pg))
 		{
 			ereport(LOG,
-					(errmsg("hubsync daily reconciliation could not list %s records: %s",
-							daily.names[t], pg.error),
-					 errhint("This object type is left out of today's run.")));
+					(errmsg("hubsync reconciliation run %lld could not list %s records: %s",
+							(long long) daily.run, daily.names[t], pg.error),
+					 errhint("This object type is left out of the run.")));
 			hubsync_http_release(req);
+			if (daily.one_type)
+			{
+				/* nothing else to compare: the run failed */
+				run_fail(psprintf("could not list %s records in HubSpot", daily.names[t]));
+				return false;
+			}
 			daily.type++;
 			daily.archived = false;
 			daily.after = NULL;
 			continue;
 		}
-		(void) daily_sql("stage records for the daily reconciliation",
-						 "SELECT hubsync._reconcile_stage($1, $2, $3::jsonb -> 'results', $4)",
-						 pg.results, daily.archived);
+		err = daily_sql("stage records for the reconciliation",
+						"SELECT hubsync._reconcile_stage($1, $2, $3::jsonb -> 'results', $4)",
+						pg.results, daily.archived);
+		if (err != NULL)
+		{
+			hubsync_http_release(req);
+			run_fail(psprintf("could not keep %s records read from HubSpot: %s", daily.names[t], err));
+			return false;
+		}
 		daily.after = pg.next_after ? MemoryContextStrdup(daily.cxt, pg.next_after) : NULL;
 		hubsync_http_release(req);
 		if (daily.after == NULL)
@@ -400,8 +530,14 @@ hubsync_reconcile_tick(void)
 				daily.archived = true;
 			else
 			{
-				(void) daily_sql("compare records for the daily reconciliation",
-								 "SELECT count(*) FROM hubsync._reconcile_compare($1, $2, $4)", NULL, false);
+				/* with repair, acts on exactly the drift rows it records */
+				err = daily_sql("compare records for the reconciliation",
+								"SELECT count(*) FROM hubsync._reconcile_compare($1, $2, $4)", NULL,
+								daily.repair);
+				if (err != NULL && daily.error == NULL)
+					daily.error = MemoryContextStrdup(daily.cxt,
+													  psprintf("could not compare %s records: %s",
+															   daily.names[daily.type], err));
 				daily.type++;
 				daily.archived = false;
 			}
@@ -409,12 +545,16 @@ hubsync_reconcile_tick(void)
 	}
 	if (daily.type >= daily.ntypes)
 	{
-		Oid			t1[1] = {INT8OID};
-		Datum		v1[1];
+		Oid			t2[2] = {INT8OID, TEXTOID};
+		Datum		v2[2];
+		char		n2[3] = "  ";
 
-		v1[0] = Int64GetDatum(daily.run);
-		(void) hubsync_worker_sql("finish the daily reconciliation",
-								  "SELECT hubsync._reconcile_end($1, NULL)", 1, t1, v1, NULL, NULL);
+		v2[0] = Int64GetDatum(daily.run);
+		v2[1] = daily.error ? CStringGetTextDatum(daily.error) : (Datum) 0;
+		if (daily.error == NULL)
+			n2[1] = 'n';
+		(void) hubsync_worker_sql("finish the reconciliation",
+								  "SELECT hubsync._reconcile_end($1, $2)", 2, t2, v2, n2, NULL);
 		daily.active = false;
 	}
 	return daily.active;
