@@ -349,6 +349,27 @@ run_reset(void)
 }
 
 /*
+ * begin_run_xact -- a fresh memory context for the run about to start and
+ * a transaction with SPI connected to start it in; false (nothing open)
+ * when the worker cannot begin one now.
+ */
+static bool
+begin_run_xact(const char *activity)
+{
+	if (daily.cxt == NULL)
+		daily.cxt = AllocSetContextCreate(TopMemoryContext, "hubsync daily reconciliation",
+										  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(daily.cxt);
+	if (!hubsync_worker_begin_xact(activity))
+	{
+		hubsync_worker_end_xact();
+		return false;
+	}
+	SPI_connect();
+	return true;
+}
+
+/*
  * background_start -- take the next run queued by hubsync.reconcile_start(),
  * if any; false if none
  */
@@ -357,16 +378,8 @@ background_start(void)
 {
 	bool		found = false;
 
-	if (daily.cxt == NULL)
-		daily.cxt = AllocSetContextCreate(TopMemoryContext, "hubsync daily reconciliation",
-										  ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(daily.cxt);
-	if (!hubsync_worker_begin_xact("starting a queued reconciliation"))
-	{
-		hubsync_worker_end_xact();
+	if (!begin_run_xact("starting a queued reconciliation"))
 		return false;
-	}
-	SPI_connect();
 	if (SPI_execute("SELECT id, object_type, repair FROM hubsync._reconcile_next()", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the queued reconciliations");
 	if (SPI_processed > 0)
@@ -412,16 +425,8 @@ daily_start(void)
 						   "AND NOT EXISTS (SELECT 1 FROM hubsync.backfills b WHERE b.state = 'running')",
 						   1, types, values, NULL, &res) != NULL || res == NULL || strcmp(res, "t") != 0)
 		return false;
-	if (daily.cxt == NULL)
-		daily.cxt = AllocSetContextCreate(TopMemoryContext, "hubsync daily reconciliation",
-										  ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(daily.cxt);
-	if (!hubsync_worker_begin_xact("starting the daily reconciliation"))
-	{
-		hubsync_worker_end_xact();
+	if (!begin_run_xact("starting the daily reconciliation"))
 		return false;
-	}
-	SPI_connect();
 	daily.run = strtoll(spi_text("SELECT hubsync._reconcile_begin('daily', NULL, false)", 0, NULL, NULL, NULL),
 						NULL, 10);
 	load_types(NULL);
