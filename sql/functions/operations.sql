@@ -473,7 +473,7 @@ BEGIN
 	IF NOT ok THEN
 		ok := false; detail := 'not checked: no credentials'; hint := NULL;
 	ELSE
-		g := hubsync._check_get(format('/crm/v3/objects/%s?limit=1', r.api_name));
+		g := hubsync._check_get(hubsync._api_path('objects', r.api_name, '?limit=1'));
 		v_status := (g->>'status')::integer;
 		ok := v_status BETWEEN 200 AND 299 OR v_status = 403;
 		v_token_ok := ok;
@@ -498,7 +498,7 @@ BEGIN
 			RETURN NEXT;
 			CONTINUE;
 		END IF;
-		g := hubsync._check_get(format('/crm/v3/objects/%s?limit=1', r.api_name));
+		g := hubsync._check_get(hubsync._api_path('objects', r.api_name, '?limit=1'));
 		v_status := (g->>'status')::integer;
 		ok := v_status BETWEEN 200 AND 299;
 		detail := CASE WHEN ok THEN 'readable'
@@ -512,7 +512,7 @@ BEGIN
 
 		item := 'property ' || r.object_type || '.hubsync_id';
 		IF ok THEN
-			g := hubsync._check_get(format('/crm/v3/properties/%s/hubsync_id', r.api_name));
+			g := hubsync._check_get(hubsync._api_path('properties', r.api_name, '/hubsync_id'));
 			v_status := (g->>'status')::integer;
 			ok := v_status BETWEEN 200 AND 299 OR v_status = 404;
 			detail := CASE WHEN v_status BETWEEN 200 AND 299 THEN 'present'

@@ -9,6 +9,11 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_hubspot_get';
 COMMENT ON FUNCTION hubsync._hubspot_get(text) IS
   'API: private. One GET from HubSpot in this backend: {"status": N, "body": JSON}; for track_object and map_property';
 
+CREATE OR REPLACE FUNCTION hubsync._api_path(family text, object_type text DEFAULT NULL, suffix text DEFAULT '')
+RETURNS text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_api_path';
+COMMENT ON FUNCTION hubsync._api_path(text, text, text) IS
+  'API: private. The HubSpot path of a family (objects, properties, schemas, owners, pipelines) for hubsync.api_version';
+
 -- The SQL type for a HubSpot property definition (its type and fieldType).
 CREATE OR REPLACE FUNCTION hubsync._sql_type_of(p_def jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
@@ -98,7 +103,7 @@ BEGIN
 	END IF;
 	IF v_type IS NULL THEN
 		SELECT t.api_name INTO v_api FROM hubsync.object_types t WHERE t.object_type = map_property.object_type;
-		r := hubsync._hubspot_get(format('/crm/v3/properties/%s/%s', v_api, property));
+		r := hubsync._hubspot_get(hubsync._api_path('properties', v_api, '/' || property));
 		IF (r ->> 'status')::integer = 404 THEN
 			RAISE EXCEPTION 'HubSpot has no property "%" on %', property, object_type
 				USING ERRCODE = 'undefined_object',
@@ -167,11 +172,11 @@ BEGIN
 	IF v_existing IS NOT NULL THEN
 		RETURN hubsync._mirror_table(v_existing);
 	END IF;
-	r := hubsync._hubspot_get('/crm/v3/schemas/' || object_type);
+	r := hubsync._hubspot_get(hubsync._api_path('schemas', object_type));
 	IF (r ->> 'status')::integer = 404 THEN
 		RAISE EXCEPTION 'HubSpot has no custom object "%"', object_type
 			USING ERRCODE = 'undefined_object',
-			      HINT = 'GET /crm/v3/schemas lists the custom objects of the account.';
+			      HINT = 'GET ' || hubsync._api_path('schemas') || ' lists the custom objects of the account.';
 	ELSIF (r ->> 'status')::integer <> 200 THEN
 		RAISE EXCEPTION 'could not read the schema of "%" from HubSpot (HTTP %)', object_type, r ->> 'status'
 			USING ERRCODE = 'connection_failure',

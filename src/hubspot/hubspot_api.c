@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "hubspot/api_paths.h"
 #include "hubspot/hubspot_api.h"
 #include "util/json_util.h"
 #include "hubspot/oauth.h"
@@ -344,15 +345,13 @@ hubsync_ensure_id_property(const char *api_name)
 		if (strcmp((char *) lfirst(lc), api_name) == 0)
 			return 200;
 
-	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET", psprintf("%s/crm/v3/properties/%s/hubsync_id",
-								   hubsync_api_root(), api_name), NULL, NULL);
+	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET", hubsync_api_url(hubsync_path_properties(api_name, "/hubsync_id")), NULL, NULL);
 	status = req->status;
 	hubsync_http_release(req);
 	if (status == 404)
 	{
 		/* the property needs a group: take the object's first one */
-		req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET", psprintf("%s/crm/v3/properties/%s/groups",
-									   hubsync_api_root(), api_name), NULL, NULL);
+		req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET", hubsync_api_url(hubsync_path_properties(api_name, "/groups")), NULL, NULL);
 		if (req->status == 200)
 		{
 			Jsonb	   *body = hubsync_json_parse(req->response, req->response_len);
@@ -369,7 +368,7 @@ hubsync_ensure_id_property(const char *api_name)
 							   "\"groupName\":");
 		hubsync_json_escape(&body, group ? group : "contactinformation");
 		appendStringInfoChar(&body, '}');
-		req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "POST", psprintf("%s/crm/v3/properties/%s", hubsync_api_root(), api_name),
+		req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "POST", hubsync_api_url(hubsync_path_properties(api_name, "")),
 					   body.data, NULL);
 		status = req->status;
 		if (status != 201 && status != 200 && status != 409)

@@ -30,6 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "core/remote_apply.h"
+#include "hubspot/api_paths.h"
 #include "hubspot/hubspot_api.h"
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
@@ -360,8 +361,9 @@ hubsync_list_url(const char *api_name, const char *after, bool archived,
 	int			i;
 
 	initStringInfo(&u);
-	appendStringInfo(&u, "%s/crm/v3/objects/%s?limit=100&archived=%s", hubsync_api_root(),
-					 api_name, archived ? "true" : "false");
+	appendStringInfo(&u, "%s?limit=100&archived=%s",
+					 hubsync_api_url(hubsync_path_objects(api_name, "")),
+					 archived ? "true" : "false");
 	if (after && *after)
 	{
 		/* opaque: encoded, so that no '&', '#' or '/' in it changes the URL */

@@ -36,6 +36,7 @@
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "hubspot/api_paths.h"
 #include "hubspot/hubspot_api.h"
 #include "util/json_util.h"
 #include "hubspot/oauth.h"
@@ -316,7 +317,7 @@ hubsync_oauth_refresh(void)
 
 	req = palloc0(sizeof(HubsyncHttpRequest));
 	req->method = "POST";
-	req->url = psprintf("%s/oauth/v1/token", hubsync_api_root());
+	req->url = hubsync_api_url(hubsync_path_oauth_token());
 	req->body = form.data;
 	req->content_type = "application/x-www-form-urlencoded";
 	pgstat_report_activity(STATE_RUNNING, "refreshing the HubSpot access token");

@@ -18,6 +18,7 @@
 
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "hubspot/api_paths.h"
 #include "hubspot/settings.h"
 #include "util/parse_util.h"
 
@@ -25,6 +26,13 @@ char	   *hubsync_api_base_url = NULL;
 bool		hubsync_allow_insecure_http = false;
 int			hubsync_max_inflight = 8;
 int			hubsync_request_timeout = 30000;
+
+static const struct config_enum_entry api_version_options[] = {
+	{"2026-09", HUBSYNC_API_2026_09, false},
+	{"2026-03", HUBSYNC_API_2026_03, false},
+	{"legacy", HUBSYNC_API_LEGACY, false},
+	{NULL, 0, false}
+};
 
 /*
  * check_api_base_url -- the HubSpot API root must be an http(s) URL, and
@@ -72,6 +80,13 @@ hubsync_hubspot_define_settings(void)
 							   NULL,
 							   &hubsync_api_base_url, "https://api.hubapi.com",
 							   PGC_SIGHUP, 0, check_api_base_url, NULL, NULL);
+
+	DefineCustomEnumVariable("hubsync.api_version",
+							 "Which HubSpot API version family hubsync calls.",
+							 "2026-09 and 2026-03 are HubSpot's date-versioned paths (/crm/objects/2026-09/...); legacy is the numbered v3/v4 paths and the OAuth v1 token endpoint, which HubSpot stops supporting in 2027.",
+							 &hubsync_api_version, HUBSYNC_API_2026_09,
+							 api_version_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("hubsync.max_inflight",
 							"Most HubSpot requests in flight at once.",

@@ -44,6 +44,7 @@
 #include "utils/memutils.h"
 #include "pull/apply.h"
 #include "core/remote_apply.h"
+#include "hubspot/api_paths.h"
 #include "hubspot/hubspot_api.h"
 #include "hubspot/hubspot_read.h"
 #include "hubspot/http.h"
@@ -223,8 +224,7 @@ fetch_records(List *plans)
 			appendStringInfoString(&body, "]}");
 
 			req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "POST",
-									   psprintf("%s/crm/v3/objects/%s/batch/read",
-												hubsync_api_root(), p->api_name),
+									   hubsync_api_url(hubsync_path_objects(p->api_name, "/batch/read")),
 									   body.data, NULL);
 			answered = (req->status == 200 || req->status == 207) && req->response;
 			answer = answered ? hubsync_json_parse(req->response, req->response_len) : NULL;

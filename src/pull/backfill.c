@@ -33,6 +33,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "hubspot/api_paths.h"
 #include "hubspot/hubspot_api.h"
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
@@ -222,7 +223,7 @@ search_edge(bool asc, int64 *id, int64 *total)
 	bool		ok;
 
 	req = hubsync_read_call("POST",
-							psprintf("%s/crm/v3/objects/%s/search", hubsync_api_root(), bf.api_name),
+							hubsync_api_url(hubsync_path_objects(bf.api_name, "/search")),
 							psprintf("{\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"%s\"}],"
 									 "\"properties\":[\"hs_object_id\"],\"limit\":1}",
 									 asc ? "ASCENDING" : "DESCENDING"),
@@ -328,7 +329,7 @@ plan(void)
 	int			pending = 2;
 
 	search = start_within_quota("POST",
-								psprintf("%s/crm/v3/objects/%s/search", hubsync_api_root(), bf.api_name),
+								hubsync_api_url(hubsync_path_objects(bf.api_name, "/search")),
 								"{\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"DESCENDING\"}],"
 								"\"properties\":[\"hs_object_id\"],\"limit\":1}",
 								HUBSYNC_QUOTA_SEARCH);

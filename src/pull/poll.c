@@ -42,6 +42,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "hubspot/api_paths.h"
 #include "hubspot/hubspot_api.h"
 #include "hubspot/hubspot_read.h"
 #include "util/json_util.h"
@@ -221,7 +222,7 @@ walk(PollType *t, bool trailing, int64 *lo, int64 *walk_id, int64 hi, bool *fail
 		body = hubsync_search_body(t->lastmod, *lo, hi, *lo, Max(*walk_id, 0), *walk_id >= 0,
 								   POLL_PAGE, t->props, t->nprops);
 		req = hubsync_read_call("POST",
-								psprintf("%s/crm/v3/objects/%s/search", hubsync_api_root(), t->api_name),
+								hubsync_api_url(hubsync_path_objects(t->api_name, "/search")),
 								body, HUBSYNC_QUOTA_SEARCH, token);
 		if (!hubsync_read_page(req, &pg))
 		{
@@ -487,8 +488,7 @@ assoc_slice(PollType *t)
 		}
 		appendStringInfoString(&body, "]}");
 		req = hubsync_read_call("POST",
-								psprintf("%s/crm/v4/associations/%s/%s/batch/read", hubsync_api_root(),
-										 from_api, to_api),
+								hubsync_api_url(hubsync_path_associations(from_api, to_api, "/batch/read")),
 								body.data, HUBSYNC_QUOTA_BULK, token);
 		page++;
 		answer = (req->status == 200 || req->status == 207) && req->response ?

@@ -36,6 +36,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "core/remote_apply.h"
+#include "hubspot/api_paths.h"
 #include "hubspot/hubspot_api.h"
 #include "util/json_util.h"
 #include "push/push.h"
@@ -150,8 +151,7 @@ read_labels(AssocEntry *e)
 	char	   *results_text = NULL;
 
 	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET",
-							   psprintf("%s/crm/v4/associations/%s/%s/labels",
-										hubsync_api_root(), e->from_api, e->to_api),
+							   hubsync_api_url(hubsync_path_associations(e->from_api, e->to_api, "/labels")),
 							   NULL, NULL);
 	if (req->status == 200 &&
 		(body = hubsync_json_parse(req->response, req->response_len)) != NULL &&
@@ -267,9 +267,8 @@ send_batch(AssocEntry **entries, int n)
 	char	   *message;
 
 	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "POST",
-							   psprintf("%s/crm/v4/associations/%s/%s/batch/%s",
-										hubsync_api_root(), first->from_api, first->to_api,
-										create ? "create" : "labels/archive"),
+							   hubsync_api_url(hubsync_path_associations(first->from_api, first->to_api,
+																   create ? "/batch/create" : "/batch/labels/archive")),
 							   build_body(entries, n), NULL);
 	status = (int) req->status;
 	body = hubsync_json_parse(req->response, req->response_len);

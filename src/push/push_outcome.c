@@ -17,6 +17,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "core/remote_apply.h"
+#include "hubspot/api_paths.h"
 #include "util/json_util.h"
 #include "push/push.h"
 #include "bgw/worker.h"
@@ -90,8 +91,10 @@ request_json(PushBatch *b, PushRecord *r)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"endpoint\":\"/crm/v3/objects/%s/batch/%s\",\"id\":",
-					 b->api_name, push_kind_paths[b->kind]);
+	appendStringInfoString(&buf, "{\"endpoint\":");
+	hubsync_json_escape(&buf, hubsync_path_objects(b->api_name,
+												   psprintf("/batch/%s", push_kind_paths[b->kind])));
+	appendStringInfoString(&buf, ",\"id\":");
 	hubsync_json_escape(&buf, b->kind == PUSH_UPSERT ? r->hubsync_id :
 						(r->hs_object_id ? r->hs_object_id : ""));
 	appendStringInfo(&buf, ",\"properties\":%s}", r->props ? r->props : "{}");

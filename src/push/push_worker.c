@@ -38,6 +38,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
+#include "hubspot/api_paths.h"
 #include "hubspot/hubspot_api.h"
 #include "push/push.h"
 #include "bgw/worker.h"
@@ -221,8 +222,8 @@ start_batch(PushBatch *b)
 	HubsyncHttpRequest *req = &b->req;
 
 	req->method = "POST";
-	req->url = psprintf("%s/crm/v3/objects/%s/batch/%s",
-						hubsync_api_root(), b->api_name, push_kind_paths[b->kind]);
+	req->url = hubsync_api_url(hubsync_path_objects(b->api_name,
+												  psprintf("/batch/%s", push_kind_paths[b->kind])));
 	req->body = push_build_body(b);
 	req->bearer = hubsync_access_token();
 	req->owner = b;

@@ -2,6 +2,7 @@
 
 import gc
 import random
+import re
 import sys
 import threading
 import time
@@ -19,6 +20,25 @@ from .webhooks import Webhooks
 
 MALFORMED_BODY = b'{"status":"COMPLETE","results":[{"id":"1","properties":{"email":'
 
+# Date-versioned families (/crm/objects/2026-09/...) served by the numbered
+# routes they correspond to: (pattern, replacement).
+_DATED = [
+    (re.compile(r"^/crm/objects/\d{4}-\d{2}/"), "/crm/v3/objects/"),
+    (re.compile(r"^/crm/associations/\d{4}-\d{2}/"), "/crm/v4/associations/"),
+    (re.compile(r"^/crm/properties/\d{4}-\d{2}/"), "/crm/v3/properties/"),
+    (re.compile(r"^/crm-object-schemas/(\d{4}-\d{2}|v3)/schemas"), "/crm/v3/schemas"),
+    (re.compile(r"^/crm/owners/\d{4}-\d{2}"), "/crm/v3/owners"),
+    (re.compile(r"^/crm/pipelines/\d{4}-\d{2}/"), "/crm/v3/pipelines/"),
+    (re.compile(r"^/oauth/\d{4}-\d{2}/token$"), "/oauth/v1/token"),
+]
+
+
+def dated_to_numbered(path):
+    """The numbered path a date-versioned path corresponds to (else path)."""
+    for pattern, numbered in _DATED:
+        if pattern.match(path):
+            return pattern.sub(numbered, path, count=1)
+    return path
 
 class Hub:
     """Config, store, associations, webhooks, limits, faults, auth and logs."""
@@ -50,7 +70,7 @@ class Hub:
     def _register_oauth(self):
         """OAuth endpoints: no bearer token needed."""
         add = self.open.add
-        for base in ("/oauth/v1/token", "/oauth/v3/token", "/oauth/2026-03/token"):
+        for base in ("/oauth/v1/token", "/oauth/v3/token"):
             add("POST", base, lambda hub, req: hub.auth.token(req.raw))
         add("POST", "/oauth/v3/token/introspect", lambda hub, req: hub.auth.introspect(req.raw))
         add("GET", "/oauth/v1/access-tokens/{token}",
@@ -107,8 +127,7 @@ class Hub:
         """A HubSpot API request -> (action, status, body, headers).
 
         action is 'respond', ('hang', ms) or 'reset'."""
-        if req.path.startswith("/crm/objects/2026-03/"):
-            req.path = "/crm/v3/objects/" + req.path[len("/crm/objects/2026-03/"):]
+        req.path = dated_to_numbered(req.path)
         fn, groups, endpoint = self.open.match(req.method, req.path)
         auth_needed = fn is None
         if auth_needed:
