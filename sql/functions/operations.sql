@@ -515,6 +515,14 @@ BEGIN
 			g := hubsync._check_get(hubsync._api_path('properties', r.api_name, '/hubsync_id'));
 			v_status := (g->>'status')::integer;
 			ok := v_status BETWEEN 200 AND 299 OR v_status = 404;
+			IF ok AND v_status <> 404 AND g -> 'body' ->> 'hasUniqueValue' = 'false' THEN
+				-- HubSpot refuses upserts by a property that is not unique
+				ok := false;
+				detail := format('present but not unique (hasUniqueValue false): HubSpot refuses every push of %s', r.object_type);
+				hint := format('Delete (or rename) the property hubsync_id of %s in HubSpot (Settings, Properties); hubsync creates it as a unique property on its first push.', r.api_name);
+				RETURN NEXT;
+				CONTINUE;
+			END IF;
 			detail := CASE WHEN v_status BETWEEN 200 AND 299 THEN 'present'
 			               WHEN v_status = 404 THEN 'not yet: hubsync creates it on the first push'
 			               WHEN v_status = 403 THEN 'the token may not read the property definitions (HTTP 403)'

@@ -328,8 +328,10 @@ hubsync_request_send(HubsyncQuotaClass cls, const char *method, char *url,
 /*
  * hubsync_ensure_id_property -- make sure the object type has the unique
  * property hubsync_id that batch upserts key on, creating it the first
- * time.  Returns 200 when it exists, else the failing HTTP status (0 when
- * HubSpot could not be reached).
+ * time.  Returns 200 when it exists, HUBSYNC_ID_PROPERTY_NOT_UNIQUE when it
+ * exists without hasUniqueValue (HubSpot would refuse every upsert by it,
+ * and a property cannot be made unique afterwards), else the failing HTTP
+ * status (0 when HubSpot could not be reached).
  */
 long
 hubsync_ensure_id_property(const char *api_name)
@@ -347,7 +349,24 @@ hubsync_ensure_id_property(const char *api_name)
 
 	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET", hubsync_api_url(hubsync_path_properties(api_name, "/hubsync_id")), NULL, NULL);
 	status = req->status;
+	if (status == 200)
+	{
+		Jsonb	   *def = hubsync_json_parse(req->response, req->response_len);
+		char	   *unique = def ? hubsync_json_get_text(&def->root, "hasUniqueValue") : NULL;
+
+		if (unique != NULL && strcmp(unique, "false") == 0)
+			status = HUBSYNC_ID_PROPERTY_NOT_UNIQUE;
+	}
 	hubsync_http_release(req);
+	if (status == HUBSYNC_ID_PROPERTY_NOT_UNIQUE)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the HubSpot property hubsync_id of object type \"%s\" is not unique", api_name),
+				 errdetail("HubSpot refuses upserts by a property without hasUniqueValue; the changes are moved to hubsync.dead_letters."),
+				 errhint("Delete (or rename) the property hubsync_id of %s in HubSpot, then run hubsync.retry_dead_letters(category => 'HUBSYNC_ID_NOT_UNIQUE').", api_name)));
+		return status;
+	}
 	if (status == 404)
 	{
 		/* the property needs a group: take the object's first one */

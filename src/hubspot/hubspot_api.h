@@ -22,6 +22,8 @@ extern const char *hubsync_access_token(void);
 extern bool hubsync_auth_blocked(void);
 extern long hubsync_auth_wait_ms(long idle_ms);
 extern void hubsync_observe_response(HubsyncHttpRequest *req);
+/* hubsync_ensure_id_property's answer when hubsync_id exists but is not unique */
+#define HUBSYNC_ID_PROPERTY_NOT_UNIQUE (-1L)
 extern long hubsync_ensure_id_property(const char *api_name);
 extern void hubsync_api_wait(long ms);
 extern void hubsync_request_quota(HubsyncQuotaClass cls);

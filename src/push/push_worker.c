@@ -255,6 +255,33 @@ send_ready_batches(void)
 
 		if (b->kind == PUSH_UPSERT)
 			status = hubsync_ensure_id_property(b->api_name);
+		if (status == HUBSYNC_ID_PROPERTY_NOT_UNIQUE)
+		{
+			/*
+			 * hubsync_id exists in HubSpot but is not unique: every upsert
+			 * would be refused, and waiting does not fix it.  Dead-letter
+			 * the batch with the reason (that also sends the dead_letter
+			 * alert) instead of sending it.
+			 */
+			char	   *why = MemoryContextStrdup(b->cxt,
+												  psprintf("the HubSpot property hubsync_id of %s is not unique (hasUniqueValue false): "
+														   "delete or rename it in HubSpot, then retry these dead letters",
+														   b->object_type));
+
+			for (int i = 0; i < b->nrecords; i++)
+			{
+				PushRecord *r = b->records[i];
+
+				r->outcome.kind = OUTCOME_DEAD;
+				r->outcome.status = 0;
+				r->outcome.category = "HUBSYNC_ID_NOT_UNIQUE";
+				r->outcome.message = why;
+			}
+			ready_batches = list_delete_first(ready_batches);
+			push_record_outcomes(b);
+			MemoryContextDelete(b->cxt);
+			continue;
+		}
 		if (status != 200)
 		{
 			/* cannot create the hubsync_id property yet: retry later */

@@ -42,6 +42,12 @@ HUBSPOT_DEFINED = [
     ("commerce_payments", "orders", 524, None, None),
     ("commerce_payments", "invoices", 542, None, 541),
     ("commerce_payments", "tickets", 1354, None, None),
+    # orders: 507/509/512 as integrators use them (third-party code); the
+    # line item pair and every inverse are unconfirmed (notes 9.2)
+    ("orders", "contacts", 507, None, 508),
+    ("orders", "companies", 509, None, 510),
+    ("orders", "deals", 512, None, 511),
+    ("orders", "line_items", 513, None, 514),
 ]
 PRIMARY = frozenset((1, 2, 5, 6))
 CATEGORIES = ("HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED", "WORK")

@@ -211,6 +211,36 @@ STANDARD = [
       "hs_subtotal_price:number", "hs_cart_url", "hs_external_cart_id",
       "hs_external_status", "hs_source_store", "hs_cart_discount:number",
       "hs_tax:number", "hs_shipping_cost:number"]),
+    # Activities (engagements): HubSpot-defined, served by the objects and
+    # properties APIs, not by the custom-object schemas API (notes 2).
+    ("notes", "0-46", "NOTE", None, "hs_createdate", None,
+     ["hs_timestamp:datetime", "hs_note_body:string:html", "hubspot_owner_id:enumeration",
+      "hs_attachment_ids:enumeration:checkbox"]),
+    ("calls", "0-48", "CALL", None, "hs_createdate", None,
+     ["hs_timestamp:datetime", "hs_call_title", "hs_call_body:string:html",
+      "hs_call_duration:number", "hs_call_direction:enumeration:select:INBOUND|OUTBOUND",
+      "hs_call_status:enumeration:select:BUSY|CALLING_CRM_USER|CANCELED|COMPLETED|"
+      "CONNECTING|FAILED|IN_PROGRESS|NO_ANSWER|QUEUED|RINGING",
+      "hs_call_disposition", "hs_call_from_number", "hs_call_to_number",
+      "hs_call_recording_url", "hubspot_owner_id:enumeration"]),
+    ("emails", "0-49", "EMAIL", None, "hs_createdate", None,
+     ["hs_timestamp:datetime", "hs_email_subject", "hs_email_text:string:textarea",
+      "hs_email_html:string:html",
+      "hs_email_direction:enumeration:select:EMAIL|INCOMING_EMAIL|FORWARDED_EMAIL",
+      "hs_email_status:enumeration:select:BOUNCED|FAILED|SCHEDULED|SENDING|SENT",
+      "hs_email_headers:string:textarea", "hubspot_owner_id:enumeration"]),
+    ("meetings", "0-47", "MEETING", None, "hs_createdate", None,
+     ["hs_timestamp:datetime", "hs_meeting_title", "hs_meeting_body:string:html",
+      "hs_internal_meeting_notes:string:html", "hs_meeting_external_url",
+      "hs_meeting_location", "hs_meeting_start_time:datetime",
+      "hs_meeting_end_time:datetime",
+      "hs_meeting_outcome:enumeration:select:SCHEDULED|COMPLETED|RESCHEDULED|NO_SHOW|CANCELED",
+      "hubspot_owner_id:enumeration"]),
+    ("tasks", "0-27", "TASK", None, "hs_createdate", None,
+     ["hs_timestamp:datetime", "hs_task_subject", "hs_task_body:string:html",
+      "hs_task_status:enumeration:select:NOT_STARTED|COMPLETED|IN_PROGRESS|WAITING|DEFERRED",
+      "hs_task_priority:enumeration:select:LOW|MEDIUM|HIGH|NONE",
+      "hs_task_type:enumeration:select:EMAIL|CALL|TODO", "hubspot_owner_id:enumeration"]),
 ]
 
 # Values the fake fills in on create when the caller leaves them out.
