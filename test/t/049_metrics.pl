@@ -12,6 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use HTTP::Tiny;
 use File::Temp qw(tempfile);
+use JSON::PP;
 use lib 'test/perl';
 use HubSync::Node;
 
@@ -193,7 +194,29 @@ ok($closed, 'port 0 closes the endpoint again');
 my $rules = `$promtool check rules docs/prometheus/hubsync-rules.yml 2>&1`;
 ok($promtool ne '' && $? == 0, 'promtool check rules docs/prometheus/hubsync-rules.yml')
   or diag($rules);
-ok(-f 'docs/grafana/hubsync.json', 'the Grafana dashboard ships');
+
+# the Grafana dashboard: valid JSON whose every query is valid PromQL
+# (checked as recording rules, Grafana's variables replaced) and uses only
+# families the endpoint serves
+my $dash = JSON::PP->new->decode(slurp_file('docs/grafana/hubsync.json'));
+my @exprs = map { map { $_->{expr} } @{ $_->{targets} || [] } } @{ $dash->{panels} };
+ok(@exprs >= 15, 'the dashboard has its queries');
+my ($rfh, $rfile) = tempfile(SUFFIX => '.yml');
+print $rfh "groups:\n- name: dashboard\n  rules:\n";
+for my $i (0 .. $#exprs)
+{
+	(my $e = $exprs[$i]) =~ s/\$__rate_interval/5m/g;
+	$e =~ s/\$instance/.*/g;
+	print $rfh "  - record: dashboard:expr$i\n    expr: " . JSON::PP->new->allow_nonref->encode($e) . "\n";
+}
+close $rfh;
+my $dout = `$promtool check rules $rfile 2>&1`;
+ok($promtool ne '' && $? == 0, 'every dashboard query is valid PromQL') or diag($dout);
+my %served = map { $_ => 1 } keys %type;
+my @unknown = grep { !$served{$_} && !$served{ s/_(bucket|count|sum)$//r } }
+  map { /\b(hubsync_[a-z_]+)/g } @exprs,
+  grep { !/^\s*#/ } split /\n/, slurp_file('docs/prometheus/hubsync-rules.yml');
+is("@unknown", '', 'the dashboard and the rules use only served families');
 
 $node->stop;
 $fake->stop if $fake->can('stop');
