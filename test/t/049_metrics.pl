@@ -11,12 +11,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use HTTP::Tiny;
+use IO::Socket::INET;
+use Time::HiRes qw(time);
 use File::Temp qw(tempfile);
 use JSON::PP;
 use lib 'test/perl';
 use HubSync::Node;
 
-my ($node, $fake) = HubSync::Node::with_fake('metrics');
+my $wport = PostgreSQL::Test::Cluster::get_free_port();
+my ($node, $fake) = HubSync::Node::with_fake('metrics',
+	conf => { 'hubsync.webhook_port' => $wport });
 my $sql = sub { $node->safe_psql('postgres', $_[0]) };
 my $http = HTTP::Tiny->new(timeout => 15);
 my $port = PostgreSQL::Test::Cluster::get_free_port();
@@ -178,6 +182,26 @@ for my $m ('POST', 'PUT', 'DELETE')
 	is($res->{headers}{allow}, 'GET', "$m: Allow says GET") if $m eq 'POST';
 }
 is($http->get("http://127.0.0.1:$port/")->{status}, 404, 'other paths are 404');
+
+# ---- scrapers that stall hold no one but themselves: with every metrics
+# connection taken by clients that never finish their headers or never
+# read, the receiver (same worker, same loop) still answers at once
+my @stalled;
+for (1 .. 8)
+{
+	my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')
+	  or next;
+	print $sock ($_ % 2 ? "GET /metrics HTTP/1.1\r\nHost: x\r\n" : "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+	push @stalled, $sock;
+}
+is(scalar @stalled, 8, 'eight stalled scrapers connected');
+my $t0 = time;
+my $wh = $http->request('POST', "http://127.0.0.1:$wport/hubspot/webhooks",
+	{ content => '[]', headers => { 'Content-Type' => 'application/json' } });
+my $took = time - $t0;
+is($wh->{status}, 401, 'the receiver answers an unsigned delivery meanwhile');
+ok($took < 2, sprintf('within 2 s (%.3f s)', $took));
+close $_ for @stalled;
 
 # ---- back off on reload
 $node->append_conf('postgresql.conf', "hubsync.metrics_port = 0\n");
