@@ -8,7 +8,7 @@ PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 DEBIAN_PACKAGES=(make gcc pkg-config postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
                  libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libipc-run-perl
-                 python3 curl clang)
+                 python3 curl clang prometheus)
 
 # say -- print a progress line
 say() { printf '\n==> %s\n' "$*"; }

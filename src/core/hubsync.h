@@ -54,6 +54,7 @@ extern const char *hubsync_worker_state_name(HubsyncWorkerState state);
 
 /* ---- shared memory (shmem.c) ---- */
 #include "core/quota.h"
+#include "core/metrics.h"
 
 typedef struct HubsyncWorkerSlot
 {
@@ -110,6 +111,7 @@ typedef struct HubsyncShared
 	pg_atomic_uint32 paused;	/* hubsync.pause() */
 	HubsyncQuota quota;			/* see quota.c */
 	pg_atomic_uint64 webhook_counters[HUBSYNC_WH_NUM_COUNTERS]; /* inbox.c */
+	HubsyncMetrics metrics;		/* core/metrics.c */
 } HubsyncShared;
 
 extern HubsyncShared *hubsync_shared;

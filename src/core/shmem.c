@@ -76,6 +76,7 @@ hubsync_shmem_startup(void)
 		hubsync_quota_init(&hubsync_shared->quota);
 		for (i = 0; i < HUBSYNC_WH_NUM_COUNTERS; i++)
 			pg_atomic_init_u64(&hubsync_shared->webhook_counters[i], 0);
+		hubsync_metrics_init(&hubsync_shared->metrics);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

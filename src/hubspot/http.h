@@ -27,6 +27,7 @@ typedef struct HubsyncHttpRequest
 	const char *bearer;			/* access token, or NULL */
 	void	   *owner;			/* caller's data */
 	long		timeout_ms;		/* 0: hubsync.request_timeout */
+	int			quota_class;	/* HubsyncQuotaClass it was sent under (metrics) */
 
 	/* results */
 	bool		done;

@@ -239,6 +239,7 @@ hubsync_observe_response(HubsyncHttpRequest *req)
 {
 	hubsync_quota_observe(req->status, req->rl_max, req->rl_remaining,
 						  req->rl_daily_remaining);
+	hubsync_metrics_count_request(req->quota_class, req->status);
 	if (req->status == 429)
 	{
 		Jsonb	   *body = hubsync_json_parse(req->response, req->response_len);
@@ -320,6 +321,7 @@ hubsync_request_send(HubsyncQuotaClass cls, const char *method, char *url,
 
 	hubsync_request_quota(cls);
 	req = hubsync_request_new(method, url, body, token);
+	req->quota_class = (int) cls;
 	hubsync_http_perform(req);
 	hubsync_observe_response(req);
 	return req;

@@ -252,6 +252,7 @@ start_within_quota(const char *method, char *url, char *body, HubsyncQuotaClass 
 
 	hubsync_request_quota(cls);
 	req = hubsync_request_new(method, url, body, NULL);
+	req->quota_class = (int) cls;
 	hubsync_http_start(req);
 	(void) hubsync_http_wait(0);
 	return req;
@@ -661,6 +662,7 @@ launch(int limit)
 		req = hubsync_request_new("GET", url, NULL, NULL);
 		MemoryContextSwitchTo(old);
 		req->owner = s;
+		req->quota_class = (int) HUBSYNC_QUOTA_BULK;
 		hubsync_http_start(req);
 		s->inflight = true;
 		bf.inflight++;

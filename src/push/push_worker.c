@@ -325,6 +325,11 @@ finish_requests(void)
 		hubsync_observe_response(req);
 		push_classify(b);
 		MemoryContextSwitchTo(old);
+		/* commit to HubSpot's answer, for each change HubSpot took */
+		for (int i = 0; i < b->nrecords; i++)
+			if (b->records[i]->outcome.kind == OUTCOME_DONE)
+				hubsync_metrics_observe_push_latency(req->finished_at -
+													 b->records[i]->first_created);
 		push_record_outcomes(b);
 		assoc_due = true;		/* new HubSpot ids may free associations */
 		/* anything sent back to the queue may be due at once */

@@ -47,6 +47,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "webhook/inbox.h"
+#include "webhook/metrics.h"
 #include "webhook/receiver.h"
 #include "bgw/worker.h"
 #include "webhook/settings.h"
@@ -927,27 +928,36 @@ hubsync_receiver_wait(long max_timeout_ms)
 	WaitEvent	events[HUBSYNC_RECEIVER_MAX_EVENTS];
 	int			nfds = 0;
 	int			fd;
+	int			metrics_max_fd = -1;
 
-	if (daemon_handle == NULL)
+	FD_ZERO(&rs);
+	FD_ZERO(&ws);
+	FD_ZERO(&es);
+	/* the metrics endpoint (metrics.c) is waited on with the receiver */
+	if (!hubsync_metrics_fdset(&rs, &ws, &es, &metrics_max_fd, &timeout) &&
+		daemon_handle == NULL)
 	{
 		hubsync_worker_wait(max_timeout_ms);
 		return;
 	}
-	FD_ZERO(&rs);
-	FD_ZERO(&ws);
-	FD_ZERO(&es);
-	if (MHD_get_fdset2(daemon_handle, &rs, &ws, &es, &max_fd, FD_SETSIZE) != MHD_YES)
+	if (daemon_handle == NULL)
 		max_fd = -1;
-	if (MHD_get_timeout(daemon_handle, &mhd_timeout) == MHD_YES &&
-		(long) mhd_timeout < timeout)
-		timeout = (long) mhd_timeout;
-	/* wake up for the next header deadline too (cutting any that passed) */
+	else
 	{
-		long		next = cut_slow_connections();
+		if (MHD_get_fdset2(daemon_handle, &rs, &ws, &es, &max_fd, FD_SETSIZE) != MHD_YES)
+			max_fd = -1;
+		if (MHD_get_timeout(daemon_handle, &mhd_timeout) == MHD_YES &&
+			(long) mhd_timeout < timeout)
+			timeout = (long) mhd_timeout;
+		/* wake up for the next header deadline too (cutting any that passed) */
+		{
+			long		next = cut_slow_connections();
 
-		if (next >= 0 && next < timeout)
-			timeout = next;
+			if (next >= 0 && next < timeout)
+				timeout = next;
+		}
 	}
+	max_fd = Max(max_fd, metrics_max_fd);
 
 	for (fd = 0; fd <= max_fd; fd++)
 		if (FD_ISSET(fd, &rs) || FD_ISSET(fd, &ws))

@@ -32,6 +32,8 @@ int			hubsync_webhook_max_connections_per_address = 16;
 bool		hubsync_webhook_legacy_signatures = false;
 char	   *hubsync_webhook_tls_cert_file = NULL;
 char	   *hubsync_webhook_tls_key_file = NULL;
+int			hubsync_metrics_port = 0;
+char	   *hubsync_metrics_listen_address = NULL;
 
 /* check_listen_address -- the receiver needs an address to bind */
 static bool
@@ -41,6 +43,17 @@ check_listen_address(char **newval, void **extra, GucSource source)
 		return true;
 	GUC_check_errmsg("hubsync.webhook_listen_address must not be empty");
 	GUC_check_errhint("Use 127.0.0.1 to listen on loopback behind a proxy, or 0.0.0.0 for all addresses.");
+	return false;
+}
+
+/* check_metrics_listen_address -- the metrics endpoint needs an address */
+static bool
+check_metrics_listen_address(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && **newval != '\0')
+		return true;
+	GUC_check_errmsg("hubsync.metrics_listen_address must not be empty");
+	GUC_check_errhint("Use 127.0.0.1 for a Prometheus on this host, or the address it scrapes.");
 	return false;
 }
 
@@ -135,4 +148,16 @@ hubsync_webhook_define_settings(void)
 							   "Read by the webhook worker when the receiver starts; keep it readable by the server's user only.",
 							   &hubsync_webhook_tls_key_file, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.metrics_port",
+							"TCP port of the Prometheus metrics endpoint (GET /metrics).",
+							"Served by the webhook worker; 0 (the default) turns it off.",
+							&hubsync_metrics_port, 0, 0, 65535,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("hubsync.metrics_listen_address",
+							   "Address the Prometheus metrics endpoint listens on.",
+							   "The endpoint has no authentication: keep it on loopback or a monitoring network.",
+							   &hubsync_metrics_listen_address, "127.0.0.1",
+							   PGC_SIGHUP, 0, check_metrics_listen_address, NULL, NULL);
 }

@@ -23,6 +23,8 @@ extern int	hubsync_webhook_max_connections_per_address;
 extern bool hubsync_webhook_legacy_signatures;
 extern char *hubsync_webhook_tls_cert_file;
 extern char *hubsync_webhook_tls_key_file;
+extern int	hubsync_metrics_port;
+extern char *hubsync_metrics_listen_address;
 
 extern void hubsync_webhook_define_settings(void);
 

@@ -3,7 +3,8 @@
  * webhook_worker.c
  *	  Main loop of the "hubsync webhook" background worker: it runs the
  *	  embedded receiver (receiver.c) while hubsync is ready and
- *	  hubsync.webhook_port is set, and rebinds it on SIGHUP.
+ *	  hubsync.webhook_port is set, and the Prometheus endpoint (metrics.c)
+ *	  while hubsync.metrics_port is set; it rebinds both on SIGHUP.
  *
  * IDENTIFICATION
  *	  src/webhook/webhook_worker.c
@@ -18,6 +19,7 @@
 #include "postmaster/interrupt.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "webhook/metrics.h"
 #include "webhook/receiver.h"
 #include "bgw/worker.h"
 
@@ -53,6 +55,8 @@ webhook_loop(void)
 				hubsync_receiver_configure();
 			else
 				hubsync_receiver_stop();
+			/* the metrics endpoint also serves while hubsync is idle */
+			hubsync_metrics_configure();
 		}
 
 		hubsync_receiver_wait(ready ? HUBSYNC_WEBHOOK_RECHECK_MS : 5000L);
@@ -66,6 +70,8 @@ webhook_loop(void)
 		}
 		if (ready)
 			hubsync_receiver_run();
+		/* after the deliveries: a scrape never delays their answers */
+		hubsync_metrics_run(ready);
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_cxt);
 	}
