@@ -8,24 +8,27 @@ PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 DEBIAN_PACKAGES=(make gcc pkg-config postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
                  libcurl4-openssl-dev libssl-dev libmicrohttpd-dev libipc-run-perl
-                 python3 curl clang prometheus)
+                 python3 curl clang)
+# only the test suite needs these (promtool checks the metrics endpoint)
+DEBIAN_TEST_PACKAGES=(prometheus)
 
 # say -- print a progress line
 say() { printf '\n==> %s\n' "$*"; }
 
-# missing_packages -- the Debian packages above that are not installed
+# missing_packages [extra...] -- the Debian packages above (and the extra
+# ones named) that are not installed
 missing_packages() {
 	local p
-	for p in "${DEBIAN_PACKAGES[@]}"; do
+	for p in "${DEBIAN_PACKAGES[@]}" "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
 	done
 }
 
-# ensure_dependencies -- install what is missing when root; otherwise say
-# exactly what to install and stop
+# ensure_dependencies [extra...] -- install what is missing when root;
+# otherwise say exactly what to install and stop
 ensure_dependencies() {
 	local missing
-	missing=$(missing_packages | tr '\n' ' ')
+	missing=$(missing_packages "$@" | tr '\n' ' ')
 	[ -z "${missing// /}" ] && return 0
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "hubsync needs these Debian packages: $missing" >&2

@@ -6,7 +6,7 @@ set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
 
-ensure_dependencies
+ensure_dependencies "${DEBIAN_TEST_PACKAGES[@]}"
 build_and_install
 
 prepare_run_dir
