@@ -499,8 +499,11 @@ def batch_upsert(hub, req, objectType):
                 v = props.get(name)
                 if v:
                     pending[(name, ukey(name, v))] = rid or 0
-        echo = cfg["echoIdProperty"] or idp in (item.get("properties") or {})
-        plans.append((rec, props, item.get("objectWriteTraceId"), None if echo else idp))
+        # echoIdProperty off: the idProperty's value is not in the answer,
+        # even when the input also wrote it (whether HubSpot echoes it is
+        # unconfirmed; a client must match on objectWriteTraceId)
+        plans.append((rec, props, item.get("objectWriteTraceId"),
+                      None if cfg["echoIdProperty"] else idp))
     now = now_ms()
     src = _src(hub)
     results = []
