@@ -280,6 +280,21 @@ results_list(JsonbContainer *results, AssocEntry *e)
 	return false;
 }
 
+/*
+ * shares_pair -- whether another entry of the batch links the same two
+ * records (another type): one result stands for both, so an error naming
+ * no input could be either's
+ */
+static bool
+shares_pair(AssocEntry **entries, int n, AssocEntry *e)
+{
+	for (int i = 0; i < n; i++)
+		if (entries[i] != e && strcmp(entries[i]->from_id, e->from_id) == 0 &&
+			strcmp(entries[i]->to_id, e->to_id) == 0)
+			return true;
+	return false;
+}
+
 /* error_reason -- "CATEGORY: message {context}" of one error entry */
 static char *
 error_reason(JsonbContainer *err)
@@ -335,6 +350,18 @@ apply_answer(AssocEntry **entries, int n, int status, JsonbContainer *root, bool
 	AssocEntry **alone = palloc(sizeof(AssocEntry *) * n);
 	int			nalone = 0;
 
+	bool		unnamed = false;
+
+	/* is there an error that names no entry of this batch? */
+	for (int k = 0; k < nerr && !unnamed; k++)
+	{
+		JsonbContainer *err = hubsync_json_array_container(errors, k);
+
+		unnamed = true;
+		for (int i = 0; i < n && unnamed; i++)
+			if (errors_name(err, entries[i]))
+				unnamed = false;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		AssocEntry *e = entries[i];
@@ -349,7 +376,8 @@ apply_answer(AssocEntry **entries, int n, int status, JsonbContainer *root, bool
 		}
 		if (named != NULL)
 			set_error(e, status, named);
-		else if (create ? results_list(results, e) : nerr == 0)
+		else if (create ? (results_list(results, e) && !(unnamed && shares_pair(entries, n, e)))
+				 : nerr == 0)
 			set_outcome(e, true, false, status, NULL);
 		else if (n > 1)
 			alone[nalone++] = e;
