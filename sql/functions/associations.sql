@@ -319,19 +319,33 @@ COMMENT ON FUNCTION hubsync._assoc_claim(integer, integer) IS
 CREATE OR REPLACE FUNCTION hubsync._assoc_done(p_ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	-- Archiving a pair's unlabeled type removes its labeled types too, both
+	-- ways (HubSpot's published OpenAPI documents say so of
+	-- batch/labels/archive): the mirror drops them as well.  The worker
+	-- runs this as HubSpot's change, so nothing is queued back.
 	WITH d AS (
 		DELETE FROM hubsync.association_outbox o WHERE o.id = ANY (p_ids) RETURNING o.*
+	), feed AS (
+		INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
+		SELECT 'out', 'associations', d.from_hubsync_id, d.from_id,
+		       CASE d.op WHEN 'create' THEN 'insert' ELSE 'delete' END, d.origin,
+		       jsonb_build_object('from_type', d.from_type, 'from_id', d.from_id, 'to_type', d.to_type,
+		                          'to_id', d.to_id, 'type_id', d.type_id, 'category', d.category, 'label', d.label)
+		FROM d ORDER BY d.id
+		RETURNING 1
 	)
-	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties)
-	SELECT 'out', 'associations', d.from_hubsync_id, d.from_id,
-	       CASE d.op WHEN 'create' THEN 'insert' ELSE 'delete' END, d.origin,
-	       jsonb_build_object('from_type', d.from_type, 'from_id', d.from_id, 'to_type', d.to_type,
-	                          'to_id', d.to_id, 'type_id', d.type_id, 'category', d.category, 'label', d.label)
-	FROM d ORDER BY d.id;
+	DELETE FROM hubspot.associations a
+	USING d
+	WHERE d.op = 'archive'
+	  AND d.type_id = hubsync.association_type(d.from_type, d.to_type)
+	  AND ((a.from_type = d.from_type AND a.from_id = d.from_id
+	        AND a.to_type = d.to_type AND a.to_id = d.to_id)
+	    OR (a.from_type = d.to_type AND a.from_id = d.to_id
+	        AND a.to_type = d.from_type AND a.to_id = d.from_id));
 END
 $$;
 COMMENT ON FUNCTION hubsync._assoc_done(bigint[]) IS
-  'API: private. Push worker: records association changes HubSpot accepted';
+  'API: private. Push worker: records association changes HubSpot accepted (an archived unlabeled type takes the pair''s labeled types out of hubspot.associations)';
 
 -- Push worker: association changes to try again later, or failed for good.
 -- The alert (through hubsync._alert: stored in hubsync.alerts, once per

@@ -104,7 +104,13 @@ BEGIN
 		WHERE p.key NOT IN ('hs_object_id', 'hubsync_id')
 	LOOP
 		IF r.column_name IS NULL THEN
-			extra := extra || jsonb_build_object(r.key, r.value);
+			-- JSON null (2026-09 sends it for a property without a value):
+			-- the key leaves the jsonb, as if HubSpot had never had a value
+			IF jsonb_typeof(r.value) = 'null' THEN
+				clear := clear || r.key;
+			ELSE
+				extra := extra || jsonb_build_object(r.key, r.value);
+			END IF;
 			CONTINUE;
 		END IF;
 		IF jsonb_typeof(r.value) = 'null' OR (r.value #>> '{}') = '' THEN

@@ -249,8 +249,8 @@ fetch_records(List *plans)
 			{
 				if (p->failed_ids != NIL)
 					ereport(LOG,
-							(errmsg("hubsync could not read %d %s records from HubSpot for webhook events: HTTP 207 with errors other than OBJECT_NOT_FOUND",
-									list_length(p->failed_ids), p->object_type),
+							(errmsg("hubsync could not read %d %s records from HubSpot for webhook events: HTTP %ld with errors other than OBJECT_NOT_FOUND",
+									list_length(p->failed_ids), p->object_type, req->status),
 							 errhint("Their events stay pending and are applied once a read succeeds.")));
 				if (!first)
 					appendStringInfoChar(&out, ',');

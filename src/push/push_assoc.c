@@ -18,7 +18,9 @@
  *	4. record (short transaction): done, retry with back-off, or failed.
  *
  * A batch HubSpot refuses as a whole (400) is sent again entry by entry,
- * so one bad association never holds back the others.
+ * so one bad association never holds back the others.  A batch answered
+ * with per-entry errors (207, or 200 with errors[] under 2026-09) marks
+ * done only what its results list; the rest is sent again alone.
  *
  * IDENTIFICATION
  *	  src/push/push_assoc.c
@@ -231,7 +233,20 @@ set_outcome(AssocEntry *e, bool done, bool failed, int status, const char *error
 	}
 }
 
-/* errors_name -- whether a 207 errors[] entry names this entry's ends */
+/* text_is -- whether a JSON scalar's text is s (ids come as strings or numbers) */
+static bool
+text_is(char *text, const char *s)
+{
+	return text != NULL && strcmp(text, s) == 0;
+}
+
+/*
+ * errors_name -- whether an errors[] entry names this entry's ends in
+ * context.fromObjectId/toObjectId.  HubSpot's documented invalid-association
+ * error ("One or more associations are invalid", context INVALID_OBJECT_IDS
+ * and the like) names no input, so this is only a shortcut: what is not
+ * named is settled by the answer's results or by sending it alone.
+ */
 static bool
 errors_name(JsonbContainer *err, AssocEntry *e)
 {
@@ -242,12 +257,137 @@ errors_name(JsonbContainer *err, AssocEntry *e)
 				t = (to == NULL);
 
 	for (int i = 0; i < hubsync_json_array_size(from); i++)
-		if (strcmp(hubsync_json_array_text(from, i), e->from_id) == 0)
+		if (text_is(hubsync_json_array_text(from, i), e->from_id))
 			f = true;
 	for (int i = 0; i < hubsync_json_array_size(to); i++)
-		if (strcmp(hubsync_json_array_text(to, i), e->to_id) == 0)
+		if (text_is(hubsync_json_array_text(to, i), e->to_id))
 			t = true;
 	return f && t;
+}
+
+/* results_list -- whether a create answer's results[] list this entry's pair */
+static bool
+results_list(JsonbContainer *results, AssocEntry *e)
+{
+	for (int i = 0; i < hubsync_json_array_size(results); i++)
+	{
+		JsonbContainer *res = hubsync_json_array_container(results, i);
+
+		if (text_is(hubsync_json_get_text(res, "fromObjectId"), e->from_id) &&
+			text_is(hubsync_json_get_text(res, "toObjectId"), e->to_id))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * shares_pair -- whether another entry of the batch links the same two
+ * records (another type): one result stands for both, so an error naming
+ * no input could be either's
+ */
+static bool
+shares_pair(AssocEntry **entries, int n, AssocEntry *e)
+{
+	for (int i = 0; i < n; i++)
+		if (entries[i] != e && strcmp(entries[i]->from_id, e->from_id) == 0 &&
+			strcmp(entries[i]->to_id, e->to_id) == 0)
+			return true;
+	return false;
+}
+
+/* error_reason -- "CATEGORY: message {context}" of one error entry */
+static char *
+error_reason(JsonbContainer *err)
+{
+	char	   *category = hubsync_json_get_text(err, "category");
+	char	   *message = hubsync_json_get_text(err, "message");
+	JsonbContainer *context = hubsync_json_get_container(err, "context");
+
+	return psprintf("%s: %s%s%s", category ? category : "error",
+					message ? message : "HubSpot refused the association",
+					context ? " " : "",
+					context ? JsonbToCString(NULL, context, -1) : "");
+}
+
+/*
+ * set_error -- one entry's outcome from the error HubSpot gave for it: an
+ * archive of what is not there is done; a refusal that will not heal
+ * (validation, unknown object, scopes) is failed; anything else retried.
+ */
+static void
+set_error(AssocEntry *e, int status, JsonbContainer *err)
+{
+	char	   *category = hubsync_json_get_text(err, "category");
+	bool		permanent = category != NULL &&
+		(strcmp(category, "VALIDATION_ERROR") == 0 ||
+		 strcmp(category, "OBJECT_NOT_FOUND") == 0 ||
+		 strcmp(category, "MISSING_SCOPES") == 0 ||
+		 strncmp(category, "INVALID_", 8) == 0);
+
+	if (strcmp(e->kind, "archive") == 0 && category != NULL &&
+		strcmp(category, "OBJECT_NOT_FOUND") == 0)
+		set_outcome(e, true, false, status, NULL);
+	else
+		set_outcome(e, false, permanent, status, error_reason(err));
+}
+
+static void send_batch(AssocEntry **entries, int n);
+
+/*
+ * apply_answer -- a 2xx answer with a body: 207 (legacy, 2026-03) or
+ * 200/201 with errors[] inside (2026-09).  A create is done only when
+ * results[] lists its pair and no error names it; an archive (whose
+ * results say nothing) only when the answer has no errors.  An entry
+ * named by an error gets that error; the others are sent again alone,
+ * where any error is theirs.
+ */
+static void
+apply_answer(AssocEntry **entries, int n, int status, JsonbContainer *root, bool create)
+{
+	JsonbContainer *results = hubsync_json_get_container(root, "results");
+	JsonbContainer *errors = hubsync_json_get_container(root, "errors");
+	int			nerr = hubsync_json_array_size(errors);
+	AssocEntry **alone = palloc(sizeof(AssocEntry *) * n);
+	int			nalone = 0;
+
+	bool		unnamed = false;
+
+	/* is there an error that names no entry of this batch? */
+	for (int k = 0; k < nerr && !unnamed; k++)
+	{
+		JsonbContainer *err = hubsync_json_array_container(errors, k);
+
+		unnamed = true;
+		for (int i = 0; i < n && unnamed; i++)
+			if (errors_name(err, entries[i]))
+				unnamed = false;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		AssocEntry *e = entries[i];
+		JsonbContainer *named = NULL;
+
+		for (int k = 0; k < nerr && named == NULL; k++)
+		{
+			JsonbContainer *err = hubsync_json_array_container(errors, k);
+
+			if (errors_name(err, e))
+				named = err;
+		}
+		if (named != NULL)
+			set_error(e, status, named);
+		else if (create ? (results_list(results, e) && !(unnamed && shares_pair(entries, n, e)))
+				 : nerr == 0)
+			set_outcome(e, true, false, status, NULL);
+		else if (n > 1)
+			alone[nalone++] = e;
+		else if (nerr > 0)
+			set_error(e, status, hubsync_json_array_container(errors, 0));
+		else
+			set_outcome(e, false, false, status, "HubSpot did not report this association");
+	}
+	for (int i = 0; i < nalone; i++)
+		send_batch(&alone[i], 1);
 }
 
 /*
@@ -276,26 +416,24 @@ send_batch(AssocEntry **entries, int n)
 	category = hubsync_json_get_text(root, "category");
 	message = hubsync_json_get_text(root, "message");
 
-	if (status == 207 && root != NULL)
+	if (status >= 200 && status < 300 && root != NULL && JsonContainerIsObject(root))
 	{
-		JsonbContainer *errors = hubsync_json_get_container(root, "errors");
-
+		hubsync_http_release(req);
+		apply_answer(entries, n, status, root, create);
+		return;
+	}
+	else if (status >= 200 && status < 300 && !create)
+	{
+		/* 204: every label archived */
 		for (int i = 0; i < n; i++)
 			set_outcome(entries[i], true, false, status, NULL);
-		for (int k = 0; k < hubsync_json_array_size(errors); k++)
-		{
-			JsonbContainer *err = hubsync_json_array_container(errors, k);
-
-			for (int i = 0; i < n; i++)
-				if (errors_name(err, entries[i]))
-					set_outcome(entries[i], false, true, status,
-								hubsync_json_get_text(err, "message"));
-		}
 	}
 	else if (status >= 200 && status < 300)
 	{
+		/* a create answered without a usable body: nothing is known done */
 		for (int i = 0; i < n; i++)
-			set_outcome(entries[i], true, false, status, NULL);
+			set_outcome(entries[i], false, false, status,
+						"HubSpot's answer did not list the associations created");
 	}
 	else if (status == 429 || status == 401 || status == 477)
 	{
@@ -319,6 +457,7 @@ send_batch(AssocEntry **entries, int n)
 			return;
 		}
 		set_outcome(first, false, true, status,
+					root != NULL && JsonContainerIsObject(root) ? error_reason(root) :
 					psprintf("%s: %s", category ? category : "HTTP error",
 							 message ? message : "HubSpot refused the association"));
 	}
@@ -383,9 +522,12 @@ record(List *entries)
 		Datum		v[1];
 
 		v[0] = CStringGetTextDatum(done.data);
+		/* the mirror rows it removes went in HubSpot: not queued back */
+		hubsync_remote_apply_begin();
 		if (SPI_execute_with_args("SELECT hubsync._assoc_done($1::bigint[])", 1,
 								  (Oid[]) {TEXTOID}, v, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "hubsync._assoc_done() failed");
+		hubsync_remote_apply_end();
 	}
 	SPI_finish();
 	hubsync_worker_end_xact();

@@ -165,13 +165,17 @@ existing_id(const char *message)
 	return p ? pnstrdup(p, len) : NULL;
 }
 
-/* apply_error_item -- one entry of a 207's errors[] to the records it names */
+/*
+ * apply_error_item -- one entry of an answer's errors[] (a 207, or a 200/201
+ * under 2026-09) to the records it names, keeping the answer's status
+ */
 static void
 apply_error_item(PushBatch *b, JsonbContainer *err)
 {
 	char	   *category = hubsync_json_get_text(err, "category");
 	char	   *message = hubsync_json_get_text(err, "message");
 	JsonbContainer *context = hubsync_json_get_container(err, "context");
+	int			status = (int) b->req.status;
 	const char *keys[] = {"ids", "objectWriteTraceId", "id"};
 	int			k;
 
@@ -189,21 +193,21 @@ apply_error_item(PushBatch *b, JsonbContainer *err)
 				continue;
 			if (b->kind == PUSH_ARCHIVE && category &&
 				strcmp(category, "OBJECT_NOT_FOUND") == 0)
-				set_outcome(r, OUTCOME_DONE, 207, NULL, NULL);	/* already gone */
+				set_outcome(r, OUTCOME_DONE, status, NULL, NULL);	/* already gone */
 			else if (b->kind != PUSH_ARCHIVE && existing_id(message) != NULL &&
 					 strcmp(b->object_type, "contacts") == 0)
 			{
 				/* the email is already in HubSpot: link to that contact */
-				set_outcome(r, OUTCOME_LINK, 207, category, message);
+				set_outcome(r, OUTCOME_LINK, status, category, message);
 				r->outcome.hs_object_id = existing_id(message);
 			}
 			else if (b->kind == PUSH_UPDATE && category &&
 					 strcmp(category, "OBJECT_NOT_FOUND") == 0)
-				set_outcome(r, OUTCOME_GONE, 207, category, message);
+				set_outcome(r, OUTCOME_GONE, status, category, message);
 			else if (permanent_category(category))
-				set_outcome(r, OUTCOME_DEAD, 207, category, message);
+				set_outcome(r, OUTCOME_DEAD, status, category, message);
 			else
-				set_outcome(r, OUTCOME_RETRY, 207, category, message);
+				set_outcome(r, OUTCOME_RETRY, status, category, message);
 		}
 	}
 }
@@ -229,10 +233,20 @@ apply_results(PushBatch *b, JsonbContainer *root)
 		JsonbContainer *props = hubsync_json_get_container(res, "properties");
 		char	   *id = hubsync_json_get_text(res, "id");
 		PushRecord *r = NULL;
+		char	   *trace;
 
-		if (b->kind == PUSH_UPSERT)
+		/*
+		 * Each input carries objectWriteTraceId = hubsync_id, which HubSpot's
+		 * OpenAPI documents return on SimplePublicObject for exactly this;
+		 * whether upserts echo the idProperty is unconfirmed, so the echoed
+		 * hubsync_id only serves when no trace id came back.
+		 */
+		trace = hubsync_json_get_text(res, "objectWriteTraceId");
+		if (trace != NULL)
+			r = find_record(b, trace);
+		else if (b->kind == PUSH_UPSERT)
 			r = find_record(b, hubsync_json_get_text(props, "hubsync_id"));
-		if (r == NULL)
+		if (r == NULL && trace == NULL)
 			r = find_record(b, id);
 		if (r == NULL && b->nrecords == 1 && n == 1)
 			r = b->records[0];

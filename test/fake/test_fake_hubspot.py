@@ -983,6 +983,93 @@ class SearchTest(Base):
 
 
 # ----- 7. associations v4 -----------------------------------------------------
+class VersionAnswersTest(Base):
+    """Answers per API version, admin validation rules, idProperty echo."""
+
+    RULE = {"objectType": "deals", "propertyName": "amount", "ruleType": "MAX_NUMBER",
+            "ruleArguments": ["1000"], "exceptWhenSet": ["dealtype"]}
+
+    def upsert(self, version, inputs):
+        """batch/upsert of deals by a unique property under one version."""
+        base = "/crm/v3/objects" if version == "legacy" else "/crm/objects/" + version
+        return self.f.call("POST", base + "/deals/batch/upsert", {"inputs": inputs})
+
+    def test_errors_in_body_under_2026_09(self):
+        """2026-09: 200 with errors/numErrors; 2026-03 and legacy: 207."""
+        self.f.call("POST", "/crm/v3/properties/deals", {
+            "name": "ext", "label": "Ext", "type": "string", "fieldType": "text",
+            "groupName": "dealinformation", "hasUniqueValue": True})
+        self.f.ctl("POST", "config", {"validationRules": [self.RULE]})
+        for version, want in (("2026-09", 200), ("2026-03", 207), ("legacy", 207)):
+            s, _, b = self.upsert(version, [
+                {"id": version + "a", "idProperty": "ext", "objectWriteTraceId": "t1",
+                 "properties": {"dealname": "ok", "amount": "5"}},
+                {"id": version + "b", "idProperty": "ext", "objectWriteTraceId": "t2",
+                 "properties": {"dealname": "big", "amount": "5000"}},
+                {"id": version + "c", "idProperty": "ext", "objectWriteTraceId": "t3",
+                 "properties": {"dealname": "big", "amount": "5000", "dealtype": "newbusiness"}}])
+            self.assertEqual(s, want, (version, b))
+            self.assertEqual(b["numErrors"], 1)
+            self.assertEqual(sorted(r["objectWriteTraceId"] for r in b["results"]), ["t1", "t3"])
+            e = b["errors"][0]
+            self.assertEqual((e["category"], e["context"]), ("VALIDATION_ERROR", {"ids": [version + "b"]}))
+            self.assertIn('"amount" failed validation rule MAX_NUMBER (1000)', e["message"])
+        s, _, b = self.f.call("POST", "/crm/v3/objects/deals",
+                              {"properties": {"dealname": "one", "amount": "2000"}})
+        self.assertEqual(s, 400)
+        self.assert_error(b, "VALIDATION_ERROR", "MAX_NUMBER")
+        s, _, b = self.f.call("POST", "/_fake/config", {"validationRules": [{"objectType": "deals"}]},
+                              token=None)
+        self.assertEqual(s, 400)
+
+    def test_echo_id_property(self):
+        """echoIdProperty off: the idProperty value is not in upsert results."""
+        self.f.call("POST", "/crm/v3/properties/deals", {
+            "name": "ext", "label": "Ext", "type": "string", "fieldType": "text",
+            "groupName": "dealinformation", "hasUniqueValue": True})
+        inp = [{"id": "e1", "idProperty": "ext", "objectWriteTraceId": "t",
+                "properties": {"dealname": "x", "ext": "e1"}}]
+        self.assertEqual(self.upsert("2026-09", inp)[2]["results"][0]["properties"]["ext"], "e1")
+        self.f.ctl("POST", "config", {"echoIdProperty": False})
+        r = self.upsert("2026-09", inp)[2]["results"][0]
+        self.assertNotIn("ext", r["properties"])
+        self.assertEqual(r["objectWriteTraceId"], "t")
+
+    def test_association_answers(self):
+        """Invalid pairs per assocInvalidError; archives per version; unlabeled takes labels."""
+        d = self.create("deals", {"dealname": "d"})["id"]
+        co = self.create("companies", {"name": "co"})["id"]
+        path = "/crm/associations/2026-09/deals/companies/batch/"
+        ok = {"from": {"id": d}, "to": {"id": co},
+              "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}]}
+        bad = {"from": {"id": "999"}, "to": {"id": co},
+               "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 341}]}
+        s, _, b = self.f.call("POST", path + "create", {"inputs": [ok, bad]})
+        self.assertEqual(s, 200, b)
+        self.assertEqual(len(b["results"]), 1)
+        self.assertEqual(b["errors"][0]["message"], "One or more associations are invalid")
+        self.assertEqual(b["errors"][0]["context"], {"INVALID_OBJECT_IDS": ["DEAL=999 is not valid"]})
+        s, _, b = self.f.call("POST", "/crm/v4/associations/deals/companies/batch/create",
+                              {"inputs": [ok, bad]})
+        self.assertEqual(s, 207)
+        self.f.ctl("POST", "config", {"assocInvalidError": "named"})
+        s, _, b = self.f.call("POST", path + "create", {"inputs": [bad]})
+        self.assertEqual(b["errors"][0]["context"]["fromObjectId"], ["999"])
+        self.f.ctl("POST", "config", {"assocInvalidError": "whole400"})
+        s, _, b = self.f.call("POST", path + "create", {"inputs": [ok, bad]})
+        self.assertEqual(s, 400)
+        unl = {"from": {"id": d}, "to": {"id": co},
+               "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 341}]}
+        s, _, b = self.f.call("POST", path + "labels/archive", {"inputs": [unl]})
+        self.assertEqual(s, 200)
+        self.assertEqual((b["status"], b["results"]), ("COMPLETE", []))
+        rec = self.f.ctl("GET", "records/deals/" + d)
+        self.assertFalse(rec["associations"].get("companies"))
+        s, _, b = self.f.call("POST", "/crm/v4/associations/deals/companies/batch/labels/archive",
+                              {"inputs": [unl]})
+        self.assertEqual((s, b), (204, None))
+
+
 class AssociationsTest(Base):
     """v4 association endpoints, labels table, toObjectId type, events."""
 

@@ -50,6 +50,16 @@ DEFAULTS = {
     "validateEnumerations": True,
     "validateEmail": True,
     "assocBatchReadMissingIsError": True,
+    # upsert/update results echo the idProperty's value in properties
+    "echoIdProperty": True,
+    # association batch create of an invalid pair: "documented" (a per-input
+    # VALIDATION_ERROR "One or more associations are invalid" with
+    # INVALID_OBJECT_IDS context), "named" (OBJECT_NOT_FOUND naming
+    # fromObjectId/toObjectId) or "whole400" (the whole batch refused)
+    "assocInvalidError": "documented",
+    # admin-configured validation rules (see README): a list of
+    # {"objectType","propertyName","ruleType","ruleArguments","exceptWhenSet","message"}
+    "validationRules": [],
     # change attribution for API writes (history sourceType / webhook changeSource)
     "apiChangeSource": "INTEGRATION",
     "apiSourceId": "{appId}",
@@ -156,10 +166,33 @@ def merge(cfg, changes):
             value = float(value)
         if key == "searchFilterLimits":
             value = dict(cfg["searchFilterLimits"], **value)
+        if key == "assocInvalidError" and value not in ("documented", "named", "whole400"):
+            fail(400, "assocInvalidError must be documented, named or whole400")
+        if key == "validationRules":
+            _check_rules(value)
         if key == "deleteArchivedStatus" and value not in (204, 404):
             fail(400, "deleteArchivedStatus must be 204 or 404")
         cfg[key] = value
     return cfg
+
+
+RULE_TYPES = ("MAX_NUMBER", "MIN_NUMBER", "MAX_LENGTH", "MIN_LENGTH", "REGEX", "REQUIRED")
+
+
+def _check_rules(rules):
+    """400 unless every validation rule is well formed."""
+    for r in rules:
+        if not isinstance(r, dict) or not isinstance(r.get("objectType"), str) or \
+                not isinstance(r.get("propertyName"), str) or r.get("ruleType") not in RULE_TYPES:
+            fail(400, "a validation rule needs objectType, propertyName and a ruleType "
+                      "among %s" % ", ".join(RULE_TYPES))
+        args = r.get("ruleArguments", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            fail(400, "ruleArguments must be a list of strings")
+        if r["ruleType"] != "REQUIRED" and len(args) != 1:
+            fail(400, "rule type %s takes one argument" % r["ruleType"])
+        if not isinstance(r.get("exceptWhenSet", []), list):
+            fail(400, "exceptWhenSet must be a list of property names")
 
 
 def source_id(cfg):

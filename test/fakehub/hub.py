@@ -13,7 +13,7 @@ from .assoc import Associations
 from .auth import Auth
 from .faults import Faults, garble_body, hostile_body, status_response
 from .limits import Limits, RequestLog
-from .request import Routes
+from .request import Routes, api_version_of
 from .store import Store
 from .util import ApiError, error_body, fail
 from .webhooks import Webhooks
@@ -127,6 +127,7 @@ class Hub:
         """A HubSpot API request -> (action, status, body, headers).
 
         action is 'respond', ('hang', ms) or 'reset'."""
+        req.api_version = api_version_of(req.path)
         req.path = dated_to_numbered(req.path)
         fn, groups, endpoint = self.open.match(req.method, req.path)
         auth_needed = fn is None

@@ -6,6 +6,15 @@ import urllib.parse
 from .util import fail, loads
 
 
+_VERSION = re.compile(r"^/(?:crm/[a-z-]+|crm-object-schemas|oauth|webhooks-journal/[a-z-]+)/(\d{4}-\d{2})(?:/|$)")
+
+
+def api_version_of(path):
+    """'2026-09', '2026-03' (any dated version) or 'legacy', from the original path."""
+    m = _VERSION.match(path)
+    return m.group(1) if m else "legacy"
+
+
 class Request:
     """Method, path, query, raw body and headers of one HTTP request."""
 
@@ -23,6 +32,7 @@ class Request:
         self.inputs = None
         self.input_ids = None
         self.input_props = None
+        self.api_version = "legacy"     # set by Hub.handle_api from the path
         self._json = None
 
     def json(self):

@@ -1,6 +1,6 @@
 """Associations v4 endpoints (notes 9.1) and association labels."""
 
-from .routes_crm import _batch, _err, _fault_error, _fault_fails, _inputs, _src
+from .routes_crm import _batch, _err, _fault_error, _fault_fails, _inputs, _src, answer_status
 from .util import ApiError, error_body, fail, now_ms
 
 
@@ -134,8 +134,28 @@ def _nested_id(item, key):
     return str(v.get("id")) if isinstance(v, dict) and v.get("id") is not None else None
 
 
+def _invalid_pair(hub, fot, f, fid, tot, t):
+    """The error for a pair whose record does not exist (config assocInvalidError).
+
+    "documented": HubSpot's VALIDATION_ERROR "One or more associations are
+    invalid", whose context names the bad object (INVALID_OBJECT_IDS
+    "DEAL=123 is not valid") but not the input; "named": OBJECT_NOT_FOUND
+    with context fromObjectId/toObjectId; "whole400": the batch fails."""
+    bad = "%s=%s is not valid" % ((fot.word, f) if fid is None else (tot.word, t))
+    mode = hub.cfg["assocInvalidError"]
+    if mode == "named":
+        return _err("OBJECT_NOT_FOUND", "Could not find %s" % (
+            "%s %s" % (fot.name, f) if fid is None else "%s %s" % (tot.name, t)),
+            {"fromObjectId": [str(f)], "toObjectId": [str(t)]})
+    if mode == "whole400":
+        fail(400, "One or more associations are invalid", context={"INVALID_OBJECT_IDS": [bad]})
+    return _err("VALIDATION_ERROR", "One or more associations are invalid",
+                {"INVALID_OBJECT_IDS": [bad]})
+
+
 def batch_create(hub, req, fromObjectType, toObjectType):
-    """POST /crm/v4/associations/{f}/{t}/batch/create -> 201 (207 on errors)."""
+    """POST /crm/v4/associations/{f}/{t}/batch/create -> 201 (207 on errors);
+    200 with errors in the body under 2026-09 (its OpenAPI document)."""
     store = hub.store
     fot, tot = store.type_of(fromObjectType), store.type_of(toObjectType)
     started = now_ms()
@@ -144,14 +164,13 @@ def batch_create(hub, req, fromObjectType, toObjectType):
         f, t = _nested_id(item, "from"), _nested_id(item, "to")
         fid, tid_ = _live(fot, f), _live(tot, t)
         if fid is None or tid_ is None:
-            errors.append(_err("OBJECT_NOT_FOUND", "Could not find %s" % (
-                "%s %s" % (fot.name, f) if fid is None else "%s %s" % (tot.name, t)),
-                {"fromObjectId": [str(f)], "toObjectId": [str(t)]}))
+            errors.append(_invalid_pair(hub, fot, f, fid, tot, t))
             continue
         types = _types(hub, fot, tot, item.get("types"))
         hub.assoc.link(fot, fid, tot, tid_, types, src, started)
         results.append(_pair_json(hub, fot, fid, tot, tid_))
-    return (207 if errors else 201), _batch(results, errors, started)
+    ok = 200 if req.api_version == "2026-09" else 201
+    return answer_status(req, ok, errors), _batch(results, errors, started)
 
 
 def batch_default(hub, req, fromObjectType, toObjectType):
@@ -170,7 +189,7 @@ def batch_default(hub, req, fromObjectType, toObjectType):
             continue
         hub.assoc.link(fot, fid, tot, tid_, [t], src, started)
         results.extend(_default_specs(hub, fot, fid, tot, tid_))
-    return (207 if errors else 200), _batch(results, errors, started)
+    return answer_status(req, 200, errors), _batch(results, errors, started)
 
 
 def batch_read(hub, req, fromObjectType, toObjectType):
@@ -196,7 +215,16 @@ def batch_read(hub, req, fromObjectType, toObjectType):
                                "crm.associations.NO_ASSOCIATIONS_FOUND"))
             continue
         results.append({"from": {"id": str(fid)}, "to": to})
-    return (207 if errors else 200), _batch(results, errors, started)
+    return answer_status(req, 200, errors), _batch(results, errors, started)
+
+
+def _archived(req, started):
+    """An association archive's answer: 204 (v4), or 200 with a
+    BatchResponseVoid body under a dated version (HubSpot's published
+    OpenAPI documents, versions 2026-03 and 2026-09)."""
+    if req.api_version == "legacy":
+        return 204, None
+    return 200, _batch([], [], started)
 
 
 def batch_archive(hub, req, fromObjectType, toObjectType):
@@ -212,22 +240,26 @@ def batch_archive(hub, req, fromObjectType, toObjectType):
                 hub.assoc.unlink(fot, int(f), tot, int(t.get("id")), None, src, now)
             except (TypeError, ValueError, AttributeError):
                 fail(400, "batch archive inputs need from.id and to[].id")
-    return 204, None
+    return _archived(req, now)
 
 
 def batch_labels_archive(hub, req, fromObjectType, toObjectType):
-    """POST .../batch/labels/archive -> 204 (only the given types)."""
+    """POST .../batch/labels/archive -> 204 (only the given types; the
+    unlabeled type takes the pair's labeled types with it, as HubSpot's
+    published OpenAPI documents say of this endpoint)."""
     store = hub.store
     fot, tot = store.type_of(fromObjectType), store.type_of(toObjectType)
     now, src = now_ms(), _src(hub)
+    unlabeled = hub.assoc.default_type(fot, tot)
     for item in _ainputs(hub, req):
         f, t = _nested_id(item, "from"), _nested_id(item, "to")
         types = _types(hub, fot, tot, item.get("types"))
         try:
-            hub.assoc.unlink(fot, int(f), tot, int(t), types, src, now)
+            hub.assoc.unlink(fot, int(f), tot, int(t),
+                             None if unlabeled in types else types, src, now)
         except (TypeError, ValueError):
             fail(400, "labels archive inputs need from.id and to.id")
-    return 204, None
+    return _archived(req, now)
 
 
 # ----- labels ----------------------------------------------------------------

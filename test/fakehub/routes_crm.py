@@ -2,7 +2,7 @@
 
 import bisect
 
-from . import search
+from . import rules, search
 from .model import PropError, check_write, normalize, ukey
 from .util import ApiError, error_body, fail, iso_ms, now_ms
 
@@ -43,6 +43,15 @@ def _batch(results, errors, started):
     out["startedAt"] = iso_ms(started)
     out["completedAt"] = iso_ms(now_ms())
     return out
+
+
+def answer_status(req, ok, errors):
+    """ok, or 207 when some inputs failed -- except under 2026-09, whose
+    answers carry the errors inside the ok body (HubSpot's published
+    OpenAPI documents, version 2026-09, list no 207 for batch endpoints)."""
+    if errors and getattr(req, "api_version", "legacy") != "2026-09":
+        return 207
+    return ok
 
 
 def _err(category, message, context, sub=None):
@@ -169,6 +178,9 @@ def create_object(hub, req, objectType):
     body = req.body_obj()
     store = hub.store
     props = store.validate(ot, body.get("properties"))
+    refused = rules.check(hub, ot, None, props)
+    if refused:
+        raise ApiError(400, refused)
     links = _assoc_inputs(hub, ot, body.get("associations") or [])
     now = now_ms()
     src = _src(hub)
@@ -190,6 +202,9 @@ def update_object(hub, req, objectType, objectId):
     if rec is None:
         _not_found(hub)
     props = store.validate(ot, body.get("properties"))
+    refused = rules.check(hub, ot, rec.p, props)
+    if refused:
+        raise ApiError(400, refused)
     clash = store.unique_clash(ot, props, rec.id)
     if clash:
         raise clash
@@ -269,7 +284,7 @@ def batch_read(hub, req, objectType):
             results.append(store.render(ot, rec, props, hist))
     if missing:
         errors.insert(0, missing_error(ot, missing))
-    return (207 if errors else 200), _batch(results, errors, started)
+    return answer_status(req, 200, errors), _batch(results, errors, started)
 
 
 def _trace_mode(inputs):
@@ -305,6 +320,12 @@ def batch_create(hub, req, objectType):
                 raise ApiError(400, store.validation_body(perrs))
             errors.append(_input_error(store.validation_body(perrs), ctx))
             continue
+        refused = rules.check(hub, ot, None, props)
+        if refused:
+            if not partial:
+                raise ApiError(400, refused)
+            errors.append(_input_error(refused, ctx))
+            continue
         try:
             links = _assoc_inputs(hub, ot, item.get("associations") or [])
         except ApiError as e:
@@ -333,7 +354,7 @@ def batch_create(hub, req, objectType):
         if trace:
             out["objectWriteTraceId"] = trace
         results.append(out)
-    return (207 if errors else 201), _batch(results, errors, started)
+    return answer_status(req, 201, errors), _batch(results, errors, started)
 
 
 def _dup_check(keys):
@@ -374,6 +395,12 @@ def batch_update(hub, req, objectType):
         if rec is None:
             missing.append(key)
             continue
+        refused = rules.check(hub, ot, rec.p, props)
+        if refused:
+            if not partial:
+                raise ApiError(400, refused)
+            errors.append(_input_error(refused, ctx))
+            continue
         clash = store.unique_clash(ot, props, rec.id, pending)
         if clash:
             if not partial:
@@ -395,7 +422,7 @@ def batch_update(hub, req, objectType):
         results.append(out)
     if missing:
         errors.insert(0, missing_error(ot, missing))
-    return (207 if errors else 200), _batch(results, errors, started)
+    return answer_status(req, 200, errors), _batch(results, errors, started)
 
 
 def _upsert_id_property(hub, ot, idp):
@@ -453,6 +480,12 @@ def batch_upsert(hub, req, objectType):
                 raise ApiError(400, store.validation_body(perrs))
             errors.append(_input_error(store.validation_body(perrs), {"ids": [key]}))
             continue
+        refused = rules.check(hub, ot, rec.p if rec is not None else None, props)
+        if refused:
+            if not partial:
+                raise ApiError(400, refused)
+            errors.append(_input_error(refused, {"ids": [key]}))
+            continue
         other = checked[idp]
         if other:
             clash = store.unique_clash(ot, {n: props[n] for n in other if n in props},
@@ -466,13 +499,17 @@ def batch_upsert(hub, req, objectType):
                 v = props.get(name)
                 if v:
                     pending[(name, ukey(name, v))] = rid or 0
-        plans.append((rec, props, item.get("objectWriteTraceId")))
+        # echoIdProperty off: the idProperty's value is not in the answer,
+        # even when the input also wrote it (whether HubSpot echoes it is
+        # unconfirmed; a client must match on objectWriteTraceId)
+        plans.append((rec, props, item.get("objectWriteTraceId"),
+                      None if cfg["echoIdProperty"] else idp))
     now = now_ms()
     src = _src(hub)
     results = []
     render = store.render_written
     create, update = store.create, store.update
-    for rec, props, trace in plans:
+    for rec, props, trace, hide in plans:
         if rec is None:
             rec = create(ot, props, src, now)
             out = render(ot, rec, props)
@@ -481,10 +518,12 @@ def batch_upsert(hub, req, objectType):
             update(ot, rec, props, src, now)
             out = render(ot, rec, props)
             out["new"] = False
+        if hide:
+            out["properties"].pop(hide, None)   # echoIdProperty off
         if trace:
             out["objectWriteTraceId"] = trace
         results.append(out)
-    return (207 if errors else 200), _batch(results, errors, started)
+    return answer_status(req, 200, errors), _batch(results, errors, started)
 
 
 def batch_archive(hub, req, objectType):
