@@ -33,6 +33,7 @@
  */
 #include "core/hubsync.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -60,10 +61,35 @@ typedef struct IntentEntry
 {
 	IntentKey	key;
 	HeapTupleHeader row;		/* in intent_cxt */
+	SubTransactionId subid;		/* registered in this subtransaction */
 } IntentEntry;
 
 static MemoryContext intent_cxt = NULL;
 static HTAB *intents = NULL;
+static bool intent_callback_registered = false;
+
+/*
+ * intents_subxact_callback -- when a subtransaction aborts (an event whose
+ * apply failed), the intents its statements registered name writes that
+ * never happened: drop them, so no later write of the row is compared
+ * with them.  Intents are taken at the end of their statement, so those
+ * still here from an aborting subtransaction (or its children, which have
+ * higher ids) are exactly the ones to drop.
+ */
+static void
+intents_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	HASH_SEQ_STATUS status;
+	IntentEntry *entry;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB || intents == NULL)
+		return;
+	hash_seq_init(&status, intents);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (entry->subid >= mySubid)
+			(void) hash_search(intents, &entry->key, HASH_REMOVE, NULL);
+}
 
 /*
  * forget_intents -- drop every intent (at the start and the end of an
@@ -123,6 +149,11 @@ hubsync_remote_intend(Oid relid, const pg_uuid_t *hubsync_id, HeapTupleHeader ro
 
 	if (!hubsync_applying_remote)
 		return;
+	if (!intent_callback_registered)
+	{
+		RegisterSubXactCallback(intents_subxact_callback, NULL);
+		intent_callback_registered = true;
+	}
 	if (intents == NULL)
 	{
 		HASHCTL		ctl;
@@ -143,6 +174,7 @@ hubsync_remote_intend(Oid relid, const pg_uuid_t *hubsync_id, HeapTupleHeader ro
 		pfree(entry->row);
 	entry->row = MemoryContextAlloc(intent_cxt, len);
 	memcpy(entry->row, row, len);
+	entry->subid = GetCurrentSubTransactionId();
 }
 
 /*
