@@ -257,7 +257,9 @@ BEGIN
 		END IF;
 		v_hid := coalesce(v_hid, gen_random_uuid());
 		v_cols := v_cols || jsonb_build_object('hubsync_id', v_hid, 'properties', v_row.extra);
-		EXECUTE format('INSERT INTO hubspot.%1$I SELECT * FROM jsonb_populate_record(NULL::hubspot.%1$I, $1)',
+		-- (hubsync._intend: what a BEFORE trigger changes in it is pushed)
+		EXECUTE format('INSERT INTO hubspot.%1$I SELECT r.* FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r
+		                WHERE hubsync._intend(r)',
 		               p_object_type) USING v_cols;
 		-- a new row: what changed is every property that has a value
 		SELECT coalesce(jsonb_object_agg(w.key, w.value), '{}') INTO v_changed
@@ -315,10 +317,13 @@ BEGIN
 	v_after := v_before || v_norm || jsonb_build_object('properties',
 		(coalesce(v_before -> 'properties', '{}') - v_row.clear) || v_row.extra);
 	IF v_after IS DISTINCT FROM v_before THEN
-		SELECT string_agg(format('%I = r.%I', k, k), ', ') INTO v_set
-		FROM jsonb_object_keys(v_after) k WHERE k <> 'hubsync_id';
-		EXECUTE format('UPDATE hubspot.%1$I t SET %2$s FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r WHERE t.hubsync_id = $2',
-		               p_object_type, v_set) USING v_after, v_hid;
+		-- (the SET list registers r as what hubsync writes: what a BEFORE
+		-- trigger changes in the row on the way is pushed, nothing else)
+		SELECT string_agg(format('%I = r.%I, ', k, k), '') INTO v_set
+		FROM jsonb_object_keys(v_after) k WHERE k NOT IN ('hubsync_id', 'properties');
+		EXECUTE format('UPDATE hubspot.%1$I t SET %2$s properties = hubsync._intend_properties(r)
+		                FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r WHERE t.hubsync_id = $2',
+		               p_object_type, coalesce(v_set, '')) USING v_after, v_hid;
 		-- the change feed gets what really changed in the mirror
 		v_changed := hubsync._changed_props(p_object_type, v_wire, v_before, v_after);
 		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update', v_changed, v_versions, v_wire);
@@ -504,19 +509,26 @@ BEGIN
 
 	IF v_map.column_name IS NULL THEN
 		-- (an empty string and no value are the same: no change)
-		EXECUTE format('UPDATE hubspot.%I SET properties = properties || jsonb_build_object($1::text, $2::text)
+		-- (each UPDATE registers the row it means to write, for the
+		-- capture of what a BEFORE trigger changes on the way)
+		EXECUTE format('UPDATE hubspot.%I t SET properties = hubsync._intend_properties(jsonb_populate_record(t,
+		                    jsonb_build_object(''properties'', t.properties || jsonb_build_object($1::text, $2::text))))
 		                WHERE hubsync_id = $3 AND nullif(properties ->> $1, '''') IS DISTINCT FROM nullif($2::text, '''')',
 		               p_object_type) USING v_prop, v_value, v_hid;
 	ELSE
 		v_conv := hubsync._wire_to_column(v_value, v_map.sql_type);
 		IF v_conv IS NULL AND v_value <> '' THEN
 			-- cannot convert: keep HubSpot's text in properties
-			EXECUTE format('UPDATE hubspot.%1$I SET %2$I = NULL, properties = properties || jsonb_build_object($1::text, $2::text)
+			EXECUTE format('UPDATE hubspot.%1$I t SET %2$I = NULL,
+			                    properties = hubsync._intend_properties(jsonb_populate_record(t, jsonb_build_object(%2$L, NULL,
+			                        ''properties'', t.properties || jsonb_build_object($1::text, $2::text))))
 			                WHERE hubsync_id = $3 AND (%2$I IS NOT NULL OR (properties -> $1) IS DISTINCT FROM to_jsonb($2::text))',
 			               p_object_type, v_map.column_name)
 				USING v_prop, v_value, v_hid;
 		ELSE
-			EXECUTE format('UPDATE hubspot.%1$I SET %2$I = $1::%3$s, properties = properties - $2
+			EXECUTE format('UPDATE hubspot.%1$I t SET %2$I = $1::%3$s,
+			                    properties = hubsync._intend_properties(jsonb_populate_record(t, jsonb_build_object(%2$L, $1::%3$s,
+			                        ''properties'', t.properties - $2)))
 			                WHERE hubsync_id = $3 AND (%2$I IS DISTINCT FROM $1::%3$s OR properties ? $2)',
 			               p_object_type, v_map.column_name, v_map.sql_type)
 				USING v_conv, v_prop, v_hid;
@@ -854,7 +866,10 @@ BEGIN
 				-- real UPDATEs (users' triggers fire), only of rows that change;
 				-- o is the row as it was, x the typed columns that change
 				UPDATE hubspot.%1$I t
-				SET %2$s properties = (t.properties - u.clear) || u.extra
+				-- (the SET list registers the row as hubsync means to write
+				-- it: what a BEFORE trigger changes on the way is pushed)
+				SET %2$s properties = hubsync._intend_properties(jsonb_populate_record(t,
+				        u.cols || jsonb_build_object('properties', (t.properties - u.clear) || u.extra)))
 				FROM u
 				JOIN hubspot.%1$I o ON o.hubsync_id = u.hid
 				CROSS JOIN LATERAL jsonb_populate_record(NULL::hubspot.%1$I, u.cols) r

@@ -11,6 +11,20 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_capture';
 COMMENT ON FUNCTION hubsync._capture() IS
   'API: private. Row trigger on mirror tables: writes changed properties to the outbox';
 
+-- What hubsync means to write to a mirror row while it applies HubSpot's
+-- changes, given from within its own INSERT or UPDATE (the WHERE clause or
+-- the SET list), so that the capture trigger pushes only what the
+-- application's BEFORE triggers changed in that row (push/capture.c).
+CREATE OR REPLACE FUNCTION hubsync._intend(anyelement) RETURNS boolean
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'hubsync_intend';
+COMMENT ON FUNCTION hubsync._intend(anyelement) IS
+  'API: private. Registers a mirror row as what the applying worker writes to it';
+
+CREATE OR REPLACE FUNCTION hubsync._intend_properties(anyelement) RETURNS jsonb
+LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'hubsync_intend_properties';
+COMMENT ON FUNCTION hubsync._intend_properties(anyelement) IS
+  'API: private. As hubsync._intend(), for an UPDATE''s SET list: returns the row''s properties';
+
 CREATE OR REPLACE FUNCTION hubsync._invalidate_mirror(regclass) RETURNS void
 LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'hubsync_invalidate_mirror';
 COMMENT ON FUNCTION hubsync._invalidate_mirror(regclass) IS

@@ -134,6 +134,7 @@ BEGIN
 					agg.cols || jsonb_build_object('hubsync_id', agg.hid, 'hs_object_id', agg.id,
 						'created_at', agg.rec -> 'createdAt', 'updated_at', agg.rec -> 'updatedAt',
 						'properties', agg.extra)) r
+				WHERE hubsync._intend(r)
 				RETURNING 1
 			), ss AS (
 				INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)

@@ -293,7 +293,8 @@ BEGIN
 	END IF;
 	v_row := hubsync._wire_to_row(p_object_type, v_adopt);
 	SELECT string_agg(format('%I = r.%I', c, c), ', ') INTO v_set FROM jsonb_object_keys(v_row.cols) c;
-	EXECUTE format('UPDATE hubspot.%1$I t SET %2$s properties = (t.properties - $2) || $3
+	EXECUTE format('UPDATE hubspot.%1$I t SET %2$s properties = hubsync._intend_properties(jsonb_populate_record(t,
+	                    $1 || jsonb_build_object(''properties'', (t.properties - $2) || $3)))
 	                FROM jsonb_populate_record(NULL::hubspot.%1$I, $1) r WHERE t.hubsync_id = $4',
 	               p_object_type, coalesce(v_set || ',', ''))
 		USING v_row.cols, v_row.clear, v_row.extra, p_hubsync_id;

@@ -11,6 +11,9 @@
 #ifndef HUBSYNC_REMOTE_APPLY_H
 #define HUBSYNC_REMOTE_APPLY_H
 
+#include "access/htup.h"
+#include "utils/uuid.h"
+
 /*
  * Set only by hubsync's own workers (through hubsync_remote_apply_begin)
  * while they apply HubSpot's changes.  No SQL can set it.
@@ -31,5 +34,15 @@ typedef enum HubsyncWriteKind
 extern void hubsync_remote_apply_begin(void);
 extern void hubsync_remote_apply_end(void);
 extern HubsyncWriteKind hubsync_remote_write(void);
+
+/*
+ * What hubsync means to write to a row while it applies HubSpot's
+ * changes: the row as its statement computed it, before the application's
+ * BEFORE triggers ran (see remote_apply.c).
+ */
+extern void hubsync_remote_intend(Oid relid, const pg_uuid_t *hubsync_id,
+								  HeapTupleHeader row);
+extern HeapTupleHeader hubsync_remote_intent_take(Oid relid,
+												  const pg_uuid_t *hubsync_id);
 
 #endif							/* HUBSYNC_REMOTE_APPLY_H */

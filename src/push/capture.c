@@ -10,10 +10,13 @@
  * the one that leaves.  An UPDATE that changes nothing enqueues nothing.
  *
  * Writes that hubsync itself makes while applying HubSpot's changes set
- * hubsync_applying_remote, a C variable no SQL can reach, and are never
- * captured: that is how a change from HubSpot is never pushed back.  What
- * the application's triggers write meanwhile (to other rows) is captured,
- * with the origin "trigger" (core/remote_apply.c).
+ * hubsync_applying_remote, a C variable no SQL can reach, and what they
+ * write is not captured: that is how a change from HubSpot is never
+ * pushed back.  What the application's triggers write meanwhile is
+ * captured, with the origin "trigger" (core/remote_apply.c): writes to
+ * other rows as usual, and what a BEFORE trigger changed in the row
+ * hubsync writes by comparing the final row with what hubsync meant to
+ * write (hubsync._intend(), below).  Only those columns are pushed.
  *
  * At commit the enqueuing backend wakes the push worker (core/at_commit.c,
  * then a latch), so changes leave within milliseconds, not at the next
@@ -27,12 +30,16 @@
 #include "core/hubsync.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/sysattr.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "parser/parse_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -56,6 +63,8 @@
 PG_FUNCTION_INFO_V1(hubsync_capture);
 PG_FUNCTION_INFO_V1(hubsync_invalidate_mirror);
 PG_FUNCTION_INFO_V1(hubsync_wake_push);
+PG_FUNCTION_INFO_V1(hubsync_intend);
+PG_FUNCTION_INFO_V1(hubsync_intend_properties);
 
 /* A typed property column of a mirror table */
 typedef struct CaptureColumn
@@ -470,6 +479,130 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 }
 
 /*
+ * column_differs -- whether attribute attnum of tuple a differs from that
+ * of tuple b (NULLs equal; values compared by their stored image, which is
+ * what hubsync wrote when nobody changed them).
+ */
+static bool
+column_differs(TupleDesc tupdesc, AttrNumber attnum, HeapTuple a, HeapTuple b)
+{
+	Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
+	bool		anull,
+				bnull;
+	Datum		ad = heap_getattr(a, attnum, tupdesc, &anull);
+	Datum		bd = heap_getattr(b, attnum, tupdesc, &bnull);
+
+	if (anull || bnull)
+		return anull != bnull;
+	return !datum_image_eq(ad, bd, att->attbyval, att->attlen);
+}
+
+/*
+ * collect_remote_changes -- for a row hubsync wrote while applying
+ * HubSpot's changes, the properties whose final value differs from what
+ * hubsync meant to write: what the application's BEFORE triggers changed.
+ * With no registered intent (statements that set hs_object_id only), a
+ * column outside the statement's SET list was meant to stay as it was;
+ * one in it is taken as hubsync's.
+ */
+static List *
+collect_remote_changes(CaptureInfo *info, TupleDesc tupdesc, HeapTuple oldtup,
+					   HeapTuple newtup, HeapTuple intent,
+					   const Bitmapset *updatedcols)
+{
+	List	   *changed = NIL;
+	HeapTuple	base;
+	bool		bnull,
+				nnull;
+	Datum		bd,
+				nd;
+	int			i;
+
+	for (i = 0; i < info->ncolumns; i++)
+	{
+		CaptureColumn *col = &info->columns[i];
+
+		if (intent != NULL)
+			base = intent;
+		else if (oldtup != NULL &&
+				 !bms_is_member(col->attnum - FirstLowInvalidHeapAttributeNumber,
+								updatedcols))
+			base = oldtup;
+		else
+			continue;
+		if (!column_differs(tupdesc, col->attnum, base, newtup))
+			continue;
+		if (col->hubspot_owned)
+			refuse_hubspot_owned(info, col->property);
+		changed = lappend(changed, col->property);
+	}
+
+	if (intent != NULL)
+		base = intent;
+	else if (oldtup != NULL &&
+			 !bms_is_member(info->properties_att - FirstLowInvalidHeapAttributeNumber,
+							updatedcols))
+		base = oldtup;
+	else
+		return changed;
+	if (!column_differs(tupdesc, info->properties_att, base, newtup))
+		return changed;
+	bd = heap_getattr(base, info->properties_att, tupdesc, &bnull);
+	nd = heap_getattr(newtup, info->properties_att, tupdesc, &nnull);
+	collect_json_changes(info,
+						 bnull ? NULL : DatumGetJsonbP(bd),
+						 nnull ? NULL : DatumGetJsonbP(nd),
+						 &changed);
+	return changed;
+}
+
+/*
+ * capture_remote_write -- the capture of a row hubsync itself wrote while
+ * applying HubSpot's changes (an INSERT or UPDATE): nothing of what
+ * hubsync wrote is queued, only the properties the application's BEFORE
+ * triggers changed on the way, as an update with the origin "trigger".
+ * An INSERT whose statement registered no intent is hubsync's alone.
+ */
+static void
+capture_remote_write(TriggerData *trigdata, Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	CaptureInfo *info = get_capture_info(rel);
+	bool		is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
+	HeapTuple	row = is_update ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	HeapTupleHeader intent_hdr;
+	HeapTupleData intent;
+	Datum		id,
+				hsid;
+	bool		id_null,
+				hs_null;
+	List	   *changed;
+
+	id = heap_getattr(row, info->hubsync_id_att, tupdesc, &id_null);
+	if (id_null)
+		return;
+	intent_hdr = hubsync_remote_intent_take(RelationGetRelid(rel), DatumGetUUIDP(id));
+	if (intent_hdr == NULL && !is_update)
+		return;
+	if (intent_hdr != NULL)
+	{
+		intent.t_len = HeapTupleHeaderGetDatumLength(intent_hdr);
+		ItemPointerSetInvalid(&intent.t_self);
+		intent.t_tableOid = RelationGetRelid(rel);
+		intent.t_data = intent_hdr;
+	}
+	changed = collect_remote_changes(info, tupdesc,
+									 is_update ? trigdata->tg_trigtuple : NULL,
+									 row, intent_hdr ? &intent : NULL,
+									 trigdata->tg_updatedcols);
+	if (changed == NIL)
+		return;
+	hsid = heap_getattr(row, info->hs_object_id_att, tupdesc, &hs_null);
+	enqueue(info, id, id_null, hsid, hs_null, "update", changed,
+			HUBSYNC_TRIGGER_ORIGIN);
+}
+
+/*
  * hubsync_capture -- AFTER INSERT/UPDATE/DELETE row trigger of the mirror
  * tables.
  */
@@ -497,11 +630,18 @@ hubsync_capture(PG_FUNCTION_ARGS)
 
 	rel = trigdata->tg_relation;
 	/*
-	 * hubsync's own write of HubSpot's change is not captured; a write that
-	 * a trigger made meanwhile (to another row) is, as the trigger's.
+	 * hubsync's own write of HubSpot's change is not captured, only what a
+	 * BEFORE trigger changed in it; a write that a trigger made meanwhile
+	 * (to another row) is, as the trigger's.
 	 */
 	kind = hubsync_remote_write();
-	if (kind == HUBSYNC_WRITE_REMOTE || hubsync_restoring_a_dump(rel))
+	if (kind == HUBSYNC_WRITE_REMOTE)
+	{
+		if (!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+			capture_remote_write(trigdata, rel);
+		return PointerGetDatum(NULL);
+	}
+	if (hubsync_restoring_a_dump(rel))
 		return PointerGetDatum(NULL);
 	origin = kind == HUBSYNC_WRITE_TRIGGER ? HUBSYNC_TRIGGER_ORIGIN : hubsync_origin;
 
@@ -555,4 +695,75 @@ hubsync_wake_push(PG_FUNCTION_ARGS)
 {
 	hubsync_wake_at_commit(HUBSYNC_WORKER_PUSH);
 	PG_RETURN_VOID();
+}
+
+/*
+ * register_intent -- hubsync._intend(row): remember row, a whole row of a
+ * mirror table as an apply statement of hubsync computed it, as what
+ * hubsync means to write to the mirror row with its hubsync_id.  Called
+ * from within that statement (its SET list or WHERE clause), so before
+ * any BEFORE trigger runs.  Does nothing outside the workers' application
+ * of HubSpot's changes.
+ */
+static HeapTupleHeader
+register_intent(FunctionCallInfo fcinfo)
+{
+	HeapTupleHeader td = PG_GETARG_HEAPTUPLEHEADER(0);
+	Oid			relid;
+	Relation	rel;
+	CaptureInfo *info;
+	HeapTupleData tup;
+	Datum		id;
+	bool		isnull;
+
+	if (!hubsync_applying_remote)
+		return td;
+	relid = typeidTypeRelid(HeapTupleHeaderGetTypeId(td));
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("hubsync._intend() takes a row of a mirror table")));
+	rel = relation_open(relid, AccessShareLock);
+	info = get_capture_info(rel);
+	tup.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tup.t_self);
+	tup.t_tableOid = relid;
+	tup.t_data = td;
+	id = heap_getattr(&tup, info->hubsync_id_att, RelationGetDescr(rel), &isnull);
+	if (!isnull)
+		hubsync_remote_intend(relid, DatumGetUUIDP(id), td);
+	relation_close(rel, AccessShareLock);
+	return td;
+}
+
+/* hubsync_intend -- SQL hubsync._intend(row) RETURNS boolean (true) */
+Datum
+hubsync_intend(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	(void) register_intent(fcinfo);
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * hubsync_intend_properties -- SQL hubsync._intend_properties(row)
+ * RETURNS jsonb: registers row as hubsync._intend() does and returns its
+ * properties column, so that an UPDATE registers its intent in its SET
+ * list ("properties = hubsync._intend_properties(<the new row>)").
+ */
+Datum
+hubsync_intend_properties(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader td;
+	bool		isnull;
+	Datum		props;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	td = register_intent(fcinfo);
+	props = GetAttributeByName(td, "properties", &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(props);
 }
