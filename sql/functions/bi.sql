@@ -150,17 +150,39 @@ COMMENT ON FUNCTION hubsync._metadata_finish(timestamptz, integer, integer, inte
 -- Stage and subscription history
 -------------------------------------------------------------------------------
 
--- When a change recorded now happened: HubSpot's updatedAt when the
--- change came from HubSpot with a new one, else the time of recording
--- (a webhook's property change is applied moments after it happened).
-CREATE OR REPLACE FUNCTION hubsync._history_time(p_remote boolean, p_new_updated timestamptz,
-	p_old_updated timestamptz, p_insert boolean) RETURNS timestamptz
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT CASE WHEN p_remote AND p_new_updated IS NOT NULL
-	                 AND (p_insert OR p_new_updated IS DISTINCT FROM p_old_updated)
-	            THEN p_new_updated ELSE pg_catalog.clock_timestamp() END
+-- When a change recorded now happened.  From HubSpot: the event's
+-- occurredAt (a property change applied alone sets it for the duration of
+-- its UPDATE), else the record's new updatedAt (a whole record applied),
+-- else the version hubsync.sync_state holds for the property when it
+-- holds HubSpot's new value (property changes applied together: that
+-- UPDATE is in the statement that updates sync_state), else now.  A
+-- local change: now (clock time, so that changes in one transaction keep
+-- their order).
+CREATE OR REPLACE FUNCTION hubsync._history_time(p_remote boolean, p_hid uuid, p_props text[],
+	p_values text[], p_new_updated timestamptz, p_old_updated timestamptz, p_insert boolean)
+RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v_ms text := nullif(pg_catalog.current_setting('hubsync_apply.occurred_ms', true), '');
+	v_at timestamptz;
+BEGIN
+	IF NOT p_remote THEN
+		RETURN pg_catalog.clock_timestamp();
+	END IF;
+	IF v_ms ~ '^[0-9]{1,15}$' THEN
+		RETURN pg_catalog.to_timestamp(v_ms::numeric / 1000);
+	END IF;
+	IF p_new_updated IS NOT NULL AND (p_insert OR p_new_updated IS DISTINCT FROM p_old_updated) THEN
+		RETURN p_new_updated;
+	END IF;
+	SELECT pg_catalog.to_timestamp(max((s.versions ->> k.name)::numeric) / 1000) INTO v_at
+	FROM hubsync.sync_state s, unnest(p_props, p_values) k(name, value)
+	WHERE s.hubsync_id = p_hid AND (s.versions ->> k.name) ~ '^[0-9]{1,15}$'
+	  AND (k.value IS NULL OR s.remote ->> k.name = k.value);
+	RETURN coalesce(v_at, pg_catalog.clock_timestamp());
+END
 $$;
-COMMENT ON FUNCTION hubsync._history_time(boolean, timestamptz, timestamptz, boolean) IS
+COMMENT ON FUNCTION hubsync._history_time(boolean, uuid, text[], text[], timestamptz, timestamptz, boolean) IS
   'API: private. The time a stage or subscription change is recorded with';
 
 -- Whether a history trigger should stay out: a pg_restore by a role that
@@ -182,6 +204,7 @@ DECLARE
 	v_remote boolean := hubsync._applying_remote();
 	v_at timestamptz;
 	v_open record;
+	v_found boolean;
 BEGIN
 	IF TG_RELID OPERATOR(pg_catalog.<>) 'hubspot.deals'::regclass::oid THEN
 		RAISE EXCEPTION 'hubsync._track_deal_stage() is the trigger of hubspot.deals only'
@@ -214,9 +237,10 @@ BEGIN
 		END IF;
 		RETURN NULL;
 	END IF;
-	v_at := hubsync._history_time(v_remote, NEW.updated_at,
+	v_found := FOUND;
+	v_at := hubsync._history_time(v_remote, NEW.hubsync_id, ARRAY['dealstage'], ARRAY[NEW.dealstage], NEW.updated_at,
 	                              CASE WHEN TG_OP = 'UPDATE' THEN OLD.updated_at END, TG_OP = 'INSERT');
-	IF FOUND THEN
+	IF v_found THEN
 		v_at := greatest(v_at, v_open.entered_at);
 		UPDATE hubspot.deal_stage_history h SET exited_at = v_at
 		WHERE h.deal_hubsync_id = NEW.hubsync_id AND h.exited_at IS NULL;
@@ -263,8 +287,19 @@ BEGIN
 	   AND NEW.hs_end_date IS NOT DISTINCT FROM OLD.hs_end_date THEN
 		RETURN NULL;
 	END IF;
-	v_at := hubsync._history_time(v_remote, NEW.updated_at,
-	                              CASE WHEN TG_OP = 'UPDATE' THEN OLD.updated_at END, TG_OP = 'INSERT');
+	-- (the properties that changed; their values are typed here, so
+	-- sync_state's wire values are not compared)
+	v_at := hubsync._history_time(v_remote, NEW.hubsync_id,
+		ARRAY(SELECT p FROM unnest(ARRAY['hs_status', 'hs_recurring_revenue', 'hs_recurring_billing_frequency',
+		                                 'hs_currency_code', 'hs_start_date', 'hs_end_date'],
+		                           ARRAY[TG_OP = 'INSERT' OR NEW.hs_status IS DISTINCT FROM OLD.hs_status,
+		                                 TG_OP = 'INSERT' OR NEW.hs_recurring_revenue IS DISTINCT FROM OLD.hs_recurring_revenue,
+		                                 TG_OP = 'INSERT' OR NEW.hs_recurring_billing_frequency IS DISTINCT FROM OLD.hs_recurring_billing_frequency,
+		                                 TG_OP = 'INSERT' OR NEW.hs_currency_code IS DISTINCT FROM OLD.hs_currency_code,
+		                                 TG_OP = 'INSERT' OR NEW.hs_start_date IS DISTINCT FROM OLD.hs_start_date,
+		                                 TG_OP = 'INSERT' OR NEW.hs_end_date IS DISTINCT FROM OLD.hs_end_date]) c(p, changed)
+		      WHERE c.changed),
+		NULL, NEW.updated_at, CASE WHEN TG_OP = 'UPDATE' THEN OLD.updated_at END, TG_OP = 'INSERT');
 	SELECT max(h.valid_from) INTO v_last FROM hubspot.subscription_history h
 	WHERE h.subscription_hubsync_id = NEW.hubsync_id;
 	INSERT INTO hubspot.subscription_history (subscription_hubsync_id, subscription_id, valid_from, status,
