@@ -88,10 +88,11 @@ SELECT hubsync._stage_history_store('[{"id": "301", "propertiesWithHistory": {
  {"id": "999", "propertiesWithHistory": {"dealstage": [{"value": "x", "timestamp": "2025-01-01T00:00:00Z"}]}}]') AS deals;
 SELECT h.deal_id, h.pipeline, h.stage, h.entered_at, h.exited_at, h.source
 FROM hubspot.deal_stage_history h WHERE h.deal_id IN (301, 303) ORDER BY h.deal_id, h.entered_at;
--- time in stage: days per stage (A: 5.5 days scheduled, 8.5 qualified; C: 20 in pitch)
+-- time in stage: days per stage (A: 5.5 days scheduled, 8.5 qualified; C:
+-- 20 in pitch, E: moments (its local update above): 10 on average)
 SELECT h.pipeline, h.stage, count(*) AS deals,
        round(avg(extract(epoch FROM h.exited_at - h.entered_at) / 86400)::numeric, 1) AS avg_days
-FROM hubspot.deal_stage_history h WHERE h.exited_at IS NOT NULL AND h.deal_id IN (301, 303)
+FROM hubspot.deal_stage_history h WHERE h.exited_at IS NOT NULL
 GROUP BY 1, 2 ORDER BY 1, 2;
 
 -- subscriptions: S1 upgraded, S2 churned, S3 downgraded (HubSpot property
