@@ -143,9 +143,44 @@ SELECT * FROM hubsync.invoice_aging('2025-09-30');
 DELETE FROM hubspot.deals WHERE dealname = 'A';
 SELECT count(*) FROM hubspot.deal_stage_history WHERE deal_id = 301;
 
+-- raised rights: the history triggers act as the owner of hubsync's
+-- tables; an application role's operator first in its search_path is
+-- never called by them, it cannot attach them to a table of its own, and
+-- it cannot write the history
+CREATE ROLE bi_app;
+CREATE SCHEMA bi_app_s AUTHORIZATION bi_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON hubspot.deals, hubspot.subscriptions TO bi_app;
+SET ROLE bi_app;
+CREATE FUNCTION bi_app_s.eq(text, text) RETURNS boolean LANGUAGE plpgsql AS
+$$BEGIN RAISE NOTICE 'application operator called as %', current_user; RETURN $1 OPERATOR(pg_catalog.=) $2; END$$;
+CREATE OPERATOR bi_app_s.= (LEFTARG = text, RIGHTARG = text, FUNCTION = bi_app_s.eq);
+SET search_path = bi_app_s, pg_catalog;
+INSERT INTO hubspot.deals (dealname, dealstage, pipeline) VALUES ('App', 'appointmentscheduled', 'default');
+UPDATE hubspot.deals SET dealstage = 'closedwon' WHERE dealname OPERATOR(pg_catalog.=) 'App';
+INSERT INTO hubspot.subscriptions (hs_name, hs_status, hs_recurring_revenue) VALUES ('App', 'active', 1);
+UPDATE hubspot.subscriptions SET hs_status = 'canceled' WHERE hs_name OPERATOR(pg_catalog.=) 'App';
+RESET search_path;
+CREATE TABLE bi_app_s.mine (LIKE hubspot.deals);
+CREATE TRIGGER mine AFTER INSERT ON bi_app_s.mine FOR EACH ROW EXECUTE FUNCTION hubsync._track_deal_stage();
+INSERT INTO hubspot.deal_stage_history (deal_hubsync_id, stage, entered_at, source)
+VALUES ('00000000-0000-0000-0000-000000000001', 'closedwon', now(), 'local');
+RESET ROLE;
+SELECT h.stage, h.source FROM hubspot.deal_stage_history h JOIN hubspot.deals d ON d.hubsync_id = h.deal_hubsync_id
+WHERE d.dealname = 'App' ORDER BY h.entered_at;
+SELECT count(*) AS subscription_states FROM hubspot.subscription_history h
+JOIN hubspot.subscriptions s ON s.hubsync_id = h.subscription_hubsync_id WHERE s.hs_name = 'App';
+-- (even the owner cannot put them on another table)
+CREATE TABLE public.deals_lookalike (LIKE hubspot.deals);
+CREATE TRIGGER lookalike AFTER INSERT ON public.deals_lookalike FOR EACH ROW EXECUTE FUNCTION hubsync._track_deal_stage();
+INSERT INTO public.deals_lookalike (hubsync_id, dealstage, properties) VALUES (gen_random_uuid(), 'closedwon', '{}');
+DROP TABLE public.deals_lookalike;
+
 DELETE FROM hubspot.deals;
 DELETE FROM hubspot.subscriptions;
 DELETE FROM hubspot.invoices;
+DROP SCHEMA bi_app_s CASCADE;
+DROP OWNED BY bi_app;
+DROP ROLE bi_app;
 SELECT (SELECT count(*) FROM hubspot.deal_stage_history) AS stage_rows,
        (SELECT count(*) FROM hubspot.subscription_history) AS subscription_rows;
 DELETE FROM hubspot.pipeline_stages;

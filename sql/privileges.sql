@@ -32,9 +32,10 @@ GRANT SELECT ON hubsync.poll_state, hubsync.backfills, hubsync.reconcile_runs,
 GRANT SELECT ON hubsync.merges TO PUBLIC;
 REVOKE ALL ON hubsync._enrichment_keys FROM PUBLIC;
 GRANT SELECT ON hubsync.enrichment_status TO PUBLIC;
--- BI model: the state of the owners and pipelines copy and of the
--- property history pass (no CRM values)
-GRANT SELECT ON hubsync.metadata_sync, hubsync.history_backfills TO PUBLIC;
+-- BI model: the state of the owners and pipelines copy (no CRM values);
+-- the property history pass may hold HubSpot's messages: owner only
+GRANT SELECT ON hubsync.metadata_sync TO PUBLIC;
+REVOKE ALL ON hubsync.history_backfills FROM PUBLIC;
 
 -- functions
 REVOKE ALL ON FUNCTION hubsync._credentials_changed() FROM PUBLIC;
