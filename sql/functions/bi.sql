@@ -201,7 +201,7 @@ COMMENT ON FUNCTION hubsync._history_restoring(oid) IS
 CREATE OR REPLACE FUNCTION hubsync._track_deal_stage() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	v_remote boolean := hubsync._applying_remote();
+	v_remote boolean;
 	v_at timestamptz;
 	v_open record;
 	v_found boolean;
@@ -210,9 +210,16 @@ BEGIN
 		RAISE EXCEPTION 'hubsync._track_deal_stage() is the trigger of hubspot.deals only'
 			USING ERRCODE = 'feature_not_supported';
 	END IF;
+	-- most updates change neither the stage nor the id: nothing to do
+	IF TG_OP = 'UPDATE' AND NEW.dealstage IS NOT DISTINCT FROM OLD.dealstage
+	   AND NEW.pipeline IS NOT DISTINCT FROM OLD.pipeline
+	   AND NEW.hs_object_id IS NOT DISTINCT FROM OLD.hs_object_id THEN
+		RETURN NULL;
+	END IF;
 	IF hubsync._history_restoring(TG_RELID) THEN
 		RETURN NULL;
 	END IF;
+	v_remote := hubsync._applying_remote();
 	IF TG_OP = 'DELETE' THEN
 		DELETE FROM hubspot.deal_stage_history h WHERE h.deal_hubsync_id = OLD.hubsync_id;
 		RETURN NULL;
@@ -259,7 +266,7 @@ COMMENT ON FUNCTION hubsync._track_deal_stage() IS
 CREATE OR REPLACE FUNCTION hubsync._track_subscription() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	v_remote boolean := hubsync._applying_remote();
+	v_remote boolean;
 	v_at timestamptz;
 	v_last timestamptz;
 BEGIN
@@ -270,6 +277,7 @@ BEGIN
 	IF hubsync._history_restoring(TG_RELID) THEN
 		RETURN NULL;
 	END IF;
+	v_remote := hubsync._applying_remote();
 	IF TG_OP = 'DELETE' THEN
 		DELETE FROM hubspot.subscription_history h WHERE h.subscription_hubsync_id = OLD.hubsync_id;
 		RETURN NULL;
