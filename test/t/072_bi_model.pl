@@ -89,6 +89,23 @@ is($rows, "appointmentscheduled|$times[0]|$times[1]|history,qualifiedtobuy|$time
 	'all three stages from property history, at HubSpot\'s times, each exit the next entry');
 is(q1("SELECT records FROM hubsync.history_backfills WHERE object_type = 'deals'"), 1, 'one deal read');
 
+# --- backfill of subscriptions: their revenue history from property history
+my $sub = $fake->control('POST', 'ui/subscriptions', { properties => { hs_name => 'Plan', hs_status => 'active',
+	hs_recurring_revenue => '100', hs_recurring_billing_frequency => 'monthly', hs_start_date => '2025-01-01',
+	hs_currency_code => 'EUR' } })->{id};
+sleep 1;
+$fake->control('POST', "ui/subscriptions/$sub", { properties => { hs_recurring_revenue => '150' } });
+$hist = $fake->request('GET', "/crm/v3/objects/subscriptions/$sub?propertiesWithHistory=hs_recurring_revenue", undef,
+	{ Authorization => 'Bearer test-token' })->{propertiesWithHistory}{hs_recurring_revenue};
+@times = map { $_->{timestamp} } reverse @$hist;
+q1("SELECT hubsync.backfill('subscriptions')");
+ok($node->poll_query_until('postgres',
+	"SELECT state = 'done' FROM hubsync.history_backfills WHERE object_type = 'subscriptions'"), 'subscription history pass done');
+is(q1("SET TIME ZONE 'UTC'; SELECT string_agg(to_char(valid_from, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '|' || status || '|' || recurring_revenue || '|' || billing_frequency || '|' || currency || '|' || start_date || '|' || source, ',' ORDER BY valid_from)
+	FROM hubspot.subscription_history WHERE subscription_id = $sub"),
+	"$times[0]|active|100|monthly|EUR|2025-01-01|history,$times[1]|active|150|monthly|EUR|2025-01-01|history",
+	'the upgrade is in the subscription history at HubSpot\'s time');
+
 # --- live: a deal moves through three stages while hubsync polls
 q1("ALTER SYSTEM SET hubsync.poll_interval = '1s'; SELECT pg_reload_conf()");
 my $live = $fake->control('POST', 'ui/deals', { properties => { dealname => 'Live deal', pipeline => '9001',
