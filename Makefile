@@ -23,7 +23,7 @@ PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
 			  -Wno-missing-field-initializers -Wmissing-prototypes
 SHLIB_LINK  = $(shell pkg-config --libs libcurl libmicrohttpd) -lcrypto
 
-REGRESS      = install guc credentials capture api webhook wire revenue ops poll
+REGRESS      = install guc credentials capture api webhook wire revenue bi ops poll
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf \
 			   --load-extension=hubsync
 

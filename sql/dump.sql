@@ -56,3 +56,16 @@ SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.enrichment_scores', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.enrichment_rules', 'id')::regclass, '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.enrichment_jobs', 'id')::regclass, '');
+
+-- BI model: owners, pipelines, stages (copied again by the pull worker,
+-- but kept so a restored database reports at once) and the histories
+-- (which cannot be read again from HubSpot when they came from local writes)
+SELECT pg_catalog.pg_extension_config_dump('hubspot.owners', '');
+SELECT pg_catalog.pg_extension_config_dump('hubspot.pipelines', '');
+SELECT pg_catalog.pg_extension_config_dump('hubspot.pipeline_stages', '');
+SELECT pg_catalog.pg_extension_config_dump('hubspot.deal_stage_history', '');
+SELECT pg_catalog.pg_extension_config_dump('hubspot.subscription_history', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.metadata_sync', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.history_backfills', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubspot.deal_stage_history', 'id')::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubspot.subscription_history', 'id')::regclass, '');

@@ -32,6 +32,10 @@ GRANT SELECT ON hubsync.poll_state, hubsync.backfills, hubsync.reconcile_runs,
 GRANT SELECT ON hubsync.merges TO PUBLIC;
 REVOKE ALL ON hubsync._enrichment_keys FROM PUBLIC;
 GRANT SELECT ON hubsync.enrichment_status TO PUBLIC;
+-- BI model: the state of the owners and pipelines copy (no CRM values);
+-- the property history pass may hold HubSpot's messages: owner only
+GRANT SELECT ON hubsync.metadata_sync TO PUBLIC;
+REVOKE ALL ON hubsync.history_backfills FROM PUBLIC;
 
 -- functions
 REVOKE ALL ON FUNCTION hubsync._credentials_changed() FROM PUBLIC;
@@ -46,6 +50,7 @@ REVOKE ALL ON FUNCTION hubsync.backfill(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.reconcile(text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.check() FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.reconcile_start(text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hubsync.refresh_metadata() FROM PUBLIC;
 
 DO $$
 DECLARE

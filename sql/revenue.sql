@@ -7,10 +7,13 @@ INSERT INTO hubspot.deals (dealname, amount, dealstage, pipeline, closedate, dea
  ('B', 2000.20, 'closedwon',  'default', '2025-01-31 23:30Z', 'EUR', 102, '{}'),  -- still January in UTC
  ('C',  500,    'closedwon',  'default', '2025-02-01 00:00Z', 'EUR', 103, '{}'),
  ('D',  700,    'closedlost', 'default', '2025-01-20 00:00Z', 'EUR', 104, '{}'),  -- lost: not counted
- ('E',  300,    'custom_won', 'partner', '2025-01-10 00:00Z', 'EUR', 105, '{"hs_is_closed_won": "true"}'),
+ ('E',  300,    'custom_won', 'partner', '2025-01-10 00:00Z', 'EUR', 105, '{}'),
  ('F', 99999,   'closedwon',  'default', '2025-01-12 00:00Z', 'EUR', 106, '{}'),  -- merged away below
  ('G',   12.5,  'closedwon',  'default', '2025-01-05 00:00Z', 'USD', 107, '{}');
 INSERT INTO hubsync.merges (object_type, merged_id, survivor_id) VALUES ('deals', 106, 101);
+-- a custom pipeline's won stage is known from its stage metadata
+INSERT INTO hubspot.pipeline_stages (object_type, pipeline_id, stage_id, label, probability, closed) VALUES
+ ('deals', 'partner', 'custom_won', 'Signed', 1, true);
 -- January default EUR: 1000.10 + 2000.20 = 3000.30 (2 deals); February 500;
 -- partner 300; USD 12.5
 SELECT * FROM hubspot.revenue_by_month ORDER BY month, pipeline, currency;
@@ -75,6 +78,7 @@ DELETE FROM hubspot.subscriptions;
 DELETE FROM hubspot.invoices;
 DELETE FROM hubspot.commerce_payments;
 DELETE FROM hubsync.merges;
+DELETE FROM hubspot.pipeline_stages;
 TRUNCATE hubsync.outbox;
 
 -- an application role (not the owner) writes associations; they queue

@@ -18,7 +18,8 @@ SQL_SCHEMA = \
 	sql/schema/associations.sql \
 	sql/schema/operations.sql \
 	sql/schema/polling.sql \
-	sql/schema/enrichment.sql
+	sql/schema/enrichment.sql \
+	sql/schema/bi.sql
 
 SQL_FUNCTIONS = \
 	sql/functions/credentials.sql \
@@ -30,6 +31,7 @@ SQL_FUNCTIONS = \
 	sql/functions/associations.sql \
 	sql/functions/typed_properties.sql \
 	sql/functions/revenue.sql \
+	sql/functions/bi.sql \
 	sql/functions/operations.sql \
 	sql/functions/polling.sql \
 	sql/functions/enrichment.sql \
@@ -51,6 +53,7 @@ SQL_DATA_RERUN = \
 SQL_VIEWS = \
 	sql/views/api.sql \
 	sql/views/webhook.sql \
+	sql/views/bi.sql \
 	sql/views/revenue.sql \
 	sql/views/credentials.sql \
 	sql/views/polling.sql \

@@ -29,3 +29,9 @@ CREATE OR REPLACE TRIGGER hubsync_notify_out AFTER INSERT ON hubsync.changes
 	FOR EACH ROW WHEN (NEW.direction = 'out') EXECUTE FUNCTION hubsync._notify_out_change();
 COMMENT ON TRIGGER hubsync_notify_out ON hubsync.changes IS
   'Announces outbound changes on NOTIFY hubsync_changes (inbound ones are announced where they are applied)';
+
+-- BI model: stage and subscription history (issue 22)
+CREATE OR REPLACE TRIGGER hubsync_stage_history AFTER INSERT OR UPDATE OR DELETE ON hubspot.deals
+	FOR EACH ROW EXECUTE FUNCTION hubsync._track_deal_stage();
+CREATE OR REPLACE TRIGGER hubsync_subscription_history AFTER INSERT OR UPDATE OR DELETE ON hubspot.subscriptions
+	FOR EACH ROW EXECUTE FUNCTION hubsync._track_subscription();

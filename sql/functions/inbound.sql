@@ -507,6 +507,8 @@ BEGIN
 		RETURN;
 	END IF;
 
+	-- HubSpot's time of the change, for the history triggers (sql/functions/bi.sql)
+	PERFORM pg_catalog.set_config('hubsync_apply.occurred_ms', p_occurred::text, true);
 	IF v_map.column_name IS NULL THEN
 		-- (an empty string and no value are the same: no change)
 		-- (each UPDATE registers the row it means to write, for the
@@ -535,6 +537,7 @@ BEGIN
 		END IF;
 	END IF;
 	GET DIAGNOSTICS v_n = ROW_COUNT;
+	PERFORM pg_catalog.set_config('hubsync_apply.occurred_ms', '', true);
 	IF v_n > 0 THEN
 		PERFORM hubsync._record_in_change(p_object_type, v_hid, v_id, 'update',
 			jsonb_build_object(v_prop, v_value), jsonb_build_object(v_prop, p_occurred));

@@ -7,42 +7,22 @@
 -- never converted; records HubSpot merged away (hubsync.merges) never
 -- count.  The exact definitions are in docs/bi.md.
 
--- Closed-won deal amount by close month and pipeline.
+-- Closed-won deal amount by close month and pipeline: a deal is won when
+-- its stage is closed with probability 1 (hubspot.pipeline_stages), in
+-- any pipeline.
 CREATE OR REPLACE VIEW hubspot.revenue_by_month AS
 SELECT date_trunc('month', d.closedate AT TIME ZONE 'UTC')::date AS month,
        d.pipeline,
-       d.deal_currency_code AS currency,
+       d.currency,
        count(*) AS deals,
        coalesce(sum(d.amount), 0) AS amount
-FROM hubspot.deals d
-WHERE (d.dealstage = 'closedwon' OR d.properties ->> 'hs_is_closed_won' = 'true')
-  AND d.closedate IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
-                  WHERE m.object_type = 'deals' AND m.merged_id = d.hs_object_id)
+FROM hubspot.deal_stages d
+WHERE d.won AND d.closedate IS NOT NULL
 GROUP BY 1, 2, 3;
 COMMENT ON VIEW hubspot.revenue_by_month IS
-  'Closed-won deals (dealstage closedwon or hs_is_closed_won) by UTC close month, pipeline and currency: count and sum of amount';
+  'Closed-won deals (stage closed with probability 1 in hubspot.pipeline_stages; closedwon before the first copy of the pipelines) by UTC close month, pipeline and currency: count and sum of amount';
 
--- Monthly recurring revenue of the subscriptions active in each month.
-CREATE OR REPLACE VIEW hubspot.mrr AS
-WITH s AS (
-	SELECT s.hs_currency_code AS currency,
-	       s.hs_recurring_revenue * hubsync.billing_periods_per_year(s.hs_recurring_billing_frequency) AS yearly,
-	       date_trunc('month', s.hs_start_date)::date AS first_month,
-	       date_trunc('month', coalesce(s.hs_end_date, current_date))::date AS last_month
-	FROM hubspot.subscriptions s
-	WHERE s.hs_start_date IS NOT NULL AND s.hs_recurring_revenue IS NOT NULL
-	  AND (s.hs_status IN ('active', 'past_due')
-	       OR (s.hs_status IN ('canceled', 'expired') AND s.hs_end_date IS NOT NULL))
-	  AND NOT EXISTS (SELECT 1 FROM hubsync.merges m
-	                  WHERE m.object_type = 'subscriptions' AND m.merged_id = s.hs_object_id)
-)
-SELECT g.month::date AS month, s.currency, count(*) AS subscriptions,
-       round(sum(s.yearly) / 12, 2) AS mrr
-FROM s, generate_series(s.first_month, s.last_month, interval '1 month') g(month)
-GROUP BY 1, 2;
-COMMENT ON VIEW hubspot.mrr IS
-  'Monthly recurring revenue by month and currency: subscriptions active in the month, hs_recurring_revenue normalised to a month (x periods per year / 12), rounded to cents';
+-- (hubspot.mrr is computed from subscription history: sql/views/bi.sql)
 
 CREATE OR REPLACE VIEW hubspot.invoice_aging AS SELECT * FROM hubsync.invoice_aging(current_date);
 COMMENT ON VIEW hubspot.invoice_aging IS

@@ -24,6 +24,7 @@
 #include "hubspot/hubspot_read.h"
 #include "bgw/worker.h"
 #include "pull/housekeeping.h"
+#include "pull/bi_sync.h"
 
 PGDLLEXPORT void hubsync_pull_worker_main(Datum main_arg) pg_attribute_noreturn();
 
@@ -63,6 +64,10 @@ pull_loop(void)
 			busy |= hubsync_backfill_tick();
 			MemoryContextReset(loop_cxt);
 			busy |= hubsync_reconcile_tick();
+			MemoryContextReset(loop_cxt);
+			busy |= hubsync_metadata_tick();
+			MemoryContextReset(loop_cxt);
+			busy |= hubsync_history_tick();
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_cxt);

@@ -29,6 +29,7 @@ int			hubsync_poll_archived_interval = 3600;
 int			hubsync_poll_association_interval = 3600;
 char	   *hubsync_reconcile_at = NULL;
 int			hubsync_housekeeping_interval = 10;
+int			hubsync_metadata_refresh_interval = 3600;
 static int	hubsync_inbox_retention = 7 * 86400;
 static int	hubsync_changes_retention = 7 * 86400;
 static int	hubsync_alert_interval = 300;
@@ -64,6 +65,12 @@ check_reconcile_at(char **newval, void **extra, GucSource source)
 void
 hubsync_pull_define_settings(void)
 {
+	DefineCustomIntVariable("hubsync.metadata_refresh_interval",
+							"Time between copies of HubSpot's owners and pipelines into hubspot.owners, hubspot.pipelines and hubspot.pipeline_stages.",
+							"0: only when the pull worker starts and when hubsync.refresh_metadata() asks.",
+							&hubsync_metadata_refresh_interval, 3600, 0, 7 * 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("hubsync.poll_interval",
 							"Time between searches for records changed in HubSpot.",
 							NULL,

@@ -96,6 +96,32 @@ DEFAULTS = {
                     "crm.objects.companies.read", "crm.objects.companies.write",
                     "crm.objects.deals.read", "crm.objects.deals.write",
                     "crm.schemas.custom.read", "oauth"],
+    # owners and pipelines (routes_owners.py): PublicOwner-like dicts, and
+    # pipelines by object type name, each with stages and their metadata
+    "owners": [
+        {"id": "11", "email": "ann@example.com", "firstName": "Ann", "lastName": "Lee", "userId": 501,
+         "teams": [{"id": "7", "name": "EMEA", "primary": True}]},
+        {"id": "12", "email": "bob@example.com", "firstName": "Bob", "lastName": "Ray", "userId": 502},
+        {"id": "13", "email": "cy@example.com", "firstName": "Cy", "lastName": "Old", "archived": True},
+    ],
+    "pipelines": {
+        "deals": [
+            {"id": "default", "label": "Sales Pipeline", "stages": [
+                {"id": "appointmentscheduled", "label": "Appointment Scheduled",
+                 "metadata": {"isClosed": "false", "probability": "0.2"}},
+                {"id": "qualifiedtobuy", "label": "Qualified To Buy",
+                 "metadata": {"isClosed": "false", "probability": "0.4"}},
+                {"id": "closedwon", "label": "Closed Won",
+                 "metadata": {"isClosed": "true", "probability": "1.0"}},
+                {"id": "closedlost", "label": "Closed Lost",
+                 "metadata": {"isClosed": "true", "probability": "0.0"}}]},
+        ],
+        "tickets": [
+            {"id": "0", "label": "Support Pipeline", "stages": [
+                {"id": "1", "label": "New", "metadata": {"ticketState": "OPEN"}},
+                {"id": "4", "label": "Closed", "metadata": {"ticketState": "CLOSED"}}]},
+        ],
+    },
     # bookkeeping
     "requestLogMax": 100000,
     "randomSeed": None,

@@ -8,7 +8,7 @@ import threading
 import time
 import traceback
 
-from . import config, routes_assoc, routes_crm, routes_fake, routes_meta, routes_webhooks
+from . import config, routes_assoc, routes_crm, routes_fake, routes_meta, routes_owners, routes_webhooks
 from .assoc import Associations
 from .auth import Auth
 from .faults import Faults, garble_body, hostile_body, status_response
@@ -61,6 +61,7 @@ class Hub:
         routes_crm.register(self.api)
         routes_meta.register(self.api)
         routes_assoc.register(self.api)
+        routes_owners.register(self.api)
         self.control = Routes()
         routes_fake.register(self.control)
         self.open = Routes()           # no bearer token needed (own auth)

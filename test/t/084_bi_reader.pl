@@ -167,7 +167,18 @@ for my $v (lines(q1("SELECT c.oid::regclass FROM pg_class c
 	my ($ok, $out) = as('bi_reader', "SELECT count(*) FROM $v");
 	cmp_ok($out, '>', 0, "bi_reader sees rows in $v");
 }
-my ($ok, $out) = as('bi_reader', "SELECT deals || ' ' || amount FROM hubspot.revenue_by_month");
+# the BI model's tables: owners and pipelines copied from HubSpot, the
+# histories the triggers keep
+ok($node->poll_query_until('postgres', "SELECT synced_at IS NOT NULL FROM hubsync.metadata_sync"),
+	'owners and pipelines copied');
+for my $t (qw(owners pipelines pipeline_stages deal_stage_history subscription_history))
+{
+	my ($ok, $out) = as('bi_reader', "SELECT count(*) FROM hubspot.$t");
+	cmp_ok($out, '>', 0, "bi_reader sees rows in hubspot.$t");
+}
+my ($ok, $out) = as('bi_reader', "SELECT string_agg(stage_label || ' ' || won, ', ' ORDER BY stage_order) FROM hubspot.deal_stages");
+is($out, 'Appointment Scheduled false, Closed Won true', 'deal_stages: labels and won from the stage metadata for bi_reader');
+($ok, $out) = as('bi_reader', "SELECT deals || ' ' || amount FROM hubspot.revenue_by_month");
 is($out, '1 1000', 'revenue_by_month: the merged deal counts once for bi_reader');
 ($ok, $out) = as('bi_reader', "SELECT string_agg(bucket || ' ' || currency || ' ' || balance, ', ' ORDER BY bucket, currency)
 	FROM hubspot.invoice_aging");

@@ -71,6 +71,13 @@ allowed('app_writer', "SELECT hubsync.upsert('contacts', 'email', 'app2\@example
 	'upsert');
 allowed('app_writer', "UPDATE hubspot.contacts SET firstname = 'A' WHERE hubsync_id = '$id'", 'UPDATE');
 allowed('app_writer', 'SELECT * FROM hubsync.status', 'read hubsync.status');
+# the BI model: the application reads it, hubsync alone writes it
+allowed('app_writer', 'SELECT count(*) FROM hubspot.deal_stage_history', 'read the stage history');
+refused('app_writer', "INSERT INTO hubspot.deal_stage_history (deal_hubsync_id, stage, entered_at, source)
+	VALUES ('$id', 'closedwon', now(), 'local')", 'forge the stage history');
+refused('app_writer', "UPDATE hubspot.subscription_history SET recurring_revenue = 0", 'rewrite the subscription history');
+refused('app_writer', "DELETE FROM hubspot.pipeline_stages", 'change the stage metadata');
+refused('app_writer', "UPDATE hubspot.owners SET archived = true", 'change the owners');
 my ($ok, $cs) = as('app_writer', 'SELECT row_to_json(c) FROM hubsync.credentials_status c');
 unlike($cs, qr/test-token|hubsync-test-secret/, 'credentials_status shows the app no value');
 
