@@ -254,8 +254,10 @@ apply_results(PushBatch *b, JsonbContainer *root)
  * otherwise.
  */
 static long
-rate_limit_delay(const char *policy, const char *message)
+rate_limit_delay(const char *policy_name, const char *message)
 {
+	const char *policy = hubsync_rate_limit_policy(policy_name, message);
+
 	if (policy && strcmp(policy, "DAILY") == 0)
 	{
 		int64		now = hubsync_now_ms();
@@ -264,8 +266,7 @@ rate_limit_delay(const char *policy, const char *message)
 		(void) hubsync_quota_day(now, &next_day_ms);	/* account's midnight */
 		return (long) (next_day_ms - now);
 	}
-	if ((policy && strcmp(policy, "SECONDLY") == 0) ||
-		(message && strstr(message, "secondly") != NULL))
+	if (policy && strcmp(policy, "SECONDLY") == 0)
 		return 1000;
 	return 10000;
 }
