@@ -38,12 +38,17 @@ DEFAULTS = {
     "batchMaxInputs": 100,
     "batchMaxInputsWithHistory": 50,
     "associationBatchMaxInputs": 100,
+    # v4 association batch read: associations per input and page (the v4
+    # list endpoint's documented default limit)
+    "assocBatchReadPageSize": 500,
     "listMaxLimit": 100,
     "historyMax": 50,
     # unconfirmed behaviours
     "toObjectIdAsString": False,
     "deleteArchivedStatus": 404,
-    "notFoundBody": False,
+    # HubSpot sends its JSON error body (category OBJECT_NOT_FOUND) with a
+    # 404; False gives the old empty, untyped 404 (client tolerance tests)
+    "notFoundBody": True,
     "batchUpsertEmailPartial": False,
     "mergeCreatesNewId": True,
     "noopWriteTouchesModified": True,
@@ -104,7 +109,8 @@ _NULLABLE = {"webhookUrl", "webhookSubscriptions", "randomSeed"}
 _POSITIVE = {"burstLimit", "burstWindowMs", "dailyLimit", "searchPerSecond",
              "batchMaxInputs", "batchMaxInputsWithHistory", "listMaxLimit",
              "searchMaxLimit", "webhookBatchMax", "webhookConcurrency",
-             "webhookTimeoutMs", "associationBatchMaxInputs", "historyMax"}
+             "webhookTimeoutMs", "associationBatchMaxInputs", "historyMax",
+             "assocBatchReadPageSize"}
 
 
 def defaults(overrides=None):
