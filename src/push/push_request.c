@@ -197,6 +197,13 @@ apply_error_item(PushBatch *b, JsonbContainer *err)
 				set_outcome(r, OUTCOME_LINK, 207, category, message);
 				r->outcome.hs_object_id = existing_id(message);
 			}
+			else if (b->kind == PUSH_UPSERT && category && strcmp(category, "CONFLICT") == 0)
+			{
+				/* another unique value is taken: find its record */
+				set_outcome(r, OUTCOME_RETRY, 207, category, message);
+				push_resolve_conflict(b, r, push_conflict_property(err, message),
+									  existing_id(message));
+			}
 			else if (b->kind == PUSH_UPDATE && category &&
 					 strcmp(category, "OBJECT_NOT_FOUND") == 0)
 				set_outcome(r, OUTCOME_GONE, 207, category, message);
@@ -365,6 +372,18 @@ push_classify(PushBatch *b)
 		{
 			set_all(b, OUTCOME_LINK, status, category, message);
 			b->records[0]->outcome.hs_object_id = existing_id(message);
+		}
+		else
+			set_all(b, OUTCOME_ALONE, status, category, message);
+	}
+	else if (status == 409 && b->kind == PUSH_UPSERT)
+	{
+		/* a unique value is taken, its record unknown: find it by search */
+		if (b->nrecords == 1)
+		{
+			set_all(b, OUTCOME_RETRY, status, category ? category : "CONFLICT", message);
+			push_resolve_conflict(b, b->records[0], push_conflict_property(root, message),
+								  existing_id(message));
 		}
 		else
 			set_all(b, OUTCOME_ALONE, status, category, message);

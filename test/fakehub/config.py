@@ -49,6 +49,9 @@ DEFAULTS = {
     # HubSpot sends its JSON error body (category OBJECT_NOT_FOUND) with a
     # 404; False gives the old empty, untyped 404 (client tolerance tests)
     "notFoundBody": True,
+    # 409 unique-value clash message: existingId, noId or bare (unconfirmed
+    # beyond contacts' email)
+    "uniqueConflictMessage": "existingId",
     "batchUpsertEmailPartial": False,
     "mergeCreatesNewId": True,
     "noopWriteTouchesModified": True,
@@ -162,6 +165,8 @@ def merge(cfg, changes):
             value = float(value)
         if key == "searchFilterLimits":
             value = dict(cfg["searchFilterLimits"], **value)
+        if key == "uniqueConflictMessage" and value not in ("existingId", "noId", "bare"):
+            fail(400, "uniqueConflictMessage must be existingId, noId or bare")
         if key == "deleteArchivedStatus" and value not in (204, 404):
             fail(400, "deleteArchivedStatus must be 204 or 404")
         cfg[key] = value
