@@ -42,6 +42,10 @@ DEFAULTS = {
     # list endpoint's documented default limit)
     "assocBatchReadPageSize": 500,
     "listMaxLimit": 100,
+    # list paging.next.after: "id" (the next record id, any id works),
+    # "offset", "opaque" (base64 tokens) or "issued" (ids, but only the
+    # cursors handed out work); unknown cursors give an empty page
+    "listCursor": "id",
     "historyMax": 50,
     # unconfirmed behaviours
     "toObjectIdAsString": False,
@@ -165,6 +169,8 @@ def merge(cfg, changes):
             value = float(value)
         if key == "searchFilterLimits":
             value = dict(cfg["searchFilterLimits"], **value)
+        if key == "listCursor" and value not in ("id", "offset", "opaque", "issued"):
+            fail(400, "listCursor must be id, offset, opaque or issued")
         if key == "uniqueConflictMessage" and value not in ("existingId", "noId", "bare"):
             fail(400, "uniqueConflictMessage must be existingId, noId or bare")
         if key == "deleteArchivedStatus" and value not in (204, 404):

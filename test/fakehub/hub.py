@@ -51,6 +51,7 @@ class Hub:
         self.rng = random.Random(self.cfg["randomSeed"])
         self.store = Store(self)
         self.assoc = Associations(self)
+        self.issued_cursors = set()     # (objectTypeId, cursor) handed out (listCursor "issued")
         self.hooks = Webhooks(self)
         self.limits = Limits(self)
         self.log = RequestLog(self)
@@ -90,6 +91,7 @@ class Hub:
             self.hooks.reset()          # first: captured events refer to the old store
             self.store = Store(self)
             self.assoc = Associations(self)
+            self.issued_cursors = set()
             self.limits.reset()
             self.log.reset()
             self.faults.reset()
