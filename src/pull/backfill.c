@@ -238,8 +238,8 @@ search_edge(bool asc, int64 *id, int64 *total)
 
 	req = hubsync_read_call("POST",
 							hubsync_api_url(hubsync_path_objects(bf.api_name, "/search")),
-							psprintf("{\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"%s\"}],"
-									 "\"properties\":[\"hs_object_id\"],\"limit\":1}",
+							psprintf("{\"filterGroups\":[],\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"%s\"}],"
+									 "\"properties\":[\"hs_object_id\"],\"limit\":1,\"after\":\"0\"}",
 									 asc ? "ASCENDING" : "DESCENDING"),
 							HUBSYNC_QUOTA_SEARCH, hubsync_access_token());
 	ok = hubsync_read_page(req, &pg);
@@ -370,8 +370,8 @@ plan(void)
 	bf.sequential = false;
 	search = start_within_quota("POST",
 								hubsync_api_url(hubsync_path_objects(bf.api_name, "/search")),
-								"{\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"DESCENDING\"}],"
-								"\"properties\":[\"hs_object_id\"],\"limit\":1}",
+								"{\"filterGroups\":[],\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"DESCENDING\"}],"
+								"\"properties\":[\"hs_object_id\"],\"limit\":1,\"after\":\"0\"}",
 								HUBSYNC_QUOTA_SEARCH);
 	first = start_within_quota("GET", hubsync_list_url(bf.api_name, NULL, false, bf.props, bf.nprops),
 							   NULL, HUBSYNC_QUOTA_BULK);
@@ -696,8 +696,10 @@ finish_verified(void)
 							maxid > 0 ?
 							psprintf("{\"filterGroups\":[{\"filters\":[{\"propertyName\":\"hs_object_id\","
 									 "\"operator\":\"LTE\",\"value\":\"" INT64_FORMAT "\"}]}],"
-									 "\"properties\":[\"hs_object_id\"],\"limit\":1}", maxid) :
-							"{\"properties\":[\"hs_object_id\"],\"limit\":1}",
+									 "\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"ASCENDING\"}],"
+									 "\"properties\":[\"hs_object_id\"],\"limit\":1,\"after\":\"0\"}", maxid) :
+							"{\"filterGroups\":[],\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"ASCENDING\"}],"
+							"\"properties\":[\"hs_object_id\"],\"limit\":1,\"after\":\"0\"}",
 							HUBSYNC_QUOTA_SEARCH, hubsync_access_token());
 	ok = hubsync_read_page(req, &pg) && pg.total >= 0;
 	hubsync_http_release(req);

@@ -132,7 +132,8 @@ search_body(JsonbContainer *props, List *names)
 		hubsync_json_escape(&b, value);
 		appendStringInfoString(&b, "}]}");
 	}
-	appendStringInfoString(&b, "],\"properties\":[\"hs_object_id\"],\"limit\":10}");
+	appendStringInfoString(&b, "],\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"ASCENDING\"}],"
+						   "\"properties\":[\"hs_object_id\"],\"limit\":10,\"after\":\"0\"}");
 	return n > 0 ? b.data : NULL;
 }
 
