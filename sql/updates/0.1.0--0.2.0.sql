@@ -362,7 +362,7 @@ CREATE TABLE hubsync.backfills (
 );
 COMMENT ON TABLE hubsync.backfills IS
   'Background imports started by hubsync.backfill(): where each stands (resumed after a restart)';
-COMMENT ON COLUMN hubsync.backfills.streams IS 'list paging cursors still to read, as [{"after": cursor, "end": id or null}]; NULL until planned';
+COMMENT ON COLUMN hubsync.backfills.streams IS 'list paging cursors still to read, as [{"after": cursor, "end": id or null, "hi": highest id when planned, "seq": true when paging on HubSpot''s own cursors}]; NULL until planned';
 COMMENT ON COLUMN hubsync.backfills.done IS 'records imported or matched so far';
 COMMENT ON COLUMN hubsync.backfills.total_estimate IS 'records HubSpot reported at the start (search total)';
 COMMENT ON COLUMN hubsync.backfills.requests IS 'HubSpot list requests made';

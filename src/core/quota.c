@@ -192,6 +192,39 @@ hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 }
 
 /*
+ * hubsync_rate_limit_policy -- the 429 policy a HubSpot answer names:
+ * its policyName when it has one (matched exactly: DAILY, SECONDLY,
+ * TEN_SECONDLY_ROLLING), else the one its message names -- the secondly
+ * (search) limit's 429 carries only "You have reached your secondly
+ * limit.", while the 10-second one says "ten_secondly_rolling", which
+ * contains "secondly" and so must be told apart word for word.  NULL when
+ * neither says: callers take the 10-second window then.
+ */
+const char *
+hubsync_rate_limit_policy(const char *policy, const char *message)
+{
+	if (policy != NULL)
+	{
+		if (strcmp(policy, "DAILY") == 0)
+			return "DAILY";
+		if (strcmp(policy, "SECONDLY") == 0)
+			return "SECONDLY";
+		if (strcmp(policy, "TEN_SECONDLY_ROLLING") == 0)
+			return "TEN_SECONDLY_ROLLING";
+	}
+	if (message != NULL)
+	{
+		if (strstr(message, "your secondly limit") != NULL)
+			return "SECONDLY";
+		if (strstr(message, "your daily limit") != NULL)
+			return "DAILY";
+		if (strstr(message, "ten_secondly_rolling") != NULL)
+			return "TEN_SECONDLY_ROLLING";
+	}
+	return NULL;
+}
+
+/*
  * hubsync_quota_throttled -- HubSpot answered 429: stop everybody for the
  * period the policy names (HubSpot sends no Retry-After on CRM 429s).
  */

@@ -75,6 +75,7 @@ extern long hubsync_quota_acquire(HubsyncQuotaClass cls);
 extern void hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 								  long rl_daily_remaining);
 extern void hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls);
+extern const char *hubsync_rate_limit_policy(const char *policy, const char *message);
 extern void hubsync_quota_count_retry(void);
 extern void hubsync_quota_snapshot(HubsyncQuotaSnapshot *out);
 extern int64 hubsync_now_ms(void);

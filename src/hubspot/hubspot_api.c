@@ -247,9 +247,8 @@ hubsync_observe_response(HubsyncHttpRequest *req)
 		char	   *message = body ? hubsync_json_get_text(&body->root, "message") : NULL;
 
 		/* the secondly limit's 429 names no policy, only a message */
-		if (policy == NULL && message != NULL && strstr(message, "secondly") != NULL)
-			policy = "SECONDLY";
-		hubsync_quota_throttled(policy, HUBSYNC_QUOTA_REALTIME);
+		hubsync_quota_throttled(hubsync_rate_limit_policy(policy, message),
+								HUBSYNC_QUOTA_REALTIME);
 	}
 	else if (req->status == 401 && req->bearer == access_token)
 		observe_401(req);		/* a 401 to another token says nothing of ours */

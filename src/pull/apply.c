@@ -210,7 +210,8 @@ fetch_records(List *plans)
 				break;
 			}
 			initStringInfo(&body);
-			appendStringInfoString(&body, "{\"properties\":[");
+			/* propertiesWithHistory: empty, but required by HubSpot's spec */
+			appendStringInfoString(&body, "{\"propertiesWithHistory\":[],\"properties\":[");
 			for (k = 0; k < p->nprops; k++)
 			{
 				if (k > 0)

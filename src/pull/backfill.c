@@ -11,7 +11,15 @@
  * total), each stream pages from its own start until it passes its end,
  * and a stream that finishes early takes the second half of the largest
  * range still to read.  This relies on the list cursor being the next
- * record id, as HubSpot's is in practice.  Pages run concurrently
+ * record id, as HubSpot's is in practice; but HubSpot documents the cursor
+ * as opaque, so it is checked first: only when the first page's cursor is
+ * the id after its last record are ranges cut (else one stream pages
+ * through the list as HubSpot hands out the cursors), and once every
+ * stream is read the import is checked against HubSpot's count (a search
+ * total of the ids up to the highest one here): if records are missing,
+ * the list is read again page by page, and if they are still missing the
+ * backfill fails with the counts (alert backfill_failed) rather than
+ * calling itself done.  Pages run concurrently
  * (hubsync.max_inflight) within the bulk class of the quota, which keeps a
  * reserve for real-time pushes; each request goes on the wire as soon as
  * the quota grants it, before the pages in hand are applied, so the
@@ -70,6 +78,9 @@ static struct
 	int64		next_load_ms;
 	int64		hi;				/* highest id when planned, -1: unknown */
 	int64		page_span;		/* ids a full page covered lately, 0: unknown */
+	bool		sequential;		/* one stream on HubSpot's own cursors: no cuts */
+	int64		check_hi;		/* highest id when planned (saved): the count
+								 * check covers the ids up to it; -1: unknown */
 	/* pages read but not yet applied: applied together, one transaction */
 	int			nbatch;
 	Datum		batch_pages[MAX_BATCH];
@@ -105,9 +116,12 @@ streams_json(void)
 		else
 			appendStringInfoString(&b, "null");
 		if (s->end >= 0)
-			appendStringInfo(&b, ",\"end\":" INT64_FORMAT "}", s->end);
+			appendStringInfo(&b, ",\"end\":" INT64_FORMAT, s->end);
 		else
-			appendStringInfoString(&b, ",\"end\":null}");
+			appendStringInfoString(&b, ",\"end\":null");
+		if (bf.check_hi >= 0)
+			appendStringInfo(&b, ",\"hi\":" INT64_FORMAT, bf.check_hi);
+		appendStringInfoString(&b, bf.sequential ? ",\"seq\":true}" : "}");
 		first = false;
 	}
 	appendStringInfoChar(&b, ']');
@@ -224,8 +238,8 @@ search_edge(bool asc, int64 *id, int64 *total)
 
 	req = hubsync_read_call("POST",
 							hubsync_api_url(hubsync_path_objects(bf.api_name, "/search")),
-							psprintf("{\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"%s\"}],"
-									 "\"properties\":[\"hs_object_id\"],\"limit\":1}",
+							psprintf("{\"filterGroups\":[],\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"%s\"}],"
+									 "\"properties\":[\"hs_object_id\"],\"limit\":1,\"after\":\"0\"}",
 									 asc ? "ASCENDING" : "DESCENDING"),
 							HUBSYNC_QUOTA_SEARCH, hubsync_access_token());
 	ok = hubsync_read_page(req, &pg);
@@ -256,6 +270,23 @@ start_within_quota(const char *method, char *url, char *body, HubsyncQuotaClass 
 	hubsync_http_start(req);
 	(void) hubsync_http_wait(0);
 	return req;
+}
+
+/*
+ * cursor_is_next_id -- the first list page's cursor behaves as a record
+ * id: a number, the id right after the page's last record.  Only then may
+ * cursors be made up from ids to cut the list into ranges.
+ */
+static bool
+cursor_is_next_id(HubsyncPage *pg)
+{
+	int64		last;
+
+	if (!is_number(pg->next_after) || pg->nresults <= 0 || strlen(pg->next_after) > 18)
+		return false;
+	last = hubsync_record_id(hubsync_json_array_container(hubsync_json_get_container(&pg->body->root, "results"),
+														  pg->nresults - 1));
+	return last > 0 && strtoll(pg->next_after, NULL, 10) == last + 1;
 }
 
 /*
@@ -306,11 +337,19 @@ plan_slowly(void)
 				t2;
 
 	bf.nstreams = 0;
+	bf.sequential = false;
+	bf.check_hi = -1;
 	if (search_edge(true, &lo, &total) && search_edge(false, &hi, &t2) && lo > 0 && hi >= lo)
+	{
+		bf.check_hi = hi;
 		plan_streams(lo, hi);
+	}
 	else if (total != 0)
+	{
 		open_stream(NULL);		/* no search (or no ids): the whole list */
-	(void) save(NULL, -1, 0, total, bf.nstreams == 0, NULL);
+		bf.sequential = true;
+	}
+	(void) save(NULL, -1, 0, total, false, NULL);
 }
 
 /*
@@ -329,10 +368,11 @@ plan(void)
 				fp;
 	int			pending = 2;
 
+	bf.sequential = false;
 	search = start_within_quota("POST",
 								hubsync_api_url(hubsync_path_objects(bf.api_name, "/search")),
-								"{\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"DESCENDING\"}],"
-								"\"properties\":[\"hs_object_id\"],\"limit\":1}",
+								"{\"filterGroups\":[],\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"DESCENDING\"}],"
+								"\"properties\":[\"hs_object_id\"],\"limit\":1,\"after\":\"0\"}",
 								HUBSYNC_QUOTA_SEARCH);
 	first = start_within_quota("GET", hubsync_list_url(bf.api_name, NULL, false, bf.props, bf.nprops),
 							   NULL, HUBSYNC_QUOTA_BULK);
@@ -364,13 +404,17 @@ plan(void)
 		if (sp.nresults > 0)
 			hi = hubsync_record_id(hubsync_json_array_container(hubsync_json_get_container(&sp.body->root, "results"), 0));
 		bf.nstreams = 0;
-		if (fp.next_after != NULL && is_number(fp.next_after))
+		bf.check_hi = hi;
+		if (fp.next_after != NULL && cursor_is_next_id(&fp))
 			plan_streams(strtoll(fp.next_after, NULL, 10), hi);
 		else if (fp.next_after != NULL)
+		{
 			open_stream(fp.next_after); /* a cursor we cannot cut */
+			bf.sequential = true;
+		}
 		/* the streams start before the first page is applied */
 		(void) launch(Min(Max(hubsync_max_inflight, 1), MAX_STREAMS));
-		(void) save(fp.results, -1, 1, sp.total, bf.nstreams == 0, NULL);
+		(void) save(fp.results, -1, 1, sp.total, false, NULL);
 	}
 	else
 		plan_slowly();
@@ -416,7 +460,8 @@ load(void)
 	}
 	SPI_connect();
 	if (SPI_execute("SELECT b.object_type, t.api_name, hubsync._read_properties(b.object_type), "
-					"       b.streams IS NULL, s ->> 'after', (s ->> 'end')::int8, s IS NULL "
+					"       b.streams IS NULL, s ->> 'after', (s ->> 'end')::int8, s IS NULL, "
+					"       coalesce((s ->> 'seq')::boolean, false), (s ->> 'hi')::int8 "
 					"FROM (SELECT * FROM hubsync.backfills WHERE state = 'running' "
 					"      ORDER BY started_at, object_type LIMIT 1) b "
 					"JOIN hubsync.object_types t ON t.object_type = b.object_type "
@@ -440,6 +485,8 @@ load(void)
 		bf.nprops = hubsync_text_array(SPI_getbinval(tup, desc, 3, &isnull), &bf.props);
 		unplanned = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		bf.nstreams = 0;
+		bf.sequential = false;
+		bf.check_hi = -1;
 		for (i = 0; !unplanned && i < SPI_processed && bf.nstreams < MAX_STREAMS; i++)
 		{
 			Stream	   *s = &bf.streams[bf.nstreams];
@@ -451,6 +498,14 @@ load(void)
 			s->after = SPI_getvalue(tup, desc, 5);
 			(void) SPI_getbinval(tup, desc, 6, &isnull);
 			s->end = isnull ? -1 : DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+			if (DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull)))
+				bf.sequential = true;
+			{
+				Datum		hi = SPI_getbinval(tup, desc, 9, &isnull);
+
+				if (!isnull)
+					bf.check_hi = Max(bf.check_hi, DatumGetInt64(hi));
+			}
 			bf.nstreams++;
 		}
 		MemoryContextSwitchTo(old);
@@ -603,6 +658,94 @@ finish_page(Stream *s, HubsyncHttpRequest *req)
 	}
 }
 
+/*
+ * finish_verified -- every stream is read: call the backfill done only if
+ * the mirror holds at least as many records as HubSpot counts (a search
+ * total) among the ids up to the highest one when the backfill was
+ * planned: later records are the poller's, and a record deleted meanwhile
+ * is not counted by HubSpot any more.
+ * Fewer: the list is read again from the start on HubSpot's own cursors
+ * (once); still fewer, or no count to be had: the backfill fails with the
+ * counts, never ends quietly with records missing.
+ */
+static void
+finish_verified(void)
+{
+	char	   *res = NULL;
+	int64		local = 0,
+				maxid = bf.check_hi,
+				t;
+	HubsyncHttpRequest *req;
+	HubsyncPage pg;
+	bool		ok;
+
+	if (maxid < 0 && !search_edge(false, &maxid, &t))
+		maxid = -1;				/* not planned here, no search: count all */
+	if (hubsync_worker_sql("count the records a backfill imported",
+						   psprintf("SELECT count(*) FROM hubspot.%s WHERE hs_object_id IS NOT NULL"
+									" AND (" INT64_FORMAT " <= 0 OR hs_object_id <= " INT64_FORMAT ")",
+									quote_identifier(bf.object_type), maxid, maxid),
+						   0, NULL, NULL, NULL, &res) != NULL || res == NULL ||
+		sscanf(res, INT64_FORMAT, &local) != 1)
+	{
+		fail_resumable("the records imported could not be counted");
+		bf.active = false;
+		return;
+	}
+	req = hubsync_read_call("POST",
+							hubsync_api_url(hubsync_path_objects(bf.api_name, "/search")),
+							maxid > 0 ?
+							psprintf("{\"filterGroups\":[{\"filters\":[{\"propertyName\":\"hs_object_id\","
+									 "\"operator\":\"LTE\",\"value\":\"" INT64_FORMAT "\"}]}],"
+									 "\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"ASCENDING\"}],"
+									 "\"properties\":[\"hs_object_id\"],\"limit\":1,\"after\":\"0\"}", maxid) :
+							"{\"filterGroups\":[],\"sorts\":[{\"propertyName\":\"hs_object_id\",\"direction\":\"ASCENDING\"}],"
+							"\"properties\":[\"hs_object_id\"],\"limit\":1,\"after\":\"0\"}",
+							HUBSYNC_QUOTA_SEARCH, hubsync_access_token());
+	ok = hubsync_read_page(req, &pg) && pg.total >= 0;
+	hubsync_http_release(req);
+	if (!ok)
+	{
+		ereport(LOG,
+				(errmsg("hubsync backfill of %s could not check its count against HubSpot: %s",
+						bf.object_type, pg.error[0] ? pg.error : "the search gave no total"),
+				 errhint("Call hubsync.backfill() again: it checks again.")));
+		fail_resumable("the import could not be checked against HubSpot's count");
+		bf.active = false;
+		return;
+	}
+	if (local >= pg.total)
+	{
+		(void) save(NULL, -1, 0, -1, true, NULL);
+		bf.active = false;
+		return;
+	}
+	if (!bf.sequential)
+	{
+		ereport(LOG,
+				(errmsg("hubsync backfill of %s has " INT64_FORMAT " records where HubSpot counts " INT64_FORMAT
+						": reading the list again on HubSpot's own cursors",
+						bf.object_type, local, pg.total),
+				 errdetail("The id ranges the list was cut into did not give every record.")));
+		bf.nstreams = 0;
+		bf.sequential = true;
+		open_stream(NULL);
+		if (!save(NULL, -1, 0, -1, false, NULL))
+			bf.active = false;
+		return;
+	}
+	{
+		char	   *error = psprintf("the import ended with " INT64_FORMAT " records here, HubSpot counts "
+									 INT64_FORMAT, local, pg.total);
+
+		ereport(LOG,
+				(errmsg("hubsync backfill of %s failed: %s", bf.object_type, error),
+				 errhint("See why records are missing (hubsync.status), then call hubsync.backfill() again.")));
+		(void) save(NULL, -1, 0, -1, false, error);
+		bf.active = false;
+	}
+}
+
 /* hubsync_backfill_running -- a backfill is under way in this worker */
 bool
 hubsync_backfill_running(void)
@@ -705,9 +848,8 @@ hubsync_backfill_tick(void)
 		plan();
 	if (bf.nstreams == 0 || all_done())
 	{
-		(void) save(NULL, -1, 0, -1, true, NULL);
-		bf.active = false;
-		return false;
+		finish_verified();
+		return bf.active;
 	}
 	bf.nbatch = 0;
 	while (bf.active && hubsync_now_ms() - start < TICK_MS)
@@ -738,10 +880,10 @@ hubsync_backfill_tick(void)
 		{
 			bool		finished = all_done();
 
-			if (!save_batch(finished))
+			if (!save_batch(false))
 				bf.active = false;	/* read again after reloading: matching keeps it single */
 			else if (finished)
-				bf.active = false;
+				finish_verified();
 		}
 		hubsync_worker_handle_interrupts();
 	}

@@ -406,6 +406,155 @@ archived_slice(PollType *t)
 }
 
 /*
+ * assoc_result_after -- a batch read result's paging.next.after: NULL when
+ * it has no paging (its last page), "" when paging is there but gives no
+ * usable cursor (then the rest cannot be read).
+ */
+static char *
+assoc_result_after(JsonbContainer *r)
+{
+	JsonbValue *paging = hubsync_json_get(r, "paging");
+	JsonbContainer *next;
+	JsonbValue *after;
+
+	if (paging == NULL || paging->type == jbvNull)
+		return NULL;
+	next = hubsync_json_get_container(hubsync_json_get_container(r, "paging"), "next");
+	after = next ? hubsync_json_get(next, "after") : NULL;
+	if (after == NULL || after->type != jbvString || after->val.string.len == 0)
+		return pstrdup("");
+	return pnstrdup(after->val.string.val, after->val.string.len);
+}
+
+/*
+ * assoc_take_page -- add one batch read answer's results to *all (only
+ * those of inputs in asked, or all when asked is NIL) and queue the
+ * inputs whose result has a further page on *pend_ids and *pend_afters.  An
+ * input whose paging gives no usable cursor, or the cursor it was sent
+ * with again, goes to *not_read.  In asked mode, an asked input without a
+ * result goes to *not_read too.
+ */
+static void
+assoc_take_page(Jsonb *answer, List *asked, List *asked_afters, StringInfo all, int *nresults,
+				List **pend_ids, List **pend_afters, List **not_read)
+{
+	JsonbContainer *results = hubsync_json_get_container(&answer->root, "results");
+	ListCell   *lc,
+			   *la;
+
+	for (int i = 0; i < hubsync_json_array_size(results); i++)
+	{
+		JsonbContainer *r = hubsync_json_array_container(results, i);
+		char	   *id = hubsync_json_get_text(hubsync_json_get_container(r, "from"), "id");
+		char	   *after = assoc_result_after(r);
+		char	   *sent = NULL;
+		bool		mine = (asked == NIL);
+
+		forboth(lc, asked, la, asked_afters)
+			if (strcmp((char *) lfirst(lc), id) == 0)
+				mine = true, sent = (char *) lfirst(la);
+		if (!mine)
+			continue;			/* not asked for: not ours to judge */
+		appendStringInfoString(all, (*nresults)++ > 0 ? "," : "");
+		appendStringInfoString(all, JsonbToCString(NULL, r, -1));
+		if (after == NULL)
+			continue;
+		if (*after == '\0' || (sent != NULL && strcmp(sent, after) == 0))
+			*not_read = lappend(*not_read, id);	/* no way on, or a loop */
+		else
+		{
+			*pend_ids = lappend(*pend_ids, id);
+			*pend_afters = lappend(*pend_afters, after);
+		}
+	}
+	foreach(lc, asked)
+	{
+		bool		found = false;
+
+		for (int i = 0; i < hubsync_json_array_size(results) && !found; i++)
+		{
+			char	   *id = hubsync_json_get_text(hubsync_json_get_container(hubsync_json_array_container(results, i), "from"), "id");
+
+			found = id != NULL && strcmp(id, (char *) lfirst(lc)) == 0;
+		}
+		if (!found)
+			*not_read = lappend(*not_read, lfirst(lc));
+	}
+}
+
+/*
+ * assoc_follow_pages -- HubSpot pages a batch read per input: a result
+ * with paging.next.after has more associations, read by sending the id
+ * again with that cursor, until a page has no paging.  Reads every further
+ * page of answer's results and returns {"results": [...]} with the results
+ * of all pages (an id may appear in several; the ingest takes their
+ * union).  An input whose further page could not be read (request failed,
+ * unusable answer, no result for it, a cursor repeated, or more than
+ * ASSOC_MAX_PAGES further requests) is appended to *not_read: its links
+ * are unknown, so none may be taken as removed.  *pages counts requests.
+ */
+#define ASSOC_MAX_PAGES 10000
+static Jsonb *
+assoc_follow_pages(Jsonb *answer, const char *url, const char *token,
+				   List **not_read, int *pages)
+{
+	StringInfoData all;
+	List	   *pend_ids = NIL,
+			   *pend_afters = NIL;
+	int			nresults = 0,
+				requests = 0;
+
+	initStringInfo(&all);
+	appendStringInfoString(&all, "{\"results\":[");
+	assoc_take_page(answer, NIL, NIL, &all, &nresults, &pend_ids, &pend_afters, not_read);
+	while (pend_ids != NIL)
+	{
+		int			batch = Min(list_length(pend_ids), 100);
+		List	   *ids = list_truncate(list_copy(pend_ids), batch);
+		List	   *afters = list_truncate(list_copy(pend_afters), batch);
+		StringInfoData body;
+		HubsyncHttpRequest *req;
+		Jsonb	   *page = NULL;
+
+		pend_ids = list_copy_tail(pend_ids, batch);
+		pend_afters = list_copy_tail(pend_afters, batch);
+		if (++requests > ASSOC_MAX_PAGES)
+		{
+			*not_read = list_concat(*not_read, ids);
+			continue;
+		}
+		initStringInfo(&body);
+		appendStringInfoString(&body, "{\"inputs\":[");
+		for (int i = 0; i < batch; i++)
+		{
+			appendStringInfoString(&body, i > 0 ? ",{\"id\":" : "{\"id\":");
+			hubsync_json_escape(&body, (char *) list_nth(ids, i));
+			appendStringInfoString(&body, ",\"after\":");
+			hubsync_json_escape(&body, (char *) list_nth(afters, i));
+			appendStringInfoChar(&body, '}');
+		}
+		appendStringInfoString(&body, "]}");
+		req = hubsync_read_call("POST", (char *) url, body.data, HUBSYNC_QUOTA_BULK, token);
+		(*pages)++;
+		if ((req->status == 200 || req->status == 207) && req->response)
+			page = hubsync_json_parse(req->response, req->response_len);
+		if (page == NULL || hubsync_assoc_answer_problem(page) != NULL)
+		{
+			ereport(LOG,
+					(errmsg("hubsync could not read a further page of associations from HubSpot: HTTP %ld%s%s",
+							req->status, req->error[0] ? ", " : "", req->error),
+					 errhint("The links of those records are left as they are until the next sweep.")));
+			*not_read = list_concat(*not_read, ids);
+		}
+		else
+			assoc_take_page(page, ids, afters, &all, &nresults, &pend_ids, &pend_afters, not_read);
+		hubsync_http_release(req);
+	}
+	appendStringInfoString(&all, "]}");
+	return hubsync_json_parse(all.data, all.len);
+}
+
+/*
  * assoc_slice -- one slice of the association sweep from t's records:
  * each pair (t, other type) in turn, 100 mirrored ids per batch read.
  */
@@ -515,6 +664,10 @@ assoc_slice(PollType *t)
 			Oid			t5[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID};
 			Datum		v5[5];
 
+			/* every page of every input, before anything is taken as removed */
+			answer = assoc_follow_pages(answer,
+										hubsync_api_url(hubsync_path_associations(from_api, to_api, "/batch/read")),
+										token, &not_read, &page);
 			v5[0] = CStringGetTextDatum(t->object_type);
 			v5[1] = CStringGetTextDatum(to_type);
 			v5[2] = CStringGetTextDatum(body.data);

@@ -12,6 +12,7 @@
 #define HUBSYNC_PUSH_H
 
 #include "hubspot/http.h"
+#include "utils/jsonb.h"
 
 typedef enum PushKind
 {
@@ -25,7 +26,7 @@ typedef enum PushOutcomeKind
 	OUTCOME_DONE,				/* HubSpot has it */
 	OUTCOME_RETRY,				/* try again after delay_ms */
 	OUTCOME_DEAD,				/* refused for good */
-	OUTCOME_LINK,				/* contact exists: link to hs_object_id */
+	OUTCOME_LINK,				/* record exists: link to hs_object_id */
 	OUTCOME_ALONE,				/* resend without the rest of its batch */
 	OUTCOME_GONE				/* deleted in HubSpot: change dropped, conflict kept */
 } PushOutcomeKind;
@@ -82,6 +83,11 @@ extern void hubsync_release_leases(bool all);
 
 /* push_assoc.c */
 extern bool hubsync_push_associations(void);
+
+/* push_conflict.c */
+extern char *push_conflict_property(JsonbContainer *err, const char *message);
+extern void push_resolve_conflict(PushBatch *b, PushRecord *r, const char *property,
+								  const char *existing);
 
 /* push_request.c */
 extern char *push_build_body(PushBatch *batch);

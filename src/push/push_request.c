@@ -201,6 +201,13 @@ apply_error_item(PushBatch *b, JsonbContainer *err)
 				set_outcome(r, OUTCOME_LINK, status, category, message);
 				r->outcome.hs_object_id = existing_id(message);
 			}
+			else if (b->kind == PUSH_UPSERT && category && strcmp(category, "CONFLICT") == 0)
+			{
+				/* another unique value is taken: find its record */
+				set_outcome(r, OUTCOME_RETRY, 207, category, message);
+				push_resolve_conflict(b, r, push_conflict_property(err, message),
+									  existing_id(message));
+			}
 			else if (b->kind == PUSH_UPDATE && category &&
 					 strcmp(category, "OBJECT_NOT_FOUND") == 0)
 				set_outcome(r, OUTCOME_GONE, status, category, message);
@@ -268,8 +275,10 @@ apply_results(PushBatch *b, JsonbContainer *root)
  * otherwise.
  */
 static long
-rate_limit_delay(const char *policy, const char *message)
+rate_limit_delay(const char *policy_name, const char *message)
 {
+	const char *policy = hubsync_rate_limit_policy(policy_name, message);
+
 	if (policy && strcmp(policy, "DAILY") == 0)
 	{
 		int64		now = hubsync_now_ms();
@@ -278,8 +287,7 @@ rate_limit_delay(const char *policy, const char *message)
 		(void) hubsync_quota_day(now, &next_day_ms);	/* account's midnight */
 		return (long) (next_day_ms - now);
 	}
-	if ((policy && strcmp(policy, "SECONDLY") == 0) ||
-		(message && strstr(message, "secondly") != NULL))
+	if (policy && strcmp(policy, "SECONDLY") == 0)
 		return 1000;
 	return 10000;
 }
@@ -378,6 +386,18 @@ push_classify(PushBatch *b)
 		{
 			set_all(b, OUTCOME_LINK, status, category, message);
 			b->records[0]->outcome.hs_object_id = existing_id(message);
+		}
+		else
+			set_all(b, OUTCOME_ALONE, status, category, message);
+	}
+	else if (status == 409 && b->kind == PUSH_UPSERT)
+	{
+		/* a unique value is taken, its record unknown: find it by search */
+		if (b->nrecords == 1)
+		{
+			set_all(b, OUTCOME_RETRY, status, category ? category : "CONFLICT", message);
+			push_resolve_conflict(b, b->records[0], push_conflict_property(root, message),
+								  existing_id(message));
 		}
 		else
 			set_all(b, OUTCOME_ALONE, status, category, message);

@@ -1,6 +1,7 @@
 // Drives HubSpot's own Node client (@hubspot/api-client) against the fake
 // HubSpot server and checks that batch create/read/update/upsert, search with
-// paging, archive, associations and webhook signatures work unchanged.
+// paging, archive, associations, webhook signatures, 404 bodies, association
+// and list paging cursors and 409 conflicts work unchanged.
 // Usage: node node_client_check.js http://127.0.0.1:PORT
 'use strict';
 
@@ -150,6 +151,44 @@ async function webhookSignatures() {
   ok('webhook v1 and v3 signatures accepted by Signature.isValid');
 }
 
+// changedEndpoints -- the answers issue 19 changed: 404 bodies, per-input
+// paging of v4 association batch reads, opaque list cursors, 409 shapes
+async function changedEndpoints() {
+  await assert.rejects(client.crm.contacts.basicApi.getById('999'),
+                       (e) => e.code === 404 && e.body && e.body.category === 'OBJECT_NOT_FOUND');
+  ok('404 carries a JSON error body the client parses');
+
+  await control('POST', 'config', { assocBatchReadPageSize: 2 });
+  const co = await client.crm.companies.basicApi.create({ properties: { name: 'Paged' },
+                                                         associations: [] });
+  const made = await client.crm.contacts.batchApi.create({ inputs: [1, 2, 3].map((n) => (
+    { properties: { email: `pg${n}@example.com` }, associations: [] })) });
+  await control('POST', 'ui/associations', { fromObjectType: 'companies', fromObjectId: co.id,
+    toObjectType: 'contacts', toObjectIds: made.results.map((r) => r.id) });
+  let page = await client.crm.associations.v4.batchApi.getPage('companies', 'contacts', {
+    inputs: [{ id: co.id }] });
+  assert.strictEqual(page.results[0].to.length, 2);
+  const after = page.results[0].paging.next.after;
+  page = await client.crm.associations.v4.batchApi.getPage('companies', 'contacts', {
+    inputs: [{ id: co.id, after }] });
+  assert.strictEqual(page.results[0].to.length, 1);
+  assert.ok(!page.results[0].paging);
+  ok('v4 association batch read pages per input (after alongside id)');
+
+  await control('POST', 'config', { listCursor: 'opaque' });
+  const first = await client.crm.contacts.basicApi.getPage(1);
+  assert.ok(!/^[0-9]+$/.test(first.paging.next.after));
+  const second = await client.crm.contacts.basicApi.getPage(1, first.paging.next.after);
+  assert.notStrictEqual(second.results[0].id, first.results[0].id);
+  ok('list paging with opaque cursors');
+
+  await control('POST', 'config', { uniqueConflictMessage: 'noId' });
+  await assert.rejects(client.crm.contacts.basicApi.create({
+    properties: { email: 'pg1@example.com' }, associations: [] }),
+  (e) => e.code === 409 && e.body && e.body.category === 'CONFLICT');
+  ok('409 unique-value conflict without an id');
+}
+
 // main -- run every flow; exit 1 on the first failure
 async function main() {
   await control('POST', 'reset');
@@ -157,6 +196,7 @@ async function main() {
   await contactsFlow();
   await dealsAndAssociations();
   await webhookSignatures();
+  await changedEndpoints();
   console.log(`${checks} passed, 0 failed`);
 }
 

@@ -38,12 +38,24 @@ DEFAULTS = {
     "batchMaxInputs": 100,
     "batchMaxInputsWithHistory": 50,
     "associationBatchMaxInputs": 100,
+    # v4 association batch read: associations per input and page (the v4
+    # list endpoint's documented default limit)
+    "assocBatchReadPageSize": 500,
     "listMaxLimit": 100,
+    # list paging.next.after: "id" (the next record id, any id works),
+    # "offset", "opaque" (base64 tokens) or "issued" (ids, but only the
+    # cursors handed out work); unknown cursors give an empty page
+    "listCursor": "id",
     "historyMax": 50,
     # unconfirmed behaviours
     "toObjectIdAsString": False,
     "deleteArchivedStatus": 404,
-    "notFoundBody": False,
+    # HubSpot sends its JSON error body (category OBJECT_NOT_FOUND) with a
+    # 404; False gives the old empty, untyped 404 (client tolerance tests)
+    "notFoundBody": True,
+    # 409 unique-value clash message: existingId, noId or bare (unconfirmed
+    # beyond contacts' email)
+    "uniqueConflictMessage": "existingId",
     "batchUpsertEmailPartial": False,
     "mergeCreatesNewId": True,
     "noopWriteTouchesModified": True,
@@ -140,7 +152,8 @@ _NULLABLE = {"webhookUrl", "webhookSubscriptions", "randomSeed"}
 _POSITIVE = {"burstLimit", "burstWindowMs", "dailyLimit", "searchPerSecond",
              "batchMaxInputs", "batchMaxInputsWithHistory", "listMaxLimit",
              "searchMaxLimit", "webhookBatchMax", "webhookConcurrency",
-             "webhookTimeoutMs", "associationBatchMaxInputs", "historyMax"}
+             "webhookTimeoutMs", "associationBatchMaxInputs", "historyMax",
+             "assocBatchReadPageSize"}
 
 
 def defaults(overrides=None):
@@ -196,6 +209,10 @@ def merge(cfg, changes):
             fail(400, "assocInvalidError must be documented, named or whole400")
         if key == "validationRules":
             _check_rules(value)
+        if key == "listCursor" and value not in ("id", "offset", "opaque", "issued"):
+            fail(400, "listCursor must be id, offset, opaque or issued")
+        if key == "uniqueConflictMessage" and value not in ("existingId", "noId", "bare"):
+            fail(400, "uniqueConflictMessage must be existingId, noId or bare")
         if key == "deleteArchivedStatus" and value not in (204, 404):
             fail(400, "deleteArchivedStatus must be 204 or 404")
         cfg[key] = value

@@ -13,6 +13,7 @@ from .assoc import Associations
 from .auth import Auth
 from .faults import Faults, garble_body, hostile_body, status_response
 from .limits import Limits, RequestLog
+from .record import Recorder
 from .request import Routes, api_version_of
 from .store import Store
 from .util import ApiError, error_body, fail
@@ -51,6 +52,8 @@ class Hub:
         self.rng = random.Random(self.cfg["randomSeed"])
         self.store = Store(self)
         self.assoc = Associations(self)
+        self.issued_cursors = set()     # (objectTypeId, cursor) handed out (listCursor "issued")
+        self.recorder = Recorder(None)  # server.main sets the --record file
         self.hooks = Webhooks(self)
         self.limits = Limits(self)
         self.log = RequestLog(self)
@@ -91,6 +94,7 @@ class Hub:
             self.hooks.reset()          # first: captured events refer to the old store
             self.store = Store(self)
             self.assoc = Associations(self)
+            self.issued_cursors = set()
             self.limits.reset()
             self.log.reset()
             self.faults.reset()

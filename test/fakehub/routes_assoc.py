@@ -1,5 +1,9 @@
 """Associations v4 endpoints (notes 9.1) and association labels."""
 
+import base64
+import binascii
+from urllib.parse import unquote
+
 from .routes_crm import _batch, _err, _fault_error, _fault_fails, _inputs, _src, answer_status
 from .util import ApiError, error_body, fail, now_ms
 
@@ -200,6 +204,7 @@ def batch_read(hub, req, fromObjectType, toObjectType):
     results, errors = [], []
     inputs = _ainputs(hub, req)
     fails = _fault_fails(req, len(inputs))
+    size = hub.cfg["assocBatchReadPageSize"]
     for i, item in enumerate(inputs):
         key = str(item.get("id"))
         if i in fails:
@@ -207,14 +212,24 @@ def batch_read(hub, req, fromObjectType, toObjectType):
             continue
         fid = _live(fot, key)
         to = _targets_json(hub, fot, fid, tot) if fid is not None else []
-        if fid is None or (not to and hub.cfg["assocBatchReadMissingIsError"]):
+        after = item.get("after")
+        if after is not None and fid is not None:
+            last = _assoc_cursor_id(tot, after)
+            to = [t for t in to if int(t["toObjectId"]) > last]
+        if fid is None or (not to and after is None and hub.cfg["assocBatchReadMissingIsError"]):
             errors.append(_err("OBJECT_NOT_FOUND",
                                "No %s is associated with %s %s." % (
                                    tot.word.lower(), fot.word.lower(), key),
                                {"fromObjectId": [key]},
                                "crm.associations.NO_ASSOCIATIONS_FOUND"))
             continue
-        results.append({"from": {"id": str(fid)}, "to": to})
+        result = {"from": {"id": str(fid)}, "to": to[:size]}
+        if len(to) > size:
+            # one page per input; paging only when there is more (spec)
+            nxt = _assoc_cursor(tot, to[size - 1]["toObjectId"])
+            result["paging"] = {"next": {"after": nxt, "link": "%s/crm/v4/objects/%s/%s/associations/%s?after=%s" % (
+                req.base_url(), fot.tid, fid, tot.tid, nxt)}}
+        results.append(result)
     return answer_status(req, 200, errors), _batch(results, errors, started)
 
 
@@ -225,6 +240,25 @@ def _archived(req, started):
     if req.api_version == "legacy":
         return 204, None
     return 200, _batch([], [], started)
+
+
+def _assoc_cursor(tot, last_id):
+    """An opaque paging token, shaped like HubSpot's: base64 of
+    "<toObjectTypeId>-<last toObjectId>" (e.g. MC0yLTc1MDI= for 0-2-7502)."""
+    return base64.b64encode(("%s-%s" % (tot.tid, last_id)).encode()).decode()
+
+
+def _assoc_cursor_id(tot, token):
+    """The last toObjectId a token of _assoc_cursor names; 400 for a token
+    this fake never handed out (a made-up cursor)."""
+    try:
+        raw = base64.b64decode(unquote(str(token)), validate=True).decode()
+        ttid, last = raw.rsplit("-", 1)
+        if ttid != tot.tid:
+            raise ValueError(raw)
+        return int(last)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        fail(400, "Invalid input: after %r is not a paging token of this request" % (token,))
 
 
 def batch_archive(hub, req, fromObjectType, toObjectType):

@@ -1,5 +1,7 @@
 """CRM v3 object endpoints: list/get/create/update/archive, merge, GDPR, batches, search."""
 
+import base64
+import binascii
 import bisect
 
 from . import rules, search
@@ -137,28 +139,72 @@ def list_objects(hub, req, objectType):
     limit = req.qint("limit", 10)
     if limit < 1 or limit > hub.cfg["listMaxLimit"]:
         fail(400, "limit must be between 1 and %d" % hub.cfg["listMaxLimit"])
-    after = req.qint("after", 0)
+    mode = hub.cfg["listCursor"]
+    raw = req.q1("after")
     archived = req.qbool("archived")
     props = req.qlist("properties") or None
     hist = req.qlist("propertiesWithHistory")
     assoc = req.qlist("associations")
     order, recs = ot.order, ot.recs
     picked = []
+    skip = 0
+    after = _list_cursor_start(hub, ot, mode, raw)
+    if after is None:
+        return 200, {"results": []}     # a cursor it never gave: nothing (not an error)
+    if mode == "offset":
+        skip, after = after, 0
     i = bisect.bisect_left(order, after)
     while i < len(order) and len(picked) <= limit:
         rec = recs.get(order[i])
         if rec is not None and bool(rec.a) == archived:
-            picked.append(rec)
+            if skip > 0:
+                skip -= 1
+            else:
+                picked.append(rec)
         i += 1
     more = len(picked) > limit
     picked = picked[:limit]
     results = [hub.store.render(ot, r, props, hist, assoc) for r in picked]
     out = {"results": results}
     if more:
-        nxt = str(picked[-1].id + 1)
+        nxt = _list_cursor_next(hub, ot, mode, picked[-1].id + 1,
+                                (int(raw) if mode == "offset" and raw else 0) + limit)
         out["paging"] = {"next": {"after": nxt, "link": "%s%s?limit=%d&after=%s" % (
             req.base_url(), req.path, limit, nxt)}}
     return 200, out
+
+
+def _list_cursor_next(hub, ot, mode, next_id, next_offset):
+    """The paging.next.after of a list page, per config listCursor: "id" the
+    next record id; "offset" the position of the next record; "opaque" a
+    base64 token; "issued" the next id, but only as a token it handed out."""
+    if mode == "offset":
+        return str(next_offset)
+    if mode == "opaque":
+        return base64.urlsafe_b64encode(("%s:%d" % (ot.tid, next_id)).encode()).decode().rstrip("=")
+    if mode == "issued":
+        hub.issued_cursors.add((ot.tid, str(next_id)))
+    return str(next_id)
+
+
+def _list_cursor_start(hub, ot, mode, raw):
+    """Where a list page starts for the `after` sent: an id (an offset in
+    "offset" mode), 0 without one, None for a cursor the fake never gave in
+    the "opaque" and "issued" modes (then the page is empty)."""
+    if raw is None or raw == "":
+        return 0
+    if mode == "opaque":
+        try:
+            tid, nxt = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().split(":")
+            return int(nxt) if tid == ot.tid else None
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            return None
+    if mode == "issued" and (ot.tid, raw) not in hub.issued_cursors:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        fail(400, "after must be an integer")
 
 
 def get_object(hub, req, objectType, objectId):

@@ -342,12 +342,25 @@ def ui_merge(hub, req, objectType):
 
 def ui_associate(hub, req):
     """POST /_fake/ui/associations {fromObjectType, fromObjectId, toObjectType,
-    toObjectId, associationTypeIds?, remove?, changeSource?}."""
+    toObjectId, associationTypeIds?, remove?, changeSource?}; toObjectIds
+    (a list) instead of toObjectId links or unlinks many, unlabelled."""
     body = req.body_obj()
     store = hub.store
     fot = store.type_of(str(body.get("fromObjectType")))
     tot = store.type_of(str(body.get("toObjectType")))
     fid = _rec(hub, fot, str(body.get("fromObjectId")), archived=False).id
+    many = body.get("toObjectIds")
+    if isinstance(many, list):
+        # bulk: link (or unlink) one record to many at once (big fixtures)
+        src, now, n = _src_from(hub, body), now_ms(), 0
+        dflt = [hub.assoc.default_type(fot, tot)]
+        for key in many:
+            tid_ = _rec(hub, tot, str(key), archived=False).id
+            if body.get("remove"):
+                n += len(hub.assoc.unlink(fot, fid, tot, tid_, None, src, now))
+            else:
+                n += len(hub.assoc.link(fot, fid, tot, tid_, dflt, src, now))
+        return 200, {"count": n}
     tid_ = _rec(hub, tot, str(body.get("toObjectId")), archived=False).id
     types = body.get("associationTypeIds")
     for t in types or []:

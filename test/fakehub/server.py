@@ -15,6 +15,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .hub import Hub
+from .record import Recorder, from_env_or
 from .request import Request
 from .util import correlation_id, dumps
 
@@ -110,7 +111,10 @@ class Handler(BaseHTTPRequestHandler):
         if req.path.startswith("/_fake/"):
             action, status, body, headers = hub.handle_control(req)
         else:
+            sent_path = req.path
             action, status, body, headers = hub.handle_api(req)
+            if action == "respond":
+                hub.recorder.write(req, sent_path, status, body, headers)
         if isinstance(action, tuple) and action[0] == "hang":
             self._hang(action[1])
         elif action == "reset":
@@ -196,6 +200,8 @@ def parse_args(argv):
     ap.add_argument("--portal-id", type=int, help="portal/hub id (default 62515)")
     ap.add_argument("--client-secret", help="app client secret (default hubsync-test-secret)")
     ap.add_argument("--config", help="JSON object of config keys, or @file")
+    ap.add_argument("--record", help="append every API request and answer to this file "
+                    "(JSON lines; default: $HUBSYNC_FAKE_RECORD, else none)")
     args = ap.parse_args(argv)
     overrides = {}
     if args.config:
@@ -208,12 +214,12 @@ def parse_args(argv):
                       ("clientSecret", "client_secret")):
         if getattr(args, attr) is not None:
             overrides[key] = getattr(args, attr)
-    return args.port, overrides
+    return args.port, overrides, args.record
 
 
 def main(argv=None):
     """Serve until SIGTERM/SIGINT; the first stdout line is the port number."""
-    port, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    port, overrides, record = parse_args(sys.argv[1:] if argv is None else argv)
     # Records hold no reference cycles: young collections are enough; full ones
     # (which walk every record) would stall requests on a big store.
     gc.set_threshold(100000, 50, 100000)
@@ -223,6 +229,7 @@ def main(argv=None):
         print("fake_hubspot: %s" % e, file=sys.stderr)
         return 2
     server = Server(("127.0.0.1", port), Handler)
+    hub.recorder = Recorder(from_env_or(record))
     server.hub = hub
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -120,14 +120,26 @@ class Store:
             **extra)
 
     def conflict(self, ot, name, value, existing):
-        """ApiError 409 for a unique-value clash."""
+        """ApiError 409 for a unique-value clash, shaped by uniqueConflictMessage:
+        "existingId" (contacts' email: HubSpot's confirmed text; others: a
+        message naming the property and the id), "noId" (the same without
+        any id) or "bare" (names neither property nor id)."""
+        shape = self.hub.cfg["uniqueConflictMessage"]
+        if shape == "bare":
+            return ApiError(409, error_body("A record with this unique value already exists.",
+                                            "CONFLICT"))
         if name == "email" and ot.contacts:
-            msg = "Contact already exists. Existing ID: %d" % existing
+            msg = "Contact already exists."
+            if shape == "existingId":
+                msg += " Existing ID: %d" % existing
             return ApiError(409, error_body(msg, "CONFLICT"))
-        msg = ('A %s with the unique property "%s" value "%s" already exists. '
-               "Existing ID: %d" % (ot.word.lower(), name, value, existing))
-        return ApiError(409, error_body(msg, "CONFLICT", context={
-            "propertyName": [name], "existingId": [str(existing)]}))
+        msg = 'A %s with the unique property "%s" value "%s" already exists.' % (
+            ot.word.lower(), name, value)
+        context = {"propertyName": [name]}
+        if shape == "existingId":
+            msg += " Existing ID: %d" % existing
+            context["existingId"] = [str(existing)]
+        return ApiError(409, error_body(msg, "CONFLICT", context=context))
 
     def unique_clash(self, ot, props, self_id=None, pending=None):
         """ApiError for the first unique value already used by another record."""

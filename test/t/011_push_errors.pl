@@ -150,6 +150,27 @@ is($sql->("SELECT count(*) FROM hubsync.dead_letters WHERE hubsync_id = '$ok[0]'
 ok(HubSync::Node::wait_outbox_empty($node), 'the dropped update left the outbox');
 is($fake->control('GET', "records/contacts/$gone_hs")->{archived} ? 1 : 0, 1, 'the record stays deleted in HubSpot');
 
+# a whole-request 404: HubSpot's JSON error body (OBJECT_NOT_FOUND), or an
+# empty untyped body -- either way a dead letter with a reason, no crash
+for my $shape (
+	[ 'JSON', { contentType => 'application/json', body => { status => 'error',
+		message => 'Object not found.  objectId are usually numeric.', category => 'OBJECT_NOT_FOUND',
+		correlationId => 'c0ffee00-0000-4000-8000-000000000404' } },
+	  'OBJECT_NOT_FOUND Object not found.  objectId are usually numeric.' ],
+	[ 'empty', { body => '' }, 'OBJECT_NOT_FOUND HubSpot has no such record' ])
+{
+	my ($name, $fault, $want) = @$shape;
+	my $hid = new_contact();
+	ok(HubSync::Node::wait_outbox_empty($node), "404 $name body: contact created first");
+	$fake->control('POST', 'faults', { queue => [ { status => 404, match => '/contacts/batch/update', %$fault } ] });
+	$sql->("UPDATE hubspot.contacts SET firstname = 'Missing' WHERE hubsync_id = '$hid'");
+	ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM hubsync.dead_letters WHERE hubsync_id = '$hid'"),
+		"404 with a $name body: dead-lettered");
+	is($sql->("SELECT status || ' ' || category || ' ' || message FROM hubsync.dead_letters WHERE hubsync_id = '$hid'"),
+		"404 $want", "404 with a $name body: status, category and message kept");
+	$sql->("SELECT hubsync.discard_dead_letters(hubsync_id => '$hid')");
+}
+
 # 401: pushing stops, nothing is burned or dead-lettered; new credentials resume it
 $sql->("SELECT hubsync.set_credentials(access_token => 'revoked-token')");
 my $dead_before = $sql->('SELECT count(*) FROM hubsync.dead_letters');
