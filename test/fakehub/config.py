@@ -86,6 +86,9 @@ DEFAULTS = {
                     "crm.objects.companies.read", "crm.objects.companies.write",
                     "crm.objects.deals.read", "crm.objects.deals.write",
                     "crm.schemas.custom.read", "oauth"],
+    # API version families served (versions.py): a request on another
+    # family's path answers 404 OBJECT_NOT_FOUND
+    "apiFamilies": ["2026-09", "2026-03", "legacy"],
     # bookkeeping
     "requestLogMax": 100000,
     "randomSeed": None,
@@ -158,6 +161,9 @@ def merge(cfg, changes):
             value = dict(cfg["searchFilterLimits"], **value)
         if key == "deleteArchivedStatus" and value not in (204, 404):
             fail(400, "deleteArchivedStatus must be 204 or 404")
+        if key == "apiFamilies" and (
+                not value or any(f not in ("2026-09", "2026-03", "legacy") for f in value)):
+            fail(400, "apiFamilies must list some of 2026-09, 2026-03, legacy")
         cfg[key] = value
     return cfg
 

@@ -19,6 +19,7 @@ class Request:
         self.raw = raw
         self.headers = headers
         self.auth = None
+        self.api_version = None    # '2026-09', '2026-03', 'legacy' (hub.handle_api)
         self.fault = None
         self.inputs = None
         self.input_ids = None
