@@ -104,8 +104,9 @@ for my $v ('2026-03', 'legacy')
 		$kinds{$1}++ if $e->{path} =~ m{^/crm/v\d/(objects/\w+/(batch/\w+|search)|associations/\w+/\w+/(batch/\w+|labels))};
 	}
 	ok($kinds{'objects/contacts/batch/upsert'} || $kinds{'objects/contacts/batch/create'}, "$v: batch writes seen");
-	ok((grep { /^associations\/contacts\/companies\/labels$/ } map { $_->{path} =~ m{^/crm/(?:v4/)?(associations/.*)} ? $1 : () } @log),
-		"$v: labels read");
+	# labels: the Associations Schema document's path (legacy: its v4 one)
+	my $labels = '/crm/associations/' . ($v eq 'legacy' ? 'v4' : $v) . '/contacts/companies/labels';
+	ok((grep { $_->{rawPath} eq $labels && $_->{status} == 200 } @log), "$v: labels read at $labels");
 	ok($kinds{'objects/companies/search'}, "$v: search seen");
 	my @wrong = grep { $_->{apiVersion} ne $v || $_->{rawPath} !~ $family_re{$v} } @log;
 	is(join(', ', map { "$_->{method} $_->{rawPath}" } @wrong), '', "$v: every request on the $v paths");
