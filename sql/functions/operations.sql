@@ -438,9 +438,9 @@ COMMENT ON FUNCTION hubsync._check_get(text) IS
   'API: private. hubsync.check(): one GET from HubSpot, errors as status 0';
 
 -- Verifies the set-up before the first row is written: credentials,
--- HubSpot reachable and the token accepted, the API version family, read access per tracked
--- object type (the token's scopes), the hubsync_id property, the webhook
--- receiver (or polling only) and the workers.  Only GETs: nothing is
+-- HubSpot reachable and the token accepted, the API version family, read
+-- access per tracked object type (the token's scopes), the hubsync_id
+-- property, the webhook receiver (or polling only) and the workers.  Only GETs: nothing is
 -- created in HubSpot.  Owner only (it uses the stored token).
 CREATE OR REPLACE FUNCTION hubsync.check(
 	OUT item text, OUT ok boolean, OUT detail text, OUT hint text)
