@@ -3,7 +3,7 @@
 # other path answers 404), the core round trip works -- an OAuth refresh,
 # a push (insert and update), an association push (labels read), a
 # webhook applied, a poll, a backfill -- and every request the fake saw
-# used that family's paths.  hubsync.check() reports the version in use,
+# used that family's paths; a refused refresh is read in either error shape.  hubsync.check() reports the version in use,
 # and says so when the chosen version answers 404 while legacy works.
 use strict;
 use warnings;
@@ -121,7 +121,20 @@ for my $v ('2026-03', 'legacy')
 		my $row = $q1->("SELECT ok::text || '|' || detail || '|' || hint FROM hubsync.check() WHERE item = 'api version'");
 		like($row, qr/^false\|hubsync\.api_version = 2026-09: HubSpot answered 404 on the 2026-09 paths, the legacy paths work\|.*api_version = 'legacy'.*pg_reload_conf/,
 			'check(): the chosen version answers 404, legacy works: a hint to switch');
+		$q1->("ALTER SYSTEM RESET hubsync.api_version");
+		$q1->("SELECT pg_reload_conf()");
+		sleep 1;
 	}
+
+	# a refused refresh, in this family's error shape: HubSpot's status word
+	# on the numbered endpoint, RFC 6749 fields only on the dated one
+	$fake->control('POST', 'oauth/revoke', {});
+	$fake->control('POST', 'oauth/expire', {});
+	$q1->("UPDATE hubspot.contacts SET firstname = 'Four' WHERE hubsync_id = '$hid'");
+	ok($wait->("SELECT auth = 'refresh_failed' FROM hubsync.credentials_status"), "$v: refused refresh: refresh_failed");
+	is($q1->("SELECT oauth_refresh_error FROM hubsync.credentials_status"),
+		'HTTP 400 ' . ($v eq 'legacy' ? 'BAD_REFRESH_TOKEN ' : '') . 'invalid_grant: missing or unknown refresh token',
+		"$v: refused refresh: the error read from this family's answer");
 	$node->stop;
 	$fake->stop;
 }
