@@ -40,6 +40,7 @@ REVOKE ALL ON hubsync.history_backfills FROM PUBLIC;
 -- functions
 REVOKE ALL ON FUNCTION hubsync._credentials_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync._api_path(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hubsync._api_path_in(text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync._invalidate_mirror(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.ingest_webhook(text, text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync._webhook_signature(integer, text, text, text, text, text) FROM PUBLIC;

@@ -142,6 +142,10 @@ BEGIN
 		n := n + hubsync._alert('auth_failed', '', jsonb_build_object(
 			'message', 'HubSpot refused hubsync''s credentials (HTTP 401): pushing has stopped',
 			'hint', 'Set a valid token with hubsync.set_credentials(access_token => ...).'))::integer;
+	ELSIF v_auth = 'refresh_failed' AND NOT (SELECT s.oauth_refresh_token FROM hubsync._credentials_status() s) THEN
+		n := n + hubsync._alert('auth_refresh_failed', '', jsonb_build_object(
+			'message', 'HubSpot refused the OAuth client credentials (client_credentials grant): sync has stopped until the credentials change',
+			'hint', 'Check the app''s client id and client secret, then hubsync.set_credentials(oauth_client_id => ..., oauth_client_secret => ...); hubsync.credentials_status says why.'))::integer;
 	ELSIF v_auth = 'refresh_failed' THEN
 		n := n + hubsync._alert('auth_refresh_failed', '', jsonb_build_object(
 			'message', 'HubSpot refused the OAuth refresh token: sync has stopped until the credentials change',
@@ -434,9 +438,9 @@ COMMENT ON FUNCTION hubsync._check_get(text) IS
   'API: private. hubsync.check(): one GET from HubSpot, errors as status 0';
 
 -- Verifies the set-up before the first row is written: credentials,
--- HubSpot reachable and the token accepted, read access per tracked
--- object type (the token's scopes), the hubsync_id property, the webhook
--- receiver (or polling only) and the workers.  Only GETs: nothing is
+-- HubSpot reachable and the token accepted, the API version family, read
+-- access per tracked object type (the token's scopes), the hubsync_id
+-- property, the webhook receiver (or polling only) and the workers.  Only GETs: nothing is
 -- created in HubSpot.  Owner only (it uses the stored token).
 CREATE OR REPLACE FUNCTION hubsync.check(
 	OUT item text, OUT ok boolean, OUT detail text, OUT hint text)
@@ -448,6 +452,8 @@ DECLARE
 	g jsonb;
 	v_status integer;
 	v_token_ok boolean := false;
+	v_token_status integer;
+	v_version text := current_setting('hubsync.api_version');
 	v_port integer := coalesce(nullif(current_setting('hubsync.webhook_port', true), '')::integer, 0);
 	v_url text := coalesce(current_setting('hubsync.webhook_public_url', true), '');
 	v_down text;
@@ -460,6 +466,7 @@ BEGIN
 	ok := c.auth IS DISTINCT FROM 'missing';
 	detail := CASE WHEN c.access_token THEN 'private-app token set'
 	               WHEN c.oauth_refresh_token THEN 'OAuth client and refresh token set'
+	               WHEN c.oauth_client_id AND c.oauth_client_secret THEN 'OAuth client id and secret set (client credentials grant)'
 	               ELSE 'no access token and no complete OAuth client' END
 	          || CASE WHEN c.client_secret THEN '; app client secret set' ELSE '' END;
 	hint := CASE WHEN NOT ok THEN 'SELECT hubsync.set_credentials(access_token => ''...'');' END;
@@ -477,6 +484,7 @@ BEGIN
 		v_status := (g->>'status')::integer;
 		ok := v_status BETWEEN 200 AND 299 OR v_status = 403;
 		v_token_ok := ok;
+		v_token_status := v_status;
 		detail := CASE WHEN ok THEN 'HubSpot reachable, token accepted'
 		               WHEN v_status = 0 THEN 'HubSpot not reached: ' || coalesce(g->>'body', '')
 		               WHEN v_status = 401 THEN 'HubSpot refused the token (HTTP 401)'
@@ -484,7 +492,24 @@ BEGIN
 		hint := CASE WHEN ok THEN NULL
 		             WHEN v_status = 0 THEN 'Check hubsync.api_base_url, DNS, the firewall and the CA bundle; see the server log.'
 		             WHEN v_status = 401 THEN 'The token is wrong, revoked or rotated: copy the private app''s access token again and run hubsync.set_credentials(access_token => ''...'').'
+		             WHEN v_status = 404 THEN 'See the api version item.'
 		             ELSE 'Try again later; see HubSpot''s status page.' END;
+	END IF;
+	RETURN NEXT;
+
+	-- the API version family: a 404 where the legacy paths work means this
+	-- HubSpot (or a proxy in front of it) does not serve the chosen version
+	item := 'api version';
+	ok := true;
+	detail := 'hubsync.api_version = ' || v_version;
+	hint := NULL;
+	IF v_token_status = 404 AND v_version <> 'legacy' THEN
+		g := hubsync._check_get(hubsync._api_path_in('legacy', 'objects', r.api_name, '?limit=1'));
+		IF (g->>'status')::integer BETWEEN 200 AND 299 OR (g->>'status')::integer = 403 THEN
+			ok := false;
+			detail := detail || format(': HubSpot answered 404 on the %s paths, the legacy paths work', v_version);
+			hint := format('HubSpot does not serve API version %s here: ALTER SYSTEM SET hubsync.api_version = ''legacy''; SELECT pg_reload_conf();', v_version);
+		END IF;
 	END IF;
 	RETURN NEXT;
 

@@ -14,6 +14,11 @@ RETURNS text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_api_path';
 COMMENT ON FUNCTION hubsync._api_path(text, text, text) IS
   'API: private. The HubSpot path of a family (objects, properties, schemas, owners, pipelines) for hubsync.api_version';
 
+CREATE OR REPLACE FUNCTION hubsync._api_path_in(version text, family text, object_type text DEFAULT NULL, suffix text DEFAULT '')
+RETURNS text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hubsync_api_path_in';
+COMMENT ON FUNCTION hubsync._api_path_in(text, text, text, text) IS
+  'API: private. Like _api_path, for another API version (2026-09, 2026-03, legacy): hubsync.check() tries legacy when the chosen version answers 404';
+
 -- The SQL type for a HubSpot property definition (its type and fieldType).
 CREATE OR REPLACE FUNCTION hubsync._sql_type_of(p_def jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$

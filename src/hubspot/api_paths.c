@@ -24,6 +24,7 @@
 #include "hubspot/hubspot_api.h"
 
 PG_FUNCTION_INFO_V1(hubsync_api_path);
+PG_FUNCTION_INFO_V1(hubsync_api_path_in);
 
 int			hubsync_api_version = HUBSYNC_API_2026_09;
 
@@ -88,6 +89,20 @@ hubsync_path_associations(const char *from_type, const char *to_type,
 				 psprintf("/%s/%s%s", from_type, to_type, suffix));
 }
 
+/*
+ * hubsync_path_association_labels -- the labels of a pair of object types,
+ * /crm/associations/{v}/{from}/{to}/labels (HubSpot's Associations Schema
+ * document; legacy: /crm/associations/v4/{from}/{to}/labels, the path of
+ * its v4 document, not under /crm/v4/associations).
+ */
+char *
+hubsync_path_association_labels(const char *from_type, const char *to_type)
+{
+	return psprintf("/crm/associations/%s/%s/%s/labels",
+					hubsync_api_dated() ? hubsync_api_version_name() : "v4",
+					from_type, to_type);
+}
+
 /* hubsync_path_properties -- /crm/properties/{v}/{type}{suffix} */
 char *
 hubsync_path_properties(const char *object_type, const char *suffix)
@@ -145,16 +160,15 @@ hubsync_api_url(const char *path)
 }
 
 /*
- * hubsync._api_path(family, object_type, suffix) -- the same paths for the
- * SQL side (track_object, check): family is objects, properties, schemas,
- * owners or pipelines.
+ * sql_path -- the path of a family named from SQL (arguments 0..2 of
+ * fcinfo from the first one given).
  */
-Datum
-hubsync_api_path(PG_FUNCTION_ARGS)
+static char *
+sql_path(FunctionCallInfo fcinfo, int first)
 {
-	char	   *family = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *type = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *suffix = PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *family = text_to_cstring(PG_GETARG_TEXT_PP(first));
+	char	   *type = PG_ARGISNULL(first + 1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(first + 1));
+	char	   *suffix = PG_ARGISNULL(first + 2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(first + 2));
 	char	   *path = NULL;
 
 	if (strcmp(family, "schemas") == 0)
@@ -178,5 +192,52 @@ hubsync_api_path(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("HubSpot API family \"%s\" needs an object type", family)));
+	return path;
+}
+
+/*
+ * hubsync._api_path(family, object_type, suffix) -- the same paths for the
+ * SQL side (track_object, check): family is objects, properties, schemas,
+ * owners or pipelines.
+ */
+Datum
+hubsync_api_path(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(sql_path(fcinfo, 0)));
+}
+
+/*
+ * hubsync._api_path_in(version, family, object_type, suffix) -- the path
+ * in another API version than hubsync.api_version ('2026-09', '2026-03' or
+ * 'legacy'): hubsync.check() tries the legacy family when the chosen one
+ * answers 404.
+ */
+Datum
+hubsync_api_path_in(PG_FUNCTION_ARGS)
+{
+	char	   *version = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int			saved = hubsync_api_version;
+	char	   *path;
+
+	if (strcmp(version, "2026-09") == 0)
+		hubsync_api_version = HUBSYNC_API_2026_09;
+	else if (strcmp(version, "2026-03") == 0)
+		hubsync_api_version = HUBSYNC_API_2026_03;
+	else if (strcmp(version, "legacy") == 0)
+		hubsync_api_version = HUBSYNC_API_LEGACY;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown HubSpot API version \"%s\"", version),
+				 errhint("Use 2026-09, 2026-03 or legacy.")));
+	PG_TRY();
+	{
+		path = sql_path(fcinfo, 1);
+	}
+	PG_FINALLY();
+	{
+		hubsync_api_version = saved;
+	}
+	PG_END_TRY();
 	PG_RETURN_TEXT_P(cstring_to_text(path));
 }

@@ -30,6 +30,7 @@ extern bool hubsync_api_errors_in_body(void);
 extern char *hubsync_path_objects(const char *object_type, const char *suffix);
 extern char *hubsync_path_associations(const char *from_type, const char *to_type,
 									   const char *suffix);
+extern char *hubsync_path_association_labels(const char *from_type, const char *to_type);
 extern char *hubsync_path_properties(const char *object_type, const char *suffix);
 extern char *hubsync_path_schemas(const char *object_type);
 extern char *hubsync_path_owners(const char *suffix);

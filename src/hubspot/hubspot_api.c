@@ -72,7 +72,8 @@ forget_token(void)
 
 /*
  * load_credentials -- read the token to send (a short transaction).  A
- * private-app token wins; otherwise, with a complete OAuth set, the stored
+ * private-app token wins; otherwise, with an OAuth client id and secret
+ * (and a refresh token, or else the client credentials grant), the stored
  * OAuth access token and when to refresh it: 60 s before it expires (per
  * HubSpot's advice), or halfway through a shorter lifetime.
  */
@@ -92,7 +93,7 @@ load_credentials(uint64 version)
 	SPI_connect();
 	if (SPI_execute("SELECT coalesce(nullif(access_token, ''), oauth_access_token), "
 					"  access_token IS NULL AND oauth_client_id IS NOT NULL "
-					"  AND oauth_client_secret IS NOT NULL AND oauth_refresh_token IS NOT NULL, "
+					"  AND oauth_client_secret IS NOT NULL, "
 					"  oauth_expires_at - least(interval '60 s', "
 					"    (oauth_expires_at - coalesce(oauth_refreshed_at, oauth_expires_at - interval '30 min')) / 2), "
 					"  oauth_refresh_error IS NOT NULL "

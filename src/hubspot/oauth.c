@@ -6,10 +6,16 @@
  * With OAuth credentials (client id, client secret, refresh token) the
  * access token lives 30 minutes.  hubspot_api.c asks for a new one shortly
  * before it expires and once after HubSpot answers EXPIRED_AUTHENTICATION;
- * this file performs that refresh:
+ * this file performs that refresh on the token endpoint of the API version
+ * in use (api_paths.c: /oauth/{v}/token, legacy /oauth/v1/token):
  *
- *	 POST {api_base_url}/oauth/v1/token
+ *	 POST {api_base_url}/oauth/{v}/token
  *	 grant_type=refresh_token&client_id=..&client_secret=..&refresh_token=..
+ *
+ * or, with a client id and secret but no refresh token (a project app's
+ * client credentials, what the Webhooks Journal needs):
+ *
+ *	 grant_type=client_credentials&client_id=..&client_secret=..
  *
  * and stores what comes back (access token, expiry, and the refresh token,
  * which HubSpot may rotate) in hubsync._credentials, then bumps the
@@ -94,6 +100,45 @@ safe_word(const char *s)
 	return out;
 }
 
+/*
+ * plain_words -- the words of HubSpot's error_description made only of
+ * ASCII letters (at most 20 each, max_len in all), for the stored refusal:
+ * a word with a digit, a dash or anything else is left out, so no token,
+ * secret or id the server might echo gets through.
+ */
+static char *
+plain_words(const char *s, int max_len)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	while (s && *s)
+	{
+		const char *w;
+		int			n = 0;
+		bool		letters = true;
+
+		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+			s++;
+		w = s;
+		while (*s && *s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+		{
+			if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+				letters = false;
+			s++;
+			n++;
+		}
+		if (n == 0 || !letters || n > 20)
+			continue;
+		if (out.len + 1 + n > max_len)
+			break;
+		if (out.len > 0)
+			appendStringInfoChar(&out, ' ');
+		appendBinaryStringInfo(&out, w, n);
+	}
+	return out.data;
+}
+
 /* claim_refresh -- become the one process refreshing, if nobody is */
 static bool
 claim_refresh(void)
@@ -116,8 +161,9 @@ release_refresh(void)
 
 /*
  * read_secrets -- client id, client secret and refresh token (palloc'd in
- * the caller's memory context); false when OAuth is not configured or the
- * extension is gone.
+ * the caller's memory context; the refresh token NULL when there is none:
+ * client credentials); false when OAuth is not configured or the extension
+ * is gone.
  */
 static bool
 read_secrets(char **client_id, char **client_secret, char **refresh_token)
@@ -141,14 +187,14 @@ read_secrets(char **client_id, char **client_secret, char **refresh_token)
 		char	   *id = SPI_getvalue(tup, desc, 1);
 		char	   *secret = SPI_getvalue(tup, desc, 2);
 		char	   *refresh = SPI_getvalue(tup, desc, 3);
-		if (id && secret && refresh && *id && *secret && *refresh)
+		if (id && secret && *id && *secret)
 		{
 			/* copy out of SPI's memory, which is freed by SPI_finish */
 			MemoryContext old = MemoryContextSwitchTo(caller);
 
 			*client_id = pstrdup(id);
 			*client_secret = pstrdup(secret);
-			*refresh_token = pstrdup(refresh);
+			*refresh_token = (refresh && *refresh) ? pstrdup(refresh) : NULL;
 			MemoryContextSwitchTo(old);
 			ok = true;
 		}
@@ -162,19 +208,24 @@ read_secrets(char **client_id, char **client_secret, char **refresh_token)
 
 /*
  * store_result -- write the new token (or the refusal) back to
- * hubsync._credentials, only if the refresh token is still the one we
- * used: credentials set meanwhile win.  Returns true if stored.
+ * hubsync._credentials, only if the client id and the refresh token (NULL
+ * for client credentials) are still the ones we used: credentials set
+ * meanwhile win.  Returns true if stored.
  */
 static bool
-store_result(const char *used_refresh, const char *access, const char *new_refresh,
-			 double expires_in, const char *error)
+store_result(const char *used_client, const char *used_refresh, const char *access,
+			 const char *new_refresh, double expires_in, const char *error)
 {
 	bool		stored = false;
-	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, TEXTOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, TEXTOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
-	values[0] = CStringGetTextDatum(used_refresh);
+	if (used_refresh)
+		values[0] = CStringGetTextDatum(used_refresh);
+	else
+		nulls[0] = 'n';
+	values[5] = CStringGetTextDatum(used_client);
 	if (access)
 		values[1] = CStringGetTextDatum(access);
 	else
@@ -200,8 +251,9 @@ store_result(const char *used_refresh, const char *access, const char *new_refre
 								  "oauth_refreshed_at = CASE WHEN $2 IS NULL THEN oauth_refreshed_at "
 								  "  ELSE now() END, "
 								  "oauth_refresh_error = $5 "
-								  "WHERE oauth_refresh_token = $1",
-								  5, types, values, nulls, false, 1) == SPI_OK_UPDATE)
+								  "WHERE oauth_refresh_token IS NOT DISTINCT FROM $1 "
+								  "  AND oauth_client_id = $6",
+								  6, types, values, nulls, false, 1) == SPI_OK_UPDATE)
 			stored = (SPI_processed == 1);
 		SPI_finish();
 	}
@@ -224,8 +276,10 @@ next_backoff(int n)
  * hubsync_oauth_read_answer -- what the token endpoint's answer (HTTP
  * status and body) says: DONE with a usable access token (one printable
  * word) and expiry, and the rotated refresh token if any; REFUSED (400,
- * 401, 403) with an error made of the status and HubSpot's status words
- * only; RETRY_LATER for anything else.  Pure: no shared memory, no
+ * 401, 403) with an error made of the status, HubSpot's status word (the
+ * numbered endpoints' "status"), RFC 6749's "error" word (both shapes) and
+ * the plain words of RFC 6749's "error_description"; RETRY_LATER for
+ * anything else.  Pure: no shared memory, no
  * database; hubsync._parse_probe() fuzzes this very function.
  */
 void
@@ -271,10 +325,12 @@ hubsync_oauth_read_answer(long status, const char *response, size_t len,
 	{
 		char	   *status_word = body ? safe_word(hubsync_json_get_text(&body->root, "status")) : "";
 		char	   *error_word = body ? safe_word(hubsync_json_get_text(&body->root, "error")) : "";
+		char	   *description = body ? plain_words(hubsync_json_get_text(&body->root, "error_description"), 120) : "";
 
-		a->error = psprintf("HTTP %ld%s%s%s%s", status,
+		a->error = psprintf("HTTP %ld%s%s%s%s%s%s", status,
 							*status_word ? " " : "", status_word,
-							*error_word ? " " : "", error_word);
+							*error_word ? " " : "", error_word,
+							*description ? ": " : "", description);
 		a->result = HUBSYNC_OAUTH_REFUSED;
 	}
 }
@@ -307,13 +363,19 @@ hubsync_oauth_refresh(void)
 		return HUBSYNC_OAUTH_RETRY_LATER;
 	}
 
+	/* a refresh token, or else the client credentials grant */
 	initStringInfo(&form);
-	appendStringInfoString(&form, "grant_type=refresh_token&client_id=");
+	appendStringInfoString(&form, refresh_token ? "grant_type=refresh_token" :
+						   "grant_type=client_credentials");
+	appendStringInfoString(&form, "&client_id=");
 	append_form_value(&form, client_id);
 	appendStringInfoString(&form, "&client_secret=");
 	append_form_value(&form, client_secret);
-	appendStringInfoString(&form, "&refresh_token=");
-	append_form_value(&form, refresh_token);
+	if (refresh_token)
+	{
+		appendStringInfoString(&form, "&refresh_token=");
+		append_form_value(&form, refresh_token);
+	}
 
 	req = palloc0(sizeof(HubsyncHttpRequest));
 	req->method = "POST";
@@ -323,15 +385,19 @@ hubsync_oauth_refresh(void)
 	pgstat_report_activity(STATE_RUNNING, "refreshing the HubSpot access token");
 	hubsync_http_perform(req);
 	explicit_bzero(form.data, form.len);
-	wipe_string(client_id);
-	wipe_string(client_secret);
 
 	hubsync_oauth_read_answer(req->status, req->response, req->response_len, &answer);
+	/* a refusal echoing a secret we sent keeps only the HTTP status */
+	if (answer.error &&
+		(strstr(answer.error, client_secret) ||
+		 (refresh_token && strstr(answer.error, refresh_token))))
+		answer.error = psprintf("HTTP %ld", req->status);
+	wipe_string(client_secret);
 	access = answer.access;
 	new_refresh = answer.new_refresh;
 	if (answer.result == HUBSYNC_OAUTH_DONE)
 	{
-		if (store_result(refresh_token, access, new_refresh, answer.expires_in, NULL))
+		if (store_result(client_id, refresh_token, access, new_refresh, answer.expires_in, NULL))
 		{
 			pg_atomic_fetch_add_u64(&hubsync_shared->credentials_version, 1);
 			hubsync_wake_all_workers();
@@ -340,13 +406,21 @@ hubsync_oauth_refresh(void)
 	}
 	else if (answer.result == HUBSYNC_OAUTH_REFUSED)
 	{
-		(void) store_result(refresh_token, NULL, NULL, 0, answer.error);
+		(void) store_result(client_id, refresh_token, NULL, NULL, 0, answer.error);
 		if (pg_atomic_exchange_u32(&hubsync_shared->auth_failed,
 								   HUBSYNC_AUTH_REFRESH_FAILED) != HUBSYNC_AUTH_REFRESH_FAILED)
-			ereport(WARNING,
-					(errmsg("HubSpot refused hubsync's OAuth refresh token (%s); sync is paused until the credentials change",
-							answer.error),
-					 errhint("Reinstall the app or set new OAuth credentials with hubsync.set_credentials(oauth_refresh_token => ...).")));
+		{
+			if (refresh_token)
+				ereport(WARNING,
+						(errmsg("HubSpot refused hubsync's OAuth refresh token (%s); sync is paused until the credentials change",
+								answer.error),
+						 errhint("Reinstall the app or set new OAuth credentials with hubsync.set_credentials(oauth_refresh_token => ...).")));
+			else
+				ereport(WARNING,
+						(errmsg("HubSpot refused hubsync's OAuth client credentials (%s); sync is paused until the credentials change",
+								answer.error),
+						 errhint("Check the app's client id and secret and set them with hubsync.set_credentials(oauth_client_id => ..., oauth_client_secret => ...).")));
+		}
 		result = HUBSYNC_OAUTH_REFUSED;
 	}
 	else if (req->status == 200)
@@ -365,9 +439,11 @@ hubsync_oauth_refresh(void)
 	if (req->response)
 		explicit_bzero(req->response, req->response_len);
 	wipe_string(refresh_token);
+	wipe_string(client_id);
 	pfree(client_id);
 	pfree(client_secret);
-	pfree(refresh_token);
+	if (refresh_token)
+		pfree(refresh_token);
 	hubsync_http_release(req);
 	release_refresh();
 

@@ -11,7 +11,7 @@
  *	   whose two records have HubSpot ids -- an association to a record
  *	   created in the same transaction waits for that record's create --
  *	   and names the pairs of object types whose labels must be read;
- *	2. labels (no transaction): GET /crm/v4/associations/{from}/{to}/labels,
+ *	2. labels (no transaction): GET /crm/associations/{v}/{from}/{to}/labels,
  *	   cached by hubsync._assoc_types_store() for the next round;
  *	3. send (no transaction): batch/create and batch/labels/archive per
  *	   pair of object types, up to 100 inputs each;
@@ -153,7 +153,7 @@ read_labels(AssocEntry *e)
 	char	   *results_text = NULL;
 
 	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "GET",
-							   hubsync_api_url(hubsync_path_associations(e->from_api, e->to_api, "/labels")),
+							   hubsync_api_url(hubsync_path_association_labels(e->from_api, e->to_api)),
 							   NULL, NULL);
 	if (req->status == 200 &&
 		(body = hubsync_json_parse(req->response, req->response_len)) != NULL &&

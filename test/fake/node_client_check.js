@@ -1,7 +1,9 @@
 // Drives HubSpot's own Node client (@hubspot/api-client) against the fake
 // HubSpot server and checks that batch create/read/update/upsert, search with
 // paging, archive, associations, webhook signatures, 404 bodies, association
-// and list paging cursors and 409 conflicts work unchanged.
+// and list paging cursors and 409 conflicts work unchanged.  The client (up
+// to 14.0.1 at least) calls only the numbered paths (/crm/v3, /crm/v4,
+// /crm/associations/v4, /oauth/v1), so the fake serves the legacy family alone.
 // Usage: node node_client_check.js http://127.0.0.1:PORT
 'use strict';
 
@@ -192,11 +194,17 @@ async function changedEndpoints() {
 // main -- run every flow; exit 1 on the first failure
 async function main() {
   await control('POST', 'reset');
-  await control('POST', 'config', { searchIndexLagMs: 0 });
+  // the client calls HubSpot's numbered (legacy) paths only: the fake
+  // serves that family alone, so a dated path would answer 404
+  await control('POST', 'config', { searchIndexLagMs: 0, apiFamilies: ['legacy'] });
   await contactsFlow();
   await dealsAndAssociations();
   await webhookSignatures();
   await changedEndpoints();
+  const log = await control('GET', 'requests');
+  const families = [...new Set(log.requests.map((r) => r.apiVersion))];
+  assert.deepStrictEqual(families, ['legacy']);
+  ok('every request on the legacy (numbered) paths');
   console.log(`${checks} passed, 0 failed`);
 }
 

@@ -7,7 +7,7 @@
 # npm registry is unreachable; a "SKIP: ..." line says why).
 set -u
 
-CLIENT_VERSION=13.4.0
+CLIENT_VERSION=14.0.1
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 PYTHON=${PYTHON:-/usr/bin/python3}

@@ -1787,6 +1787,84 @@ class UiControlTest(Base):
         self.assertEqual((s, got["id"]), (200, rec["id"]))
 
 
+
+# ----- API version families -------------------------------------------------
+class VersionsTest(Base):
+    """The three families (2026-09, 2026-03, legacy) on the published paths,
+    apiFamilies, and the request log's path / rawPath / apiVersion."""
+
+    def test_families_and_log(self):
+        """Each family's paths answer; the log keeps the numbered path."""
+        a = self.create("contacts", {"email": "v1@example.com"})
+        b = self.create("companies", {"name": "B"})
+        seq = self.f.ctl("GET", "requests")["lastSeq"]
+        for v in ("2026-09", "2026-03"):
+            s, _, got = self.f.call("GET", "/crm/objects/%s/contacts/%s" % (v, a["id"]))
+            self.assertEqual((s, got["id"]), (200, a["id"]))
+            s, _, got = self.f.call("PUT", "/crm/objects/%s/contacts/%s/associations/default/"
+                                    "companies/%s" % (v, a["id"], b["id"]))
+            self.assertEqual(s, 200, got)
+            s, _, got = self.f.call("POST", "/crm/associations/%s/contacts/companies/batch/read"
+                                    % v, {"inputs": [{"id": a["id"]}]})
+            self.assertIn(s, (200, 207), got)
+            for path in ("/crm/associations/%s/contacts/companies/labels",
+                         "/crm/properties/%s/contacts/email", "/crm-object-schemas/%s/schemas",
+                         "/crm/owners/%s", "/crm/pipelines/%s/deals"):
+                s, _, got = self.f.call("GET", path % v)
+                self.assertEqual(s, 200, (path, got))
+        for path in ("/crm/associations/v4/contacts/companies/labels", "/crm/v3/owners",
+                     "/crm-object-schemas/v3/schemas", "/crm/v3/schemas",
+                     "/crm/v3/pipelines/tickets/0/stages"):
+            self.assertEqual(self.f.call("GET", path)[0], 200, path)
+        log = self.f.ctl("GET", "requests?since=%d" % seq)["requests"]
+        first = log[0]
+        self.assertEqual((first["path"], first["rawPath"], first["apiVersion"]),
+                         ("/crm/v3/objects/contacts/" + a["id"],
+                          "/crm/objects/2026-09/contacts/" + a["id"], "2026-09"))
+        self.assertEqual(first["endpoint"], "GET /crm/v3/objects/contacts/{objectId}")
+        self.assertEqual(log[1]["path"], "/crm/v4/objects/contacts/%s/associations/default/"
+                         "companies/%s" % (a["id"], b["id"]))
+        self.assertEqual(log[-1]["apiVersion"], "legacy")
+
+    def test_api_families(self):
+        """A family the fake does not serve answers 404 OBJECT_NOT_FOUND."""
+        self.f.ctl("POST", "config", {"apiFamilies": ["2026-03"]})
+        self.assertEqual(self.f.call("GET", "/crm/objects/2026-03/contacts")[0], 200)
+        for path in ("/crm/objects/2026-09/contacts", "/crm/v3/objects/contacts",
+                     "/crm/objects/2025-09/contacts", "/crm/associations/v4/contacts/companies/labels"):
+            s, _, body = self.f.call("GET", path)
+            self.assertEqual(s, 404, path)
+            self.assert_error(body, "OBJECT_NOT_FOUND")
+        s, _, body = self.f.call("POST", "/oauth/v1/token", "grant_type=client_credentials",
+                                 token=None,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(s, 404)
+        self.assertEqual(self.f.call("POST", "/_fake/config", {"apiFamilies": ["v3"]},
+                                     token=None)[0], 400)
+        self.assertEqual(self.f.call("POST", "/_fake/config", {"apiFamilies": []},
+                                     token=None)[0], 400)
+
+    def test_oauth_dated(self):
+        """client_credentials on /oauth/{v}/token; RFC 6749 error fields."""
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        ok = "grant_type=client_credentials&client_id=hubsync-client-id&" \
+             "client_secret=hubsync-oauth-secret"
+        s, _, body = self.f.call("POST", "/oauth/2026-09/token", ok, token=None, headers=form)
+        self.assertEqual(s, 200, body)
+        self.assertNotIn("refresh_token", body)
+        self.assertEqual(self.f.call("GET", "/crm/owners/2026-09",
+                                     token=body["access_token"])[0], 200)
+        s, _, body = self.f.call("POST", "/oauth/2026-03/token",
+                                 ok.replace("oauth-secret", "wrong"), token=None, headers=form)
+        self.assertEqual((s, body["error"], body["error_description"]),
+                         (400, "invalid_client", "missing or invalid client secret"))
+        self.assertNotIn("status", body)
+        s, _, body = self.f.call("POST", "/oauth/v1/token",
+                                 ok.replace("oauth-secret", "wrong"), token=None, headers=form)
+        self.assertEqual((s, body["status"], body["error"]),
+                         (400, "BAD_CLIENT_SECRET", "invalid_client"))
+
+
 if __name__ == "__main__":
     import warnings
     warnings.simplefilter("ignore", ResourceWarning)

@@ -7,11 +7,18 @@ import uuid
 from .util import ApiError, correlation_id, error_body, iso_ms, now_ms
 
 
-def _oauth_error(status_name, message, error):
-    """400 body of the OAuth token endpoint."""
-    return ApiError(400, {"status": status_name, "message": message,
-                          "correlationId": correlation_id(), "error": error,
-                          "error_description": message})
+def _oauth_error(status_name, message, error, api_version=None):
+    """400 body of the OAuth token endpoint: the numbered endpoints' shape
+    (HubSpot's status word plus RFC 6749's error and error_description), or
+    on a dated endpoint RFC 6749's fields with HubSpot's Error envelope
+    (category, correlationId, message) and no status word."""
+    if api_version in (None, "legacy"):
+        return ApiError(400, {"status": status_name, "message": message,
+                              "correlationId": correlation_id(), "error": error,
+                              "error_description": message})
+    return ApiError(400, {"error": error, "error_description": message,
+                          "category": "VALIDATION_ERROR", "message": message,
+                          "correlationId": correlation_id()})
 
 
 class Auth:
@@ -60,28 +67,31 @@ class Auth:
             return False
         return token == self.hub.cfg["oauthRefreshToken"] or token in self.refresh_issued
 
-    def token(self, raw_body):
-        """POST /oauth/v{1,3}/token: (status, AccessTokenResponse)."""
+    def token(self, raw_body, api_version=None):
+        """POST /oauth/v{1,3}/token or /oauth/{v}/token: (status,
+        AccessTokenResponse).  grant_type refresh_token, authorization_code
+        or client_credentials (client id and secret only, no refresh token
+        in the answer)."""
         form = {k: v[-1] for k, v in urllib.parse.parse_qs(
             raw_body.decode("utf-8", "replace"), keep_blank_values=True).items()}
         cfg = self.hub.cfg
         grant = form.get("grant_type")
         if grant not in ("refresh_token", "authorization_code", "client_credentials"):
             raise _oauth_error("BAD_GRANT_TYPE", "missing or unsupported grant_type",
-                               "unsupported_grant_type")
+                               "unsupported_grant_type", api_version)
         if form.get("client_id") != cfg["oauthClientId"]:
             raise _oauth_error("BAD_CLIENT_ID", "missing or unknown client id",
-                               "invalid_client")
+                               "invalid_client", api_version)
         if form.get("client_secret") != cfg["oauthClientSecret"]:
             raise _oauth_error("BAD_CLIENT_SECRET", "missing or invalid client secret",
-                               "invalid_client")
+                               "invalid_client", api_version)
         with self.lock:
             if grant == "refresh_token" and not self._refresh_ok(form.get("refresh_token")):
                 raise _oauth_error("BAD_REFRESH_TOKEN", "missing or unknown refresh token",
-                                   "invalid_grant")
+                                   "invalid_grant", api_version)
             if grant == "authorization_code" and form.get("code") != cfg["oauthAuthCode"]:
                 raise _oauth_error("BAD_AUTH_CODE", "missing or unknown auth code",
-                                   "invalid_grant")
+                                   "invalid_grant", api_version)
             self.grants += 1
             access = "CJT" + uuid.uuid4().hex + uuid.uuid4().hex + uuid.uuid4().hex
             self.access[access] = now_ms() + cfg["oauthExpiresIn"] * 1000

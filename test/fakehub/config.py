@@ -134,6 +134,9 @@ DEFAULTS = {
                 {"id": "4", "label": "Closed", "metadata": {"ticketState": "CLOSED"}}]},
         ],
     },
+    # API version families served (versions.py): a request on another
+    # family's path answers 404 OBJECT_NOT_FOUND
+    "apiFamilies": ["2026-09", "2026-03", "legacy"],
     # bookkeeping
     "requestLogMax": 100000,
     "randomSeed": None,
@@ -215,6 +218,9 @@ def merge(cfg, changes):
             fail(400, "uniqueConflictMessage must be existingId, noId or bare")
         if key == "deleteArchivedStatus" and value not in (204, 404):
             fail(400, "deleteArchivedStatus must be 204 or 404")
+        if key == "apiFamilies" and (
+                not value or any(f not in ("2026-09", "2026-03", "legacy") for f in value)):
+            fail(400, "apiFamilies must list some of 2026-09, 2026-03, legacy")
         cfg[key] = value
     return cfg
 

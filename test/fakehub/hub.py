@@ -2,44 +2,24 @@
 
 import gc
 import random
-import re
 import sys
 import threading
 import time
 import traceback
 
-from . import config, routes_assoc, routes_crm, routes_fake, routes_meta, routes_owners, routes_webhooks
+from . import config, versions, routes_assoc, routes_crm, routes_fake, routes_meta, routes_owners, routes_webhooks
 from .assoc import Associations
 from .auth import Auth
 from .faults import Faults, garble_body, hostile_body, status_response
 from .limits import Limits, RequestLog
 from .record import Recorder
-from .request import Routes, api_version_of
+from .request import Routes
 from .store import Store
 from .util import ApiError, error_body, fail
 from .webhooks import Webhooks
 
 MALFORMED_BODY = b'{"status":"COMPLETE","results":[{"id":"1","properties":{"email":'
 
-# Date-versioned families (/crm/objects/2026-09/...) served by the numbered
-# routes they correspond to: (pattern, replacement).
-_DATED = [
-    (re.compile(r"^/crm/objects/\d{4}-\d{2}/"), "/crm/v3/objects/"),
-    (re.compile(r"^/crm/associations/\d{4}-\d{2}/"), "/crm/v4/associations/"),
-    (re.compile(r"^/crm/properties/\d{4}-\d{2}/"), "/crm/v3/properties/"),
-    (re.compile(r"^/crm-object-schemas/(\d{4}-\d{2}|v3)/schemas"), "/crm/v3/schemas"),
-    (re.compile(r"^/crm/owners/\d{4}-\d{2}"), "/crm/v3/owners"),
-    (re.compile(r"^/crm/pipelines/\d{4}-\d{2}/"), "/crm/v3/pipelines/"),
-    (re.compile(r"^/oauth/\d{4}-\d{2}/token$"), "/oauth/v1/token"),
-]
-
-
-def dated_to_numbered(path):
-    """The numbered path a date-versioned path corresponds to (else path)."""
-    for pattern, numbered in _DATED:
-        if pattern.match(path):
-            return pattern.sub(numbered, path, count=1)
-    return path
 
 class Hub:
     """Config, store, associations, webhooks, limits, faults, auth and logs."""
@@ -75,7 +55,7 @@ class Hub:
         """OAuth endpoints: no bearer token needed."""
         add = self.open.add
         for base in ("/oauth/v1/token", "/oauth/v3/token"):
-            add("POST", base, lambda hub, req: hub.auth.token(req.raw))
+            add("POST", base, lambda hub, req: hub.auth.token(req.raw, req.api_version))
         add("POST", "/oauth/v3/token/introspect", lambda hub, req: hub.auth.introspect(req.raw))
         add("GET", "/oauth/v1/access-tokens/{token}",
             lambda hub, req, token: hub.auth.access_info(token))
@@ -132,16 +112,23 @@ class Hub:
         """A HubSpot API request -> (action, status, body, headers).
 
         action is 'respond', ('hang', ms) or 'reset'."""
-        req.api_version = api_version_of(req.path)
-        req.path = dated_to_numbered(req.path)
+        # the family the path belongs to (versions.py): req.api_version is
+        # '2026-09', '2026-03' or 'legacy' (None: a path of no versioned
+        # family); routing and the log use the numbered path
+        raw_path = req.path
+        family, req.path = versions.classify(raw_path)
+        req.api_version = family
         fn, groups, endpoint = self.open.match(req.method, req.path)
         auth_needed = fn is None
         if auth_needed:
             fn, groups, endpoint = self.api.match(req.method, req.path)
         label = endpoint if fn else "%s %s" % (req.method, req.path)
         entry = self.log.start(req.method, req.path, req.query_string, label)
+        entry["rawPath"] = raw_path
+        entry["apiVersion"] = family
         fault_name = None
         try:
+            versions.check_served(self.cfg, family, raw_path)
             result, fault_name = self._pipeline(req, fn, groups, endpoint, auth_needed)
         except ApiError as e:
             result = ("respond", e.status, e.body, e.headers)

@@ -6,15 +6,6 @@ import urllib.parse
 from .util import fail, loads
 
 
-_VERSION = re.compile(r"^/(?:crm/[a-z-]+|crm-object-schemas|oauth|webhooks-journal/[a-z-]+)/(\d{4}-\d{2})(?:/|$)")
-
-
-def api_version_of(path):
-    """'2026-09', '2026-03' (any dated version) or 'legacy', from the original path."""
-    m = _VERSION.match(path)
-    return m.group(1) if m else "legacy"
-
-
 class Request:
     """Method, path, query, raw body and headers of one HTTP request."""
 
@@ -28,6 +19,7 @@ class Request:
         self.raw = raw
         self.headers = headers
         self.auth = None
+        self.api_version = None    # '2026-09', '2026-03', 'legacy' (hub.handle_api)
         self.fault = None
         self.inputs = None
         self.input_ids = None

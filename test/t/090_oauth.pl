@@ -96,7 +96,8 @@ my $c5 = add_contact();
 ok($node->poll_query_until('postgres', "SELECT auth = 'refresh_failed' FROM hubsync.credentials_status"),
 	'credentials_status: refresh_failed');
 like($sql->("SELECT oauth_refresh_error FROM hubsync.credentials_status"),
-	qr/^HTTP 400 BAD_REFRESH_TOKEN invalid_grant$/, 'the refusal in HubSpot\'s words');
+	qr/^HTTP 400 invalid_grant: missing or unknown refresh token$/,
+	'the refusal in HubSpot\'s words (RFC 6749 error and error_description of the dated endpoint)');
 is($sql->("SELECT DISTINCT auth FROM hubsync.status"), 'refresh_failed', 'hubsync.status says so too');
 ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM hubsync.alerts WHERE alert = 'auth_refresh_failed'"),
 	'an auth_refresh_failed alert');
@@ -144,9 +145,48 @@ is(join(',', map { $_->{status} } @t), '500,500,200', 'two failures, then a refr
 ok($t[1]{startMs} - $t[0]{endMs} >= 1500, 'the retry waited');
 is($sql->("SELECT auth FROM hubsync.credentials_status"), 'ok', 'a passing failure does not pause sync');
 
+# 8. client credentials: a client id and secret, no refresh token
+$fake->configure(oauthRotateRefreshToken => JSON::PP::false(), oauthExpiresIn => 4);
+$seq = last_seq();
+setcred("oauth_refresh_token => ''");
+my $c9 = add_contact();
+ok(synced($c9), 'client credentials: a change pushed with the token they brought');
+@t = since($seq, qr{^/oauth/v1/token$});
+ok(@t >= 1 && $t[0]{status} == 200 && $t[0]{rawPath} eq '/oauth/2026-09/token',
+	'client credentials: the dated token endpoint answered 200');
+is($sql->("SELECT auth || ' ' || oauth_refresh_token::text || ' ' || (oauth_access_token_expires_at > now())
+	FROM hubsync.credentials_status"), 'ok false true',
+	'client credentials: no refresh token, the access token and its expiry stored');
+like($sql->("SELECT detail FROM hubsync.check() WHERE item = 'credentials'"), qr/client credentials/,
+	'check() names the client credentials grant');
+# refreshed before it expires, like a refreshed token
+$seq = last_seq();
+sleep 5;
+my $c10 = add_contact();
+ok(synced($c10), 'client credentials: pushed after the first token ran out');
+is(scalar(grep { $_->{status} == 401 } since($seq, qr{/crm/})), 0,
+	'client credentials: no request was sent with an expired token');
+ok(scalar(since($seq, qr{^/oauth/v1/token$})) >= 1, 'client credentials: a new token before use');
+
+# a refusal (invalid_client): paused, with a clear status and alert
+$fake->configure(oauthClientSecret => 'other-secret', oauthExpiresIn => 1800);
+$sql->("DELETE FROM hubsync.alerts WHERE alert = 'auth_refresh_failed'");   # sent in 4.
+$fake->control('POST', 'oauth/expire', {});
+my $c11 = add_contact();
+ok($node->poll_query_until('postgres', "SELECT auth = 'refresh_failed' FROM hubsync.credentials_status"),
+	'client credentials refused: refresh_failed');
+like($sql->("SELECT oauth_refresh_error FROM hubsync.credentials_status"),
+	qr/^HTTP 400 invalid_client: missing or invalid client secret$/, 'client credentials refused: invalid_client, in HubSpot\'s words');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM hubsync.alerts
+	WHERE alert = 'auth_refresh_failed' AND payload ->> 'hint' LIKE '%oauth_client_secret%'"),
+	'client credentials refused: the alert says to check the client id and secret');
+ok($node->log_contains("refused hubsync's OAuth client credentials"), 'client credentials refused: a WARNING');
+setcred("oauth_client_secret => 'other-secret'");
+ok(synced($c11), 'client credentials: a corrected secret resumes sync at once');
+
 # no secret reached the server log
 my $log = slurp_file($node->logfile);
-unlike($log, qr/hubsync-refresh-token|rt-second|hubsync-oauth-secret|\Q$rt\E|CJT[0-9a-f]{8}/,
+unlike($log, qr/hubsync-refresh-token|rt-second|hubsync-oauth-secret|other-secret|\Q$rt\E|CJT[0-9a-f]{8}/,
 	'no secret in the server log');
 
 done_testing();
