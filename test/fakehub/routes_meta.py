@@ -332,74 +332,8 @@ def create_schema_assoc(hub, req, objectType):
                  "updatedAt": iso_ms(now_ms())}
 
 
-# ----- owners and pipelines (read-only, fixed) -----------------------------
-def _owner(hub):
-    """The one owner of the fake portal (the UI user)."""
-    uid = hub.cfg["uiUserId"]
-    return {"id": str(uid), "email": "owner@example.test", "firstName": "Fake",
-            "lastName": "Owner", "userId": uid, "userIdIncludingInactive": uid,
-            "type": "PERSON", "teams": [], "archived": False,
-            "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z"}
-
-
-def list_owners(hub, req):
-    """GET /crm/v3/owners (email= filters; one page)."""
-    owner = _owner(hub)
-    email = req.q1("email")
-    results = [] if req.qbool("archived") or (email and email != owner["email"]) else [owner]
-    return 200, {"results": results}
-
-
-def get_owner(hub, req, ownerId):
-    """GET /crm/v3/owners/{ownerId}."""
-    owner = _owner(hub)
-    if ownerId != owner["id"]:
-        raise ApiError(404, error_body("Owner %s not found" % ownerId, "OBJECT_NOT_FOUND"))
-    return 200, owner
-
-
-# the default pipelines: deals (stages of the dealstage options) and tickets
-_PIPELINES = {"deals": ("default", "Sales Pipeline", "dealstage"),
-              "tickets": ("0", "Support Pipeline", "hs_pipeline_stage")}
-
-
-def _pipelines(hub, objectType):
-    """Pipelines of an object type (404 for types without pipelines)."""
-    ot = hub.store.type_of(objectType)
-    spec = _PIPELINES.get(ot.name)
-    if spec is None:
-        raise ApiError(404, error_body("No pipelines for object type %s" % objectType,
-                                       "OBJECT_NOT_FOUND"))
-    pid, label, prop = spec
-    stamp = "2024-01-01T00:00:00.000Z"
-    stages = [{"id": o["value"], "label": o["label"], "displayOrder": i,
-               "metadata": {}, "archived": False, "createdAt": stamp, "updatedAt": stamp,
-               "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
-              for i, o in enumerate(ot.props[prop].options)]
-    return [{"id": pid, "label": label, "displayOrder": 0, "stages": stages,
-             "archived": False, "createdAt": stamp, "updatedAt": stamp}]
-
-
-def list_pipelines(hub, req, objectType):
-    """GET /crm/v3/pipelines/{objectType}."""
-    return 200, {"results": _pipelines(hub, objectType)}
-
-
-def get_pipeline(hub, req, objectType, pipelineId):
-    """GET /crm/v3/pipelines/{objectType}/{pipelineId}."""
-    for p in _pipelines(hub, objectType):
-        if p["id"] == pipelineId:
-            return 200, p
-    raise ApiError(404, error_body("Pipeline %s not found" % pipelineId, "OBJECT_NOT_FOUND"))
-
-
-def list_stages(hub, req, objectType, pipelineId):
-    """GET /crm/v3/pipelines/{objectType}/{pipelineId}/stages."""
-    return 200, {"results": get_pipeline(hub, req, objectType, pipelineId)[1]["stages"]}
-
-
 def register(routes):
-    """Add properties, schema, owner and pipeline routes."""
+    """Add properties and schema routes."""
     base = "/crm/v3/properties/{objectType}"
     routes.add("GET", base + "/groups", list_groups)
     routes.add("POST", base + "/groups", create_group)
@@ -421,8 +355,3 @@ def register(routes):
         routes.add("PATCH", sbase + "/{objectType}", patch_schema)
         routes.add("DELETE", sbase + "/{objectType}", delete_schema)
         routes.add("POST", sbase + "/{objectType}/associations", create_schema_assoc)
-    routes.add("GET", "/crm/v3/owners", list_owners)
-    routes.add("GET", "/crm/v3/owners/{ownerId}", get_owner)
-    routes.add("GET", "/crm/v3/pipelines/{objectType}", list_pipelines)
-    routes.add("GET", "/crm/v3/pipelines/{objectType}/{pipelineId}", get_pipeline)
-    routes.add("GET", "/crm/v3/pipelines/{objectType}/{pipelineId}/stages", list_stages)
