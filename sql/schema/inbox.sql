@@ -32,7 +32,7 @@ CREATE INDEX inbox_failed_idx ON hubsync.inbox (id) WHERE state = 'failed';
 COMMENT ON TABLE hubsync.inbox IS
   'HubSpot webhook events, stored on receipt and applied in occurredAt order';
 COMMENT ON COLUMN hubsync.inbox.dedupe_key IS
-  'sha256 of subscriptionId, objectId, occurredAt, propertyName, propertyValue, eventId (and association ends, subscriptionType, objectTypeId), computed by the receiver: duplicate deliveries store nothing';
+  'sha256 of objectId, occurredAt, propertyName, propertyValue, eventId (and association ends, subscriptionType, objectTypeId), computed by the receiver and the Webhooks Journal reader: duplicate deliveries, and a change that came both ways, store nothing';
 COMMENT ON COLUMN hubsync.inbox.property_name IS
   'propertyName of a propertyChange event, read from the event at receipt';
 COMMENT ON COLUMN hubsync.inbox.property_value IS

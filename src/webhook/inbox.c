@@ -299,10 +299,14 @@ enum
  * composite key (API-NOTES 12.2) plus the ends of an association and the
  * event's type.  The key is sha256 over their ->> text forms joined by
  * U+001F, absent and null fields left out (exactly SQL's concat_ws, which
- * computed it before).
+ * computed it before).  subscriptionId is left out: the same change
+ * reaches hubsync through a webhook subscription and a Webhooks Journal
+ * subscription, with two ids, and must be stored once (the event's own
+ * eventId, objectId, occurredAt, property and type still tell changes
+ * apart).
  */
 static const char *const dedupe_fields[] = {
-	"subscriptionId", "objectId", "occurredAt", "propertyName",
+	"objectId", "occurredAt", "propertyName",
 	"propertyValue", "eventId", "fromObjectId", "toObjectId",
 	"associationType", "associationRemoved", "subscriptionType", "objectTypeId"
 };
