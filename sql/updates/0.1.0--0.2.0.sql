@@ -304,7 +304,7 @@ UPDATE hubsync.inbox
 SET property_name = event ->> 'propertyName', property_value = event ->> 'propertyValue',
     change_source = event ->> 'changeSource', source_id = event ->> 'sourceId';
 COMMENT ON COLUMN hubsync.inbox.dedupe_key IS
-  'sha256 of objectId, occurredAt, propertyName, propertyValue, eventId (and association ends, subscriptionType, objectTypeId), computed by the receiver and the Webhooks Journal reader: duplicate deliveries, and a change that came both ways, store nothing';
+  'sha256 of subscriptionId, objectId, occurredAt, propertyName, propertyValue, eventId (and association ends, subscriptionType, objectTypeId), computed by the receiver: duplicate deliveries store nothing';
 COMMENT ON COLUMN hubsync.inbox.property_name IS
   'propertyName of a propertyChange event, read from the event at receipt';
 COMMENT ON COLUMN hubsync.inbox.property_value IS
@@ -440,6 +440,13 @@ DROP FUNCTION hubsync._mirror_wire(text, uuid);
 -- the push claim takes the oldest changes of each object type that is not
 -- paused, so a paused type's backlog never holds up the others
 CREATE INDEX outbox_object_type_id_idx ON hubsync.outbox (object_type, id);
+
+-- the Webhooks Journal (issue 24): a change that came both as a webhook and
+-- from the journal is stored once (its change key, without subscriptionId)
+ALTER TABLE hubsync.inbox ADD COLUMN change_key bytea;
+CREATE UNIQUE INDEX inbox_change_key_idx ON hubsync.inbox (change_key) WHERE change_key IS NOT NULL;
+COMMENT ON COLUMN hubsync.inbox.change_key IS
+  'sha256 of the dedupe key''s fields but subscriptionId, computed at receipt: the same change brought by a webhook and by the Webhooks Journal is stored once (NULL for events stored before 0.2.0 and events hubsync queued itself)';
 
 -- the Webhooks Journal (issue 24): where the pull worker stands in it, and
 -- the journal subscriptions hubsync keeps
