@@ -32,7 +32,6 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "hubspot/api_paths.h"
@@ -41,12 +40,9 @@
 #include "hubspot/settings.h"
 #include "util/json_util.h"
 #include "util/parse_util.h"
-#include "webhook/inbox.h"
 #include "bgw/worker.h"
 #include "pull/journal.h"
 #include "pull/settings.h"
-
-PG_FUNCTION_INFO_V1(hubsync_journal_inbox_store);
 
 #define JOURNAL_BATCH 50		/* entries asked for per read */
 #define JOURNAL_MAX_OFFSET 64	/* longest offset we put in a path */
@@ -54,42 +50,6 @@ PG_FUNCTION_INFO_V1(hubsync_journal_inbox_store);
 
 static int64 next_read_ms = 0;
 static bool legacy_warned = false;
-
-/*
- * hubsync._journal_inbox_store(events jsonb) -- store webhook-shaped
- * events (hubsync._journal_events' answer) in the inbox exactly as the
- * receiver does; returns how many were new.  Checks each is an object with
- * a string subscriptionType and an occurredAt, as hubsync_inbox_store
- * expects.
- */
-Datum
-hubsync_journal_inbox_store(PG_FUNCTION_ARGS)
-{
-	Jsonb	   *events = PG_GETARG_JSONB_P(0);
-	int			duplicates = 0;
-	int			n,
-				i;
-
-	if (!JB_ROOT_IS_ARRAY(events) || JB_ROOT_IS_SCALAR(events))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("journal events must be a JSON array")));
-	n = hubsync_json_array_size(&events->root);
-	for (i = 0; i < n; i++)
-	{
-		JsonbContainer *ev = hubsync_json_array_container(&events->root, i);
-		JsonbValue *v;
-
-		v = ev && JsonContainerIsObject(ev) ? hubsync_json_get(ev, "subscriptionType") : NULL;
-		if (v == NULL || v->type != jbvString ||
-			(v = hubsync_json_get(ev, "occurredAt")) == NULL || v->type != jbvNumeric)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("journal event %d is not a webhook-shaped event", i + 1),
-					 errhint("Pass the answer of hubsync._journal_events().")));
-	}
-	PG_RETURN_INT32(hubsync_inbox_store(events, &duplicates));
-}
 
 /*
  * journal_url -- the full URL of a journal path, with installPortalId when
