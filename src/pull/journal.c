@@ -47,9 +47,13 @@
 #define JOURNAL_BATCH 50		/* entries asked for per read */
 #define JOURNAL_MAX_OFFSET 64	/* longest offset we put in a path */
 #define JOURNAL_MAX_URL 8192	/* longest download URL we follow */
+#define JOURNAL_BAD_FILE_TRIES 3	/* reads of an entry whose file is not
+									 * JSON before it is skipped */
 
 static int64 next_read_ms = 0;
 static bool legacy_warned = false;
+static char bad_offset[JOURNAL_MAX_OFFSET + 1];	/* entry whose file was not JSON */
+static int	bad_tries = 0;
 
 /*
  * journal_url -- the full URL of a journal path, with installPortalId when
@@ -356,16 +360,34 @@ read_entries(void)
 			break;
 		}
 		file = hubsync_json_parse(dl->response, dl->response_len);
+		if (file == NULL)
+		{
+			/*
+			 * A file that is not JSON may be a bad transfer: read the entry
+			 * again (next tick, a fresh URL) a few times; never block the
+			 * journal on it for good.
+			 */
+			if (strcmp(bad_offset, o) != 0)
+			{
+				strlcpy(bad_offset, o, sizeof(bad_offset));
+				bad_tries = 0;
+			}
+			if (++bad_tries < JOURNAL_BAD_FILE_TRIES)
+			{
+				record_error(psprintf("journal entry %s is not JSON; it is read again", o));
+				hubsync_http_release(dl);
+				complete = false;
+				break;
+			}
+			ereport(WARNING,
+					(errmsg("journal entry %s is not JSON after %d reads; its events are skipped",
+							o, bad_tries),
+					 errhint("The poller's sweeps find the changes it held.")));
+		}
 		if (got > 0)
 			appendStringInfoChar(&entries, ',');
 		if (file == NULL)
-		{
-			/* never block the journal on a file that cannot be read */
-			ereport(WARNING,
-					(errmsg("journal entry %s is not JSON; its events are skipped", o),
-					 errhint("The poller's sweeps find the changes it held.")));
 			appendStringInfoString(&entries, "[]");
-		}
 		else
 			appendBinaryStringInfo(&entries, dl->response, dl->response_len);
 		hubsync_http_release(dl);

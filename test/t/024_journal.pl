@@ -66,6 +66,14 @@ my @dl = grep { ($_->{path} // '') =~ m{^/_journal-files/} } @{ $log->{requests}
 ok(scalar(@dl) > 0, 'the downloads went to the pre-signed URLs');
 is(q1("SELECT count(*) FROM hubsync.outbox"), 0, 'nothing pushed back');
 
+# ---- an entry file that is not JSON (a bad transfer) is read again ----
+$fake->control('POST', 'faults', { queue => [ { malformed => JSON::PP::true, match => '/_journal-files/' } ] });
+$fake->control('POST', "ui/contacts/$id", { properties => { city => 'Garbled' } });
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM hubspot.contacts WHERE hs_object_id = $id AND city = 'Garbled'"),
+	'a change whose file first came back garbled arrives when the entry is read again');
+is($fake->control('GET', 'faults')->{fired}, 1, '(the garbled answer was sent)');
+
 # ---- an echo of our own push changes nothing ----
 q1("UPDATE hubspot.contacts SET lastname = 'Ours' WHERE hs_object_id = $id");
 ok(HubSync::Node::wait_outbox_empty($node), 'the local change is pushed');
@@ -80,6 +88,7 @@ is(q1("SELECT count(*) FROM hubsync.changes WHERE direction = 'in' AND hs_object
 # ---- kill -9 of the pull worker mid-read: nothing lost, nothing repeated ----
 my $entries_before = q1("SELECT entries FROM hubsync.journal_state");
 my $made_before = journal()->{counters}{entries};
+my $fired_before = $fake->control('GET', 'faults')->{fired};
 $fake->control('POST', 'faults', { queue => [ { hang => JSON::PP::true, ms => 8000, match => '/_journal-files/' } ] });
 my @ids;
 for my $n (1 .. 3)
@@ -104,7 +113,7 @@ sub wait_fired
 {
 	for (1 .. 100)
 	{
-		return 1 if $fake->control('GET', 'faults')->{fired} >= 1;
+		return 1 if $fake->control('GET', 'faults')->{fired} > $fired_before;
 		select(undef, undef, undef, 0.1);
 	}
 	return 0;
