@@ -66,6 +66,30 @@ my @dl = grep { ($_->{path} // '') =~ m{^/_journal-files/} } @{ $log->{requests}
 ok(scalar(@dl) > 0, 'the downloads went to the pre-signed URLs');
 is(q1("SELECT count(*) FROM hubsync.outbox"), 0, 'nothing pushed back');
 
+# ---- merges, deletions and associations come through the journal too ----
+my $m1 = $fake->control('POST', 'ui/contacts', { properties => { email => 'm1@journal.test' } })->{id};
+my $m2 = $fake->control('POST', 'ui/contacts', { properties => { email => 'm2@journal.test' } })->{id};
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM hubspot.contacts WHERE hs_object_id IN ($m1, $m2)"), 'two contacts arrive');
+my $m1_hid = q1("SELECT hubsync_id FROM hubspot.contacts WHERE hs_object_id = $m1");
+my $merged = $fake->control('POST', 'ui/contacts/merge', { primaryObjectId => $m1, objectIdToMerge => $m2 });
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM hubspot.contacts WHERE hs_object_id IN ($m1, $m2)"),
+	'a merge made by a rep arrives: the merged-away rows are gone');
+ok($node->poll_query_until('postgres',
+	"SELECT hubsync_id = '$m1_hid' FROM hubspot.contacts WHERE hs_object_id = $merged->{id}"),
+	'the survivor keeps the primary\'s local row');
+my $co = $fake->control('POST', 'ui/companies', { properties => { name => 'Journal Inc', domain => 'journal.test' } })->{id};
+$fake->control('POST', 'ui/associations', { fromObjectType => 'contacts', fromObjectId => $merged->{id},
+	toObjectType => 'companies', toObjectId => $co });
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM hubspot.associations WHERE from_id = $merged->{id} AND to_id = $co"),
+	'an association a rep adds arrives');
+$fake->control('POST', "ui/contacts/$merged->{id}/delete", {});
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM hubspot.contacts WHERE hs_object_id = $merged->{id}"),
+	'a deletion arrives');
+
 # ---- an entry file that is not JSON (a bad transfer) is read again ----
 $fake->control('POST', 'faults', { queue => [ { malformed => JSON::PP::true, match => '/_journal-files/' } ] });
 $fake->control('POST', "ui/contacts/$id", { properties => { city => 'Garbled' } });
