@@ -2,11 +2,16 @@
 # scripts/demo-run.sh -- the demo itself, run as an unprivileged user by
 # scripts/demo.sh: a temporary cluster with hubsync preloaded, the fake
 # HubSpot on a free loopback port, and a short scripted show.
+# HUBSYNC_DEMO_INBOUND=journal: HubSpot's changes come in through the
+# Webhooks Journal (hubsync.journal_interval) and no receiver port is
+# opened; otherwise (webhooks) the fake posts webhooks to the receiver.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/hubsync-demo.XXXXXX)
 PGDATA=$WORK/data
 FAKE_PID=
+MODE=${HUBSYNC_DEMO_INBOUND:-webhooks}
+case $MODE in webhooks | journal) ;; *) echo "HUBSYNC_DEMO_INBOUND must be webhooks or journal" >&2; exit 2 ;; esac
 
 cleanup() {
 	pg_ctl -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
@@ -39,14 +44,19 @@ hubsync.database = 'postgres'
 hubsync.api_base_url = '$FAKE'
 hubsync.app_id = 54321
 hubsync.rate_limit = 190
-hubsync.webhook_port = $HOOK_PORT
 EOC
+if [ "$MODE" = journal ]; then
+	# no public URL needed: the pull worker reads HubSpot's journal every 500 ms
+	printf "hubsync.journal_interval = '500ms'\nhubsync.portal_id = 62515\n" >>"$PGDATA/postgresql.conf"
+else
+	echo "hubsync.webhook_port = $HOOK_PORT" >>"$PGDATA/postgresql.conf"
+fi
 pg_ctl -D "$PGDATA" -l "$WORK/postgres.log" -w start >/dev/null
 export PGHOST=$WORK PGPORT PGUSER=postgres PGDATABASE=postgres
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
-# point the fake's webhook sender at hubsync's receiver
-curl -s -X POST "$FAKE/_fake/config" -H 'Content-Type: application/json' \
+# point the fake's webhook sender at hubsync's receiver (webhooks mode)
+[ "$MODE" = webhooks ] && curl -s -X POST "$FAKE/_fake/config" -H 'Content-Type: application/json' \
 	-d "{\"webhookUrl\": \"http://127.0.0.1:$HOOK_PORT/hubspot/webhooks\"}" >/dev/null
 
 step "CREATE EXTENSION hubsync; set the private-app token and the app's client secret"
@@ -58,6 +68,15 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 sql -c "SELECT worker, state FROM hubsync.worker_status()"
+if [ "$MODE" = journal ]; then
+	step "journal mode: hubsync creates its Webhooks Journal subscriptions"
+	for _ in $(seq 100); do
+		[ "$(sql -Atc "SELECT count(*) > 0 AND bool_and(state = 'active') FROM hubsync.journal_subscriptions")" = t ] &&
+			[ "$(sql -Atc "SELECT coalesce((SELECT started FROM hubsync.journal_state), false)")" = t ] && break
+		sleep 0.1
+	done
+	sql -c "SELECT object_type, subscription_type, state, hubspot_id FROM hubsync.journal_subscriptions WHERE object_type IN ('contacts', 'deals') ORDER BY 1, 2"
+fi
 
 step "an app inserts a contact and a deal with plain SQL"
 sql <<'EOS'
@@ -87,10 +106,15 @@ for _ in $(seq 150); do
 	sleep 0.1
 done
 if [ $arrived = yes ]; then
-	echo "the webhook arrived: hubspot.deals now says closedwon"
+	if [ "$MODE" = journal ]; then
+		echo "read from the Webhooks Journal: hubspot.deals now says closedwon"
+		sql -c "SELECT entries, events, current_offset FROM hubsync.journal_state"
+	else
+		echo "the webhook arrived: hubspot.deals now says closedwon"
+	fi
 	sql -c "SELECT direction, object_type, op, origin, properties FROM hubsync.changes ORDER BY id"
 else
-	echo "the change has not arrived yet (inbound sync needs the webhook receiver)"
+	echo "the change has not arrived yet (inbound sync needs the webhook receiver or the journal)"
 fi
 
 step "hubsync.status"

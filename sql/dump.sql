@@ -44,6 +44,8 @@ SELECT pg_catalog.pg_extension_config_dump('hubsync.poll_state', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.backfills', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.reconcile_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('hubsync.reconcile_drift', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.journal_state', '');
+SELECT pg_catalog.pg_extension_config_dump('hubsync.journal_subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('hubsync.reconcile_runs', 'id')::regclass, '');
 
 -- lead enrichment

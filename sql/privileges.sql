@@ -25,6 +25,10 @@ REVOKE ALL ON hubsync.poll_state, hubsync.backfills, hubsync.reconcile_runs,
 	hubsync.reconcile_drift, hubsync._reconcile_remote FROM PUBLIC;
 GRANT SELECT ON hubsync.poll_state, hubsync.backfills, hubsync.reconcile_runs,
 	hubsync.reconcile_drift TO PUBLIC;
+-- the Webhooks Journal: where reading stands and the subscriptions, for
+-- everyone to see (no CRM value, no secret); changed by the owner only
+REVOKE ALL ON hubsync.journal_state, hubsync.journal_subscriptions FROM PUBLIC;
+GRANT SELECT ON hubsync.journal_state, hubsync.journal_subscriptions TO PUBLIC;
 
 -- Merge lineage (ids only), for the readers of the type's mirror table:
 -- hubsync.invoice_aging(), behind the view hubspot.invoice_aging, runs
@@ -52,6 +56,7 @@ REVOKE ALL ON FUNCTION hubsync.reconcile(text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.check() FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.reconcile_start(text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION hubsync.refresh_metadata() FROM PUBLIC;
+REVOKE ALL ON FUNCTION hubsync.sync_journal_subscriptions() FROM PUBLIC;
 
 DO $$
 DECLARE

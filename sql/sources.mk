@@ -18,6 +18,7 @@ SQL_SCHEMA = \
 	sql/schema/associations.sql \
 	sql/schema/operations.sql \
 	sql/schema/polling.sql \
+	sql/schema/journal.sql \
 	sql/schema/enrichment.sql \
 	sql/schema/bi.sql
 
@@ -34,6 +35,7 @@ SQL_FUNCTIONS = \
 	sql/functions/bi.sql \
 	sql/functions/operations.sql \
 	sql/functions/polling.sql \
+	sql/functions/journal.sql \
 	sql/functions/enrichment.sql \
 	sql/functions/testing.sql
 

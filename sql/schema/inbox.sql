@@ -18,9 +18,14 @@ CREATE TABLE hubsync.inbox (
 	property_name    text,
 	property_value   text,
 	change_source    text,
-	source_id        text
+	source_id        text,
+	change_key       bytea
 );
 CREATE INDEX inbox_pending_order_idx ON hubsync.inbox (occurred_at, id) WHERE state = 'pending';
+
+-- A change that came both as a webhook and from the Webhooks Journal (two
+-- subscriptions, two subscriptionIds) is stored once.
+CREATE UNIQUE INDEX inbox_change_key_idx ON hubsync.inbox (change_key) WHERE change_key IS NOT NULL;
 
 -- Pruning of applied and skipped webhook events by age.
 CREATE INDEX inbox_done_received_at_idx ON hubsync.inbox (received_at) WHERE state IN ('applied', 'skipped');
@@ -33,6 +38,8 @@ COMMENT ON TABLE hubsync.inbox IS
   'HubSpot webhook events, stored on receipt and applied in occurredAt order';
 COMMENT ON COLUMN hubsync.inbox.dedupe_key IS
   'sha256 of subscriptionId, objectId, occurredAt, propertyName, propertyValue, eventId (and association ends, subscriptionType, objectTypeId), computed by the receiver: duplicate deliveries store nothing';
+COMMENT ON COLUMN hubsync.inbox.change_key IS
+  'sha256 of the dedupe key''s fields but subscriptionId, computed at receipt: the same change brought by a webhook and by the Webhooks Journal is stored once (NULL for events stored before 0.2.0 and events hubsync queued itself)';
 COMMENT ON COLUMN hubsync.inbox.property_name IS
   'propertyName of a propertyChange event, read from the event at receipt';
 COMMENT ON COLUMN hubsync.inbox.property_value IS

@@ -152,6 +152,40 @@ hubsync_path_oauth_token(void)
 					hubsync_api_dated() ? hubsync_api_version_name() : "v1");
 }
 
+/*
+ * The Webhooks Journal exists only in date-versioned form; 2026-03 is its
+ * one generally available version (HubSpot's published OpenAPI document
+ * for the Webhooks Journal, version 2026-03), so both dated settings of
+ * hubsync.api_version use it.  Under 'legacy' it has no path: NULL, and
+ * the caller says the journal needs a dated API version.
+ */
+#define HUBSYNC_JOURNAL_VERSION "2026-03"
+
+/*
+ * hubsync_path_journal -- /webhooks-journal/journal-local/2026-03{suffix}:
+ * the journal of the one account hubsync syncs (the "local" variant), or
+ * NULL under api_version = legacy.
+ */
+char *
+hubsync_path_journal(const char *suffix)
+{
+	if (!hubsync_api_dated())
+		return NULL;
+	return psprintf("/webhooks-journal/journal-local/%s%s", HUBSYNC_JOURNAL_VERSION, suffix);
+}
+
+/*
+ * hubsync_path_journal_subscriptions -- /webhooks-journal/subscriptions/
+ * 2026-03{suffix}, or NULL under api_version = legacy.
+ */
+char *
+hubsync_path_journal_subscriptions(const char *suffix)
+{
+	if (!hubsync_api_dated())
+		return NULL;
+	return psprintf("/webhooks-journal/subscriptions/%s%s", HUBSYNC_JOURNAL_VERSION, suffix);
+}
+
 /* hubsync_api_url -- the full URL of a path */
 char *
 hubsync_api_url(const char *path)

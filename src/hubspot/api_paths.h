@@ -36,6 +36,8 @@ extern char *hubsync_path_schemas(const char *object_type);
 extern char *hubsync_path_owners(const char *suffix);
 extern char *hubsync_path_pipelines(const char *object_type, const char *suffix);
 extern char *hubsync_path_oauth_token(void);
+extern char *hubsync_path_journal(const char *suffix);
+extern char *hubsync_path_journal_subscriptions(const char *suffix);
 
 /* the full URL of a path: hubsync.api_base_url + path */
 extern char *hubsync_api_url(const char *path);

@@ -7,7 +7,8 @@
  *	  inbox rounds it does a slice of the polling safety net (poll.c), of
  *	  a running backfill (backfill.c) and of the daily reconciliation
  *	  (reconcile.c), and the housekeeping round (housekeeping.c); the inbox
- *	  always comes first.
+ *	  always comes first.  Every hubsync.journal_interval it reads the
+ *	  Webhooks Journal (journal.c), whose events land in the inbox too.
  *
  * IDENTIFICATION
  *	  src/pull/pull_worker.c
@@ -25,6 +26,7 @@
 #include "bgw/worker.h"
 #include "pull/housekeeping.h"
 #include "pull/bi_sync.h"
+#include "pull/journal.h"
 
 PGDLLEXPORT void hubsync_pull_worker_main(Datum main_arg) pg_attribute_noreturn();
 
@@ -58,7 +60,9 @@ pull_loop(void)
 		}
 		if (ready && n < HUBSYNC_APPLY_BATCH)
 		{
-			/* what polling finds lands in the inbox: the next round applies it */
+			/* the journal and polling fill the inbox: the next round applies it */
+			busy |= hubsync_journal_tick();
+			MemoryContextReset(loop_cxt);
 			busy |= hubsync_poll_tick();
 			MemoryContextReset(loop_cxt);
 			busy |= hubsync_backfill_tick();
@@ -80,7 +84,8 @@ pull_loop(void)
 			continue;
 		}
 		/* woken by new work: it may be a backfill just started */
-		if (hubsync_worker_wait(!ready ? 5000L : retry_later ? HUBSYNC_PULL_RETRY_MS : 1000L))
+		if (hubsync_worker_wait(!ready ? 5000L : retry_later ? HUBSYNC_PULL_RETRY_MS :
+								hubsync_journal_wait_ms(1000L)))
 			hubsync_backfill_wake();
 	}
 }

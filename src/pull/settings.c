@@ -30,6 +30,8 @@ int			hubsync_poll_association_interval = 3600;
 char	   *hubsync_reconcile_at = NULL;
 int			hubsync_housekeeping_interval = 10;
 int			hubsync_metadata_refresh_interval = 3600;
+int			hubsync_journal_interval = 0;
+int			hubsync_portal_id = 0;
 static int	hubsync_inbox_retention = 7 * 86400;
 static int	hubsync_changes_retention = 7 * 86400;
 static int	hubsync_alert_interval = 300;
@@ -70,6 +72,18 @@ hubsync_pull_define_settings(void)
 							"0: only when the pull worker starts and when hubsync.refresh_metadata() asks.",
 							&hubsync_metadata_refresh_interval, 3600, 0, 7 * 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.journal_interval",
+							"Time between reads of HubSpot's Webhooks Journal (0 = off).",
+							"The pull worker reads the journal from its stored offset this often; needs a dated hubsync.api_version.",
+							&hubsync_journal_interval, 0, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("hubsync.portal_id",
+							"The HubSpot account (portal) id hubsync syncs (0 = not set).",
+							"Webhooks Journal subscriptions name the account; journal reads pass it as installPortalId.",
+							&hubsync_portal_id, 0, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("hubsync.poll_interval",
 							"Time between searches for records changed in HubSpot.",

@@ -20,6 +20,8 @@ extern int	hubsync_poll_association_interval;
 extern char *hubsync_reconcile_at;
 extern int	hubsync_housekeeping_interval;
 extern int	hubsync_metadata_refresh_interval;
+extern int	hubsync_journal_interval;
+extern int	hubsync_portal_id;
 
 extern void hubsync_pull_define_settings(void);
 

@@ -291,6 +291,7 @@ enum
 	COL_PROPERTY_VALUE,
 	COL_CHANGE_SOURCE,
 	COL_SOURCE_ID,
+	COL_CHANGE_KEY,
 	NUM_INBOX_COLS
 };
 
@@ -357,10 +358,13 @@ int8_datum(JsonbContainer *ev, const char *key, Datum *value, bool *isnull)
 
 /*
  * dedupe_key -- sha256 of an event's composite key, as a bytea datum.
- * The text is converted to UTF-8 first, as convert_to() did.
+ * The text is converted to UTF-8 first, as convert_to() did.  With
+ * any_subscription, subscriptionId is left out: the change key, the same
+ * for a change whichever subscription brought it (a webhook one or a
+ * Webhooks Journal one), so a change that came both ways is stored once.
  */
 static Datum
-dedupe_key(JsonbContainer *ev)
+dedupe_key(JsonbContainer *ev, bool any_subscription)
 {
 	StringInfoData buf;
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -374,8 +378,11 @@ dedupe_key(JsonbContainer *ev)
 	for (k = 0; k < lengthof(dedupe_fields); k++)
 	{
 		int			len = 0;
-		char	   *s = field_text(ev, dedupe_fields[k], &len);
+		char	   *s;
 
+		if (any_subscription && strcmp(dedupe_fields[k], "subscriptionId") == 0)
+			continue;
+		s = field_text(ev, dedupe_fields[k], &len);
 		if (s == NULL)
 			continue;
 		if (!first)
@@ -401,7 +408,10 @@ dedupe_key(JsonbContainer *ev)
  * those already stored; returns how many are new.  Every column is read
  * from the parsed body here, in C, dedupe key included; then one INSERT
  * ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING stores the whole
- * delivery, in the caller's transaction (SPI connected by us).  Counts
+ * delivery, in the caller's transaction (SPI connected by us); an event
+ * whose dedupe key (a retried delivery) or change key (the same change
+ * from the Webhooks Journal or the receiver) is stored already is left
+ * out.  Counts
  * nothing: see hubsync_inbox_count_stored.
  */
 int
@@ -409,11 +419,12 @@ hubsync_inbox_store(Jsonb *events, int *duplicates)
 {
 	static const Oid elem_types[NUM_INBOX_COLS] = {
 		BYTEAOID, TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID,
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID
 	};
 	static const Oid array_types[NUM_INBOX_COLS] = {
 		BYTEAARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID
+		JSONBARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		BYTEAARRAYOID
 	};
 	int			total = hubsync_json_array_size(&events->root);
 	Datum	   *values[NUM_INBOX_COLS];
@@ -436,7 +447,8 @@ hubsync_inbox_store(Jsonb *events, int *duplicates)
 		JsonbValue *elem = getIthJsonbValueFromContainer(&events->root, i);
 		JsonbContainer *ev = elem->val.binary.data; /* an object: checked */
 
-		values[COL_DEDUPE_KEY][i] = dedupe_key(ev);
+		values[COL_DEDUPE_KEY][i] = dedupe_key(ev, false);
+		values[COL_CHANGE_KEY][i] = dedupe_key(ev, true);
 		text_datum(ev, "subscriptionType", &values[COL_SUBSCRIPTION_TYPE][i], &nulls[COL_SUBSCRIPTION_TYPE][i]);
 		text_datum(ev, "objectTypeId", &values[COL_OBJECT_TYPE_ID][i], &nulls[COL_OBJECT_TYPE_ID][i]);
 		int8_datum(ev, "objectId", &values[COL_OBJECT_ID][i], &nulls[COL_OBJECT_ID][i]);
@@ -468,12 +480,12 @@ hubsync_inbox_store(Jsonb *events, int *duplicates)
 		SPIPlanPtr	plan = SPI_prepare(
 									   "INSERT INTO hubsync.inbox (dedupe_key, subscription_type, object_type_id, "
 									   "  object_id, occurred_at, event, property_name, property_value, "
-									   "  change_source, source_id) "
+									   "  change_source, source_id, change_key) "
 									   "SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
 									   "  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5), "
 									   "  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8), "
-									   "  pg_catalog.unnest($9), pg_catalog.unnest($10)) "
-									   "ON CONFLICT (dedupe_key) DO NOTHING",
+									   "  pg_catalog.unnest($9), pg_catalog.unnest($10), pg_catalog.unnest($11)) "
+									   "ON CONFLICT DO NOTHING",
 									   NUM_INBOX_COLS, (Oid *) array_types);
 
 		if (plan == NULL)

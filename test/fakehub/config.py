@@ -91,6 +91,10 @@ DEFAULTS = {
     "webhookPropertyChangeOnCreate": True,
     "webhookSubscriptions": None,
     "webhookCapture": True,
+    # Webhooks Journal: how long entries are kept (HubSpot: three days) and
+    # how long a pre-signed download URL stays valid
+    "journalRetentionMs": 3 * 86400 * 1000,
+    "journalUrlTtlMs": 300000,
     # request log: the ids each batch input names (for debugging chaos runs)
     "logInputIds": False,
     "webhookCaptureMax": 100000,
@@ -156,7 +160,8 @@ _POSITIVE = {"burstLimit", "burstWindowMs", "dailyLimit", "searchPerSecond",
              "batchMaxInputs", "batchMaxInputsWithHistory", "listMaxLimit",
              "searchMaxLimit", "webhookBatchMax", "webhookConcurrency",
              "webhookTimeoutMs", "associationBatchMaxInputs", "historyMax",
-             "assocBatchReadPageSize"}
+             "assocBatchReadPageSize",
+             "journalRetentionMs", "journalUrlTtlMs"}
 
 
 def defaults(overrides=None):

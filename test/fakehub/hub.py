@@ -7,7 +7,7 @@ import threading
 import time
 import traceback
 
-from . import config, versions, routes_assoc, routes_crm, routes_fake, routes_meta, routes_owners, routes_webhooks
+from . import config, journal, versions, routes_assoc, routes_crm, routes_fake, routes_meta, routes_owners, routes_webhooks
 from .assoc import Associations
 from .auth import Auth
 from .faults import Faults, garble_body, hostile_body, status_response
@@ -35,6 +35,7 @@ class Hub:
         self.issued_cursors = set()     # (objectTypeId, cursor) handed out (listCursor "issued")
         self.recorder = Recorder(None)  # server.main sets the --record file
         self.hooks = Webhooks(self)
+        self.journal = journal.Journal(self)
         self.limits = Limits(self)
         self.log = RequestLog(self)
         self.faults = Faults(self)
@@ -50,6 +51,7 @@ class Hub:
         self.open = Routes()           # no bearer token needed (own auth)
         self._register_oauth()
         routes_webhooks.register(self.open)
+        journal.register(self.open, self.control)
 
     def _register_oauth(self):
         """OAuth endpoints: no bearer token needed."""
@@ -72,6 +74,7 @@ class Hub:
                 self.cfg.update(config.defaults(self.base))   # in place, never empty
             self.rng.seed(self.cfg["randomSeed"])
             self.hooks.reset()          # first: captured events refer to the old store
+            self.journal.reset()
             self.store = Store(self)
             self.assoc = Associations(self)
             self.issued_cursors = set()

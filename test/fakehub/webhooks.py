@@ -106,8 +106,12 @@ class Webhooks:
                                 (created, pairs)))
             self.next_event += n
 
-    def _event(self, eid, ot, kind, object_id, src, now, extra):
-        """Build one event dict in HubSpot's field order, or None if unsubscribed."""
+    def _event(self, eid, ot, kind, object_id, src, now, extra, subscribe=None,
+               with_tid=False):
+        """Build one event dict in HubSpot's field order, or None if unsubscribed.
+
+        subscribe replaces the webhook subscription look-up and with_tid keeps
+        the objectTypeId of prefixed types (the journal's view of the event)."""
         if ot.hook:
             if kind == "privacyDeletion" and ot.hook != "contact":
                 kind = "deletion"
@@ -118,7 +122,9 @@ class Webhooks:
                 kind = "deletion"
             stype = "object." + kind
             tid = ot.tid
-        sub_id = self.subscription(stype, extra.get("propertyName"), tid)
+        sub_id = (subscribe or self.subscription)(stype, extra.get("propertyName"), tid)
+        if with_tid:
+            tid = ot.tid
         if sub_id is None:
             return None
         cfg = self.hub.cfg
@@ -138,23 +144,24 @@ class Webhooks:
             ev["isSensitive"] = False
         return ev
 
-    def _expand(self, item):
-        """Event dicts of one staged item."""
+    def _expand(self, item, subscribe=None, with_tid=False):
+        """Event dicts of one staged item (see _event for the options)."""
         eid, n, ot, kind, object_id, src, now, extra = item
+        opts = {"subscribe": subscribe, "with_tid": with_tid}
         if kind != "changes":
-            ev = self._event(eid, ot, kind, object_id, src, now, extra)
+            ev = self._event(eid, ot, kind, object_id, src, now, extra, **opts)
             return [ev] if ev else []
         created, pairs = extra
         out = []
         if created:
             out.append(self._event(eid, ot, "creation", object_id, src, now,
-                                   {"changeFlag": "CREATED"}))
+                                   {"changeFlag": "CREATED"}, **opts))
             eid += 1
         for name, value in pairs:
             if name in _NO_EVENT:
                 continue
             out.append(self._event(eid, ot, "propertyChange", object_id, src, now,
-                                   {"propertyName": name, "propertyValue": value}))
+                                   {"propertyName": name, "propertyValue": value}, **opts))
             eid += 1
         return [e for e in out if e]
 
@@ -168,6 +175,7 @@ class Webhooks:
             self.counters["eventsGenerated"] += sum(item[1] for item in staged)
             if cfg["webhookCapture"]:
                 self.captured.extend(staged)
+            self.hub.journal.record(staged)
             if not cfg["webhookUrl"]:
                 return
             rng = self.hub.rng
