@@ -325,9 +325,12 @@ probe_oauth(long status, const char *body, size_t len)
 	probe_check(a.access == NULL || a.expires_in == 0);
 	if (a.result == HUBSYNC_OAUTH_REFUSED)
 	{
-		/* stored and logged: "HTTP n" and status words, nothing else */
+		/*
+		 * stored and logged: "HTTP n", status words and the plain words of
+		 * error_description after a colon, nothing else
+		 */
 		probe_check(a.error != NULL &&
-					strspn(a.error, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_ ") ==
+					strspn(a.error, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_: ") ==
 					strlen(a.error));
 		return psprintf("oauth: refused (%s)", a.error);
 	}

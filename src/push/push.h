@@ -41,6 +41,10 @@ typedef struct PushOutcome
 	char	   *message;
 	char	   *hs_object_id;	/* DONE (upserts learn it) and LINK */
 	char	   *updated_at;		/* DONE: HubSpot's updatedAt of the write */
+	bool		conflict;		/* a unique-value conflict to resolve by
+								 * search (push_resolve_conflicts) */
+	char	   *conflict_property;	/* the property the error names, or NULL */
+	char	   *conflict_existing;	/* the id the message gives, or NULL */
 } PushOutcome;
 
 /* One record's coalesced change, as returned by hubsync._claim() */
@@ -86,8 +90,9 @@ extern bool hubsync_push_associations(void);
 
 /* push_conflict.c */
 extern char *push_conflict_property(JsonbContainer *err, const char *message);
-extern void push_resolve_conflict(PushBatch *b, PushRecord *r, const char *property,
-								  const char *existing);
+extern void push_mark_conflict(PushRecord *r, const char *property,
+							   const char *existing);
+extern void push_resolve_conflicts(PushBatch *b);
 
 /* push_request.c */
 extern char *push_build_body(PushBatch *batch);

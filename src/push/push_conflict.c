@@ -138,15 +138,28 @@ search_body(JsonbContainer *props, List *names)
 }
 
 /*
- * push_resolve_conflict -- set r's outcome for a unique-value conflict:
- * LINK to the one HubSpot record holding its unique values, RETRY when
- * none is found yet (or the search failed), DEAD when several are.
- * property is what the error names (or NULL), existing the id its message
- * gives (or NULL).
+ * push_mark_conflict -- note, while an answer is classified, that r hit a
+ * unique-value conflict: push_resolve_conflicts searches for the existing
+ * record afterwards, so that classifying an answer never waits on the
+ * network.  property is what the error names (or NULL), existing the id
+ * its message gives (or NULL).
  */
 void
-push_resolve_conflict(PushBatch *b, PushRecord *r, const char *property,
-					  const char *existing)
+push_mark_conflict(PushRecord *r, const char *property, const char *existing)
+{
+	r->outcome.conflict = true;
+	r->outcome.conflict_property = property ? pstrdup(property) : NULL;
+	r->outcome.conflict_existing = existing ? pstrdup(existing) : NULL;
+}
+
+/*
+ * resolve_conflict -- set r's outcome for a unique-value conflict: LINK to
+ * the one HubSpot record holding its unique values, RETRY when none is
+ * found yet (or the search failed), DEAD when several are.
+ */
+static void
+resolve_conflict(PushBatch *b, PushRecord *r, const char *property,
+				 const char *existing)
 {
 	Jsonb	   *pj = r->props ? hubsync_json_parse(r->props, strlen(r->props)) : NULL;
 	JsonbContainer *props = pj ? &pj->root : NULL;
@@ -230,4 +243,21 @@ push_resolve_conflict(PushBatch *b, PushRecord *r, const char *property,
 							  o->message ? o->message : "unique-value conflict", req->status);
 	}
 	hubsync_http_release(req);
+}
+
+/*
+ * push_resolve_conflicts -- resolve the conflicts push_classify marked in
+ * a batch's outcomes (one search each; the push worker, after classifying)
+ */
+void
+push_resolve_conflicts(PushBatch *b)
+{
+	for (int i = 0; i < b->nrecords; i++)
+	{
+		PushOutcome *o = &b->records[i]->outcome;
+
+		if (o->conflict)
+			resolve_conflict(b, b->records[i], o->conflict_property,
+							 o->conflict_existing);
+	}
 }

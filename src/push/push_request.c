@@ -97,6 +97,7 @@ set_outcome(PushRecord *r, PushOutcomeKind kind, int status, const char *categor
 	r->outcome.message = message ? pstrdup(message) : NULL;
 	r->outcome.count_attempt = true;
 	r->outcome.delay_ms = (kind == OUTCOME_RETRY) ? backoff_ms(r->attempts) : 0;
+	r->outcome.conflict = false;
 }
 
 /* set_all -- the same outcome for every record of the batch */
@@ -205,8 +206,8 @@ apply_error_item(PushBatch *b, JsonbContainer *err)
 			{
 				/* another unique value is taken: find its record */
 				set_outcome(r, OUTCOME_RETRY, 207, category, message);
-				push_resolve_conflict(b, r, push_conflict_property(err, message),
-									  existing_id(message));
+				push_mark_conflict(r, push_conflict_property(err, message),
+								   existing_id(message));
 			}
 			else if (b->kind == PUSH_UPDATE && category &&
 					 strcmp(category, "OBJECT_NOT_FOUND") == 0)
@@ -396,8 +397,8 @@ push_classify(PushBatch *b)
 		if (b->nrecords == 1)
 		{
 			set_all(b, OUTCOME_RETRY, status, category ? category : "CONFLICT", message);
-			push_resolve_conflict(b, b->records[0], push_conflict_property(root, message),
-								  existing_id(message));
+			push_mark_conflict(b->records[0], push_conflict_property(root, message),
+							   existing_id(message));
 		}
 		else
 			set_all(b, OUTCOME_ALONE, status, category, message);

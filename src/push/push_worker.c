@@ -324,6 +324,7 @@ finish_requests(void)
 
 		hubsync_observe_response(req);
 		push_classify(b);
+		push_resolve_conflicts(b);
 		MemoryContextSwitchTo(old);
 		/* commit to HubSpot's answer, for each change HubSpot took */
 		for (int i = 0; i < b->nrecords; i++)
