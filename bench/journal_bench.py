@@ -43,7 +43,11 @@ def main():
                        "hubsync.poll_association_interval": "1h"})
     try:
         cluster.sql("CREATE EXTENSION hubsync")
-        cluster.sql("SELECT hubsync.set_credentials(access_token => 'test-token')")
+        # a static token for CRM calls, the app's client id and secret for
+        # the journal (it takes only a client-credentials token)
+        cluster.sql("SELECT hubsync.set_credentials(access_token => 'test-token', "
+                    "oauth_client_id => 'hubsync-client-id', "
+                    "oauth_client_secret => 'hubsync-oauth-secret')")
         cluster.wait("SELECT count(*) > 0 AND bool_and(state = 'active') "
                      "FROM hubsync.journal_subscriptions", timeout=120)
         cluster.wait("SELECT coalesce((SELECT started FROM hubsync.journal_state), false)",

@@ -62,6 +62,10 @@ sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 step "CREATE EXTENSION hubsync; set the private-app token and the app's client secret"
 sql -c "CREATE EXTENSION hubsync" \
 	-c "SELECT hubsync.set_credentials(access_token => 'test-token', client_secret => 'hubsync-test-secret')"
+if [ "$MODE" = journal ]; then
+	# the journal takes only the app's client-credentials token
+	sql -c "SELECT hubsync.set_credentials(oauth_client_id => 'hubsync-client-id', oauth_client_secret => 'hubsync-oauth-secret')"
+fi
 # the workers start at once; wait until the receiver listens
 for _ in $(seq 50); do
 	[ "$(sql -Atc "SELECT count(*) FROM hubsync.worker_status() WHERE state = 'running'")" = 3 ] && break

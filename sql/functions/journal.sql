@@ -162,6 +162,27 @@ $$;
 COMMENT ON FUNCTION hubsync._journal_error(text) IS
   'API: private. Webhooks Journal: records the last error reading it';
 
+-- The journal cannot authenticate (no OAuth client id and secret, or
+-- HubSpot refused them): the error in journal_state and a journal_auth
+-- alert with the hint.  No secret is in either.
+CREATE OR REPLACE FUNCTION hubsync._journal_auth_error(p_error text, p_hint text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM hubsync._journal_error(p_error);
+	PERFORM hubsync._alert('journal_auth', 'journal',
+		jsonb_build_object('error', p_error, 'hint', p_hint));
+END
+$$;
+COMMENT ON FUNCTION hubsync._journal_auth_error(text, text) IS
+  'API: private. Webhooks Journal: records an authentication problem and alerts (journal_auth)';
+
+-- For hubsync.check(): a client-credentials token with the journal's
+-- scopes and one GET of the latest entry (src/pull/journal.c).
+CREATE OR REPLACE FUNCTION hubsync._journal_probe() RETURNS jsonb
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_journal_probe';
+COMMENT ON FUNCTION hubsync._journal_probe() IS
+  'API: private. hubsync.check(): the journal''s client-credentials token and a GET of its latest entry';
+
 -- The subscriptions the mirrored types need: an OBJECT and an ASSOCIATION
 -- subscription for each, added as pending (the pull worker creates them in
 -- HubSpot); those of types no longer mirrored are to be removed.  Rows the

@@ -457,6 +457,7 @@ DECLARE
 	v_port integer := coalesce(nullif(current_setting('hubsync.webhook_port', true), '')::integer, 0);
 	v_url text := coalesce(current_setting('hubsync.webhook_public_url', true), '');
 	v_down text;
+	v_scopes text;
 BEGIN
 	PERFORM hubsync._require_owner('check the hubsync set-up');
 
@@ -468,6 +469,8 @@ BEGIN
 	               WHEN c.oauth_refresh_token THEN 'OAuth client and refresh token set'
 	               WHEN c.oauth_client_id AND c.oauth_client_secret THEN 'OAuth client id and secret set (client credentials grant)'
 	               ELSE 'no access token and no complete OAuth client' END
+	          || CASE WHEN (c.access_token OR c.oauth_refresh_token) AND c.oauth_client_id AND c.oauth_client_secret
+	                  THEN '; OAuth client id and secret set (client credentials for the Webhooks Journal)' ELSE '' END
 	          || CASE WHEN c.client_secret THEN '; app client secret set' ELSE '' END;
 	hint := CASE WHEN NOT ok THEN 'SELECT hubsync.set_credentials(access_token => ''...'');' END;
 	RETURN NEXT;
@@ -582,6 +585,53 @@ BEGIN
 	END IF;
 	RETURN NEXT;
 
+	-- the Webhooks Journal, when it is on: a dated API version, the
+	-- account, the app's client id and secret, and a client-credentials
+	-- token with the journal scopes that reads the latest entry
+	IF hubsync._setting_interval('hubsync.journal_interval', '0') > interval '0' THEN
+		item := 'journal';
+		ok := false;
+		v_scopes := 'developer.webhooks_journal.read, developer.webhooks_journal.subscriptions.read and developer.webhooks_journal.subscriptions.write';
+		IF v_version = 'legacy' THEN
+			detail := 'hubsync.api_version is legacy: HubSpot publishes the journal only in date-versioned APIs';
+			hint := 'ALTER SYSTEM SET hubsync.api_version = ''2026-09''; SELECT pg_reload_conf(); (or set hubsync.journal_interval to 0)';
+		ELSIF coalesce(nullif(current_setting('hubsync.portal_id', true), '')::integer, 0) <= 0 THEN
+			detail := 'hubsync.portal_id is not set: the journal subscriptions and reads name the HubSpot account';
+			hint := 'ALTER SYSTEM SET hubsync.portal_id = <your HubSpot account id>; SELECT pg_reload_conf();';
+		ELSIF NOT (c.oauth_client_id AND c.oauth_client_secret) THEN
+			detail := 'no OAuth client id and secret: the journal takes only a client-credentials token of the app; an access token (static, private-app or service key) cannot read it';
+			hint := 'SELECT hubsync.set_credentials(oauth_client_id => ''...'', oauth_client_secret => ''...''); with the project app''s client id and secret (scopes ' || v_scopes || ').';
+		ELSE
+			g := hubsync._journal_probe();
+			v_status := coalesce((g->>'status')::integer, 0);
+			IF g->>'token' = 'refused' THEN
+				detail := 'HubSpot refused the client credentials: ' || coalesce(g->>'error', '');
+				hint := 'Check the app''s client id and secret and that the app has the scopes ' || v_scopes || '; then hubsync.set_credentials(oauth_client_id => ..., oauth_client_secret => ...).';
+			ELSIF g->>'token' <> 'ok' THEN
+				detail := 'no client-credentials token: ' || coalesce(g->>'error', '');
+				hint := 'Check hubsync.api_base_url, DNS and the firewall; run hubsync.check() again.';
+			ELSIF v_status = 200 OR v_status = 404 THEN
+				ok := true;
+				detail := 'client-credentials token with the journal scopes; the latest entry is readable'
+				          || CASE WHEN v_status = 404 THEN ' (the journal is empty yet)' ELSE '' END;
+				hint := NULL;
+			ELSIF v_status = 403 THEN
+				detail := 'the client-credentials token lacks a journal scope (HTTP 403 reading the latest entry)';
+				hint := 'Add the scopes ' || v_scopes || ' to the app (docs/hubspot-app.md).';
+			ELSIF v_status = 401 THEN
+				detail := 'HubSpot refused the client-credentials token reading the latest entry (HTTP 401)';
+				hint := 'Check that the client id and secret are those of the app installed in this account.';
+			ELSIF v_status = 0 THEN
+				detail := 'HubSpot not reached reading the latest entry: ' || coalesce(g->>'error', '');
+				hint := 'Check hubsync.api_base_url, DNS, the firewall and the CA bundle; see the server log.';
+			ELSE
+				detail := format('HubSpot answered HTTP %s reading the latest entry', v_status);
+				hint := 'Run hubsync.check() again; see the server log.';
+			END IF;
+		END IF;
+		RETURN NEXT;
+	END IF;
+
 	-- workers
 	item := 'workers';
 	SELECT string_agg(s.worker || ': ' || s.state, ', ' ORDER BY s.worker) INTO v_down
@@ -596,4 +646,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION hubsync.check() IS
-  'Verifies the set-up without creating anything in HubSpot: credentials, HubSpot reachable and the token accepted, read access per tracked object type, the hubsync_id property, the webhook receiver or polling only, the workers; one row per check with a hint when it fails';
+  'Verifies the set-up without creating anything in HubSpot: credentials, HubSpot reachable and the token accepted, read access per tracked object type, the hubsync_id property, the webhook receiver or polling only, the Webhooks Journal when it is on, the workers; one row per check with a hint when it fails';

@@ -461,6 +461,51 @@ hubsync_oauth_refresh(void)
 	return result;
 }
 
+/*
+ * hubsync_oauth_client_credentials -- one client-credentials grant for the
+ * given scopes (space separated, RFC 6749's "scope" form field): the
+ * answer, nothing stored and no claim taken.  The Webhooks Journal keeps
+ * such a token of its own (journal.c), whatever token CRM calls use.  On
+ * anything but DONE, a->error says why in words safe to store (the HTTP
+ * status and HubSpot's status words, or the network error).
+ */
+void
+hubsync_oauth_client_credentials(const char *client_id, const char *client_secret,
+								 const char *scope, HubsyncOAuthAnswer *a)
+{
+	StringInfoData form;
+	HubsyncHttpRequest *req;
+
+	initStringInfo(&form);
+	appendStringInfoString(&form, "grant_type=client_credentials&client_id=");
+	append_form_value(&form, client_id);
+	appendStringInfoString(&form, "&client_secret=");
+	append_form_value(&form, client_secret);
+	if (scope && *scope)
+	{
+		appendStringInfoString(&form, "&scope=");
+		append_form_value(&form, scope);
+	}
+	req = palloc0(sizeof(HubsyncHttpRequest));
+	req->method = "POST";
+	req->url = hubsync_api_url(hubsync_path_oauth_token());
+	req->body = form.data;
+	req->content_type = "application/x-www-form-urlencoded";
+	hubsync_http_perform(req);
+	explicit_bzero(form.data, form.len);
+
+	hubsync_oauth_read_answer(req->status, req->response, req->response_len, a);
+	if (a->error && strstr(a->error, client_secret))
+		a->error = psprintf("HTTP %ld", req->status);
+	if (a->result == HUBSYNC_OAUTH_RETRY_LATER)
+		a->error = req->status > 0 ?
+			psprintf("HTTP %ld from the token endpoint", req->status) :
+			psprintf("token endpoint not reached: %s", req->error[0] ? req->error : "no response");
+	if (req->response)
+		explicit_bzero(req->response, req->response_len);
+	hubsync_http_release(req);
+}
+
 /* hubsync_oauth_forget_backoff -- new credentials: try again at once */
 void
 hubsync_oauth_forget_backoff(void)

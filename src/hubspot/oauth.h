@@ -33,5 +33,7 @@ extern void hubsync_oauth_read_answer(long status, const char *response, size_t 
 									  HubsyncOAuthAnswer *a);
 extern HubsyncOAuthResult hubsync_oauth_refresh(void);
 extern void hubsync_oauth_forget_backoff(void);
+extern void hubsync_oauth_client_credentials(const char *client_id, const char *client_secret,
+											 const char *scope, HubsyncOAuthAnswer *a);
 
 #endif							/* HUBSYNC_OAUTH_H */

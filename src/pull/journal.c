@@ -23,6 +23,14 @@
  * (hubsync._journal_expired).  Journal requests are exempt from HubSpot's
  * rate limits: they take nothing from the shared quota.
  *
+ * HubSpot's journal APIs take only a client-credentials token of the app
+ * (OAuth client id and secret, grant_type=client_credentials) carrying the
+ * journal scopes (JOURNAL_SCOPES).  The journal keeps such a token of its
+ * own, in this process's memory, refreshed before it expires, whatever
+ * token CRM calls use (an access token, a refreshed OAuth token, or the
+ * client-credentials token of hubspot_api.c when nothing else is set): a
+ * static or private-app token or a service key cannot read the journal.
+ *
  * IDENTIFICATION
  *	  src/pull/journal.c
  *
@@ -32,10 +40,15 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "hubspot/api_paths.h"
 #include "hubspot/hubspot_api.h"
+#include "hubspot/oauth.h"
 #include "hubspot/hubspot_read.h"
 #include "hubspot/settings.h"
 #include "util/json_util.h"
@@ -50,7 +63,24 @@
 #define JOURNAL_BAD_FILE_TRIES 3	/* reads of an entry whose file is not
 									 * JSON before it is skipped */
 
+/* the scopes the journal's client-credentials token is asked for */
+#define JOURNAL_SCOPES "developer.webhooks_journal.read " \
+	"developer.webhooks_journal.subscriptions.read " \
+	"developer.webhooks_journal.subscriptions.write"
+#define JOURNAL_CREDENTIALS_HINT "Set the project app's client id and secret with " \
+	"hubsync.set_credentials(oauth_client_id => ..., oauth_client_secret => ...); " \
+	"the app needs the scopes " JOURNAL_SCOPES " (docs/hubspot-app.md)."
+
+PG_FUNCTION_INFO_V1(hubsync_journal_probe);
+
 static int64 next_read_ms = 0;
+/* the journal's own client-credentials token (TopMemoryContext) */
+static char *journal_token = NULL;
+static TimestampTz journal_token_refresh_at = 0;
+static uint64 journal_token_version = PG_UINT64_MAX;
+static bool journal_token_refused = false;	/* until the credentials change */
+
+static void record_error(const char *msg);
 static bool legacy_warned = false;
 static char bad_offset[JOURNAL_MAX_OFFSET + 1];	/* entry whose file was not JSON */
 static int	bad_tries = 0;
@@ -69,17 +99,148 @@ journal_url(const char *suffix)
 	return hubsync_api_url(path);
 }
 
+/* forget_journal_token -- wipe the journal's token from memory */
+static void
+forget_journal_token(void)
+{
+	if (journal_token)
+	{
+		explicit_bzero(journal_token, strlen(journal_token));
+		pfree(journal_token);
+		journal_token = NULL;
+	}
+	journal_token_refresh_at = 0;
+}
+
 /*
- * hubsync_journal_call -- one journal API request with this process's
- * token.  The journal is exempt from the rate limits, so no quota is
- * taken; the answer still tells the authentication state (a 401), but its
- * limit headers and 429s are the journal's own and stay out of the shared
- * quota.
+ * read_client -- the OAuth client id and secret from hubsync._credentials
+ * (palloc'd in the caller's context), inside the caller's transaction;
+ * false when either is missing.
+ */
+static bool
+read_client(char **client_id, char **client_secret)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	bool		ok = false;
+
+	*client_id = *client_secret = NULL;
+	SPI_connect();
+	if (SPI_execute("SELECT oauth_client_id, oauth_client_secret FROM hubsync._credentials",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		char	   *id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *secret = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		if (id && secret && *id && *secret)
+		{
+			*client_id = MemoryContextStrdup(caller, id);
+			*client_secret = MemoryContextStrdup(caller, secret);
+			ok = true;
+		}
+		if (secret)
+			explicit_bzero(secret, strlen(secret));
+	}
+	SPI_finish();
+	return ok;
+}
+
+/*
+ * auth_problem -- the journal cannot authenticate: last_error in
+ * hubsync.journal_state, a journal_auth alert with the hint, and a
+ * WARNING (once per refusal: nothing is asked again until the
+ * credentials change).
+ */
+static void
+auth_problem(const char *msg)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(msg), CStringGetTextDatum(JOURNAL_CREDENTIALS_HINT)};
+
+	ereport(WARNING,
+			(errmsg("hubsync cannot read the Webhooks Journal: %s", msg),
+			 errhint("%s", JOURNAL_CREDENTIALS_HINT)));
+	(void) hubsync_worker_sql("record a Webhooks Journal authentication problem",
+							  "SELECT hubsync._journal_auth_error($1, $2)", 2, types, values, NULL, NULL);
+}
+
+/*
+ * journal_auth -- make sure this process holds the journal's
+ * client-credentials token, asking the token endpoint for one (with the
+ * journal scopes) when there is none or it expires within a minute (or
+ * half its lifetime, if shorter).  False when there is no usable token:
+ * no client id and secret, HubSpot refused them (both wait for new
+ * credentials), or a passing failure (the next tick tries again).
+ */
+static bool
+journal_auth(void)
+{
+	uint64		version = hubsync_credentials_version();
+	char	   *client_id;
+	char	   *client_secret;
+	bool		have;
+	HubsyncOAuthAnswer a;
+
+	if (version != journal_token_version)
+	{
+		forget_journal_token();
+		journal_token_refused = false;
+		journal_token_version = version;
+	}
+	if (journal_token && GetCurrentTimestamp() < journal_token_refresh_at)
+		return true;
+	if (journal_token_refused)
+		return false;
+	forget_journal_token();
+
+	if (!hubsync_worker_begin_xact("reading the OAuth client of the Webhooks Journal"))
+	{
+		hubsync_worker_end_xact();
+		return false;
+	}
+	have = read_client(&client_id, &client_secret);
+	hubsync_worker_end_xact();
+	if (!have)
+	{
+		journal_token_refused = true;
+		auth_problem("no OAuth client id and secret: the journal takes only a client-credentials token of the app, not an access token (static, private-app or service key)");
+		return false;
+	}
+
+	pgstat_report_activity(STATE_RUNNING, "getting the Webhooks Journal's client-credentials token");
+	hubsync_oauth_client_credentials(client_id, client_secret, JOURNAL_SCOPES, &a);
+	explicit_bzero(client_secret, strlen(client_secret));
+	if (a.result == HUBSYNC_OAUTH_DONE)
+	{
+		double		margin = Min(60.0, a.expires_in / 2);
+
+		journal_token = MemoryContextStrdup(TopMemoryContext, a.access);
+		explicit_bzero(a.access, strlen(a.access));
+		journal_token_refresh_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															   (int64) ((a.expires_in - margin) * 1000));
+		return true;
+	}
+	if (a.result == HUBSYNC_OAUTH_REFUSED)
+	{
+		journal_token_refused = true;
+		auth_problem(psprintf("HubSpot refused the client credentials (%s)", a.error));
+	}
+	else
+		record_error(psprintf("could not get the client-credentials token: %s", a.error));
+	return false;
+}
+
+/*
+ * hubsync_journal_call -- one journal API request with the journal's
+ * client-credentials token (journal_auth must have succeeded).  The
+ * journal is exempt from the rate limits, so no quota is taken and its
+ * limit headers and 429s stay out of the shared quota.  A 401 drops the
+ * token (the next tick asks for a new one); it says nothing about the
+ * token CRM calls use.
  */
 HubsyncHttpRequest *
 hubsync_journal_call(const char *method, char *url, char *body)
 {
-	HubsyncHttpRequest *req = hubsync_request_new(method, url, body, NULL);
+	HubsyncHttpRequest *req = hubsync_request_new(method, url, body, journal_token);
 
 	req->quota_class = (int) HUBSYNC_QUOTA_BULK;
 	hubsync_http_perform(req);
@@ -88,6 +249,8 @@ hubsync_journal_call(const char *method, char *url, char *body)
 		req->rl_max = req->rl_remaining = req->rl_daily_remaining = -1;
 		hubsync_observe_response(req);
 	}
+	if (req->status == 401)
+		forget_journal_token();
 	return req;
 }
 
@@ -143,6 +306,10 @@ request_problem(HubsyncHttpRequest *req, const char *what)
 {
 	if (req->status == 0)
 		return psprintf("%s: %s", what, req->error[0] ? req->error : "no answer");
+	if (req->status == 401)
+		return psprintf("%s: HTTP 401 (the client-credentials token was refused; a new one is asked for)", what);
+	if (req->status == 403)
+		return psprintf("%s: HTTP 403 (the client-credentials token lacks a scope of %s)", what, JOURNAL_SCOPES);
 	return psprintf("%s: HTTP %ld", what, req->status);
 }
 
@@ -449,8 +616,7 @@ hubsync_journal_tick(void)
 		return false;
 	}
 	legacy_warned = false;
-	hubsync_refresh_credentials();
-	if (hubsync_auth_blocked())
+	if (!journal_auth())
 		return false;
 	hubsync_journal_sync_subscriptions();
 	r = read_entries();
@@ -472,4 +638,49 @@ hubsync_journal_wait_ms(long idle_ms)
 		return idle_ms;
 	left = next_read_ms - hubsync_now_ms();
 	return (long) Max(Min((int64) idle_ms, left), 1);
+}
+
+/*
+ * hubsync_journal_probe -- SQL hubsync._journal_probe(), for
+ * hubsync.check(): a client-credentials token with the journal scopes,
+ * then one GET of the journal's latest entry with it.  Returns
+ * {"token": "ok" | "missing" | "refused" | "failed", "error": why (no
+ * secret), "status": the GET's HTTP status (0: not reached)}.  Nothing is
+ * stored; not executable by PUBLIC (check() is owner only).
+ */
+Datum
+hubsync_journal_probe(PG_FUNCTION_ARGS)
+{
+	char	   *client_id;
+	char	   *client_secret;
+	HubsyncOAuthAnswer a;
+	StringInfoData out;
+
+	initStringInfo(&out);
+	if (!read_client(&client_id, &client_secret))
+		appendStringInfoString(&out, "{\"token\":\"missing\"}");
+	else
+	{
+		hubsync_oauth_client_credentials(client_id, client_secret, JOURNAL_SCOPES, &a);
+		explicit_bzero(client_secret, strlen(client_secret));
+		if (a.result != HUBSYNC_OAUTH_DONE)
+		{
+			appendStringInfo(&out, "{\"token\":\"%s\",\"error\":",
+							 a.result == HUBSYNC_OAUTH_REFUSED ? "refused" : "failed");
+			hubsync_json_escape(&out, a.error ? a.error : "");
+			appendStringInfoChar(&out, '}');
+		}
+		else
+		{
+			HubsyncHttpRequest *req = hubsync_request_new("GET", journal_url("/latest"), NULL, a.access);
+
+			hubsync_http_perform(req);
+			explicit_bzero(a.access, strlen(a.access));
+			appendStringInfo(&out, "{\"token\":\"ok\",\"status\":%ld,\"error\":", req->status);
+			hubsync_json_escape(&out, req->status == 0 && req->error[0] ? req->error : "");
+			appendStringInfoChar(&out, '}');
+			hubsync_http_release(req);
+		}
+	}
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }

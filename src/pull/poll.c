@@ -56,7 +56,7 @@
 #define POLL_SLICE_PAGES 10		/* search pages per tick */
 #define SWEEP_SLICE_PAGES 10	/* list / association pages per tick */
 #define POLL_CHECK_MS 1000
-#define POLL_WEBHOOKS_FACTOR 5	/* fast poll slowdown while the receiver runs */
+#define POLL_WEBHOOKS_FACTOR 5	/* fast poll slowdown while the receiver or the journal runs */
 
 /* One object type as the poller sees it (read afresh every round) */
 typedef struct PollType
@@ -719,8 +719,11 @@ hubsync_poll_tick(void)
 	bool		worked = false;
 	int64		poll_ms = (int64) hubsync_poll_interval * 1000;
 
-	/* with webhooks on, polling is only the safety net: five times slower */
-	if (hubsync_webhook_port > 0)
+	/*
+	 * with webhooks or the Webhooks Journal on, polling is only the safety
+	 * net: five times slower
+	 */
+	if (hubsync_webhook_port > 0 || hubsync_journal_interval > 0)
 		poll_ms *= POLL_WEBHOOKS_FACTOR;
 
 	if (now < next_check_ms)

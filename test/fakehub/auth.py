@@ -34,6 +34,7 @@ class Auth:
         """Forget issued and revoked tokens."""
         with self.lock:
             self.access = {}          # token -> expiry ms
+            self.cc_scopes = {}       # client-credentials token -> its scopes
             self.refresh_issued = set()
             self.revoked = set()
             self.grants = 0
@@ -61,6 +62,40 @@ class Auth:
             "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
             "INVALID_AUTHENTICATION"), {"x-hubspot-auth-failure": "401 Unauthorized"})
 
+    def kind(self, header):
+        """'private', 'oauth' (a user's token: refresh or authorization code
+        grant) or 'client_credentials' for a known Authorization header
+        (expired or not), else None: what the request log shows."""
+        token = header[7:].strip() if header and header[:7].lower() == "bearer " else ""
+        if token and token == self.hub.cfg["token"]:
+            return "private"
+        with self.lock:
+            if token in self.cc_scopes:
+                return "client_credentials"
+            return "oauth" if token in self.access else None
+
+    def check_app_token(self, header, scope):
+        """The webhooks journal APIs (HubSpot's published OpenAPI document
+        for the Webhooks Journal, 2026-03: oauth2 security only; developer
+        docs: a client credentials token carrying the developer scopes):
+        401 for any other token (a private-app/static token, a service key,
+        a user's OAuth token), 403 MISSING_SCOPES when the client-credentials
+        token was not asked for `scope`."""
+        self.check(header)        # 401 for unknown or expired tokens
+        token = header[7:].strip()
+        with self.lock:
+            scopes = self.cc_scopes.get(token)
+        if scopes is None:
+            raise ApiError(401, error_body(
+                "This API takes only an OAuth 2.0 client credentials token of the app "
+                "(grant_type=client_credentials); static, private app and user tokens "
+                "are not accepted", "INVALID_AUTHENTICATION"),
+                {"x-hubspot-auth-failure": "401 Unauthorized"})
+        if scope not in scopes:
+            raise ApiError(403, error_body(
+                "This app hasn't been granted all required scopes to make this call.",
+                "MISSING_SCOPES", context={"requiredGranularScopes": [scope]}))
+
     def _refresh_ok(self, token):
         """Is this refresh token currently valid?"""
         if token in self.revoked:
@@ -85,6 +120,14 @@ class Auth:
         if form.get("client_secret") != cfg["oauthClientSecret"]:
             raise _oauth_error("BAD_CLIENT_SECRET", "missing or invalid client secret",
                                "invalid_client", api_version)
+        # client credentials: the token carries the scopes asked for
+        # (RFC 6749 "scope", space separated), each one the app must have
+        asked = [x for x in (form.get("scope") or "").split(" ") if x]
+        if grant == "client_credentials":
+            missing = [x for x in asked if x not in cfg["oauthScopes"]]
+            if missing:
+                raise _oauth_error("BAD_SCOPES", "the app does not have the scope(s) %s"
+                                   % " ".join(missing), "invalid_scope", api_version)
         with self.lock:
             if grant == "refresh_token" and not self._refresh_ok(form.get("refresh_token")):
                 raise _oauth_error("BAD_REFRESH_TOKEN", "missing or unknown refresh token",
@@ -95,6 +138,8 @@ class Auth:
             self.grants += 1
             access = "CJT" + uuid.uuid4().hex + uuid.uuid4().hex + uuid.uuid4().hex
             self.access[access] = now_ms() + cfg["oauthExpiresIn"] * 1000
+            if grant == "client_credentials":
+                self.cc_scopes[access] = set(asked)
             refresh = form.get("refresh_token") or cfg["oauthRefreshToken"]
             if grant != "refresh_token" or cfg["oauthRotateRefreshToken"]:
                 if cfg["oauthRotateRefreshToken"] and grant == "refresh_token":
@@ -107,6 +152,7 @@ class Auth:
                 "user_id": cfg["oauthUserId"]}
         if grant == "client_credentials":
             body.pop("refresh_token")
+            body["scopes"] = asked
         return 200, body
 
     def access_info(self, token):

@@ -111,7 +111,10 @@ DEFAULTS = {
     "oauthScopes": ["crm.objects.contacts.read", "crm.objects.contacts.write",
                     "crm.objects.companies.read", "crm.objects.companies.write",
                     "crm.objects.deals.read", "crm.objects.deals.write",
-                    "crm.schemas.custom.read", "oauth"],
+                    "crm.schemas.custom.read", "oauth",
+                    "developer.webhooks_journal.read",
+                    "developer.webhooks_journal.subscriptions.read",
+                    "developer.webhooks_journal.subscriptions.write"],
     # owners and pipelines (routes_owners.py): PublicOwner-like dicts, and
     # pipelines by object type name, each with stages and their metadata
     "owners": [

@@ -129,6 +129,7 @@ class Hub:
         entry = self.log.start(req.method, req.path, req.query_string, label)
         entry["rawPath"] = raw_path
         entry["apiVersion"] = family
+        entry["auth"] = self.auth.kind(req.headers.get("Authorization"))
         fault_name = None
         try:
             versions.check_served(self.cfg, family, raw_path)

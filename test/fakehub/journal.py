@@ -242,9 +242,15 @@ class Journal:
 
 
 # ----- routes ------------------------------------------------------------------
-def _check(hub, req, v):
-    """Bearer token (the app's client-credentials token; any valid token here) and version."""
-    hub.auth.check(req.headers.get("Authorization"))
+READ = "developer.webhooks_journal.read"
+SUBS_READ = "developer.webhooks_journal.subscriptions.read"
+SUBS_WRITE = "developer.webhooks_journal.subscriptions.write"
+
+
+def _check(hub, req, v, scope=READ):
+    """Bearer token: the app's client-credentials token carrying `scope`
+    (401 for any other token, 403 without the scope), and the version."""
+    hub.auth.check_app_token(req.headers.get("Authorization"), scope)
     if v not in VERSIONS:
         raise ApiError(404, error_body("Unknown API version %s" % v, "OBJECT_NOT_FOUND"))
 
@@ -315,15 +321,15 @@ def register(open_routes, control):
             lambda hub, req, v: (_check(hub, req, v), _batch(*hub.journal.read(
                 [str(o) for o in (req.body_obj().get("inputs") or [])], req.base_url())))[1])
     subs = "/webhooks-journal/subscriptions/{v}"
-    add("GET", subs, lambda hub, req, v: (_check(hub, req, v),
+    add("GET", subs, lambda hub, req, v: (_check(hub, req, v, SUBS_READ),
                                           (200, {"results": hub.journal.list_subs()}))[1])
-    add("POST", subs, lambda hub, req, v: (_check(hub, req, v),
+    add("POST", subs, lambda hub, req, v: (_check(hub, req, v, SUBS_WRITE),
                                            (200, hub.journal.create_sub(req.body_obj())))[1])
     add("GET", subs + "/{subscriptionId}",
-        lambda hub, req, v, subscriptionId: (_check(hub, req, v),
+        lambda hub, req, v, subscriptionId: (_check(hub, req, v, SUBS_READ),
                                              (200, hub.journal.get_sub(_sid(subscriptionId))))[1])
     add("DELETE", subs + "/{subscriptionId}",
-        lambda hub, req, v, subscriptionId: (_check(hub, req, v),
+        lambda hub, req, v, subscriptionId: (_check(hub, req, v, SUBS_WRITE),
                                              hub.journal.delete_sub(_sid(subscriptionId)),
                                              (204, None))[2])
     add("GET", "/_journal-files/{token}",

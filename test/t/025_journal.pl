@@ -7,6 +7,13 @@
 # journal together store and apply each change once; an expired offset
 # raises an alert, makes the poller catch up and restarts from the latest
 # entry; under api_version = legacy the journal is not read and says why.
+# Authentication (HubSpot's docs: the journal takes a client-credentials
+# token with the developer.webhooks_journal scopes): the set-up is only the
+# app's OAuth client id and secret; the journal's token is asked for with
+# those scopes and refreshed before it expires; with an access token set
+# too, CRM calls keep it and the journal its own token; a static token
+# alone is refused with an alert and a hint (the fake refuses it too);
+# check() has a journal row; polling is five times slower with the journal.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -17,7 +24,7 @@ use lib 'test/perl';
 use HubSync::Node;
 use HubSync::FakeHubSpot;
 
-my ($node, $fake) = HubSync::Node::with_fake('journal',
+my ($node, $fake) = HubSync::Node::with_fake('journal', no_credentials => 1,
 	fake_config => { searchIndexLagMs => 0 },
 	conf => {
 		'hubsync.journal_interval' => '200ms',
@@ -29,6 +36,20 @@ my ($node, $fake) = HubSync::Node::with_fake('journal',
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 sub journal { return $fake->control('GET', 'journal'); }
+# set_credentials without the statement reaching the log
+sub setcred { $node->safe_psql('postgres', "SET log_statement = 'none'; SELECT hubsync.set_credentials($_[0])"); }
+sub last_seq { return $fake->control('GET', 'requests')->{lastSeq}; }
+sub since
+{
+	my ($seq, $re) = @_;
+	return grep { ($_->{rawPath} // $_->{path}) =~ $re } @{ $fake->control('GET', "requests?since=$seq")->{requests} };
+}
+
+# the realistic set-up: only the app's client id and secret (no access
+# token, no refresh token), and the client secret that signs webhooks
+my $seq0 = last_seq();
+setcred("oauth_client_id => 'hubsync-client-id', oauth_client_secret => 'hubsync-oauth-secret', "
+	. "client_secret => 'hubsync-test-secret'");
 
 # ---- subscriptions: one OBJECT and one ASSOCIATION per mirrored type ----
 my $types = q1("SELECT count(*) FROM hubsync.object_types");
@@ -44,6 +65,11 @@ is(q1("SELECT hubspot_id FROM hubsync.journal_subscriptions WHERE object_type = 
 	$contact_sub->{id}, 'HubSpot\'s subscription id is kept');
 ok($node->poll_query_until('postgres', "SELECT started FROM hubsync.journal_state"),
 	'reading has started');
+my @jr = since($seq0, qr{^/webhooks-journal/});
+ok(@jr > 0 && !grep({ ($_->{auth} // '') ne 'client_credentials' } @jr),
+	'every journal request carried a client-credentials token');
+is(scalar(grep { $_->{status} == 401 || $_->{status} == 403 } @jr), 0,
+	'none was refused: the token was asked for with the journal scopes');
 
 # ---- a rep's change arrives through the journal (no receiver) ----
 my $c = $fake->control('POST', 'ui/contacts', { properties => { email => 'j1@journal.test', firstname => 'Jay' } });
@@ -65,6 +91,37 @@ my $log = $fake->control('GET', 'requests');
 my @dl = grep { ($_->{path} // '') =~ m{^/_journal-files/} } @{ $log->{requests} };
 ok(scalar(@dl) > 0, 'the downloads went to the pre-signed URLs');
 is(q1("SELECT count(*) FROM hubsync.outbox"), 0, 'nothing pushed back');
+
+# ---- the journal's token is refreshed before it expires ----
+$fake->configure(oauthExpiresIn => 4);
+$fake->control('POST', 'oauth/expire', {});
+my $seq1 = last_seq();
+$fake->control('POST', "ui/contacts/$id", { properties => { firstname => 'Jo' } });
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM hubspot.contacts WHERE hs_object_id = $id AND firstname = 'Jo'"),
+	'a change arrives after every token expired');
+sleep 1;
+my $seq2 = last_seq();
+sleep 7;
+$fake->control('POST', "ui/contacts/$id", { properties => { firstname => 'Joe' } });
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM hubspot.contacts WHERE hs_object_id = $id AND firstname = 'Joe'"),
+	'and one after the 4-second tokens ran out');
+is(scalar(grep { $_->{status} == 401 } since($seq2, qr{^/webhooks-journal/})), 0,
+	'no journal request was sent with an expired token');
+ok(scalar(since($seq1, qr{^/oauth/})) >= 3, 'new tokens were asked for before use');
+$fake->configure(oauthExpiresIn => 1800);
+
+# ---- polling is only the safety net: five times slower with the journal ----
+q1("ALTER SYSTEM SET hubsync.poll_interval = '1s'");
+q1("SELECT pg_reload_conf()");
+sleep 2;
+my $seq3 = last_seq();
+sleep 10;
+my $polls = scalar(since($seq3, qr{/objects/(2026-09/)?contacts/search}));
+ok($polls <= 3, "polling every 5 s, not every second, with the journal on ($polls contacts searches in 10 s)");
+q1("ALTER SYSTEM SET hubsync.poll_interval = '1h'");
+q1("SELECT pg_reload_conf()");
 
 # ---- merges, deletions and associations come through the journal too ----
 my $m1 = $fake->control('POST', 'ui/contacts', { properties => { email => 'm1@journal.test' } })->{id};
@@ -194,6 +251,68 @@ ok($node->poll_query_until('postgres',
 	'reading goes on from the latest entry');
 ok(q1("SELECT count(*) > 0 FROM hubsync.inbox WHERE object_id = $after AND event ->> 'hubsyncSource' = 'journal'") eq 't',
 	'(through the journal)');
+
+# ---- an access token too: CRM calls keep it, the journal its own token ----
+setcred("access_token => 'test-token'");
+sleep 1;
+my $seq4 = last_seq();
+q1("UPDATE hubspot.contacts SET lastname = 'Static' WHERE hs_object_id = $after");
+ok(HubSync::Node::wait_outbox_empty($node), 'a local change is pushed');
+$fake->control('POST', "ui/contacts/$after", { properties => { city => 'Journalville' } });
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM hubspot.contacts WHERE hs_object_id = $after AND city = 'Journalville'"),
+	'a rep\'s change arrives through the journal');
+my @crm = since($seq4, qr{^/crm/});
+ok(@crm > 0 && !grep({ ($_->{auth} // '') ne 'private' } @crm), 'CRM calls carried the access token');
+@jr = since($seq4, qr{^/webhooks-journal/});
+ok(@jr > 0 && !grep({ ($_->{auth} // '') ne 'client_credentials' } @jr),
+	'journal requests carried the client-credentials token');
+my ($cok, $cdetail) = split /\|/, q1("SELECT ok, detail FROM hubsync.check() WHERE item = 'journal'");
+is($cok, 't', "check(): the journal row is ok ($cdetail)");
+
+# the fake refuses what HubSpot refuses: a static token (401), a
+# client-credentials token asked for without the journal scopes (403)
+my ($st) = $fake->request('GET', '/webhooks-journal/journal-local/2026-03/latest', undef,
+	{ Authorization => 'Bearer test-token' });
+is($st, 401, 'the fake refuses a static token on the journal');
+my ($ts, $tok) = $fake->request('POST', '/oauth/2026-03/token',
+	'grant_type=client_credentials&client_id=hubsync-client-id&client_secret=hubsync-oauth-secret',
+	{ 'Content-Type' => 'application/x-www-form-urlencoded' });
+is($ts, 200, 'a client-credentials token without scopes');
+my ($ss, $sbody) = $fake->request('GET', '/webhooks-journal/journal-local/2026-03/latest', undef,
+	{ Authorization => "Bearer $tok->{access_token}" });
+is($ss . ' ' . ($sbody->{category} // ''), '403 MISSING_SCOPES', 'is refused for a missing scope');
+
+# check() says so when the app lacks the journal scopes
+$fake->configure(oauthScopes => ['oauth', 'crm.objects.contacts.read']);
+($cok, $cdetail) = split /\|/, q1("SELECT ok, detail FROM hubsync.check() WHERE item = 'journal'");
+is($cok, 'f', 'check(): not ok when the app lacks the journal scopes');
+like($cdetail, qr/invalid_scope/, "check() gives HubSpot's reason ($cdetail)");
+$fake->configure(oauthScopes => ['oauth', 'crm.objects.contacts.read', 'crm.objects.contacts.write',
+	'crm.objects.companies.read', 'crm.objects.companies.write', 'crm.objects.deals.read',
+	'crm.objects.deals.write', 'crm.schemas.custom.read', 'developer.webhooks_journal.read',
+	'developer.webhooks_journal.subscriptions.read', 'developer.webhooks_journal.subscriptions.write']);
+
+# ---- a static token alone: the journal says it needs the client id and secret ----
+q1("DELETE FROM hubsync.alerts WHERE alert = 'journal_auth'");
+setcred("oauth_client_id => '', oauth_client_secret => ''");
+ok($node->poll_query_until('postgres',
+	"SELECT last_error LIKE '%client id and secret%' FROM hubsync.journal_state"),
+	'with only a static token the journal records why it cannot read');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM hubsync.alerts WHERE alert = 'journal_auth' "
+	  . "AND payload ->> 'hint' LIKE '%oauth_client_id%developer.webhooks_journal.read%'"),
+	'a journal_auth alert with the hint');
+ok($node->log_contains('hubsync cannot read the Webhooks Journal: no OAuth client id and secret'),
+	'a WARNING in the server log');
+my ($ok2, $hint2) = split /\|/, q1("SELECT ok, hint FROM hubsync.check() WHERE item = 'journal'");
+is($ok2, 'f', 'check(): the journal row is not ok');
+like($hint2, qr/oauth_client_id/, 'check() hints at the client id and secret');
+setcred("oauth_client_id => 'hubsync-client-id', oauth_client_secret => 'hubsync-oauth-secret'");
+my $back = $fake->control('POST', 'ui/contacts', { properties => { email => 'back@journal.test' } })->{id};
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM hubspot.contacts WHERE hs_object_id = $back"),
+	'with the client id and secret set again the journal reads on');
+unlike(slurp_file($node->logfile), qr/hubsync-oauth-secret|CJT[0-9a-f]{8}/, 'no secret in the server log');
 
 # ---- api_version = legacy: no journal, and a clear reason ----
 q1("ALTER SYSTEM SET hubsync.api_version = 'legacy'");
