@@ -53,12 +53,13 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_INSTALL) sql/sources.mk hubsync.contr
 
 # update from FROM: the modfile sql/updates/FROM--VERSION.sql (what the
 # sources cannot re-run: new tables and columns, data changes, DROPs), the
-# functions, the modfile's .post.sql part if any (changes that need the new
+# schema files new since FROM (SQL_NEW_SINCE_FROM), the functions, the modfile's .post.sql part if any (changes that need the new
 # functions), then the rest of what every update re-runs
-sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/updates/%--$(EXTVERSION).sql $(SQL_FUNCTIONS) $(SQL_RERUN) \
-		$(wildcard sql/updates/*.post.sql) sql/sources.mk hubsync.control
+.SECONDEXPANSION:
+sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/updates/%--$(EXTVERSION).sql $$(SQL_NEW_SINCE_$$*) $(SQL_FUNCTIONS) \
+		$(SQL_RERUN) $(wildcard sql/updates/*.post.sql) sql/sources.mk hubsync.control
 	{ $(call sql_header,update script of hubsync from $* to $(EXTVERSION),ALTER EXTENSION $(EXTENSION) UPDATE TO '\''$(EXTVERSION)'\''); \
-	  for f in $< $(SQL_FUNCTIONS) $(wildcard sql/updates/$*--$(EXTVERSION).post.sql) $(SQL_RERUN); do \
+	  for f in $< $(SQL_NEW_SINCE_$*) $(SQL_FUNCTIONS) $(wildcard sql/updates/$*--$(EXTVERSION).post.sql) $(SQL_RERUN); do \
 		printf '\n'; cat $$f; done; } > $@
 
 # PGXS does not track header dependencies: rebuild every object when any

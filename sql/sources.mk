@@ -72,3 +72,9 @@ SQL_RERUN = $(SQL_DATA_RERUN) $(SQL_VIEWS) $(SQL_TAIL)
 
 # versions an update script is built from (their modfiles are in sql/updates/)
 SQL_UPDATE_FROM = 0.1.0
+
+# schema files wholly new since a version: its update script runs them right
+# after its modfile, so their tables are defined once
+SQL_NEW_SINCE_0.1.0 = \
+	sql/schema/bi.sql \
+	sql/schema/journal.sql

@@ -61,3 +61,18 @@ CREATE POLICY mirror_readers ON hubsync.merges FOR SELECT
 -- merge fixes: hubsync.status calls _event_object_type, so every role
 -- that may read the view may call it (as in a fresh install)
 GRANT EXECUTE ON FUNCTION hubsync._event_object_type(text, text) TO PUBLIC;
+
+-------------------------------------------------------------------------------
+-- BI model (issue 22)
+-------------------------------------------------------------------------------
+-- what the mirror holds at the update is where the histories start
+INSERT INTO hubspot.deal_stage_history (deal_hubsync_id, deal_id, pipeline, stage, entered_at, source)
+SELECT d.hubsync_id, d.hs_object_id, d.pipeline, d.dealstage,
+       coalesce(d.updated_at, d.created_at, pg_catalog.now()), 'snapshot'
+FROM hubspot.deals d WHERE nullif(d.dealstage, '') IS NOT NULL;
+INSERT INTO hubspot.subscription_history (subscription_hubsync_id, subscription_id, valid_from, status,
+	recurring_revenue, billing_frequency, currency, start_date, end_date, source)
+SELECT s.hubsync_id, s.hs_object_id, coalesce(s.updated_at, s.created_at, pg_catalog.now()), s.hs_status,
+       s.hs_recurring_revenue, s.hs_recurring_billing_frequency, s.hs_currency_code,
+       s.hs_start_date, s.hs_end_date, 'snapshot'
+FROM hubspot.subscriptions s;
