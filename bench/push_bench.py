@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import PG_BIN, Cluster, Fake, percentile, row, rss_kb  # noqa: E402
+from lib import PG_BIN, Cluster, Fake, cpu_ticks, cpu_us_per, percentile, row, rss_kb  # noqa: E402
 
 CEILING = 1900.0
 
@@ -52,10 +52,13 @@ def throughput(n=60000):
         pg.sql("SELECT hubsync.pause('contacts')")
         pg.sql("SET hubsync.max_changes_per_xact = 0; INSERT INTO hubspot.contacts (email, firstname) "
                "SELECT 'tp' || g || '@example.com', 'T' || g FROM generate_series(1, %d) g" % n)
+        pid = pg.worker_pid("push")
+        cpu0 = cpu_ticks(pid)
         t0 = time.time()
         pg.sql("SELECT hubsync.resume('contacts')")
         pg.wait("SELECT count(*) = 0 FROM hubsync.outbox", timeout=3600, interval=0.1)
         elapsed = time.time() - t0
+        cpu = cpu_ticks(pid) - cpu0
         after = fake.call("GET", "/_fake/counters")
         rate = n / elapsed
         row("push throughput, %d contacts (records/s)" % n, "%.0f" % rate, "-")
@@ -65,6 +68,7 @@ def throughput(n=60000):
             str(after["rateLimit"]["maxRequestsIn10s"]), "<= 190")
         dups = after["duplicates"]["hubsync_id"] + after["duplicates"]["email"]
         row("  duplicates in HubSpot", str(dups), "0")
+        row("  push worker CPU per pushed record (us)", "%.0f" % cpu_us_per(cpu, n), "half of before (issue 21)")
     finally:
         pg.stop()
         fake.stop()

@@ -8,10 +8,15 @@
  * A worker asks before each request (hubsync_quota_acquire) and is told to
  * send now or how long to wait; real-time pushes may use the whole window,
  * bulk work (backfill, reconciliation) only what leaves a reserve for
- * them.  The window is counted from our own send times, kept a little
- * wider than HubSpot's 10 s so that requests that reach HubSpot late never
- * overlap two windows, and corrected from HubSpot's
- * X-HubSpot-RateLimit-* headers when another client shares the bucket.
+ * them.  HubSpot counts a request when it arrives, not when we send it:
+ * a request holds its place in our window from its send time until it
+ * is answered, and from then on from its estimated arrival (the answer's
+ * time less half the shortest round trip seen), so requests that reach
+ * HubSpot late -- a slow network, a slow HubSpot -- never crowd a window
+ * (issue 21).  The window's length is HubSpot's
+ * X-HubSpot-RateLimit-Interval-Milliseconds once seen, its size
+ * X-HubSpot-RateLimit-Max, and HubSpot's -Remaining corrects the count
+ * when another client shares the bucket.
  * The goal is zero 429s in steady state; a 429 that still happens blocks
  * everybody for the period its policy names.
  *
@@ -25,9 +30,11 @@
 #include <sys/time.h>
 
 #include "core/quota.h"
+#include "datatype/timestamp.h"
+#include "hubspot/settings.h"
 
 #define WINDOW_MS 10000
-#define WINDOW_GUARD_MS 100		/* slack for requests that arrive late */
+#define WINDOW_GUARD_MS 50		/* slack for the estimate of an arrival */
 #define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
 #define REALTIME_QUIET_MS 2000	/* no real-time demand this long: bulk may take the reserve */
 
@@ -49,13 +56,50 @@ hubsync_quota_init(HubsyncQuota *q)
 	SpinLockInit(&q->lock);
 }
 
-/* expire -- drop send times that left the window (lock held) */
+static uint64 my_ticket = 0;	/* this process's last window entry */
+
+/* window_ms -- HubSpot's window length: as its headers say, else 10 s */
+static int64
+window_ms(HubsyncQuota *q)
+{
+	return q->window_ms > 0 ? q->window_ms : WINDOW_MS;
+}
+
+/*
+ * leaves_at -- when the oldest entry leaves the window (lock held): its
+ * arrival plus the window, or for a request still unanswered its send
+ * time plus the request timeout (the latest it can arrive) plus the window
+ */
+static int64
+leaves_at(HubsyncQuota *q)
+{
+	int64		at = q->sent[q->head] + window_ms(q) + WINDOW_GUARD_MS;
+
+	if (q->flight[q->head])
+		at += hubsync_request_timeout;
+	return at;
+}
+
+/* push_entry -- count one request in the window at time t (lock held) */
+static uint64
+push_entry(HubsyncQuota *q, int64 t, bool flight)
+{
+	int			i = (q->head + q->count) % HUBSYNC_QUOTA_RING;
+
+	q->sent[i] = t;
+	q->flight[i] = flight;
+	q->count++;
+	return q->head_seq + q->count - 1;
+}
+
+/* expire -- drop requests that left the window (lock held) */
 static void
 expire(HubsyncQuota *q, int64 now)
 {
-	while (q->count > 0 && q->sent[q->head] <= now - WINDOW_MS - WINDOW_GUARD_MS)
+	while (q->count > 0 && leaves_at(q) <= now)
 	{
 		q->head = (q->head + 1) % HUBSYNC_QUOTA_RING;
+		q->head_seq++;
 		q->count--;
 	}
 	while (q->search_count > 0 && q->search_sent[q->search_head] <= now - 1000)
@@ -131,11 +175,13 @@ hubsync_quota_acquire(HubsyncQuotaClass cls)
 		}
 	}
 	else if (q->count >= window_limit(q, cls, now))
-		wait = (long) (q->sent[q->head] + WINDOW_MS + WINDOW_GUARD_MS - now + 1);
+	{
+		/* an unanswered oldest request: ask again soon, it may be answered */
+		wait = q->flight[q->head] ? 20 : (long) (leaves_at(q) - now + 1);
+	}
 	else
 	{
-		q->sent[(q->head + q->count) % HUBSYNC_QUOTA_RING] = now;
-		q->count++;
+		my_ticket = push_entry(q, now, true);
 		q->max_in_window = Max(q->max_in_window, q->count);
 	}
 	if (wait == 0)
@@ -181,13 +227,67 @@ hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 
 		expire(q, now);
 		while (q->count < used && q->count < HUBSYNC_QUOTA_RING)
-		{
-			q->sent[(q->head + q->count) % HUBSYNC_QUOTA_RING] = now;
-			q->count++;
-		}
+			(void) push_entry(q, now, false);
 	}
 	if (rl_daily_remaining == 0)
 		q->daily_blocked_until = next_day_ms;
+	SpinLockRelease(&q->lock);
+}
+
+/*
+ * hubsync_quota_take_ticket -- the window entry of the request this
+ * process was last allowed to send (0 if none), handed over once: the
+ * HTTP layer keeps it with the request it starts, and gives it back to
+ * hubsync_quota_answered with the answer.
+ */
+uint64
+hubsync_quota_take_ticket(void)
+{
+	uint64		t = my_ticket;
+
+	my_ticket = 0;
+	return t;
+}
+
+/* timestamp_ms -- a TimestampTz as ms since the Unix epoch */
+static int64
+timestamp_ms(TimestampTz t)
+{
+	return t / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+}
+
+/*
+ * hubsync_quota_answered -- a request with window entry ticket was
+ * answered (or failed) after its round trip: it reached HubSpot no later
+ * than the answer less the return trip, for which half the shortest round
+ * trip seen stands (a request's way out, HubSpot's queue and work all
+ * come before the answer's way back).  Its entry counts from then on.
+ * Also learns HubSpot's window length from its Interval header.
+ */
+void
+hubsync_quota_answered(uint64 ticket, long rl_interval_ms,
+					   TimestampTz started_at, TimestampTz finished_at)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		start = timestamp_ms(started_at);
+	int64		end = timestamp_ms(finished_at);
+	int64		rtt = Max(end - start, 0);
+
+	SpinLockAcquire(&q->lock);
+	if (rl_interval_ms >= 1000 && rl_interval_ms <= 60000)
+		q->window_ms = (int) rl_interval_ms;
+	if (rtt > 0 && (q->min_rtt_ms == 0 || rtt < q->min_rtt_ms))
+		q->min_rtt_ms = rtt;
+	if (ticket != 0 && ticket >= q->head_seq && ticket < q->head_seq + q->count)
+	{
+		int			i = (int) ((q->head + (ticket - q->head_seq)) % HUBSYNC_QUOTA_RING);
+
+		if (q->flight[i])
+		{
+			q->sent[i] = Max(q->sent[i], end - q->min_rtt_ms / 2);
+			q->flight[i] = false;
+		}
+	}
 	SpinLockRelease(&q->lock);
 }
 

@@ -27,9 +27,14 @@ typedef enum HubsyncQuotaClass
 typedef struct HubsyncQuota
 {
 	slock_t		lock;
-	int64		sent[HUBSYNC_QUOTA_RING];	/* send times (ms) in the window */
+	int64		sent[HUBSYNC_QUOTA_RING];	/* send times (ms) in the window,
+											 * then estimated arrivals */
+	bool		flight[HUBSYNC_QUOTA_RING]; /* sent, not answered yet */
 	int			head;			/* oldest entry */
 	int			count;
+	uint64		head_seq;		/* ticket of the oldest entry */
+	int64		min_rtt_ms;		/* shortest round trip seen, 0 = none */
+	int			window_ms;		/* X-HubSpot-RateLimit-Interval-Milliseconds, 0 = none */
 	int64		search_sent[HUBSYNC_SEARCH_RING];
 	int			search_head;
 	int			search_count;
@@ -74,6 +79,9 @@ extern void hubsync_quota_init(HubsyncQuota *q);
 extern long hubsync_quota_acquire(HubsyncQuotaClass cls);
 extern void hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 								  long rl_daily_remaining);
+extern uint64 hubsync_quota_take_ticket(void);
+extern void hubsync_quota_answered(uint64 ticket, long rl_interval_ms,
+								   TimestampTz started_at, TimestampTz finished_at);
 extern void hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls);
 extern void hubsync_quota_count_retry(void);
 extern void hubsync_quota_snapshot(HubsyncQuotaSnapshot *out);

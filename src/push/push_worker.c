@@ -75,6 +75,7 @@ new_batch(PushRecord *r)
 	b->object_type = r->object_type;
 	b->api_name = r->api_name;
 	b->solo = r->solo;
+	b->realtime = r->realtime;
 	return b;
 }
 
@@ -99,6 +100,7 @@ copy_record(MemoryContext cxt, HeapTuple tup, TupleDesc td)
 	r->attempts = DatumGetInt32(SPI_getbinval(tup, td, 8, &isnull));
 	r->first_created = DatumGetTimestampTz(SPI_getbinval(tup, td, 9, &isnull));
 	r->solo = DatumGetBool(SPI_getbinval(tup, td, 10, &isnull));
+	r->realtime = DatumGetBool(SPI_getbinval(tup, td, 11, &isnull));
 	MemoryContextSwitchTo(old);
 	return r;
 }
@@ -139,6 +141,7 @@ claim_batches(void)
 		char	   *type = SPI_getvalue(tup, td, 2);
 		bool		isnull;
 		bool		solo = DatumGetBool(SPI_getbinval(tup, td, 10, &isnull));
+		bool		realtime = DatumGetBool(SPI_getbinval(tup, td, 11, &isnull));
 		PushBatch  *b = NULL;
 		ListCell   *lc;
 
@@ -147,6 +150,7 @@ claim_batches(void)
 			PushBatch  *cand = lfirst(lc);
 
 			if (!solo && !cand->solo && cand->nrecords < hubsync_batch_size &&
+				cand->realtime == realtime &&
 				strcmp(cand->object_type, type) == 0 &&
 				strcmp(push_kind_paths[cand->kind], kind) == 0)
 			{
@@ -205,9 +209,43 @@ claim_batches(void)
 
 	{
 		MemoryContext old = MemoryContextSwitchTo(push_cxt);
+		List	   *rt = NIL;
+		List	   *bulk = NIL;
+		ListCell   *lc;
 
-		ready_batches = list_concat(ready_batches, open);
+		/*
+		 * The real-time lane goes first: its batches go ahead of every
+		 * bulk batch already waiting for the quota (after real-time ones
+		 * claimed before), so a single-row commit waits for at most the
+		 * next free request, not for a backlog.
+		 */
+		foreach(lc, open)
+		{
+			PushBatch  *b = lfirst(lc);
+
+			if (b->realtime)
+				rt = lappend(rt, b);
+			else
+				bulk = lappend(bulk, b);
+		}
+		if (rt != NIL)
+		{
+			List	   *merged = NIL;
+
+			foreach(lc, ready_batches)
+				if (((PushBatch *) lfirst(lc))->realtime)
+					merged = lappend(merged, lfirst(lc));
+			merged = list_concat(merged, rt);
+			foreach(lc, ready_batches)
+				if (!((PushBatch *) lfirst(lc))->realtime)
+					merged = lappend(merged, lfirst(lc));
+			list_free(ready_batches);
+			ready_batches = merged;
+		}
+		ready_batches = list_concat(ready_batches, bulk);
 		list_free(open);
+		list_free(rt);
+		list_free(bulk);
 		MemoryContextSwitchTo(old);
 	}
 	outbox_drained = (claimed < limit);
@@ -400,14 +438,18 @@ push_loop(void)
 		hubsync_refresh_credentials();
 
 		/*
-		 * Keep up to max_inflight batches claimed ahead of the quota, so a
-		 * slot that frees never waits for a claim.
+		 * Send what is claimed first, then claim ahead: keep up to
+		 * max_inflight batches claimed ahead of the quota, so a slot that
+		 * frees never waits for a claim, and the claim runs while requests
+		 * are in flight.
 		 */
+		quota_wait = send_ready_batches();
 		if (list_length(ready_batches) < hubsync_max_inflight && !outbox_drained &&
 			!hubsync_auth_blocked())
+		{
 			claim_batches();
-
-		quota_wait = send_ready_batches();
+			quota_wait = send_ready_batches();
+		}
 
 		/*
 		 * Associations leave once the record outbox is drained, so that
