@@ -64,7 +64,9 @@ COMMENT ON FUNCTION hubsync._props_to_send(jsonb, text[], jsonb, boolean) IS
 -- rows; step 1 is planned with enable_seqscan (and enable_bitmapscan)
 -- off to keep it on ordered index scans, and without JIT compilation,
 -- whose start-up (hundreds of ms) the planner's cost for a big outbox
--- would otherwise pay on every claim.
+-- would otherwise pay on every claim.  The same stale statistics would
+-- have the mirror and sync_state read whole in step 4: it too runs with
+-- enable_seqscan off (every lookup there is by hubsync_id).
 CREATE OR REPLACE FUNCTION hubsync._claim(p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
                hs_object_id bigint, props jsonb, outbox_ids bigint[],
@@ -116,7 +118,6 @@ BEGIN
 	            ORDER BY o.id
 	            FOR UPDATE SKIP LOCKED) c
 	      GROUP BY c.hubsync_id) s;
-	PERFORM set_config('enable_seqscan', 'on', true);
 	IF cand IS NULL THEN
 		RETURN;
 	END IF;
@@ -256,6 +257,7 @@ BEGIN
 	IF finished <> '{}' THEN
 		DELETE FROM hubsync.outbox o WHERE o.id = ANY (finished);
 	END IF;
+	PERFORM set_config('enable_seqscan', 'on', true);
 END
 $$;
 COMMENT ON FUNCTION hubsync._claim(integer, integer) IS
@@ -420,11 +422,13 @@ COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[]
 -- properties a rep changed again after our write landed -- are left
 -- untouched and returned, for hubsync._push_done one by one.  Arrays are
 -- parallel (one entry per record); p_outbox_ids holds every record's
--- outbox ids.
+-- outbox ids.  Every table is read by its index, never scanned whole:
+-- sequential scans are off, as right after a bulk load the statistics
+-- still say the tables are nearly empty.
 CREATE OR REPLACE FUNCTION hubsync._push_done_batch(p_object_type text, p_kind text,
 	p_hubsync_ids uuid[], p_hs_object_ids bigint[], p_sent jsonb[], p_updated_at timestamptz[],
 	p_outbox_ids bigint[]) RETURNS uuid[]
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
 DECLARE
 	v_odd uuid[];
 	v_fast uuid[];

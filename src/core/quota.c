@@ -65,48 +65,110 @@ window_ms(HubsyncQuota *q)
 	return q->window_ms > 0 ? q->window_ms : WINDOW_MS;
 }
 
+/* a window entry's state */
+#define QUOTA_ENTRY_LEFT 0		/* out of the window */
+#define QUOTA_ENTRY_ANSWERED 1	/* counts from its (estimated) arrival */
+#define QUOTA_ENTRY_FLIGHT 2	/* sent, not answered yet */
+
 /*
- * leaves_at -- when the oldest entry leaves the window (lock held): its
- * arrival plus the window, or for a request still unanswered its send
- * time plus the request timeout (the latest it can arrive) plus the window
+ * leaves_at -- when entry i leaves the window: its arrival plus the window,
+ * or for a request still unanswered its send time plus the request timeout
+ * (the latest it can arrive) plus the window (lock held)
  */
 static int64
-leaves_at(HubsyncQuota *q)
+leaves_at(HubsyncQuota *q, int i)
 {
-	int64		at = q->sent[q->head] + window_ms(q) + WINDOW_GUARD_MS;
+	int64		at = q->sent[i] + window_ms(q) + WINDOW_GUARD_MS;
 
-	if (q->flight[q->head])
+	if (q->state[i] == QUOTA_ENTRY_FLIGHT)
 		at += hubsync_request_timeout;
 	return at;
 }
 
-/* push_entry -- count one request in the window at time t (lock held) */
+/* drop_head -- forget the oldest entry (lock held) */
+static void
+drop_head(HubsyncQuota *q)
+{
+	if (q->state[q->head] != QUOTA_ENTRY_LEFT)
+		q->count--;
+	q->state[q->head] = QUOTA_ENTRY_LEFT;
+	q->head = (q->head + 1) % HUBSYNC_QUOTA_RING;
+	q->head_seq++;
+	q->slots--;
+}
+
+/*
+ * push_entry -- count one request in the window at time t; returns its
+ * ticket (lock held)
+ */
 static uint64
 push_entry(HubsyncQuota *q, int64 t, bool flight)
 {
-	int			i = (q->head + q->count) % HUBSYNC_QUOTA_RING;
+	int			i;
 
+	if (q->head_seq == 0)
+		q->head_seq = 1;		/* ticket 0 means none */
+	if (q->slots >= HUBSYNC_QUOTA_RING)
+		drop_head(q);
+	i = (q->head + q->slots) % HUBSYNC_QUOTA_RING;
 	q->sent[i] = t;
-	q->flight[i] = flight;
+	q->state[i] = flight ? QUOTA_ENTRY_FLIGHT : QUOTA_ENTRY_ANSWERED;
+	q->slots++;
 	q->count++;
-	return q->head_seq + q->count - 1;
+	return q->head_seq + q->slots - 1;
 }
 
-/* expire -- drop requests that left the window (lock held) */
+/*
+ * expire -- drop requests that left the window (lock held).  Entries leave
+ * out of order (one may wait for its answer while later ones are
+ * answered), so every entry is looked at; a ring of at most
+ * HUBSYNC_QUOTA_RING entries.
+ */
 static void
 expire(HubsyncQuota *q, int64 now)
 {
-	while (q->count > 0 && leaves_at(q) <= now)
+	for (int k = 0; k < q->slots; k++)
 	{
-		q->head = (q->head + 1) % HUBSYNC_QUOTA_RING;
-		q->head_seq++;
-		q->count--;
+		int			i = (q->head + k) % HUBSYNC_QUOTA_RING;
+
+		if (q->state[i] != QUOTA_ENTRY_LEFT && leaves_at(q, i) <= now)
+		{
+			q->state[i] = QUOTA_ENTRY_LEFT;
+			q->count--;
+		}
 	}
+	while (q->slots > 0 && q->state[q->head] == QUOTA_ENTRY_LEFT)
+		drop_head(q);
 	while (q->search_count > 0 && q->search_sent[q->search_head] <= now - 1000)
 	{
 		q->search_head = (q->search_head + 1) % HUBSYNC_SEARCH_RING;
 		q->search_count--;
 	}
+}
+
+/*
+ * next_leave_ms -- ms until the window frees a place: when its first entry
+ * leaves, but at most 50 ms while requests await their answer, which
+ * may come sooner (lock held)
+ */
+static long
+next_leave_ms(HubsyncQuota *q, int64 now)
+{
+	int64		first = PG_INT64_MAX;
+	bool		flight = false;
+
+	for (int k = 0; k < q->slots; k++)
+	{
+		int			i = (q->head + k) % HUBSYNC_QUOTA_RING;
+
+		if (q->state[i] == QUOTA_ENTRY_LEFT)
+			continue;
+		first = Min(first, leaves_at(q, i));
+		flight |= (q->state[i] == QUOTA_ENTRY_FLIGHT);
+	}
+	if (first == PG_INT64_MAX)
+		return 1;
+	return (long) Max(Min(first - now + 1, flight ? 50 : PG_INT64_MAX), 1);
 }
 
 /*
@@ -175,10 +237,7 @@ hubsync_quota_acquire(HubsyncQuotaClass cls)
 		}
 	}
 	else if (q->count >= window_limit(q, cls, now))
-	{
-		/* an unanswered oldest request: ask again soon, it may be answered */
-		wait = q->flight[q->head] ? 20 : (long) (leaves_at(q) - now + 1);
-	}
+		wait = next_leave_ms(q, now);
 	else
 	{
 		my_ticket = push_entry(q, now, true);
@@ -278,14 +337,14 @@ hubsync_quota_answered(uint64 ticket, long rl_interval_ms,
 		q->window_ms = (int) rl_interval_ms;
 	if (rtt > 0 && (q->min_rtt_ms == 0 || rtt < q->min_rtt_ms))
 		q->min_rtt_ms = rtt;
-	if (ticket != 0 && ticket >= q->head_seq && ticket < q->head_seq + q->count)
+	if (ticket != 0 && ticket >= q->head_seq && ticket < q->head_seq + q->slots)
 	{
 		int			i = (int) ((q->head + (ticket - q->head_seq)) % HUBSYNC_QUOTA_RING);
 
-		if (q->flight[i])
+		if (q->state[i] == QUOTA_ENTRY_FLIGHT)
 		{
 			q->sent[i] = Max(q->sent[i], end - q->min_rtt_ms / 2);
-			q->flight[i] = false;
+			q->state[i] = QUOTA_ENTRY_ANSWERED;
 		}
 	}
 	SpinLockRelease(&q->lock);

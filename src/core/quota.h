@@ -29,10 +29,11 @@ typedef struct HubsyncQuota
 	slock_t		lock;
 	int64		sent[HUBSYNC_QUOTA_RING];	/* send times (ms) in the window,
 											 * then estimated arrivals */
-	bool		flight[HUBSYNC_QUOTA_RING]; /* sent, not answered yet */
+	uint8		state[HUBSYNC_QUOTA_RING];	/* QUOTA_ENTRY_* */
 	int			head;			/* oldest entry */
-	int			count;
-	uint64		head_seq;		/* ticket of the oldest entry */
+	int			slots;			/* entries from head on, left ones included */
+	int			count;			/* entries still in the window */
+	uint64		head_seq;		/* ticket of the oldest entry (from 1) */
 	int64		min_rtt_ms;		/* shortest round trip seen, 0 = none */
 	int			window_ms;		/* X-HubSpot-RateLimit-Interval-Milliseconds, 0 = none */
 	int64		search_sent[HUBSYNC_SEARCH_RING];
