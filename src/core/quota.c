@@ -8,12 +8,14 @@
  * A worker asks before each request (hubsync_quota_acquire) and is told to
  * send now or how long to wait; real-time pushes may use the whole window,
  * bulk work (backfill, reconciliation) only what leaves a reserve for
- * them.  HubSpot counts a request when it arrives, not when we send it:
- * a request holds its place in our window from its send time until it
- * is answered, and from then on from its estimated arrival (the answer's
- * time less half the shortest round trip seen), so requests that reach
- * HubSpot late -- a slow network, a slow HubSpot -- never crowd a window
- * (issue 21).  The window's length is HubSpot's
+ * them.  HubSpot counts a request when it arrives, not when we send it,
+ * and nothing tells us when that was, only that it was before the answer:
+ * a request holds its place in our window from its send time until its
+ * answer has been a window old (unanswered, until the latest it could
+ * arrive: the request timeout), so requests that reach HubSpot late -- a
+ * slow network, a slow HubSpot that queues them before counting --
+ * never crowd a window (issue 21).  The price is one round trip per
+ * window: at 200 ms, 10 s / 10.2 s of the ceiling.  The window's length is HubSpot's
  * X-HubSpot-RateLimit-Interval-Milliseconds once seen, its size
  * X-HubSpot-RateLimit-Max, and HubSpot's -Remaining corrects the count
  * when another client shares the bucket.
@@ -34,7 +36,6 @@
 #include "hubspot/settings.h"
 
 #define WINDOW_MS 10000
-#define WINDOW_GUARD_MS 50		/* slack for the estimate of an arrival */
 #define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
 #define REALTIME_QUIET_MS 2000	/* no real-time demand this long: bulk may take the reserve */
 
@@ -71,14 +72,15 @@ window_ms(HubsyncQuota *q)
 #define QUOTA_ENTRY_FLIGHT 2	/* sent, not answered yet */
 
 /*
- * leaves_at -- when entry i leaves the window: its arrival plus the window,
- * or for a request still unanswered its send time plus the request timeout
- * (the latest it can arrive) plus the window (lock held)
+ * leaves_at -- when entry i leaves the window: its answer (after its
+ * arrival) plus the window, or for a request still unanswered its send
+ * time plus the request timeout (the latest it can arrive) plus the
+ * window (lock held)
  */
 static int64
 leaves_at(HubsyncQuota *q, int i)
 {
-	int64		at = q->sent[i] + window_ms(q) + WINDOW_GUARD_MS;
+	int64		at = q->sent[i] + window_ms(q);
 
 	if (q->state[i] == QUOTA_ENTRY_FLIGHT)
 		at += hubsync_request_timeout;
@@ -195,10 +197,10 @@ window_limit(HubsyncQuota *q, HubsyncQuotaClass cls, int64 now)
 /*
  * hubsync_quota_acquire -- take one request from the budget.  Returns 0
  * when the caller may send now (the request is counted), otherwise the
- * number of milliseconds to wait before asking again.  The count stands
- * for the send time, so the caller puts the request on the wire at once:
- * sent later than WINDOW_GUARD_MS, it could meet the next window's
- * requests in HubSpot's.
+ * number of milliseconds to wait before asking again.  The caller puts
+ * the request on the wire at once and starts it with hubsync_http_start,
+ * which takes this window entry's ticket (hubsync_quota_take_ticket) so
+ * that the answer settles the entry.
  */
 long
 hubsync_quota_acquire(HubsyncQuotaClass cls)
@@ -317,33 +319,28 @@ timestamp_ms(TimestampTz t)
 
 /*
  * hubsync_quota_answered -- a request with window entry ticket was
- * answered (or failed) after its round trip: it reached HubSpot no later
- * than the answer less the return trip, for which half the shortest round
- * trip seen stands (a request's way out, HubSpot's queue and work all
- * come before the answer's way back).  Its entry counts from then on.
- * Also learns HubSpot's window length from its Interval header.
+ * answered (or failed) at finished_at: HubSpot counted it before that,
+ * and its entry counts from then on.  No estimate of the arrival from
+ * round trips is safe: a HubSpot that queues requests before counting
+ * them makes the return trip look longer than it is.  Also learns
+ * HubSpot's window length from its Interval header.
  */
 void
-hubsync_quota_answered(uint64 ticket, long rl_interval_ms,
-					   TimestampTz started_at, TimestampTz finished_at)
+hubsync_quota_answered(uint64 ticket, long rl_interval_ms, TimestampTz finished_at)
 {
 	HubsyncQuota *q = &hubsync_shared->quota;
-	int64		start = timestamp_ms(started_at);
 	int64		end = timestamp_ms(finished_at);
-	int64		rtt = Max(end - start, 0);
 
 	SpinLockAcquire(&q->lock);
 	if (rl_interval_ms >= 1000 && rl_interval_ms <= 60000)
 		q->window_ms = (int) rl_interval_ms;
-	if (rtt > 0 && (q->min_rtt_ms == 0 || rtt < q->min_rtt_ms))
-		q->min_rtt_ms = rtt;
 	if (ticket != 0 && ticket >= q->head_seq && ticket < q->head_seq + q->slots)
 	{
 		int			i = (int) ((q->head + (ticket - q->head_seq)) % HUBSYNC_QUOTA_RING);
 
 		if (q->state[i] == QUOTA_ENTRY_FLIGHT)
 		{
-			q->sent[i] = Max(q->sent[i], end - q->min_rtt_ms / 2);
+			q->sent[i] = Max(q->sent[i], end);
 			q->state[i] = QUOTA_ENTRY_ANSWERED;
 		}
 	}

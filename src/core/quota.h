@@ -34,7 +34,6 @@ typedef struct HubsyncQuota
 	int			slots;			/* entries from head on, left ones included */
 	int			count;			/* entries still in the window */
 	uint64		head_seq;		/* ticket of the oldest entry (from 1) */
-	int64		min_rtt_ms;		/* shortest round trip seen, 0 = none */
 	int			window_ms;		/* X-HubSpot-RateLimit-Interval-Milliseconds, 0 = none */
 	int64		search_sent[HUBSYNC_SEARCH_RING];
 	int			search_head;
@@ -82,7 +81,7 @@ extern void hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 								  long rl_daily_remaining);
 extern uint64 hubsync_quota_take_ticket(void);
 extern void hubsync_quota_answered(uint64 ticket, long rl_interval_ms,
-								   TimestampTz started_at, TimestampTz finished_at);
+								   TimestampTz finished_at);
 extern void hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls);
 extern void hubsync_quota_count_retry(void);
 extern void hubsync_quota_snapshot(HubsyncQuotaSnapshot *out);

@@ -40,6 +40,13 @@ is($sql->("SELECT count(*) FROM hubspot.contacts WHERE hs_object_id IS NOT NULL"
 	'every contact reached HubSpot');
 is($after->{duplicates}{hubsync_id} + $after->{duplicates}{email}, 0, 'no duplicates');
 is($sql->("SELECT count(*) FROM hubsync.dead_letters"), '0', 'no dead letters');
+# the successes were booked a batch at a time: each has its change feed
+# row, its sync state and no outbox row left
+is($sql->("SELECT count(*) FROM hubsync.changes WHERE direction = 'out' AND op = 'upsert'
+	AND properties ->> 'email' LIKE 'p%\@pace.test'"), '2000', 'one change feed row per contact');
+is($sql->("SELECT count(*) FROM hubsync.sync_state s JOIN hubspot.contacts c USING (hubsync_id)
+	WHERE c.email LIKE 'p%\@pace.test' AND s.hs_object_id = c.hs_object_id
+	  AND s.remote ->> 'firstname' = c.firstname"), '2000', 'one sync state per contact, with what was sent');
 
 # 2. the real-time lane: 3,000 more contacts queue as one bulk transaction
 # (batches of 100 at 20 requests per 10 s: 15 s of work); once it drains,
