@@ -226,31 +226,29 @@ def realtime(n=60000, updates=20):
         seq = fake.call("GET", "/_fake/requests")["lastSeq"]
         pg.sql("SET hubsync.max_changes_per_xact = 0; INSERT INTO hubspot.contacts (email, firstname) "
                "SELECT 'bk' || g || '@example.com', 'B' || g FROM generate_series(1, %d) g" % n)
-        t0 = time.time()
-        time.sleep(3)
-        commits = {}
+        time.sleep(1)
+        commits = []
         for i, hs in enumerate(ids):
             out = pg.sql_many("UPDATE hubspot.contacts SET firstname = 'U%d' WHERE hs_object_id = %s" % (i, hs),
                               "SELECT extract(epoch FROM clock_timestamp()) * 1000")
-            commits[hs] = float(out.splitlines()[-1])
+            commits.append(float(out.splitlines()[-1]))
             time.sleep(0.5)
         left = int(pg.sql("SELECT count(*) FROM hubsync.outbox"))
         pg.wait("SELECT count(*) = 0 FROM hubsync.outbox", timeout=3600, interval=0.2)
-        elapsed = time.time() - t0
         after = fake.call("GET", "/_fake/counters")
-        arrived = {}
+        # the bulk job is creates (batch upsert); the updates, 0.5 s apart,
+        # are the only batch updates, one record each, in commit order
+        arrived = []
         for r in fake.call("GET", "/_fake/requests?since=%d" % seq)["requests"]:
             if r["path"].endswith("/batch/update"):
-                for i in r.get("ids") or []:
-                    arrived.setdefault(str(i), r["startMs"])
-        lat = [max(0.0, arrived[h] - c) for h, c in commits.items() if h in arrived]
+                arrived += [r["startMs"]] * (r.get("inputs") or 1)
+        lat = [max(0.0, a - c) for a, c in zip(arrived, commits)] if len(arrived) == len(commits) else []
         row("real-time lane during a %d-contact bulk push: commit-to-HubSpot p50 (ms, %d updates)"
             % (n, updates), "%.0f" % percentile(lat, 50), "< 1000")
         row("  real-time lane: max (ms)", "%.0f" % max(lat or [float("nan")]), "< 5000")
         row("  updates that reached HubSpot", "%d/%d" % (len(lat), updates), "%d" % updates)
         row("  bulk changes still queued after the last update", str(left), "-")
-        row("  bulk push with the real-time lane: ratio to the ceiling",
-            "%.3f" % ((n + updates) / elapsed / CEILING), "-")
+        row("  update requests seen (fake)", "%d" % len(arrived), "%d" % updates)
         row("  429 responses", str(after["total429"] - before["total429"]), "0")
     finally:
         pg.stop()

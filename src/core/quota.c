@@ -296,6 +296,25 @@ hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 }
 
 /*
+ * hubsync_quota_rate -- the sustained rate the window allows, in requests
+ * per second: hubsync.rate_limit (or HubSpot's lower Max) per window
+ */
+double
+hubsync_quota_rate(void)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int			limit = hubsync_rate_limit;
+	double		rate;
+
+	SpinLockAcquire(&q->lock);
+	if (q->header_max > 0 && q->header_max < limit)
+		limit = q->header_max;
+	rate = (double) Min(limit, HUBSYNC_QUOTA_RING) * 1000.0 / (double) window_ms(q);
+	SpinLockRelease(&q->lock);
+	return rate;
+}
+
+/*
  * hubsync_quota_take_ticket -- the window entry of the request this
  * process was last allowed to send (0 if none), handed over once: the
  * HTTP layer keeps it with the request it starts, and gives it back to

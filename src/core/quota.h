@@ -80,6 +80,7 @@ extern long hubsync_quota_acquire(HubsyncQuotaClass cls);
 extern void hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 								  long rl_daily_remaining);
 extern uint64 hubsync_quota_take_ticket(void);
+extern double hubsync_quota_rate(void);
 extern void hubsync_quota_answered(uint64 ticket, long rl_interval_ms,
 								   TimestampTz finished_at);
 extern void hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls);

@@ -55,6 +55,39 @@ static List *ready_batches = NIL;	/* claimed, waiting for quota */
 static bool outbox_drained = false;	/* last claim found nothing more */
 static long idle_wait_ms = IDLE_WAIT_MS;
 static bool assoc_due = true;	/* an association round may find work */
+static double bulk_tokens = 0;	/* bulk batches that may leave now */
+static TimestampTz bulk_tokens_at = 0;
+
+/*
+ * BULK_BURST -- bulk batches that may leave at once.  Bulk work is sent at
+ * the window's sustained rate, not in bursts: a window filled in one
+ * burst frees nothing for ten seconds, and a real-time change would wait
+ * that long; sent evenly, a place frees every window / limit, and the
+ * real-time lane takes the next one.
+ */
+#define BULK_BURST 8
+
+/*
+ * bulk_wait_ms -- 0 when a bulk batch may leave now (taking its token),
+ * else ms until it may
+ */
+static long
+bulk_wait_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	double		rate = hubsync_quota_rate() / 1000.0;	/* per ms */
+
+	if (bulk_tokens_at == 0)
+		bulk_tokens = BULK_BURST;
+	else
+		bulk_tokens = Min(BULK_BURST,
+						  bulk_tokens + (double) (now - bulk_tokens_at) / 1000.0 * rate);
+	bulk_tokens_at = now;
+	if (bulk_tokens >= 1.0)
+		return 0;
+	return (long) ((1.0 - bulk_tokens) / Max(rate, 0.0001)) + 1;
+}
+
 static TimestampTz last_assoc_round = 0;
 
 /* lease_seconds -- how long a claim holds its rows */
@@ -340,9 +373,13 @@ send_ready_batches(void)
 			MemoryContextDelete(b->cxt);
 			continue;
 		}
+		if (!b->realtime && (wait = bulk_wait_ms()) > 0)
+			return wait;
 		wait = hubsync_quota_acquire(HUBSYNC_QUOTA_REALTIME);
 		if (wait > 0)
 			return wait;
+		if (!b->realtime)
+			bulk_tokens -= 1.0;
 		ready_batches = list_delete_first(ready_batches);
 		start_batch(b);
 	}
