@@ -291,7 +291,7 @@ def associations(n=20000):
         row("deals pushed, %d deals (records/s)" % n, "%.0f" % (n / (t1 - t0)), "-")
         row("  deals + their %d associations, overall (records/s)" % (2 * n), "%.0f" % (n / (t2 - t0)), "-")
         row("  associations pushed (associations/s, after the deals)", "%.0f" % (2 * n / max(t2 - t1, 0.001)), "-")
-        row("  associations with HubSpot ids", "%d/%d" % (links, 2 * n), "%d" % (2 * n))
+        row("  deal associations in the mirror with HubSpot ids", "%d" % links, ">= %d" % (2 * n))
         row("  requests (fake)", str(after["requests"] - before["requests"]), "-")
         row("  429 responses", str(after["total429"] - before["total429"]), "0")
         row("  highest requests in a rolling 10 s window (fake)",

@@ -56,7 +56,7 @@ COMMENT ON FUNCTION hubsync._props_to_send(jsonb, text[], jsonb, boolean) IS
 -- Paused object types are left out before the oldest changes are picked,
 -- so a paused type's backlog, however large, never holds up the others:
 -- step 1 takes the oldest changes of each type that is not paused (the
--- (object_type, id) index), then the oldest of those.  Every step is
+-- (object_type, priority, id) index), then the oldest of those.  Every step is
 -- driven by an index (that one, the primary key or the hubsync_id index),
 -- so a claim costs the same with ten or ten million changes queued.
 -- Right after a bulk load the outbox's statistics still say it is nearly
@@ -84,7 +84,7 @@ DECLARE
 	finished bigint[] := '{}';
 BEGIN
 	-- 1. the records of the oldest pending changes of the types not paused:
-	-- the oldest of each such type (an ordered scan of the (object_type, id)
+	-- the oldest of each such type (an ordered scan of the (object_type, priority, id)
 	-- index -- bounded by a row comparison, not an equality, so that no
 	-- plan walks the primary key through other types' rows), then the
 	-- oldest of those, locked by id

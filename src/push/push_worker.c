@@ -213,9 +213,9 @@ claim_batches(void)
 	/*
 	 * When the outbox is empty, sleep until the earliest retry is due.  A
 	 * paused type's changes are not due, however old: they would have the
-	 * worker spin; each type's rows are found by the (object_type, id) index
-	 * (a row comparison, which no plan answers from the primary key), with
-	 * no JIT start-up.  The transaction ends right after, with its settings.
+	 * worker spin; each type's rows are found by the (object_type,
+	 * priority, id) index (a row comparison, which no plan answers from the
+	 * primary key), with no JIT start-up.  The transaction ends right after, with its settings.
 	 */
 	idle_wait_ms = IDLE_WAIT_MS;
 	if (claimed == 0)
@@ -225,7 +225,8 @@ claim_batches(void)
 		if (SPI_execute("SELECT greatest(0, ceil(extract(epoch FROM min(w.next_at) - now()) * 1000))::bigint "
 						"FROM hubsync.object_types t CROSS JOIN LATERAL "
 						"(SELECT min(o.next_attempt_at) AS next_at FROM hubsync.outbox o "
-						" WHERE (o.object_type, o.id) > (t.object_type, 0) AND o.object_type <= t.object_type "
+						" WHERE (o.object_type, o.priority, o.id) > (t.object_type, -32768, 0) "
+						"   AND o.object_type <= t.object_type "
 						"   AND o.state = 'pending') w "
 						"WHERE NOT t.paused", false, 1) == SPI_OK_SELECT &&
 			SPI_processed == 1)
