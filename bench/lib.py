@@ -129,6 +129,18 @@ def rss_kb(pid):
     return 0
 
 
+def cpu_ticks(pid):
+    """User plus system CPU time of a process so far, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_us_per(ticks, n):
+    """Microseconds of CPU per item, from a number of clock ticks."""
+    return ticks * 1e6 / os.sysconf("SC_CLK_TCK") / max(n, 1)
+
+
 def percentile(values, p):
     """The p-th percentile (0-100) of a list."""
     s = sorted(values)

@@ -190,11 +190,14 @@ COMMENT ON FUNCTION hubsync._row_exists(text, uuid) IS
 -- is left out before the oldest entries are picked: a paused type's
 -- backlog (entries waiting for creates that cannot leave) never keeps
 -- the other types' entries from their turn.
+-- The oldest entries are read in order from the pending index, never by
+-- a bitmap of every pending entry sorted afterwards (which made each
+-- round cost as much as the whole queue: issue 21's 40,000 associations).
 CREATE OR REPLACE FUNCTION hubsync._assoc_claim(p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (kind text, id bigint, from_api text, to_api text, from_type text, to_type text,
                from_id bigint, to_id bigint, type_id integer, category text, attempts integer,
                first_created timestamptz)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_bitmapscan = off SET jit = off AS $$
 DECLARE
 	e record;
 	v_from bigint;
@@ -282,13 +285,17 @@ BEGIN
 		    attempts = o.attempts + 1, from_id = v_from, to_id = v_to, type_id = v_type, category = v_cat
 		WHERE o.id = e.id;
 		IF e.op = 'create' AND (e.from_id IS NULL OR e.to_id IS NULL OR e.type_id IS NULL) THEN
-			-- the mirror learns the ids and type it was waiting for
+			-- the mirror learns the ids and type it was waiting for; the
+			-- rows are found by from_hubsync_id (the comparison of
+			-- from_type in collation "C", the same equality, keeps the
+			-- planner from walking every row of the type in the unique
+			-- index when a bulk load left the statistics stale: issue 21)
 			IF e.from_hubsync_id IS NOT NULL THEN
 				UPDATE hubspot.associations a
 				SET from_id = coalesce(a.from_id, v_from), to_id = coalesce(a.to_id, v_to),
 				    type_id = coalesce(a.type_id, v_type)
 				WHERE a.from_hubsync_id = e.from_hubsync_id
-				  AND a.from_type = e.from_type AND a.to_type = e.to_type
+				  AND a.from_type COLLATE "C" = e.from_type AND a.to_type = e.to_type
 				  AND (a.to_id = v_to OR a.to_hubsync_id = e.to_hubsync_id)
 				  AND (a.type_id IS NULL OR a.type_id = v_type)
 				  AND (a.from_id IS NULL OR a.to_id IS NULL OR a.type_id IS NULL);

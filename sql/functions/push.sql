@@ -49,10 +49,14 @@ COMMENT ON FUNCTION hubsync._props_to_send(jsonb, text[], jsonb, boolean) IS
 --   kind 'archive' batch archive by HubSpot id
 -- Records with nothing left to send (compare-before-write, or created and
 -- deleted before ever being sent) are finished here and not returned.
+-- Real-time changes (outbox.priority 1: those of a transaction that
+-- captured few rows) go before bulk ones, then the oldest first; each type
+-- and priority is an ordered range of the (object_type, priority, id)
+-- index, so a bulk backlog never delays the real-time lane's claim.
 -- Paused object types are left out before the oldest changes are picked,
 -- so a paused type's backlog, however large, never holds up the others:
 -- step 1 takes the oldest changes of each type that is not paused (the
--- (object_type, id) index), then the oldest of those.  Every step is
+-- (object_type, priority, id) index), then the oldest of those.  Every step is
 -- driven by an index (that one, the primary key or the hubsync_id index),
 -- so a claim costs the same with ten or ten million changes queued.
 -- Right after a bulk load the outbox's statistics still say it is nearly
@@ -60,11 +64,14 @@ COMMENT ON FUNCTION hubsync._props_to_send(jsonb, text[], jsonb, boolean) IS
 -- rows; step 1 is planned with enable_seqscan (and enable_bitmapscan)
 -- off to keep it on ordered index scans, and without JIT compilation,
 -- whose start-up (hundreds of ms) the planner's cost for a big outbox
--- would otherwise pay on every claim.
+-- would otherwise pay on every claim.  The same stale statistics would
+-- have the mirror and sync_state read whole in step 4: it too runs with
+-- enable_seqscan off (every lookup there is by hubsync_id).
 CREATE OR REPLACE FUNCTION hubsync._claim(p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
                hs_object_id bigint, props jsonb, outbox_ids bigint[],
-               attempts integer, first_created timestamptz, solo boolean)
+               attempts integer, first_created timestamptz, solo boolean,
+               realtime boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
 	ids bigint[];
@@ -77,7 +84,7 @@ DECLARE
 	finished bigint[] := '{}';
 BEGIN
 	-- 1. the records of the oldest pending changes of the types not paused:
-	-- the oldest of each such type (an ordered scan of the (object_type, id)
+	-- the oldest of each such type (an ordered scan of the (object_type, priority, id)
 	-- index -- bounded by a row comparison, not an equality, so that no
 	-- plan walks the primary key through other types' rows), then the
 	-- oldest of those, locked by id
@@ -87,24 +94,30 @@ BEGIN
 	FROM (SELECT h.id
 	      FROM hubsync.object_types t
 	      CROSS JOIN LATERAL (
-	            SELECT i.id FROM hubsync.outbox i
-	            WHERE (i.object_type, i.id) > (t.object_type, 0) AND i.object_type <= t.object_type
-	              AND i.state = 'pending' AND i.next_attempt_at <= now()
-	            ORDER BY i.object_type, i.id
-	            LIMIT p_limit * 4) h
+	            (SELECT i.id, i.priority FROM hubsync.outbox i
+	             WHERE (i.object_type, i.priority) > (t.object_type, 0) AND i.object_type <= t.object_type
+	               AND i.state = 'pending' AND i.next_attempt_at <= now()
+	             ORDER BY i.object_type, i.priority, i.id
+	             LIMIT p_limit * 4)
+	            UNION ALL
+	            (SELECT i.id, i.priority FROM hubsync.outbox i
+	             WHERE (i.object_type, i.priority, i.id) > (t.object_type, 0, 0)
+	               AND (i.object_type, i.priority) <= (t.object_type, 0)
+	               AND i.state = 'pending' AND i.next_attempt_at <= now()
+	             ORDER BY i.object_type, i.priority, i.id
+	             LIMIT p_limit * 4)) h
 	      WHERE NOT t.paused
-	      ORDER BY h.id
+	      ORDER BY h.priority DESC, h.id
 	      LIMIT p_limit * 4) h;
 	PERFORM set_config('enable_bitmapscan', 'on', true);
-	SELECT array_agg(s.hubsync_id ORDER BY s.first_id) INTO cand
-	FROM (SELECT c.hubsync_id, min(c.id) AS first_id
-	      FROM (SELECT o.id, o.hubsync_id
+	SELECT array_agg(s.hubsync_id ORDER BY s.priority DESC, s.first_id) INTO cand
+	FROM (SELECT c.hubsync_id, min(c.id) AS first_id, max(c.priority) AS priority
+	      FROM (SELECT o.id, o.hubsync_id, o.priority
 	            FROM hubsync.outbox o
 	            WHERE o.id = ANY (ids) AND o.state = 'pending' AND o.next_attempt_at <= now()
 	            ORDER BY o.id
 	            FOR UPDATE SKIP LOCKED) c
 	      GROUP BY c.hubsync_id) s;
-	PERFORM set_config('enable_seqscan', 'on', true);
 	IF cand IS NULL THEN
 		RETURN;
 	END IF;
@@ -144,7 +157,8 @@ BEGIN
 	             array_remove(array_agg(DISTINCT x), NULL) AS changed,
 	             max(c.attempts) AS attempts,
 	             min(c.created_at) AS first_created,
-	             bool_or(c.solo) AS solo
+	             bool_or(c.solo) AS solo,
+	             bool_or(c.priority > 0) AS realtime
 	      FROM claimed c LEFT JOIN LATERAL unnest(c.changed) x ON true
 	      GROUP BY c.hubsync_id) s;
 	IF agg IS NULL THEN
@@ -167,12 +181,13 @@ BEGIN
 			        END AS sent
 			 FROM jsonb_to_recordset($1) AS c(hubsync_id uuid, object_type text, ids bigint[],
 			      archive_ids bigint[], has_create boolean, create_tried boolean, has_archive boolean, hs_object_id bigint,
-			      changed text[], attempts integer, first_created timestamptz, solo boolean)
+			      changed text[], attempts integer, first_created timestamptz, solo boolean,
+			      realtime boolean)
 			 LEFT JOIN hubspot.%I t ON t.hubsync_id = c.hubsync_id
 			 LEFT JOIN hubsync.sync_state s ON s.hubsync_id = c.hubsync_id
 			 CROSS JOIN LATERAL (SELECT coalesce(t.hs_object_id, s.hs_object_id, c.hs_object_id) AS known_id) k
 			 WHERE c.object_type = %L
-			 ORDER BY c.ids[1]', ot.object_type, ot.object_type, ot.object_type)
+			 ORDER BY c.realtime DESC, c.ids[1]', ot.object_type, ot.object_type, ot.object_type)
 			USING agg
 		LOOP
 			hubsync_id := r.hubsync_id;
@@ -182,6 +197,7 @@ BEGIN
 			attempts := r.attempts;
 			first_created := r.first_created;
 			solo := coalesce(r.solo, false);
+			realtime := coalesce(r.realtime, false);
 			known_id := r.known_id;
 
 			IF r.has_archive THEN
@@ -241,6 +257,7 @@ BEGIN
 	IF finished <> '{}' THEN
 		DELETE FROM hubsync.outbox o WHERE o.id = ANY (finished);
 	END IF;
+	PERFORM set_config('enable_seqscan', 'on', true);
 END
 $$;
 COMMENT ON FUNCTION hubsync._claim(integer, integer) IS
@@ -396,6 +413,107 @@ END
 $$;
 COMMENT ON FUNCTION hubsync._push_done(uuid, text, text, bigint, jsonb, bigint[], timestamptz) IS
   'API: private. Records a push HubSpot accepted';
+
+-- A whole batch of plain successes in one call (issue 21): the same
+-- bookkeeping as hubsync._push_done, set-based, for records of one object
+-- type and kind.  Records that need more than the common path -- an update
+-- HubSpot answered for another record of ours (a merge), a record with
+-- something from HubSpot applied since its change was queued (adopt), or
+-- properties a rep changed again after our write landed -- are left
+-- untouched and returned, for hubsync._push_done one by one.  Arrays are
+-- parallel (one entry per record); p_outbox_ids holds every record's
+-- outbox ids.  Every table is read by its index, never scanned whole:
+-- sequential scans are off, as right after a bulk load the statistics
+-- still say the tables are nearly empty.
+CREATE OR REPLACE FUNCTION hubsync._push_done_batch(p_object_type text, p_kind text,
+	p_hubsync_ids uuid[], p_hs_object_ids bigint[], p_sent jsonb[], p_updated_at timestamptz[],
+	p_outbox_ids bigint[]) RETURNS uuid[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
+DECLARE
+	v_odd uuid[];
+	v_fast uuid[];
+BEGIN
+	EXECUTE format($q$
+		WITH ob AS (
+			SELECT o.hubsync_id, min(o.created_at) AS created
+			FROM hubsync.outbox o WHERE o.id = ANY ($6) GROUP BY o.hubsync_id)
+		SELECT coalesce(array_agg(r.hubsync_id) FILTER (WHERE r.odd), '{}'),
+		       coalesce(array_agg(r.hubsync_id) FILTER (WHERE NOT r.odd), '{}')
+		FROM (SELECT r.hubsync_id,
+		             coalesce(($5 = 'update' AND r.hs_object_id IS NOT NULL AND EXISTS (
+		                 SELECT 1 FROM hubspot.%I m
+		                 WHERE m.hs_object_id = r.hs_object_id AND m.hubsync_id <> r.hubsync_id))
+		              OR s.synced_at > ob.created - interval '5 minutes'
+		              OR (r.updated_at IS NOT NULL AND r.sent IS NOT NULL AND EXISTS (
+		                 SELECT 1 FROM jsonb_object_keys(r.sent) k
+		                 WHERE k <> 'hubsync_id'
+		                   AND (s.versions ->> k)::bigint > (extract(epoch FROM r.updated_at) * 1000)::bigint)),
+		              false) AS odd
+		      FROM unnest($1, $2, $3, $4) AS r(hubsync_id, hs_object_id, sent, updated_at)
+		      LEFT JOIN hubsync.sync_state s ON s.hubsync_id = r.hubsync_id
+		      LEFT JOIN ob ON ob.hubsync_id = r.hubsync_id) r
+		$q$, p_object_type)
+		INTO v_odd, v_fast
+		USING p_hubsync_ids, p_hs_object_ids, p_sent, p_updated_at, p_kind, p_outbox_ids;
+	IF v_fast = '{}' THEN
+		RETURN v_odd;
+	END IF;
+
+	-- the change feed (before values: what HubSpot had, as last known),
+	-- with the outbox rows it replaces
+	WITH r AS (
+		SELECT r.* FROM unnest(p_hubsync_ids, p_hs_object_ids, p_sent)
+		         AS r(hubsync_id, hs_object_id, sent)
+		WHERE r.hubsync_id = ANY (v_fast)),
+	gone AS (
+		DELETE FROM hubsync.outbox o
+		WHERE o.id = ANY (p_outbox_ids) AND o.hubsync_id = ANY (v_fast)
+		RETURNING o.hubsync_id, o.origin),
+	og AS (SELECT g.hubsync_id, string_agg(DISTINCT g.origin, ',') AS origin
+	       FROM gone g GROUP BY g.hubsync_id)
+	INSERT INTO hubsync.changes (direction, object_type, hubsync_id, hs_object_id, op, origin, properties, before)
+	SELECT 'out', p_object_type, r.hubsync_id, r.hs_object_id, p_kind, coalesce(og.origin, 'app'),
+	       coalesce(r.sent, '{}'),
+	       CASE WHEN p_kind = 'archive' THEN s.remote
+	            ELSE (SELECT jsonb_object_agg(k, s.remote -> k)
+	                  FROM jsonb_object_keys(coalesce(r.sent, '{}') - 'hubsync_id') k) END
+	FROM r
+	LEFT JOIN og ON og.hubsync_id = r.hubsync_id
+	LEFT JOIN hubsync.sync_state s ON s.hubsync_id = r.hubsync_id;
+
+	IF p_kind = 'archive' THEN
+		DELETE FROM hubsync.sync_state s WHERE s.hubsync_id = ANY (v_fast);
+		RETURN v_odd;
+	END IF;
+	INSERT INTO hubsync.sync_state AS s (hubsync_id, object_type, hs_object_id, remote, versions, synced_at)
+	SELECT r.hubsync_id, p_object_type, r.hs_object_id, coalesce(r.sent, '{}') - 'hubsync_id',
+	       CASE WHEN r.updated_at IS NOT NULL AND r.sent IS NOT NULL
+	            THEN (SELECT coalesce(jsonb_object_agg(k, (extract(epoch FROM r.updated_at) * 1000)::bigint), '{}')
+	                  FROM jsonb_object_keys(r.sent) k WHERE k <> 'hubsync_id')
+	            ELSE '{}' END,
+	       now()
+	FROM unnest(p_hubsync_ids, p_hs_object_ids, p_sent, p_updated_at)
+	     AS r(hubsync_id, hs_object_id, sent, updated_at)
+	WHERE r.hubsync_id = ANY (v_fast)
+	ON CONFLICT ON CONSTRAINT sync_state_pkey DO UPDATE
+	SET remote = s.remote || EXCLUDED.remote,
+	    versions = s.versions || (SELECT coalesce(jsonb_object_agg(v.key,
+	                                  greatest(v.value::bigint, coalesce((s.versions ->> v.key)::bigint, -1))), '{}')
+	                              FROM jsonb_each_text(EXCLUDED.versions) v),
+	    hs_object_id = coalesce(EXCLUDED.hs_object_id, s.hs_object_id),
+	    synced_at = now();
+	-- not a property change: the capture trigger enqueues nothing
+	EXECUTE format('UPDATE hubspot.%I t SET hs_object_id = r.hs_object_id
+	                FROM unnest($1, $2) AS r(hubsync_id, hs_object_id)
+	                WHERE t.hubsync_id = r.hubsync_id AND r.hs_object_id IS NOT NULL
+	                  AND r.hubsync_id = ANY ($3)
+	                  AND t.hs_object_id IS DISTINCT FROM r.hs_object_id', p_object_type)
+		USING p_hubsync_ids, p_hs_object_ids, v_fast;
+	RETURN v_odd;
+END
+$$;
+COMMENT ON FUNCTION hubsync._push_done_batch(text, text, uuid[], bigint[], jsonb[], timestamptz[], bigint[]) IS
+  'API: private. Records a batch of pushes HubSpot accepted; returns the records that need hubsync._push_done';
 
 -- A push to try again later.  p_count_attempt false for 429/401: waiting
 -- for quota or credentials is not a failed attempt.  p_solo: send the

@@ -24,15 +24,16 @@ CREATE TABLE hubsync.outbox (
 );
 CREATE INDEX outbox_hubsync_id_idx ON hubsync.outbox (hubsync_id);
 -- the claim takes the oldest changes of each object type that is not
--- paused, so a paused type's backlog is never walked through
-CREATE INDEX outbox_object_type_id_idx ON hubsync.outbox (object_type, id);
+-- paused, real-time ones first, so a paused type's backlog is never
+-- walked through and a bulk backlog never delays the real-time lane
+CREATE INDEX outbox_object_type_id_idx ON hubsync.outbox (object_type, priority, id);
 COMMENT ON TABLE hubsync.outbox IS
   'Local changes waiting for HubSpot, written in the application''s own transaction';
 COMMENT ON COLUMN hubsync.outbox.op IS 'create, update or archive';
 COMMENT ON COLUMN hubsync.outbox.hs_object_id IS 'HubSpot id when known at capture (updates, archives)';
 COMMENT ON COLUMN hubsync.outbox.changed IS 'names of the changed properties (empty for a create: all of them); values are read from the mirror row when sent';
 COMMENT ON COLUMN hubsync.outbox.origin IS 'hubsync.origin of the writing session';
-COMMENT ON COLUMN hubsync.outbox.priority IS 'reserved for a later release (always 0): the outbox is sent in commit order';
+COMMENT ON COLUMN hubsync.outbox.priority IS '1: real-time lane (a transaction that captured at most 10 rows), sent before bulk changes (0); each lane in commit order';
 COMMENT ON COLUMN hubsync.outbox.state IS 'pending, or in_flight while a worker holds its lease';
 COMMENT ON COLUMN hubsync.outbox.solo IS 'send in a batch of its own (after HubSpot refused a whole batch)';
 COMMENT ON COLUMN hubsync.outbox.lease_until IS 'an in_flight row whose lease passed goes back to pending';

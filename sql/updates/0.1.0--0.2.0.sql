@@ -438,8 +438,14 @@ ALTER EXTENSION hubsync ADD TABLE hubsync._credentials;
 DROP FUNCTION hubsync._mirror_wire(text, uuid);
 
 -- the push claim takes the oldest changes of each object type that is not
--- paused, so a paused type's backlog never holds up the others
-CREATE INDEX outbox_object_type_id_idx ON hubsync.outbox (object_type, id);
+-- paused, real-time ones first, so a paused type's backlog never holds up
+-- the others and a bulk backlog never delays the real-time lane
+CREATE INDEX outbox_object_type_id_idx ON hubsync.outbox (object_type, priority, id);
+
+COMMENT ON COLUMN hubsync.outbox.priority IS '1: real-time lane (a transaction that captured at most 10 rows), sent before bulk changes (0); each lane in commit order';
+
+-- _claim says which records are real-time (issue 21): a new result column
+DROP FUNCTION hubsync._claim(integer, integer);
 
 -------------------------------------------------------------------------------
 -- BI model (issue 22) and the Webhooks Journal (issue 24): their tables are

@@ -8,10 +8,17 @@
  * A worker asks before each request (hubsync_quota_acquire) and is told to
  * send now or how long to wait; real-time pushes may use the whole window,
  * bulk work (backfill, reconciliation) only what leaves a reserve for
- * them.  The window is counted from our own send times, kept a little
- * wider than HubSpot's 10 s so that requests that reach HubSpot late never
- * overlap two windows, and corrected from HubSpot's
- * X-HubSpot-RateLimit-* headers when another client shares the bucket.
+ * them.  HubSpot counts a request when it arrives, not when we send it,
+ * and nothing tells us when that was, only that it was before the answer:
+ * a request holds its place in our window from its send time until its
+ * answer has been a window old (unanswered, until the latest it could
+ * arrive: the request timeout), so requests that reach HubSpot late -- a
+ * slow network, a slow HubSpot that queues them before counting --
+ * never crowd a window (issue 21).  The price is one round trip per
+ * window: at 200 ms, 10 s / 10.2 s of the ceiling.  The window's length is HubSpot's
+ * X-HubSpot-RateLimit-Interval-Milliseconds once seen, its size
+ * X-HubSpot-RateLimit-Max, and HubSpot's -Remaining corrects the count
+ * when another client shares the bucket.
  * The goal is zero 429s in steady state; a 429 that still happens blocks
  * everybody for the period its policy names.
  *
@@ -25,9 +32,10 @@
 #include <sys/time.h>
 
 #include "core/quota.h"
+#include "datatype/timestamp.h"
+#include "hubspot/settings.h"
 
 #define WINDOW_MS 10000
-#define WINDOW_GUARD_MS 100		/* slack for requests that arrive late */
 #define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
 #define REALTIME_QUIET_MS 2000	/* no real-time demand this long: bulk may take the reserve */
 
@@ -49,20 +57,120 @@ hubsync_quota_init(HubsyncQuota *q)
 	SpinLockInit(&q->lock);
 }
 
-/* expire -- drop send times that left the window (lock held) */
+static uint64 my_ticket = 0;	/* this process's last window entry */
+
+/* window_ms -- HubSpot's window length: as its headers say, else 10 s */
+static int64
+window_ms(HubsyncQuota *q)
+{
+	return q->window_ms > 0 ? q->window_ms : WINDOW_MS;
+}
+
+/* a window entry's state */
+#define QUOTA_ENTRY_LEFT 0		/* out of the window */
+#define QUOTA_ENTRY_ANSWERED 1	/* counts from its (estimated) arrival */
+#define QUOTA_ENTRY_FLIGHT 2	/* sent, not answered yet */
+
+/*
+ * leaves_at -- when entry i leaves the window: its answer (after its
+ * arrival) plus the window, or for a request still unanswered its send
+ * time plus the request timeout (the latest it can arrive) plus the
+ * window (lock held)
+ */
+static int64
+leaves_at(HubsyncQuota *q, int i)
+{
+	int64		at = q->sent[i] + window_ms(q);
+
+	if (q->state[i] == QUOTA_ENTRY_FLIGHT)
+		at += hubsync_request_timeout;
+	return at;
+}
+
+/* drop_head -- forget the oldest entry (lock held) */
+static void
+drop_head(HubsyncQuota *q)
+{
+	if (q->state[q->head] != QUOTA_ENTRY_LEFT)
+		q->count--;
+	q->state[q->head] = QUOTA_ENTRY_LEFT;
+	q->head = (q->head + 1) % HUBSYNC_QUOTA_RING;
+	q->head_seq++;
+	q->slots--;
+}
+
+/*
+ * push_entry -- count one request in the window at time t; returns its
+ * ticket (lock held)
+ */
+static uint64
+push_entry(HubsyncQuota *q, int64 t, bool flight)
+{
+	int			i;
+
+	if (q->head_seq == 0)
+		q->head_seq = 1;		/* ticket 0 means none */
+	if (q->slots >= HUBSYNC_QUOTA_RING)
+		drop_head(q);
+	i = (q->head + q->slots) % HUBSYNC_QUOTA_RING;
+	q->sent[i] = t;
+	q->state[i] = flight ? QUOTA_ENTRY_FLIGHT : QUOTA_ENTRY_ANSWERED;
+	q->slots++;
+	q->count++;
+	return q->head_seq + q->slots - 1;
+}
+
+/*
+ * expire -- drop requests that left the window (lock held).  Entries leave
+ * out of order (one may wait for its answer while later ones are
+ * answered), so every entry is looked at; a ring of at most
+ * HUBSYNC_QUOTA_RING entries.
+ */
 static void
 expire(HubsyncQuota *q, int64 now)
 {
-	while (q->count > 0 && q->sent[q->head] <= now - WINDOW_MS - WINDOW_GUARD_MS)
+	for (int k = 0; k < q->slots; k++)
 	{
-		q->head = (q->head + 1) % HUBSYNC_QUOTA_RING;
-		q->count--;
+		int			i = (q->head + k) % HUBSYNC_QUOTA_RING;
+
+		if (q->state[i] != QUOTA_ENTRY_LEFT && leaves_at(q, i) <= now)
+		{
+			q->state[i] = QUOTA_ENTRY_LEFT;
+			q->count--;
+		}
 	}
+	while (q->slots > 0 && q->state[q->head] == QUOTA_ENTRY_LEFT)
+		drop_head(q);
 	while (q->search_count > 0 && q->search_sent[q->search_head] <= now - 1000)
 	{
 		q->search_head = (q->search_head + 1) % HUBSYNC_SEARCH_RING;
 		q->search_count--;
 	}
+}
+
+/*
+ * next_leave_ms -- ms until the window frees a place: when its first entry
+ * leaves, but at most 50 ms while requests await their answer, which
+ * may come sooner (lock held)
+ */
+static long
+next_leave_ms(HubsyncQuota *q, int64 now)
+{
+	int64		first = PG_INT64_MAX;
+	bool		flight = false;
+
+	for (int k = 0; k < q->slots; k++)
+	{
+		int			i = (q->head + k) % HUBSYNC_QUOTA_RING;
+
+		if (q->state[i] == QUOTA_ENTRY_LEFT)
+			continue;
+		first = Min(first, leaves_at(q, i));
+		flight |= (q->state[i] == QUOTA_ENTRY_FLIGHT);
+	}
+	if (first == PG_INT64_MAX)
+		return 1;
+	return (long) Max(Min(first - now + 1, flight ? 50 : PG_INT64_MAX), 1);
 }
 
 /*
@@ -89,10 +197,10 @@ window_limit(HubsyncQuota *q, HubsyncQuotaClass cls, int64 now)
 /*
  * hubsync_quota_acquire -- take one request from the budget.  Returns 0
  * when the caller may send now (the request is counted), otherwise the
- * number of milliseconds to wait before asking again.  The count stands
- * for the send time, so the caller puts the request on the wire at once:
- * sent later than WINDOW_GUARD_MS, it could meet the next window's
- * requests in HubSpot's.
+ * number of milliseconds to wait before asking again.  The caller puts
+ * the request on the wire at once and starts it with hubsync_http_start,
+ * which takes this window entry's ticket (hubsync_quota_take_ticket) so
+ * that the answer settles the entry.
  */
 long
 hubsync_quota_acquire(HubsyncQuotaClass cls)
@@ -131,11 +239,10 @@ hubsync_quota_acquire(HubsyncQuotaClass cls)
 		}
 	}
 	else if (q->count >= window_limit(q, cls, now))
-		wait = (long) (q->sent[q->head] + WINDOW_MS + WINDOW_GUARD_MS - now + 1);
+		wait = next_leave_ms(q, now);
 	else
 	{
-		q->sent[(q->head + q->count) % HUBSYNC_QUOTA_RING] = now;
-		q->count++;
+		my_ticket = push_entry(q, now, true);
 		q->max_in_window = Max(q->max_in_window, q->count);
 	}
 	if (wait == 0)
@@ -181,10 +288,7 @@ hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 
 		expire(q, now);
 		while (q->count < used && q->count < HUBSYNC_QUOTA_RING)
-		{
-			q->sent[(q->head + q->count) % HUBSYNC_QUOTA_RING] = now;
-			q->count++;
-		}
+			(void) push_entry(q, now, false);
 	}
 	if (rl_daily_remaining == 0)
 		q->daily_blocked_until = next_day_ms;
@@ -222,6 +326,77 @@ hubsync_rate_limit_policy(const char *policy, const char *message)
 			return "TEN_SECONDLY_ROLLING";
 	}
 	return NULL;
+}
+
+/*
+ * hubsync_quota_rate -- the sustained rate the window allows, in requests
+ * per second: hubsync.rate_limit (or HubSpot's lower Max) per window
+ */
+double
+hubsync_quota_rate(void)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int			limit = hubsync_rate_limit;
+	double		rate;
+
+	SpinLockAcquire(&q->lock);
+	if (q->header_max > 0 && q->header_max < limit)
+		limit = q->header_max;
+	rate = (double) Min(limit, HUBSYNC_QUOTA_RING) * 1000.0 / (double) window_ms(q);
+	SpinLockRelease(&q->lock);
+	return rate;
+}
+
+/*
+ * hubsync_quota_take_ticket -- the window entry of the request this
+ * process was last allowed to send (0 if none), handed over once: the
+ * HTTP layer keeps it with the request it starts, and gives it back to
+ * hubsync_quota_answered with the answer.
+ */
+uint64
+hubsync_quota_take_ticket(void)
+{
+	uint64		t = my_ticket;
+
+	my_ticket = 0;
+	return t;
+}
+
+/* timestamp_ms -- a TimestampTz as ms since the Unix epoch */
+static int64
+timestamp_ms(TimestampTz t)
+{
+	return t / 1000 + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+}
+
+/*
+ * hubsync_quota_answered -- a request with window entry ticket was
+ * answered (or failed) at finished_at: HubSpot counted it before that,
+ * and its entry counts from then on.  No estimate of the arrival from
+ * round trips is safe: a HubSpot that queues requests before counting
+ * them makes the return trip look longer than it is.  Also learns
+ * HubSpot's window length from its Interval header.
+ */
+void
+hubsync_quota_answered(uint64 ticket, long rl_interval_ms, TimestampTz finished_at)
+{
+	HubsyncQuota *q = &hubsync_shared->quota;
+	int64		end = timestamp_ms(finished_at);
+
+	SpinLockAcquire(&q->lock);
+	if (rl_interval_ms >= 1000 && rl_interval_ms <= 60000)
+		q->window_ms = (int) rl_interval_ms;
+	if (ticket != 0 && ticket >= q->head_seq && ticket < q->head_seq + q->slots)
+	{
+		int			i = (int) ((q->head + (ticket - q->head_seq)) % HUBSYNC_QUOTA_RING);
+
+		if (q->state[i] == QUOTA_ENTRY_FLIGHT)
+		{
+			q->sent[i] = Max(q->sent[i], end);
+			q->state[i] = QUOTA_ENTRY_ANSWERED;
+		}
+	}
+	SpinLockRelease(&q->lock);
 }
 
 /*

@@ -27,9 +27,14 @@ typedef enum HubsyncQuotaClass
 typedef struct HubsyncQuota
 {
 	slock_t		lock;
-	int64		sent[HUBSYNC_QUOTA_RING];	/* send times (ms) in the window */
+	int64		sent[HUBSYNC_QUOTA_RING];	/* send times (ms) in the window,
+											 * then estimated arrivals */
+	uint8		state[HUBSYNC_QUOTA_RING];	/* QUOTA_ENTRY_* */
 	int			head;			/* oldest entry */
-	int			count;
+	int			slots;			/* entries from head on, left ones included */
+	int			count;			/* entries still in the window */
+	uint64		head_seq;		/* ticket of the oldest entry (from 1) */
+	int			window_ms;		/* X-HubSpot-RateLimit-Interval-Milliseconds, 0 = none */
 	int64		search_sent[HUBSYNC_SEARCH_RING];
 	int			search_head;
 	int			search_count;
@@ -74,6 +79,10 @@ extern void hubsync_quota_init(HubsyncQuota *q);
 extern long hubsync_quota_acquire(HubsyncQuotaClass cls);
 extern void hubsync_quota_observe(long status, long rl_max, long rl_remaining,
 								  long rl_daily_remaining);
+extern uint64 hubsync_quota_take_ticket(void);
+extern double hubsync_quota_rate(void);
+extern void hubsync_quota_answered(uint64 ticket, long rl_interval_ms,
+								   TimestampTz finished_at);
 extern void hubsync_quota_throttled(const char *policy, HubsyncQuotaClass cls);
 extern const char *hubsync_rate_limit_policy(const char *policy, const char *message);
 extern void hubsync_quota_count_retry(void);

@@ -289,6 +289,7 @@ hubsync_http_start(HubsyncHttpRequest *req)
 	req->rl_max = req->rl_remaining = req->rl_interval_ms = -1;
 	req->rl_daily_remaining = req->retry_after_s = -1;
 	req->started_at = GetCurrentTimestamp();
+	req->quota_ticket = hubsync_quota_take_ticket();
 
 	/*
 	 * Defense in depth behind the checks at configuration time: a token or

@@ -44,6 +44,7 @@ typedef struct HubsyncHttpRequest
 	long		retry_after_s;	/* Retry-After, -1 if absent */
 	TimestampTz started_at;
 	TimestampTz finished_at;
+	uint64		quota_ticket;	/* its entry in the shared quota's window */
 
 	/* private */
 	void	   *easy;

@@ -238,6 +238,8 @@ observe_401(HubsyncHttpRequest *req)
 void
 hubsync_observe_response(HubsyncHttpRequest *req)
 {
+	hubsync_quota_answered(req->quota_ticket, req->rl_interval_ms, req->finished_at);
+	req->quota_ticket = 0;
 	hubsync_quota_observe(req->status, req->rl_max, req->rl_remaining,
 						  req->rl_daily_remaining);
 	hubsync_metrics_count_request(req->quota_class, req->status);

@@ -91,6 +91,16 @@ static HubsyncRelCache capture_cache = {"hubsync capture cache", sizeof(CaptureI
 static SPIPlanPtr insert_plan = NULL;
 static int	changes_this_xact = 0;
 static LocalTransactionId counted_lxid = InvalidLocalTransactionId;
+static int	captured_this_xact = 0;
+static LocalTransactionId captured_lxid = InvalidLocalTransactionId;
+
+/*
+ * A transaction's first HUBSYNC_REALTIME_ROWS captured rows go in the
+ * real-time lane (outbox.priority 1): claimed and sent before bulk work,
+ * so a single-row commit reaches HubSpot within a second even while a
+ * large backlog drains.  A bulk transaction's rows past that are bulk (0).
+ */
+#define HUBSYNC_REALTIME_ROWS 10
 
 /*
  * load_capture_info -- read a mirror table's typed columns and the
@@ -405,6 +415,22 @@ count_change(void)
 }
 
 /*
+ * capture_priority -- the outbox priority of the row being captured: 1 (real
+ * time) for the current transaction's first HUBSYNC_REALTIME_ROWS rows
+ */
+static int16
+capture_priority(void)
+{
+	if (MyProc->lxid != captured_lxid)
+	{
+		captured_lxid = MyProc->lxid;
+		captured_this_xact = 0;
+	}
+	captured_this_xact++;
+	return captured_this_xact <= HUBSYNC_REALTIME_ROWS ? 1 : 0;
+}
+
+/*
  * enqueue -- insert the outbox row: directly into the heap when the
  * outbox has the shape we know (see outbox_insert.c), otherwise through
  * SPI as the owner of the outbox (the application role need not be able
@@ -419,12 +445,13 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 {
 	bool		counted = strcmp(origin, HUBSYNC_TRIGGER_ORIGIN) != 0 ||
 		!hubsync_applying_remote;
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum	   *elems;
 	ListCell   *lc;
 	int			n = 0;
 	HubsyncOwnerContext owner;
+	int16		priority = capture_priority();
 
 	elems = palloc(sizeof(Datum) * Max(list_length(changed), 1));
 	foreach(lc, changed)
@@ -439,10 +466,11 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 	values[4] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false,
 												TYPALIGN_INT));
 	values[5] = CStringGetTextDatum(origin);
+	values[6] = Int16GetDatum(priority);
 
 	if (!id_null &&
 		hubsync_outbox_insert_direct(info->object_type, hubsync_id, hs_null,
-									 hs_object_id, op, values[4], origin))
+									 hs_object_id, op, values[4], origin, priority))
 	{
 		if (counted)
 			count_change();
@@ -458,10 +486,10 @@ enqueue(CaptureInfo *info, Datum hubsync_id, bool id_null, Datum hs_object_id,
 		SPIPlanPtr	plan;
 
 		plan = SPI_prepare("INSERT INTO hubsync.outbox "
-						   "(object_type, hubsync_id, hs_object_id, op, changed, origin) "
-						   "VALUES ($1, $2, $3, $4, $5, $6)",
-						   6, (Oid[]) {TEXTOID, UUIDOID, INT8OID, TEXTOID,
-						   TEXTARRAYOID, TEXTOID});
+						   "(object_type, hubsync_id, hs_object_id, op, changed, origin, priority) "
+						   "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+						   7, (Oid[]) {TEXTOID, UUIDOID, INT8OID, TEXTOID,
+						   TEXTARRAYOID, TEXTOID, INT2OID});
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the outbox insert: %s",
 				 SPI_result_code_string(SPI_result));

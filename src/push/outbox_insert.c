@@ -189,7 +189,7 @@ insert_index_entries(Relation heap, HeapTuple tup)
 bool
 hubsync_outbox_insert_direct(const char *object_type, Datum hubsync_id,
 							 bool hs_null, Datum hs_object_id, const char *op,
-							 Datum changed, const char *origin)
+							 Datum changed, const char *origin, int16 priority)
 {
 	Relation	rel;
 	TupleDesc	desc;
@@ -219,7 +219,7 @@ hubsync_outbox_insert_direct(const char *object_type, Datum hubsync_id,
 	SET(COL_OP, CStringGetTextDatum(op));
 	SET(COL_CHANGED, changed);
 	SET(COL_ORIGIN, CStringGetTextDatum(origin));
-	SET(COL_PRIORITY, Int16GetDatum(0));
+	SET(COL_PRIORITY, Int16GetDatum(priority));
 	SET(COL_STATE, CStringGetTextDatum("pending"));
 	SET(COL_SOLO, BoolGetDatum(false));
 	SET(COL_ATTEMPTS, Int32GetDatum(0));

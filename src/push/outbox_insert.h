@@ -14,6 +14,6 @@
 extern bool hubsync_outbox_insert_direct(const char *object_type, Datum hubsync_id,
 										 bool hs_null, Datum hs_object_id,
 										 const char *op, Datum changed,
-										 const char *origin);
+										 const char *origin, int16 priority);
 
 #endif							/* HUBSYNC_OUTBOX_INSERT_H */

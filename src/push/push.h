@@ -61,6 +61,7 @@ typedef struct PushRecord
 	int			attempts;
 	TimestampTz first_created;
 	bool		solo;
+	bool		realtime;		/* real-time lane: sent before bulk work */
 	PushOutcome outcome;
 } PushRecord;
 
@@ -74,6 +75,7 @@ typedef struct PushBatch
 	char	   *object_type;
 	char	   *api_name;
 	bool		solo;
+	bool		realtime;		/* real-time lane: sent before bulk work */
 	int			nrecords;
 	PushRecord *records[PUSH_MAX_BATCH];
 	HubsyncHttpRequest req;

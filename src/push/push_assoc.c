@@ -14,7 +14,8 @@
  *	2. labels (no transaction): GET /crm/associations/{v}/{from}/{to}/labels,
  *	   cached by hubsync._assoc_types_store() for the next round;
  *	3. send (no transaction): batch/create and batch/labels/archive per
- *	   pair of object types, up to 100 inputs each;
+ *	   pair of object types, up to 100 inputs each, up to
+ *	   hubsync.max_inflight requests at once;
  *	4. record (short transaction): done, retry with back-off, or failed.
  *
  * A batch HubSpot refuses as a whole (400) is sent again entry by entry,
@@ -390,26 +391,30 @@ apply_answer(AssocEntry **entries, int n, int status, JsonbContainer *root, bool
 		send_batch(&alone[i], 1);
 }
 
+/* batch_url -- the batch endpoint of entries[0]'s kind and pair */
+static char *
+batch_url(AssocEntry *first)
+{
+	return hubsync_api_url(hubsync_path_associations(first->from_api, first->to_api,
+													 strcmp(first->kind, "create") == 0 ?
+													 "/batch/create" : "/batch/labels/archive"));
+}
+
 /*
- * send_batch -- send entries[0..n) (one kind, one pair of object types)
- * and set each entry's outcome.
+ * handle_answer -- set each entry's outcome of entries[0..n) from HubSpot's
+ * answer to their batch request (observed already), and release it
  */
 static void
-send_batch(AssocEntry **entries, int n)
+handle_answer(AssocEntry **entries, int n, HubsyncHttpRequest *req)
 {
 	AssocEntry *first = entries[0];
 	bool		create = strcmp(first->kind, "create") == 0;
-	HubsyncHttpRequest *req;
 	int			status;
 	Jsonb	   *body;
 	JsonbContainer *root;
 	char	   *category;
 	char	   *message;
 
-	req = hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "POST",
-							   hubsync_api_url(hubsync_path_associations(first->from_api, first->to_api,
-																   create ? "/batch/create" : "/batch/labels/archive")),
-							   build_body(entries, n), NULL);
 	status = (int) req->status;
 	body = hubsync_json_parse(req->response, req->response_len);
 	root = body ? &body->root : NULL;
@@ -469,6 +474,71 @@ send_batch(AssocEntry **entries, int n)
 						(message ? message : "HubSpot answered with a server error"));
 	}
 	hubsync_http_release(req);
+}
+
+/*
+ * send_batch -- send entries[0..n) (one kind, one pair of object types)
+ * and wait for the answer: the entry-by-entry resends of a refused batch
+ */
+static void
+send_batch(AssocEntry **entries, int n)
+{
+	handle_answer(entries, n,
+				  hubsync_request_send(HUBSYNC_QUOTA_REALTIME, "POST", batch_url(entries[0]),
+									   build_body(entries, n), NULL));
+}
+
+/* one batch request of a round */
+typedef struct AssocBatch
+{
+	AssocEntry **entries;
+	int			n;
+	HubsyncHttpRequest *req;
+} AssocBatch;
+
+/*
+ * send_batches -- send a round's batches, up to hubsync.max_inflight at
+ * once (each after the shared quota lets it go), and handle each answer
+ * as it comes: one request at a time would leave most of the quota
+ * unused while each waited for its round trip.
+ */
+static void
+send_batches(AssocBatch *batches, int nbatches)
+{
+	int			next = 0;
+	int			answered = 0;
+	int			inflight = 0;
+
+	pgstat_report_activity(STATE_RUNNING, "sending associations to HubSpot");
+	while (answered < nbatches)
+	{
+		HubsyncHttpRequest *req;
+
+		while (next < nbatches && inflight < hubsync_max_inflight)
+		{
+			AssocBatch *b = &batches[next];
+
+			hubsync_request_quota(HUBSYNC_QUOTA_REALTIME);
+			b->req = hubsync_request_new("POST", batch_url(b->entries[0]),
+										 build_body(b->entries, b->n), NULL);
+			b->req->quota_class = (int) HUBSYNC_QUOTA_REALTIME;
+			b->req->owner = b;
+			hubsync_http_start(b->req);
+			next++;
+			inflight++;
+		}
+		(void) hubsync_http_wait(1000);
+		CHECK_FOR_INTERRUPTS();
+		while ((req = hubsync_http_next_done()) != NULL)
+		{
+			AssocBatch *b = (AssocBatch *) req->owner;
+
+			hubsync_observe_response(req);
+			inflight--;
+			answered++;
+			handle_answer(b->entries, b->n, req);
+		}
+	}
 }
 
 /* record -- write every sent entry's outcome in one short transaction */
@@ -559,6 +629,8 @@ hubsync_push_associations(void)
 	bool		labels_read = false;
 	int			nsend;
 	AssocEntry **arr;
+	AssocBatch *batches;
+	int			nbatches = 0;
 	int			i;
 
 	entries = claim();
@@ -581,6 +653,7 @@ hubsync_push_associations(void)
 	/* group by kind and pair, in claim order, 100 per request */
 	nsend = list_length(sendable);
 	arr = palloc(sizeof(AssocEntry *) * Max(nsend, 1));
+	batches = palloc(sizeof(AssocBatch) * Max(nsend, 1));
 	i = 0;
 	while (sendable != NIL)
 	{
@@ -597,12 +670,15 @@ hubsync_push_associations(void)
 			else
 				rest = lappend(rest, e);
 		}
-		pgstat_report_activity(STATE_RUNNING, "sending associations to HubSpot");
-		send_batch(&arr[i], n);
+		batches[nbatches].entries = &arr[i];
+		batches[nbatches].n = n;
+		batches[nbatches].req = NULL;
+		nbatches++;
 		i += n;
 		list_free(sendable);
 		sendable = rest;
 	}
+	send_batches(batches, nbatches);
 	if (nsend > 0)
 		record(entries);
 

@@ -1,8 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * push_outcome.c
- *	  Writing push outcomes back to the outbox, record by record, each in
- *	  its own subtransaction so that one bad record never stops the rest.
+ *	  Writing push outcomes back to the outbox.  A batch's plain successes
+ *	  are booked together, in one statement (hubsync._push_done_batch);
+ *	  every other outcome, and any success that statement leaves or fails
+ *	  on, record by record, each in its own subtransaction so that one bad
+ *	  record never stops the rest.
  *
  * IDENTIFICATION
  *	  src/push/push_outcome.c
@@ -12,6 +15,7 @@
 #include "core/hubsync.h"
 
 #include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "mb/pg_wchar.h"
@@ -30,6 +34,7 @@ static SPIPlanPtr retry_plan = NULL;
 static SPIPlanPtr dead_plan = NULL;
 static SPIPlanPtr link_plan = NULL;
 static SPIPlanPtr gone_plan = NULL;
+static SPIPlanPtr batch_plan = NULL;
 
 /* run_plan -- prepare once, keep, and execute a parameterised statement */
 static void
@@ -176,6 +181,117 @@ record_one(PushBatch *b, PushRecord *r)
 	}
 }
 
+/* the plain successes of a batch, booked together */
+typedef struct DoneSet
+{
+	PushBatch  *b;
+	bool	   *booked;			/* per record: its outcome is written */
+	int			ndone;
+} DoneSet;
+
+/* text_array -- a text[] Datum of n C strings (NULL entries allowed) */
+static Datum
+text_array(char **items, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = (items[i] == NULL);
+		elems[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(items[i]);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* is_plain_done -- an outcome the set-based booking may take */
+static bool
+is_plain_done(PushRecord *r)
+{
+	return r->outcome.kind == OUTCOME_DONE;
+}
+
+/*
+ * record_done_set -- book every plain success of the batch in one call of
+ * hubsync._push_done_batch; the records it returns (a merge, an inbound
+ * change to adopt, an overtaken property) stay for record_one.
+ */
+static void
+record_done_set(void *arg)
+{
+	DoneSet    *set = (DoneSet *) arg;
+	PushBatch  *b = set->b;
+	char	  **ids = palloc(sizeof(char *) * set->ndone);
+	char	  **hs = palloc(sizeof(char *) * set->ndone);
+	char	  **sent = palloc(sizeof(char *) * set->ndone);
+	char	  **upd = palloc(sizeof(char *) * set->ndone);
+	StringInfoData outbox;
+	Datum		v[7];
+	int			n = 0;
+	bool		isnull;
+	Datum		odd;
+
+	initStringInfo(&outbox);
+	appendStringInfoChar(&outbox, '{');
+	for (int i = 0; i < b->nrecords; i++)
+	{
+		PushRecord *r = b->records[i];
+		const char *inner;
+
+		if (!is_plain_done(r))
+			continue;
+		ids[n] = r->hubsync_id;
+		hs[n] = r->outcome.hs_object_id ? r->outcome.hs_object_id : r->hs_object_id;
+		sent[n] = r->props;
+		upd[n] = r->outcome.updated_at;
+		/* "{1,2}" -> "1,2", appended to every record's ids */
+		inner = r->outbox_ids + 1;
+		if (outbox.len > 1)
+			appendStringInfoChar(&outbox, ',');
+		appendBinaryStringInfo(&outbox, inner, (int) strlen(inner) - 1);
+		n++;
+	}
+	appendStringInfoChar(&outbox, '}');
+	v[0] = CStringGetTextDatum(b->object_type);
+	v[1] = CStringGetTextDatum(push_kind_paths[b->kind]);
+	v[2] = text_array(ids, n);
+	v[3] = text_array(hs, n);
+	v[4] = text_array(sent, n);
+	v[5] = text_array(upd, n);
+	v[6] = CStringGetTextDatum(outbox.data);
+	if (SPI_execute_plan(hubsync_keep_plan(&batch_plan,
+										   "SELECT hubsync._push_done_batch($1, $2, $3::uuid[], $4::bigint[], "
+										   "$5::jsonb[], $6::timestamptz[], $7::bigint[])::text[]",
+										   7, (Oid[]) {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+										   TEXTARRAYOID, TEXTARRAYOID, TEXTOID}),
+						 v, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "hubsync._push_done_batch() failed");
+	odd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	/* every plain success is booked, but those returned */
+	for (int i = 0; i < b->nrecords; i++)
+		set->booked[i] = is_plain_done(b->records[i]);
+	if (!isnull)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(odd);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nodd;
+
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nodd);
+		for (int k = 0; k < nodd; k++)
+		{
+			char	   *id = TextDatumGetCString(elems[k]);
+
+			for (int i = 0; i < b->nrecords; i++)
+				if (strcmp(b->records[i]->hubsync_id, id) == 0)
+					set->booked[i] = false;
+		}
+	}
+}
+
 /* a record step with its batch, as hubsync_in_subtransaction passes it */
 typedef struct RecordStep
 {
@@ -223,6 +339,8 @@ void
 push_record_outcomes(PushBatch *b)
 {
 	int			i;
+	bool	   *booked;
+	DoneSet		set = {0};
 
 	if (!hubsync_worker_begin_xact("recording push results"))
 	{
@@ -233,11 +351,33 @@ push_record_outcomes(PushBatch *b)
 	SPI_connect();
 	/* bookkeeping, not the application: nothing here is captured */
 	hubsync_remote_apply_begin();
+	booked = palloc0(sizeof(bool) * b->nrecords);
+	for (i = 0; i < b->nrecords; i++)
+		set.ndone += is_plain_done(b->records[i]) ? 1 : 0;
+	if (set.ndone > 1)
+	{
+		ErrorData  *failure;
+
+		/*
+		 * The plain successes together; if that fails (say one HubSpot id
+		 * is already linked to another row), the whole statement is rolled
+		 * back and each record is written alone below, where the bad one
+		 * becomes a dead letter.
+		 */
+		set.b = b;
+		set.booked = booked;
+		failure = hubsync_in_subtransaction(record_done_set, &set);
+		if (failure != NULL)
+			memset(booked, 0, sizeof(bool) * b->nrecords);
+	}
 	for (i = 0; i < b->nrecords; i++)
 	{
 		PushRecord *r = b->records[i];
 		ErrorData  *failure;
 		int			attempt = 0;
+
+		if (booked[i])
+			continue;
 
 		while ((failure = in_subtransaction(record_one, b, r)) != NULL &&
 			   hubsync_transient_error(failure->sqlerrcode) &&

@@ -55,6 +55,42 @@ static List *ready_batches = NIL;	/* claimed, waiting for quota */
 static bool outbox_drained = false;	/* last claim found nothing more */
 static long idle_wait_ms = IDLE_WAIT_MS;
 static bool assoc_due = true;	/* an association round may find work */
+static double bulk_tokens = 0;	/* bulk batches that may leave now */
+static TimestampTz bulk_tokens_at = 0;
+
+/*
+ * BULK_BURST -- bulk batches that may leave at once.  Bulk work is sent at
+ * the window's sustained rate, not in bursts: a window filled in one
+ * burst frees nothing for ten seconds, and a real-time change would wait
+ * that long; sent evenly, a place frees every window / limit, and the
+ * real-time lane takes the next one.  The burst lets a worker that was
+ * held up (a slow claim on a busy machine) catch up on the time lost, at
+ * the price of a gap of at most this many places (16 x 53 ms at 190 per
+ * 10 s) for the real-time lane.
+ */
+#define BULK_BURST 16
+
+/*
+ * bulk_wait_ms -- 0 when a bulk batch may leave now (taking its token),
+ * else ms until it may
+ */
+static long
+bulk_wait_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	double		rate = hubsync_quota_rate() / 1000.0;	/* per ms */
+
+	if (bulk_tokens_at == 0)
+		bulk_tokens = BULK_BURST;
+	else
+		bulk_tokens = Min(BULK_BURST,
+						  bulk_tokens + (double) (now - bulk_tokens_at) / 1000.0 * rate);
+	bulk_tokens_at = now;
+	if (bulk_tokens >= 1.0)
+		return 0;
+	return (long) ((1.0 - bulk_tokens) / Max(rate, 0.0001)) + 1;
+}
+
 static TimestampTz last_assoc_round = 0;
 
 /* lease_seconds -- how long a claim holds its rows */
@@ -75,6 +111,7 @@ new_batch(PushRecord *r)
 	b->object_type = r->object_type;
 	b->api_name = r->api_name;
 	b->solo = r->solo;
+	b->realtime = r->realtime;
 	return b;
 }
 
@@ -99,6 +136,7 @@ copy_record(MemoryContext cxt, HeapTuple tup, TupleDesc td)
 	r->attempts = DatumGetInt32(SPI_getbinval(tup, td, 8, &isnull));
 	r->first_created = DatumGetTimestampTz(SPI_getbinval(tup, td, 9, &isnull));
 	r->solo = DatumGetBool(SPI_getbinval(tup, td, 10, &isnull));
+	r->realtime = DatumGetBool(SPI_getbinval(tup, td, 11, &isnull));
 	MemoryContextSwitchTo(old);
 	return r;
 }
@@ -139,6 +177,7 @@ claim_batches(void)
 		char	   *type = SPI_getvalue(tup, td, 2);
 		bool		isnull;
 		bool		solo = DatumGetBool(SPI_getbinval(tup, td, 10, &isnull));
+		bool		realtime = DatumGetBool(SPI_getbinval(tup, td, 11, &isnull));
 		PushBatch  *b = NULL;
 		ListCell   *lc;
 
@@ -147,6 +186,7 @@ claim_batches(void)
 			PushBatch  *cand = lfirst(lc);
 
 			if (!solo && !cand->solo && cand->nrecords < hubsync_batch_size &&
+				cand->realtime == realtime &&
 				strcmp(cand->object_type, type) == 0 &&
 				strcmp(push_kind_paths[cand->kind], kind) == 0)
 			{
@@ -176,9 +216,9 @@ claim_batches(void)
 	/*
 	 * When the outbox is empty, sleep until the earliest retry is due.  A
 	 * paused type's changes are not due, however old: they would have the
-	 * worker spin; each type's rows are found by the (object_type, id) index
-	 * (a row comparison, which no plan answers from the primary key), with
-	 * no JIT start-up.  The transaction ends right after, with its settings.
+	 * worker spin; each type's rows are found by the (object_type,
+	 * priority, id) index (a row comparison, which no plan answers from the
+	 * primary key), with no JIT start-up.  The transaction ends right after, with its settings.
 	 */
 	idle_wait_ms = IDLE_WAIT_MS;
 	if (claimed == 0)
@@ -188,7 +228,8 @@ claim_batches(void)
 		if (SPI_execute("SELECT greatest(0, ceil(extract(epoch FROM min(w.next_at) - now()) * 1000))::bigint "
 						"FROM hubsync.object_types t CROSS JOIN LATERAL "
 						"(SELECT min(o.next_attempt_at) AS next_at FROM hubsync.outbox o "
-						" WHERE (o.object_type, o.id) > (t.object_type, 0) AND o.object_type <= t.object_type "
+						" WHERE (o.object_type, o.priority, o.id) > (t.object_type, -32768, 0) "
+						"   AND o.object_type <= t.object_type "
 						"   AND o.state = 'pending') w "
 						"WHERE NOT t.paused", false, 1) == SPI_OK_SELECT &&
 			SPI_processed == 1)
@@ -205,9 +246,43 @@ claim_batches(void)
 
 	{
 		MemoryContext old = MemoryContextSwitchTo(push_cxt);
+		List	   *rt = NIL;
+		List	   *bulk = NIL;
+		ListCell   *lc;
 
-		ready_batches = list_concat(ready_batches, open);
+		/*
+		 * The real-time lane goes first: its batches go ahead of every
+		 * bulk batch already waiting for the quota (after real-time ones
+		 * claimed before), so a single-row commit waits for at most the
+		 * next free request, not for a backlog.
+		 */
+		foreach(lc, open)
+		{
+			PushBatch  *b = lfirst(lc);
+
+			if (b->realtime)
+				rt = lappend(rt, b);
+			else
+				bulk = lappend(bulk, b);
+		}
+		if (rt != NIL)
+		{
+			List	   *merged = NIL;
+
+			foreach(lc, ready_batches)
+				if (((PushBatch *) lfirst(lc))->realtime)
+					merged = lappend(merged, lfirst(lc));
+			merged = list_concat(merged, rt);
+			foreach(lc, ready_batches)
+				if (!((PushBatch *) lfirst(lc))->realtime)
+					merged = lappend(merged, lfirst(lc));
+			list_free(ready_batches);
+			ready_batches = merged;
+		}
+		ready_batches = list_concat(ready_batches, bulk);
 		list_free(open);
+		list_free(rt);
+		list_free(bulk);
 		MemoryContextSwitchTo(old);
 	}
 	outbox_drained = (claimed < limit);
@@ -302,9 +377,13 @@ send_ready_batches(void)
 			MemoryContextDelete(b->cxt);
 			continue;
 		}
+		if (!b->realtime && (wait = bulk_wait_ms()) > 0)
+			return wait;
 		wait = hubsync_quota_acquire(HUBSYNC_QUOTA_REALTIME);
 		if (wait > 0)
 			return wait;
+		if (!b->realtime)
+			bulk_tokens -= 1.0;
 		ready_batches = list_delete_first(ready_batches);
 		start_batch(b);
 	}
@@ -401,14 +480,18 @@ push_loop(void)
 		hubsync_refresh_credentials();
 
 		/*
-		 * Keep up to max_inflight batches claimed ahead of the quota, so a
-		 * slot that frees never waits for a claim.
+		 * Send what is claimed first, then claim ahead: keep up to
+		 * max_inflight batches claimed ahead of the quota, so a slot that
+		 * frees never waits for a claim, and the claim runs while requests
+		 * are in flight.
 		 */
+		quota_wait = send_ready_batches();
 		if (list_length(ready_batches) < hubsync_max_inflight && !outbox_drained &&
 			!hubsync_auth_blocked())
+		{
 			claim_batches();
-
-		quota_wait = send_ready_batches();
+			quota_wait = send_ready_batches();
+		}
 
 		/*
 		 * Associations leave once the record outbox is drained, so that

@@ -26,6 +26,9 @@ DEFAULTS = {
     # latency and hangs
     "latencyMs": 0,
     "latencyJitterMs": 0,
+    # a slow (CPU-starved) HubSpot: each request waits a random 0..N ms
+    # after arriving and before it is counted against the rate limits
+    "arrivalDelayMs": 0,
     "hangMaxMs": 60000,
     # search
     "searchIndexLagMs": 3000,

@@ -156,6 +156,9 @@ class Hub:
         half = delay / 2000.0
         if half > 0:
             time.sleep(half)     # the request travelling to HubSpot
+        if cfg["arrivalDelayMs"]:
+            # a starved HubSpot: the request waits before it is counted
+            time.sleep(self.rng.uniform(0, cfg["arrivalDelayMs"]) / 1000.0)
         try:
             result, name = self._serve(req, fn, groups, endpoint, auth_needed)
         except ApiError:
