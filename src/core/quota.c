@@ -33,7 +33,6 @@
 
 #include "core/quota.h"
 #include "datatype/timestamp.h"
-#include "hubspot/settings.h"
 
 #define WINDOW_MS 10000
 #define BULK_RESERVE_PERCENT 20 /* share of the window kept for real time */
@@ -67,6 +66,13 @@ window_ms(HubsyncQuota *q)
 }
 
 /* a window entry's state */
+/*
+ * the longest a request may be in flight (hubsync.request_timeout, which
+ * the HubSpot client's settings keep here): an unanswered request may
+ * still arrive at HubSpot until then
+ */
+int			hubsync_quota_flight_ms = 30000;
+
 #define QUOTA_ENTRY_LEFT 0		/* out of the window */
 #define QUOTA_ENTRY_ANSWERED 1	/* counts from its (estimated) arrival */
 #define QUOTA_ENTRY_FLIGHT 2	/* sent, not answered yet */
@@ -83,7 +89,7 @@ leaves_at(HubsyncQuota *q, int i)
 	int64		at = q->sent[i] + window_ms(q);
 
 	if (q->state[i] == QUOTA_ENTRY_FLIGHT)
-		at += hubsync_request_timeout;
+		at += hubsync_quota_flight_ms;
 	return at;
 }
 

@@ -75,6 +75,8 @@ typedef struct HubsyncQuotaSnapshot
 	int64		retries;
 } HubsyncQuotaSnapshot;
 
+extern int	hubsync_quota_flight_ms;
+
 extern void hubsync_quota_init(HubsyncQuota *q);
 extern long hubsync_quota_acquire(HubsyncQuotaClass cls);
 extern void hubsync_quota_observe(long status, long rl_max, long rl_remaining,

@@ -18,6 +18,7 @@
 
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "core/quota.h"
 #include "hubspot/api_paths.h"
 #include "hubspot/settings.h"
 #include "util/parse_util.h"
@@ -62,6 +63,16 @@ check_api_base_url(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * assign_request_timeout -- the quota counts an unanswered request in its
+ * window for as long as it may still arrive at HubSpot
+ */
+static void
+assign_request_timeout(int newval, void *extra)
+{
+	hubsync_quota_flight_ms = newval;
+}
+
+/*
  * hubsync_hubspot_define_settings -- define this area's hubsync.* settings
  * (called from _PG_init).
  */
@@ -98,5 +109,5 @@ hubsync_hubspot_define_settings(void)
 							"Longest time one HubSpot request may take.",
 							NULL,
 							&hubsync_request_timeout, 30000, 100, 600000,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, assign_request_timeout, NULL);
 }
