@@ -1692,16 +1692,16 @@ class WebhookTest(Base):
         self.flush()
         self.assertEqual(rx.requests, [])                 # paused subscription: nothing
         s, _, b = self.f.call("POST", base + "/subscriptions/batch/update",
-                              {"inputs": [{"id": sub["id"], "active": True}]})
+                              {"inputs": [{"id": int(sub["id"]), "active": True}]})
         self.assertEqual((s, b["results"][0]["active"]), (200, True))
         self.create("deals", {"dealname": "loud", "amount": "2"})
         self.flush()
         evs = rx.events()
         self.assertEqual([(e["subscriptionType"], e["propertyName"], e["subscriptionId"])
-                          for e in evs], [("deal.propertyChange", "amount", sub["id"])])
+                          for e in evs], [("deal.propertyChange", "amount", int(sub["id"]))])
         lst = self.f.call("GET", base + "/subscriptions")[2]["results"]
         self.assertEqual([x["id"] for x in lst], [sub["id"]])
-        self.assertEqual(self.f.call("DELETE", base + "/subscriptions/%d" % sub["id"])[0], 204)
+        self.assertEqual(self.f.call("DELETE", base + "/subscriptions/%s" % sub["id"])[0], 204)
         self.assertEqual(self.f.call("DELETE", base + "/settings")[0], 204)
         self.assertIsNone(self.f.ctl("GET", "config")["webhookUrl"])
 
