@@ -1071,6 +1071,59 @@ class VersionAnswersTest(Base):
                               {"inputs": [unl]})
         self.assertEqual((s, b), (204, None))
 
+    def test_documented_shapes_per_version(self):
+        """Answers as each version's OpenAPI document has them: association
+        ids strings on dated paths (numbers on legacy v4), property batches
+        200 with errors under 2026-09, associate/default never 207, batch
+        error entries with errors[], schemas with allowsSensitiveProperties
+        and no null description, subscription ids as strings."""
+        d = self.create("deals", {"dealname": "d"})["id"]
+        co = self.create("companies", {"name": "co"})["id"]
+        inp = {"inputs": [{"from": {"id": d}, "to": {"id": co},
+                           "types": [{"associationCategory": "HUBSPOT_DEFINED",
+                                      "associationTypeId": 5}]}]}
+        for base, kind in (("/crm/associations/2026-09", str), ("/crm/associations/2026-03", str),
+                           ("/crm/v4/associations", int)):
+            r = self.f.call("POST", base + "/deals/companies/batch/create", inp)[2]["results"][0]
+            self.assertIsInstance(r["toObjectId"], kind, base)
+            self.assertIsInstance(r["fromObjectId"], kind, base)
+            r = self.f.call("POST", base + "/deals/companies/batch/read",
+                            {"inputs": [{"id": d}]})[2]["results"][0]
+            self.assertIsInstance(r["to"][0]["toObjectId"], kind, base)
+        for base in ("/crm/associations/2026-09", "/crm/associations/2026-03", "/crm/v4/associations"):
+            s, _, b = self.f.call("POST", base + "/deals/companies/batch/associate/default",
+                                  {"inputs": [{"from": {"id": d}, "to": {"id": "999"}}]})
+            self.assertEqual((s, b["numErrors"]), (200, 1), base)
+        for base, want in (("/crm/properties/2026-09", 200), ("/crm/properties/2026-03", 207)):
+            name = "p" + base[-2:]
+            s, _, b = self.f.call("POST", base + "/deals/batch/create", {"inputs": [
+                {"name": name, "label": "P", "type": "string", "fieldType": "text",
+                 "groupName": "dealinformation"},
+                {"name": name + "x", "label": "P", "type": "nonsense", "fieldType": "text",
+                 "groupName": "dealinformation"}]})
+            self.assertEqual((s, b.get("numErrors")), (want, 1), (base, b))
+            s, _, b = self.f.call("POST", base + "/deals/batch/read",
+                                  {"inputs": [{"name": name}, {"name": "nope"}]})
+            self.assertEqual(s, want, (base, b))
+        self.f.call("POST", "/crm/v3/properties/deals", {
+            "name": "ext", "label": "Ext", "type": "string", "fieldType": "text",
+            "groupName": "dealinformation", "hasUniqueValue": True})
+        self.create("deals", {"dealname": "x", "ext": "taken"})
+        s, _, b = self.f.call("POST", "/crm/objects/2026-09/deals/batch/create", {"inputs": [
+            {"objectWriteTraceId": "t", "properties": {"dealname": "y", "ext": "taken"}}]})
+        self.assertEqual(b["errors"][0]["errors"], [], b)
+        s, _, sch = self.f.call("POST", "/crm-object-schemas/2026-09/schemas", {
+            "name": "cars", "labels": {"singular": "Car", "plural": "Cars"},
+            "primaryDisplayProperty": "model", "requiredProperties": ["model"],
+            "properties": [{"name": "model", "label": "Model", "type": "string",
+                            "fieldType": "text"}]})
+        self.assertEqual(s, 201, sch)
+        self.assertIs(sch["allowsSensitiveProperties"], False)
+        self.assertNotIn("description", sch)
+        s, _, sub = self.f.call("POST", "/webhooks/v3/54321/subscriptions", {
+            "eventType": "deal.propertyChange", "propertyName": "amount"})
+        self.assertIsInstance(sub["id"], str)
+
 
 class AssociationsTest(Base):
     """v4 association endpoints, labels table, toObjectId type, events."""
@@ -1692,16 +1745,16 @@ class WebhookTest(Base):
         self.flush()
         self.assertEqual(rx.requests, [])                 # paused subscription: nothing
         s, _, b = self.f.call("POST", base + "/subscriptions/batch/update",
-                              {"inputs": [{"id": sub["id"], "active": True}]})
+                              {"inputs": [{"id": int(sub["id"]), "active": True}]})
         self.assertEqual((s, b["results"][0]["active"]), (200, True))
         self.create("deals", {"dealname": "loud", "amount": "2"})
         self.flush()
         evs = rx.events()
         self.assertEqual([(e["subscriptionType"], e["propertyName"], e["subscriptionId"])
-                          for e in evs], [("deal.propertyChange", "amount", sub["id"])])
+                          for e in evs], [("deal.propertyChange", "amount", int(sub["id"]))])
         lst = self.f.call("GET", base + "/subscriptions")[2]["results"]
         self.assertEqual([x["id"] for x in lst], [sub["id"]])
-        self.assertEqual(self.f.call("DELETE", base + "/subscriptions/%d" % sub["id"])[0], 204)
+        self.assertEqual(self.f.call("DELETE", base + "/subscriptions/%s" % sub["id"])[0], 204)
         self.assertEqual(self.f.call("DELETE", base + "/settings")[0], 204)
         self.assertIsNone(self.f.ctl("GET", "config")["webhookUrl"])
 

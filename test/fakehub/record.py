@@ -1,6 +1,8 @@
 """Recording of the API requests the fake serves and its answers (for
 test/conformance.py): one JSON object per line, appended to a file given by
---record FILE or the environment variable HUBSYNC_FAKE_RECORD."""
+--record FILE or the environment variable HUBSYNC_FAKE_RECORD.  A "%p" in the
+file name becomes the fake's process id, so that the fakes of a TAP run (some
+tests start several) each write their own file."""
 
 import json
 import os
@@ -13,6 +15,8 @@ class Recorder:
     def __init__(self, path):
         """Open path for appending (None: record nothing)."""
         self.lock = threading.Lock()
+        if path:
+            path = path.replace("%p", str(os.getpid()))
         self.fh = open(path, "a", encoding="utf-8") if path else None
 
     @staticmethod
@@ -36,7 +40,10 @@ class Recorder:
         if ctype is None and body not in (None, b""):
             ctype = "application/json;charset=utf-8"
         fault = req.fault
+        hdrs = req.headers or {}
         entry = {"method": req.method, "path": path, "query": req.query_string,
+                 "userAgent": hdrs.get("User-Agent"),
+                 "requestType": hdrs.get("Content-Type"),
                  "requestBody": self._body(req.raw), "status": status,
                  "contentType": ctype, "responseBody": self._body(body),
                  "fault": fault.get("kind") if isinstance(fault, dict) else None}

@@ -8,9 +8,14 @@ from .routes_crm import _batch, _err, _fault_error, _fault_fails, _inputs, _src,
 from .util import ApiError, error_body, fail, now_ms
 
 
-def _oid(hub, i):
-    """toObjectId/fromObjectId as a JSON number (or string, config)."""
-    return str(i) if hub.cfg["toObjectIdAsString"] else int(i)
+def _oid(hub, req, i):
+    """toObjectId/fromObjectId: a string under a dated version (HubSpot's
+    published OpenAPI documents for associations, 2026-03 and 2026-09), a
+    JSON number under legacy v4 (its 2024 document; string with config
+    toObjectIdAsString)."""
+    if req.api_version not in (None, "legacy") or hub.cfg["toObjectIdAsString"]:
+        return str(i)
+    return int(i)
 
 
 def _live(ot, key):
@@ -48,11 +53,11 @@ def _types(hub, fot, tot, specs):
     return out
 
 
-def _pair_json(hub, fot, fid, tot, tid_):
+def _pair_json(hub, req, fot, fid, tot, tid_):
     """LabelsBetweenObjectPair for two records."""
     types = hub.assoc.targets(fot, fid, tot).get(tid_, set())
-    return {"fromObjectTypeId": fot.tid, "fromObjectId": _oid(hub, fid),
-            "toObjectTypeId": tot.tid, "toObjectId": _oid(hub, tid_),
+    return {"fromObjectTypeId": fot.tid, "fromObjectId": _oid(hub, req, fid),
+            "toObjectTypeId": tot.tid, "toObjectId": _oid(hub, req, tid_),
             "labels": [hub.assoc.defs[t].label for t in sorted(types)
                        if hub.assoc.defs[t].label is not None]}
 
@@ -69,9 +74,9 @@ def _default_specs(hub, fot, fid, tot, tid_):
                                  "associationTypeId": inv}}]
 
 
-def _targets_json(hub, fot, fid, tot):
+def _targets_json(hub, req, fot, fid, tot):
     """[{toObjectId, associationTypes}] for one record, sorted by id."""
-    return [{"toObjectId": _oid(hub, i), "associationTypes": hub.assoc.to_json_types(types)}
+    return [{"toObjectId": _oid(hub, req, i), "associationTypes": hub.assoc.to_json_types(types)}
             for i, types in sorted(hub.assoc.targets(fot, fid, tot).items()) if types]
 
 
@@ -93,7 +98,7 @@ def put_labeled(hub, req, fromObjectType, fromObjectId, toObjectType, toObjectId
     fid, tid_ = _need(hub, fot, fromObjectId), _need(hub, tot, toObjectId)
     types = _types(hub, fot, tot, req.json())
     hub.assoc.link(fot, fid, tot, tid_, types, _src(hub), now_ms())
-    return 201, _pair_json(hub, fot, fid, tot, tid_)
+    return 201, _pair_json(hub, req, fot, fid, tot, tid_)
 
 
 def delete_pair(hub, req, fromObjectType, fromObjectId, toObjectType, toObjectId):
@@ -117,7 +122,7 @@ def list_assoc(hub, req, fromObjectType, fromObjectId, toObjectType):
     if limit < 1 or limit > 500:
         fail(400, "limit must be between 1 and 500")
     after = req.qint("after", 0)
-    allr = _targets_json(hub, fot, fid, tot)
+    allr = _targets_json(hub, req, fot, fid, tot)
     out = {"results": allr[after:after + limit]}
     if after + limit < len(allr):
         nxt = str(after + limit)
@@ -172,13 +177,14 @@ def batch_create(hub, req, fromObjectType, toObjectType):
             continue
         types = _types(hub, fot, tot, item.get("types"))
         hub.assoc.link(fot, fid, tot, tid_, types, src, started)
-        results.append(_pair_json(hub, fot, fid, tot, tid_))
+        results.append(_pair_json(hub, req, fot, fid, tot, tid_))
     ok = 200 if req.api_version == "2026-09" else 201
     return answer_status(req, ok, errors), _batch(results, errors, started)
 
 
 def batch_default(hub, req, fromObjectType, toObjectType):
-    """POST .../batch/associate/default -> 200."""
+    """POST .../batch/associate/default -> 200, errors in the body: no
+    version's OpenAPI document lists a 207 for it."""
     store = hub.store
     fot, tot = store.type_of(fromObjectType), store.type_of(toObjectType)
     started = now_ms()
@@ -193,7 +199,7 @@ def batch_default(hub, req, fromObjectType, toObjectType):
             continue
         hub.assoc.link(fot, fid, tot, tid_, [t], src, started)
         results.extend(_default_specs(hub, fot, fid, tot, tid_))
-    return answer_status(req, 200, errors), _batch(results, errors, started)
+    return 200, _batch(results, errors, started)
 
 
 def batch_read(hub, req, fromObjectType, toObjectType):
@@ -211,7 +217,7 @@ def batch_read(hub, req, fromObjectType, toObjectType):
             errors.append(_fault_error(req, {"fromObjectId": [key]}))
             continue
         fid = _live(fot, key)
-        to = _targets_json(hub, fot, fid, tot) if fid is not None else []
+        to = _targets_json(hub, req, fot, fid, tot) if fid is not None else []
         after = item.get("after")
         if after is not None and fid is not None:
             last = _assoc_cursor_id(tot, after)

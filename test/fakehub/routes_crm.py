@@ -73,8 +73,11 @@ def missing_error(ot, ids):
 
 
 def _input_error(body, context):
-    """A 207 errors entry from an error body, tied to one input by context."""
-    return dict(body, context=context, links={})
+    """A 207 errors entry from an error body, tied to one input by context
+    (StandardError: errors is required, an empty list when there are none)."""
+    entry = {"errors": []}
+    entry.update(body, context=context, links={})
+    return entry
 
 
 def _fault_fails(req, n):

@@ -4,7 +4,7 @@ import re
 
 from .catalog import FIELD_TYPES, TYPES, system_props
 from .model import ObjectType, new_custom_prop
-from .routes_crm import _batch, _err, _inputs
+from .routes_crm import _batch, _err, _inputs, answer_status
 from .util import ApiError, error_body, fail, iso_ms, now_ms
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -114,7 +114,8 @@ def delete_prop(hub, req, objectType, name):
 
 
 def batch_create_props(hub, req, objectType):
-    """POST /crm/v3/properties/{t}/batch/create -> 201 (207 per failed input)."""
+    """POST /crm/v3/properties/{t}/batch/create -> 201 (207 per failed input);
+    200 with the errors in the body under 2026-09 (its OpenAPI document)."""
     ot = hub.store.type_of(objectType)
     started = now_ms()
     results, errors = [], []
@@ -124,11 +125,13 @@ def batch_create_props(hub, req, objectType):
         except ApiError as e:
             errors.append(_err(e.body["category"], e.body["message"],
                                {"name": [str(spec.get("name"))]}))
-    return (207 if errors else 201), _batch(results, errors, started)
+    ok = 200 if req.api_version == "2026-09" else 201
+    return answer_status(req, ok, errors), _batch(results, errors, started)
 
 
 def batch_read_props(hub, req, objectType):
-    """POST /crm/v3/properties/{t}/batch/read -> 200 (207 for unknown names)."""
+    """POST /crm/v3/properties/{t}/batch/read -> 200 (207 for unknown names,
+    except under 2026-09: 200 with the errors in the body)."""
     ot = hub.store.type_of(objectType)
     body = req.body_obj()
     started = now_ms()
@@ -142,7 +145,7 @@ def batch_read_props(hub, req, objectType):
             results.append(p.to_json())
     errors = [_err("OBJECT_NOT_FOUND", "Could not find some properties",
                    {"names": missing})] if missing else []
-    return (207 if errors else 200), _batch(results, errors, started)
+    return answer_status(req, 200, errors), _batch(results, errors, started)
 
 
 def batch_archive_props(hub, req, objectType):
@@ -209,7 +212,10 @@ def delete_group(hub, req, objectType, name):
 
 # ----- schemas -------------------------------------------------------------
 def schema_json(hub, ot):
-    """Schema response (notes 8 field list)."""
+    """Schema response (notes 8 field list).  allowsSensitiveProperties is
+    always there and description only when set (HubSpot's published OpenAPI
+    documents for schemas: the former required from 2025-09, the latter a
+    string, not nullable)."""
     s = ot.schema
     assoc = []
     for (ftid, ttid), tids in hub.assoc.pairs.items():
@@ -221,17 +227,20 @@ def schema_json(hub, ot):
                                   ot.word.lower(), hub.store.by_key[ttid].word.lower()),
                               "createdAt": iso_ms(s["createdAt"]),
                               "updatedAt": iso_ms(s["updatedAt"])})
-    return {"id": ot.tid.split("-")[1], "objectTypeId": ot.tid,
-            "fullyQualifiedName": ot.name, "name": s["name"], "labels": s["labels"],
-            "requiredProperties": s["requiredProperties"],
-            "searchableProperties": s["searchableProperties"],
-            "primaryDisplayProperty": s["primaryDisplayProperty"],
-            "secondaryDisplayProperties": s["secondaryDisplayProperties"],
-            "description": s.get("description"),
-            "properties": [p.to_json() for p in ot.props.values() if not p.archived],
-            "associations": assoc, "metaType": "PORTAL_SPECIFIC",
-            "archived": s["archived"], "restorable": True,
-            "createdAt": iso_ms(s["createdAt"]), "updatedAt": iso_ms(s["updatedAt"])}
+    out = {"id": ot.tid.split("-")[1], "objectTypeId": ot.tid,
+           "fullyQualifiedName": ot.name, "name": s["name"], "labels": s["labels"],
+           "requiredProperties": s["requiredProperties"],
+           "searchableProperties": s["searchableProperties"],
+           "primaryDisplayProperty": s["primaryDisplayProperty"],
+           "secondaryDisplayProperties": s["secondaryDisplayProperties"],
+           "properties": [p.to_json() for p in ot.props.values() if not p.archived],
+           "associations": assoc, "metaType": "PORTAL_SPECIFIC",
+           "archived": s["archived"], "restorable": True,
+           "allowsSensitiveProperties": bool(s.get("allowsSensitiveProperties", False)),
+           "createdAt": iso_ms(s["createdAt"]), "updatedAt": iso_ms(s["updatedAt"])}
+    if s.get("description") is not None:
+        out["description"] = s["description"]
+    return out
 
 
 def _custom(hub, key):
@@ -279,10 +288,10 @@ def create_schema(hub, req):
     props = system_props(False) + [new_custom_prop(dict({"groupName": "information"}, **s), now)
                                    for s in specs]
     schema = {"name": name, "labels": labels, "createdAt": now, "updatedAt": now,
-              "requiredProperties": body.get("requiredProperties") or [],
-              "searchableProperties": body.get("searchableProperties") or [],
-              "primaryDisplayProperty": primary,
-              "secondaryDisplayProperties": body.get("secondaryDisplayProperties") or [],
+             "requiredProperties": body.get("requiredProperties") or [],
+             "searchableProperties": body.get("searchableProperties") or [],
+             "primaryDisplayProperty": primary,
+             "secondaryDisplayProperties": body.get("secondaryDisplayProperties") or [],
               "description": body.get("description"), "archived": False}
     ot = ObjectType(fqn, tid, name.upper(), None, "hs_createdate", None, props, schema)
     store.add_type(ot, ("p_" + name, name))
@@ -304,7 +313,7 @@ def patch_schema(hub, req, objectType):
     ot = _custom(hub, objectType)
     body = req.body_obj()
     for key in ("labels", "requiredProperties", "searchableProperties",
-                "primaryDisplayProperty", "secondaryDisplayProperties", "description"):
+               "primaryDisplayProperty", "secondaryDisplayProperties", "description"):
         if key in body:
             ot.schema[key] = body[key]
     ot.schema["updatedAt"] = now_ms()

@@ -91,6 +91,12 @@ def _sub_or_404(hub, sub_id):
     return sub
 
 
+def _sub_json(sub):
+    """SubscriptionResponse: the id as a string (HubSpot's published OpenAPI
+    document for Webhooks, v3), though requests give it as an integer."""
+    return dict(sub, id=str(sub["id"]))
+
+
 def _store_sub(hub, sub):
     """Save a subscription (copy-on-write: event threads read the dict unlocked)."""
     subs = dict(hub.hooks.subs)
@@ -101,7 +107,7 @@ def _store_sub(hub, sub):
 def list_subs(hub, req, appId):
     """GET /webhooks/v3/{appId}/subscriptions."""
     _auth(hub, req, appId)
-    return 200, {"results": [dict(s) for _, s in sorted(hub.hooks.subs.items())]}
+    return 200, {"results": [_sub_json(s) for _, s in sorted(hub.hooks.subs.items())]}
 
 
 def create_sub(hub, req, appId):
@@ -126,13 +132,13 @@ def create_sub(hub, req, appId):
             sub[key] = body[key]
     hub.hooks.subs_made += 1
     _store_sub(hub, sub)
-    return 201, dict(sub)
+    return 201, _sub_json(sub)
 
 
 def get_sub(hub, req, appId, subscriptionId):
     """GET /webhooks/v3/{appId}/subscriptions/{id}."""
     _auth(hub, req, appId)
-    return 200, dict(_sub_or_404(hub, subscriptionId))
+    return 200, _sub_json(_sub_or_404(hub, subscriptionId))
 
 
 def patch_sub(hub, req, appId, subscriptionId):
@@ -144,7 +150,7 @@ def patch_sub(hub, req, appId, subscriptionId):
         sub["active"] = bool(body["active"])
     sub["updatedAt"] = iso_ms(now_ms())
     _store_sub(hub, sub)
-    return 200, dict(sub)
+    return 200, _sub_json(sub)
 
 
 def delete_sub(hub, req, appId, subscriptionId):
@@ -171,7 +177,7 @@ def batch_update_subs(hub, req, appId):
             continue
         sub = dict(sub, active=bool(item.get("active")), updatedAt=iso_ms(started))
         _store_sub(hub, sub)
-        results.append(dict(sub))
+        results.append(_sub_json(sub))
     return (207 if errors else 200), _batch(results, errors, started)
 
 

@@ -201,7 +201,8 @@ def parse_args(argv):
     ap.add_argument("--client-secret", help="app client secret (default hubsync-test-secret)")
     ap.add_argument("--config", help="JSON object of config keys, or @file")
     ap.add_argument("--record", help="append every API request and answer to this file "
-                    "(JSON lines; default: $HUBSYNC_FAKE_RECORD, else none)")
+                    "(JSON lines; default: $HUBSYNC_FAKE_RECORD, else none; a %%p in it "
+                    "becomes the process id)")
     args = ap.parse_args(argv)
     overrides = {}
     if args.config:
