@@ -66,11 +66,11 @@ sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/updates/%--$(EXTVERSION).sql $$(SQL_
 # header changes, so a struct change never leaves stale objects behind.
 $(OBJS): $(wildcard $(srcdir)/src/*/*.h)
 
-# After the include: Makefile.global resets PROVE_FLAGS.  Two TAP files at
-# a time: each starts its own clusters on free ports (and the fakes on port
-# 0), and most of their time is spent waiting, so the suite takes about half
-# as long.
-PG_PROVE_FLAGS += -I $(srcdir)/test/perl -j2
+# After the include: Makefile.global resets PROVE_FLAGS.  Three TAP files
+# at a time: each starts its own clusters on free ports (and the fakes on
+# port 0), and most of their time is spent waiting (the suite uses about a
+# quarter of one core), so the suite takes about a third as long.
+PG_PROVE_FLAGS += -I $(srcdir)/test/perl -j3
 
 # installcheck runs pg_regress then prove; this alias keeps one word for both.
 .PHONY: test
