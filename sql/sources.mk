@@ -76,5 +76,7 @@ SQL_UPDATE_FROM = 0.1.0
 # schema files wholly new since a version: its update script runs them right
 # after its modfile, so their tables are defined once
 SQL_NEW_SINCE_0.1.0 = \
-	sql/schema/bi.sql \
-	sql/schema/journal.sql
+	sql/schema/polling.sql \
+	sql/schema/journal.sql \
+	sql/schema/enrichment.sql \
+	sql/schema/bi.sql
