@@ -35,7 +35,6 @@
 #include "core/hubsync.h"
 
 #include <sys/socket.h>
-#include <netdb.h>
 #include <microhttpd.h>
 
 #include "access/xact.h"
@@ -44,6 +43,7 @@
 #include "utils/memutils.h"
 #include "bgw/worker.h"
 #include "webhook/metrics.h"
+#include "webhook/receiver.h"
 #include "webhook/settings.h"
 
 #define METRICS_PATH "/metrics"
@@ -621,27 +621,6 @@ hubsync_metrics_run(bool ready)
 	MHD_run(metrics_daemon);
 }
 
-/* resolve -- sockaddr for the listen address and port */
-static bool
-resolve(const char *host, int port, struct sockaddr_storage *ss)
-{
-	struct addrinfo hints,
-			   *res = NULL;
-	char		portstr[16];
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	if (getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, &res) != 0 ||
-		res == NULL)
-		return false;
-	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return true;
-}
-
 /* hubsync_metrics_stop -- close the metrics endpoint */
 void
 hubsync_metrics_stop(void)
@@ -677,7 +656,8 @@ hubsync_metrics_configure(void)
 	}
 	if (metrics_daemon != NULL)
 		return true;
-	if (!resolve(hubsync_metrics_listen_address, hubsync_metrics_port, &ss))
+	if (!hubsync_listen_address(hubsync_metrics_listen_address, hubsync_metrics_port,
+								&ss, &flags))
 	{
 		if (!bind_failed_logged)
 			ereport(WARNING,
@@ -687,12 +667,6 @@ hubsync_metrics_configure(void)
 		bind_failed_logged = true;
 		return false;
 	}
-	flags = MHD_ALLOW_SUSPEND_RESUME;
-#ifdef MHD_USE_NO_THREAD_SAFETY
-	flags |= MHD_USE_NO_THREAD_SAFETY;
-#endif
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
 	metrics_daemon = MHD_start_daemon(flags, (uint16_t) hubsync_metrics_port,
 									  NULL, NULL,
 									  &handle_scrape, NULL,

@@ -656,9 +656,16 @@ hubsync_receiver_run(void)
 	}
 }
 
-/* resolve_address -- sockaddr for the listen address and port */
-static bool
-resolve_address(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+/*
+ * hubsync_listen_address -- the socket address for a listen address ("*":
+ * every address) and port, and the libmicrohttpd flags every hubsync
+ * daemon starts with (external select mode on the worker's main thread,
+ * suspend/resume, IPv6 for an IPv6 address).  Shared by the receiver and
+ * the metrics endpoint.
+ */
+bool
+hubsync_listen_address(const char *host, int port, struct sockaddr_storage *ss,
+					   unsigned int *mhd_flags)
 {
 	struct addrinfo hints,
 			   *res = NULL;
@@ -674,8 +681,14 @@ resolve_address(const char *host, int port, struct sockaddr_storage *ss, socklen
 	if (rc != 0 || res == NULL)
 		return false;
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
 	freeaddrinfo(res);
+
+	*mhd_flags = MHD_ALLOW_SUSPEND_RESUME;
+#ifdef MHD_USE_NO_THREAD_SAFETY
+	*mhd_flags |= MHD_USE_NO_THREAD_SAFETY;
+#endif
+	if (ss->ss_family == AF_INET6)
+		*mhd_flags |= MHD_USE_IPv6;
 	return true;
 }
 
@@ -795,7 +808,6 @@ bool
 hubsync_receiver_configure(void)
 {
 	struct sockaddr_storage ss;
-	socklen_t	sslen;
 	unsigned int flags;
 
 	compute_public_url();
@@ -812,7 +824,8 @@ hubsync_receiver_configure(void)
 	if (daemon_handle != NULL)
 		return true;
 
-	if (!resolve_address(hubsync_webhook_listen_address, hubsync_webhook_port, &ss, &sslen))
+	if (!hubsync_listen_address(hubsync_webhook_listen_address, hubsync_webhook_port,
+								&ss, &flags))
 	{
 		if (!bind_failed_logged)
 			ereport(WARNING,
@@ -822,12 +835,6 @@ hubsync_receiver_configure(void)
 		bind_failed_logged = true;
 		return false;
 	}
-	flags = MHD_ALLOW_SUSPEND_RESUME;
-#ifdef MHD_USE_NO_THREAD_SAFETY
-	flags |= MHD_USE_NO_THREAD_SAFETY;
-#endif
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
 
 	/* TLS when both files are set */
 	forget_tls();

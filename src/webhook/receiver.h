@@ -11,6 +11,11 @@
 #ifndef HUBSYNC_RECEIVER_H
 #define HUBSYNC_RECEIVER_H
 
+struct sockaddr_storage;
+
+extern bool hubsync_listen_address(const char *host, int port,
+								   struct sockaddr_storage *ss,
+								   unsigned int *mhd_flags);
 extern bool hubsync_receiver_configure(void);
 extern void hubsync_receiver_stop(void);
 extern bool hubsync_receiver_running(void);
