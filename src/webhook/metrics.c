@@ -172,6 +172,7 @@ out_live(OutBuf *b)
 {
 	HubsyncMetrics *m = &hubsync_shared->metrics;
 	HubsyncQuotaSnapshot q;
+	HubsyncWorkerState states[HUBSYNC_NUM_WORKERS];
 	uint64		cum = 0;
 	int			c,
 				s,
@@ -236,30 +237,21 @@ out_live(OutBuf *b)
 			   "Pushes scheduled for another attempt after a transient error.");
 	out_printf(b, "hubsync_push_retries_total " INT64_FORMAT "\n", q.retries);
 
+	/* one reading of every worker's state serves both families */
+	SpinLockAcquire(&hubsync_shared->mutex);
+	for (i = 0; i < HUBSYNC_NUM_WORKERS; i++)
+		states[i] = hubsync_shared->workers[i].state;
+	SpinLockRelease(&hubsync_shared->mutex);
 	out_family(b, "hubsync_worker_up", "gauge",
 			   "1 while the worker runs (state running), else 0.");
 	for (i = 0; i < HUBSYNC_NUM_WORKERS; i++)
-	{
-		HubsyncWorkerState st;
-
-		SpinLockAcquire(&hubsync_shared->mutex);
-		st = hubsync_shared->workers[i].state;
-		SpinLockRelease(&hubsync_shared->mutex);
 		out_printf(b, "hubsync_worker_up{worker=\"%s\"} %d\n", worker_label(i),
-				   st == HUBSYNC_STATE_RUNNING ? 1 : 0);
-	}
+				   states[i] == HUBSYNC_STATE_RUNNING ? 1 : 0);
 	out_family(b, "hubsync_worker_state", "gauge",
 			   "1 for each worker's current state, as hubsync.worker_status() says it.");
 	for (i = 0; i < HUBSYNC_NUM_WORKERS; i++)
-	{
-		HubsyncWorkerState st;
-
-		SpinLockAcquire(&hubsync_shared->mutex);
-		st = hubsync_shared->workers[i].state;
-		SpinLockRelease(&hubsync_shared->mutex);
 		out_printf(b, "hubsync_worker_state{worker=\"%s\",state=\"%s\"} 1\n",
-				   worker_label(i), hubsync_worker_state_name(st));
-	}
+				   worker_label(i), hubsync_worker_state_name(states[i]));
 
 	out_family(b, "hubsync_auth_failed", "gauge",
 			   "1 while HubSpot refuses hubsync's credentials or OAuth refresh token (sync stopped), else 0.");
