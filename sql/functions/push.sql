@@ -433,6 +433,11 @@ DECLARE
 	v_odd uuid[];
 	v_fast uuid[];
 BEGIN
+	-- the records' queued changes locked first, as hubsync._push_done does
+	-- by deleting them: an inbound change being applied to one of them
+	-- (it locks them too, and never waits) commits before we look, so the
+	-- next statement sees it and sends that record the adopt path
+	PERFORM 1 FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids) ORDER BY o.id FOR UPDATE;
 	EXECUTE format($q$
 		WITH ob AS (
 			SELECT o.hubsync_id, min(o.created_at) AS created

@@ -145,7 +145,16 @@ for my $s (@idle)
 	$closed++ if defined $n && $n == 0 || !defined $n;
 }
 is($closed, 4, 'idle connections were closed after hubsync.webhook_timeout');
-is(post_valid()->{status}, 200, 'served again once they are gone');
+# (the server counts a closed connection out of the per-address limit a
+# moment after the client sees it close: a sender retries, as HubSpot does)
+my $served;
+for (1 .. 20)
+{
+	$served = post_valid()->{status};
+	last if $served == 200;
+	sleep 0.1;
+}
+is($served, 200, 'served again once they are gone');
 
 # --- flood: invalid deliveries from several processes for a bounded time
 # while valid ones keep being answered (all from 127.0.0.1 here, so the

@@ -1,0 +1,88 @@
+# A rep's edit applied while our push of the same property is in flight,
+# its transaction still open when the push's answer comes back: HubSpot
+# ends with our value (our write landed after the rep's), and so must the
+# mirror.  The push's bookkeeping waits for the inbound change to commit
+# and gives the mirror back the value HubSpot holds; the echo of our push
+# cannot do it (it carries the version the push recorded, so it is stale).
+# A user BEFORE trigger that sleeps holds the inbound transaction open;
+# the fake's latency holds the push in flight.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(sleep);
+use lib 'test/perl';
+use HubSync::Node;
+use HubSync::FakeHubSpot;
+
+my $fake = HubSync::FakeHubSpot->start;
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $node = HubSync::Node::new_node('adoptrace', create_extension => 1,
+	conf => { 'hubsync.webhook_port' => $port, 'hubsync.app_id' => 54321,
+		'hubsync.api_base_url' => $fake->url });
+$node->safe_psql('postgres',
+	"SELECT hubsync.set_credentials(access_token => 'test-token', client_secret => 'hubsync-test-secret')");
+$fake->configure(webhookUrl => "http://127.0.0.1:$port/hubspot/webhooks");
+ok($node->poll_query_until('postgres',
+	"SELECT state = 'running' FROM hubsync.worker_status() WHERE worker = 'hubsync webhook'"),
+	'webhook worker runs');
+
+sub q1 { return $node->safe_psql('postgres', $_[0]); }
+
+# settled -- the fake delivered everything and the inbox is applied
+sub settled
+{
+	my $f = $fake->control('POST', 'webhooks/flush', { timeoutMs => 30000 });
+	return $f->{done} && $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM hubsync.inbox WHERE state = 'pending'");
+}
+
+# two contacts: the push's bookkeeping books a batch of several records
+# set-based (hubsync._push_done_batch), where the race was
+my ($hid, $other) = split /\n/, q1("INSERT INTO hubspot.contacts (email, firstname)
+	VALUES ('race\@example.com', 'First'), ('other\@example.com', 'Other') RETURNING hubsync_id");
+ok(HubSync::Node::wait_outbox_empty($node) && settled(), 'contacts created in HubSpot');
+my $id = q1("SELECT hs_object_id FROM hubspot.contacts WHERE hubsync_id = '$hid'");
+
+# the application's trigger: slow on the rep's value, so the inbound
+# transaction is still open when the push's answer arrives
+q1(q{CREATE FUNCTION slow_on_rep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.firstname = 'Rep' THEN
+		PERFORM pg_sleep(5);
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER slow_on_rep BEFORE UPDATE ON hubspot.contacts
+	FOR EACH ROW EXECUTE FUNCTION slow_on_rep()});
+# a record last synced long ago, as most are (a record synced in the last
+# minutes always takes the slow path of the bookkeeping)
+q1("UPDATE hubsync.sync_state SET synced_at = now() - interval '1 hour' ");
+
+# our push: 2 s to reach HubSpot, 2 s for the answer to come back
+$fake->configure(latencyMs => 4000);
+q1("UPDATE hubspot.contacts SET firstname = 'App'");
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM hubsync.outbox WHERE hubsync_id = '$hid' AND state = 'in_flight'"),
+	'our push is in flight');
+# the rep's edit lands in HubSpot before ours does
+sleep 0.3;
+$fake->control('POST', "ui/contacts/$id", { properties => { firstname => 'Rep' } });
+ok(HubSync::Node::wait_outbox_empty($node) && settled(), 'push answered and the rep\'s event applied');
+$fake->configure(latencyMs => 0);
+ok(settled(), 'the echo of our push arrived');
+
+is($fake->control('GET', "records/contacts/$id")->{properties}{firstname}, 'App',
+	'HubSpot holds our value: our write landed after the rep\'s');
+is(q1("SELECT count(*) FROM hubsync.changes WHERE direction = 'in' AND hubsync_id = '$hid' AND properties ->> 'firstname' = 'Rep'"),
+	'1', 'the rep\'s edit was applied to the mirror while our push was in flight');
+is(q1("SELECT firstname FROM hubspot.contacts WHERE hubsync_id = '$hid'"), 'App',
+	'the mirror holds our value again, as HubSpot does');
+is(q1("SELECT firstname FROM hubspot.contacts WHERE hubsync_id = '$other'"), 'App',
+	'the other record of the batch keeps our value');
+is(q1("SELECT count(*) FROM hubsync.outbox"), '0', 'nothing left to push');
+
+$node->stop;
+$fake->stop;
+done_testing();
