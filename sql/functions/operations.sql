@@ -394,33 +394,12 @@ COMMENT ON FUNCTION hubsync._wake_workers() IS
 -- Inbound changes are announced where they are applied, one notification per
 -- change; outbound ones (a push or an association change HubSpot accepted)
 -- the same way, by a trigger on the change feed, so every code path that
--- records an 'out' row announces it.  The WHEN clause keeps inbound inserts
--- free of the trigger.
+-- records an 'out' row announces it (in C, src/push/notify_out.c: it fires
+-- once per pushed record).  The WHEN clause keeps inbound inserts free of
+-- the trigger.
 
 CREATE OR REPLACE FUNCTION hubsync._notify_out_change() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	payload text;
-BEGIN
-	IF NEW.object_type = 'associations' THEN
-		payload := jsonb_build_object('object_type', 'associations', 'op', NEW.op, 'direction', 'out',
-			'from_type', NEW.properties -> 'from_type', 'from_id', NEW.properties -> 'from_id',
-			'to_type', NEW.properties -> 'to_type', 'to_id', NEW.properties -> 'to_id',
-			'type_id', NEW.properties -> 'type_id')::text;
-	ELSE
-		payload := jsonb_build_object('object_type', NEW.object_type, 'hubsync_id', NEW.hubsync_id,
-			'hs_object_id', NEW.hs_object_id, 'op', NEW.op, 'direction', 'out',
-			'changed', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]') FROM jsonb_object_keys(NEW.properties) k))::text;
-		IF octet_length(payload) > 7900 THEN
-			payload := jsonb_build_object('object_type', NEW.object_type, 'hubsync_id', NEW.hubsync_id,
-				'hs_object_id', NEW.hs_object_id, 'op', NEW.op, 'direction', 'out',
-				'changed', NULL, 'truncated', true)::text;
-		END IF;
-	END IF;
-	PERFORM pg_notify('hubsync_changes', payload);
-	RETURN NULL;
-END
-$$;
+LANGUAGE c AS 'MODULE_PATHNAME', 'hubsync_notify_out_change';
 COMMENT ON FUNCTION hubsync._notify_out_change() IS
   'API: private. Trigger: NOTIFY hubsync_changes for a change HubSpot accepted (direction out)';
 

@@ -65,7 +65,7 @@ COMMENT ON FUNCTION hubsync._props_to_send(jsonb, text[], jsonb, boolean) IS
 -- off to keep it on ordered index scans, and without JIT compilation,
 -- whose start-up (hundreds of ms) the planner's cost for a big outbox
 -- would otherwise pay on every claim.  The same stale statistics would
--- have the mirror and sync_state read whole in step 4: it too runs with
+-- have the mirror and sync_state read whole in step 3: it too runs with
 -- enable_seqscan off (every lookup there is by hubsync_id).
 CREATE OR REPLACE FUNCTION hubsync._claim(p_limit integer, p_lease_seconds integer)
 RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
@@ -74,9 +74,8 @@ RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
                realtime boolean)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
-	ids bigint[];
 	cand uuid[];
-	agg jsonb;
+	types text[];
 	ot record;
 	r record;
 	known_id bigint;
@@ -87,111 +86,102 @@ BEGIN
 	-- the oldest of each such type (an ordered scan of the (object_type, priority, id)
 	-- index -- bounded by a row comparison, not an equality, so that no
 	-- plan walks the primary key through other types' rows), then the
-	-- oldest of those, locked by id
+	-- oldest of those, grouped by record; a record with a push in flight
+	-- or in back-off waits (read, not locked: only this worker changes
+	-- that, and only the records taken are looked at)
 	PERFORM set_config('enable_seqscan', 'off', true);
 	PERFORM set_config('enable_bitmapscan', 'off', true);
-	SELECT array_agg(h.id ORDER BY h.id) INTO ids
-	FROM (SELECT h.id
-	      FROM hubsync.object_types t
-	      CROSS JOIN LATERAL (
-	            (SELECT i.id, i.priority FROM hubsync.outbox i
-	             WHERE (i.object_type, i.priority) > (t.object_type, 0) AND i.object_type <= t.object_type
-	               AND i.state = 'pending' AND i.next_attempt_at <= now()
-	             ORDER BY i.object_type, i.priority, i.id
-	             LIMIT p_limit * 4)
-	            UNION ALL
-	            (SELECT i.id, i.priority FROM hubsync.outbox i
-	             WHERE (i.object_type, i.priority, i.id) > (t.object_type, 0, 0)
-	               AND (i.object_type, i.priority) <= (t.object_type, 0)
-	               AND i.state = 'pending' AND i.next_attempt_at <= now()
-	             ORDER BY i.object_type, i.priority, i.id
-	             LIMIT p_limit * 4)) h
-	      WHERE NOT t.paused
-	      ORDER BY h.priority DESC, h.id
-	      LIMIT p_limit * 4) h;
-	PERFORM set_config('enable_bitmapscan', 'on', true);
-	SELECT array_agg(s.hubsync_id ORDER BY s.priority DESC, s.first_id) INTO cand
-	FROM (SELECT c.hubsync_id, min(c.id) AS first_id, max(c.priority) AS priority
-	      FROM (SELECT o.id, o.hubsync_id, o.priority
-	            FROM hubsync.outbox o
-	            WHERE o.id = ANY (ids) AND o.state = 'pending' AND o.next_attempt_at <= now()
-	            ORDER BY o.id
-	            FOR UPDATE SKIP LOCKED) c
-	      GROUP BY c.hubsync_id) s;
-	IF cand IS NULL THEN
-		RETURN;
-	END IF;
-
-	-- 2. without those in flight or in back-off
-	SELECT array_agg(u.id ORDER BY u.ord) INTO cand
-	FROM (SELECT x.id, x.ord
-	      FROM unnest(cand) WITH ORDINALITY AS x(id, ord)
+	SELECT array_agg(g.hubsync_id ORDER BY g.priority DESC, g.first_id) INTO cand
+	FROM (SELECT g.*
+	      FROM (SELECT h.hubsync_id, min(h.id) AS first_id, max(h.priority) AS priority
+	            FROM (SELECT h.*
+	                  FROM hubsync.object_types t
+	                  CROSS JOIN LATERAL (
+	                        (SELECT i.id, i.hubsync_id, i.priority FROM hubsync.outbox i
+	                         WHERE (i.object_type, i.priority) > (t.object_type, 0) AND i.object_type <= t.object_type
+	                           AND i.state = 'pending' AND i.next_attempt_at <= now()
+	                         ORDER BY i.object_type, i.priority, i.id
+	                         LIMIT p_limit * 4)
+	                        UNION ALL
+	                        (SELECT i.id, i.hubsync_id, i.priority FROM hubsync.outbox i
+	                         WHERE (i.object_type, i.priority, i.id) > (t.object_type, 0, 0)
+	                           AND (i.object_type, i.priority) <= (t.object_type, 0)
+	                           AND i.state = 'pending' AND i.next_attempt_at <= now()
+	                         ORDER BY i.object_type, i.priority, i.id
+	                         LIMIT p_limit * 4)) h
+	                  WHERE NOT t.paused
+	                  ORDER BY h.priority DESC, h.id
+	                  LIMIT p_limit * 4) h
+	            GROUP BY h.hubsync_id
+	            ORDER BY max(h.priority) DESC, min(h.id)) g
 	      WHERE NOT EXISTS (
 	              SELECT 1 FROM hubsync.outbox i
-	              WHERE i.hubsync_id = x.id
+	              WHERE i.hubsync_id = g.hubsync_id
 	                AND (i.state = 'in_flight' OR i.next_attempt_at > now()))
-	      ORDER BY x.ord
-	      LIMIT p_limit) u;
+	      LIMIT p_limit) g;
+	PERFORM set_config('enable_bitmapscan', 'on', true);
+	IF cand IS NULL THEN
+		RETURN;
+	END IF;
+	-- ... and every pending change of theirs locked; a record whose changes
+	-- another transaction holds (an inbound change being applied to it) is
+	-- left for a later claim
+	SELECT array_agg(x.id ORDER BY x.ord), array_agg(DISTINCT l.object_type)
+	INTO cand, types
+	FROM unnest(cand) WITH ORDINALITY AS x(id, ord)
+	JOIN (SELECT DISTINCT o.hubsync_id, o.object_type
+	      FROM (SELECT o.hubsync_id, o.object_type FROM hubsync.outbox o
+	            WHERE o.hubsync_id = ANY (cand) AND o.state = 'pending'
+	            ORDER BY o.id
+	            FOR UPDATE SKIP LOCKED) o) l ON l.hubsync_id = x.id;
 	IF cand IS NULL THEN
 		RETURN;
 	END IF;
 
-	-- 3. lease every pending change of those records, one summary each
-	WITH claimed AS (
-		UPDATE hubsync.outbox o
-		SET state = 'in_flight',
-		    lease_until = now() + make_interval(secs => p_lease_seconds),
-		    attempts = o.attempts + 1
-		WHERE o.hubsync_id = ANY (cand) AND o.state = 'pending'
-		RETURNING o.*
-	)
-	SELECT jsonb_agg(to_jsonb(s)) INTO agg
-	FROM (SELECT c.hubsync_id,
-	             min(c.object_type) AS object_type,
-	             array_agg(c.id ORDER BY c.id) AS ids,
-	             array_agg(c.id ORDER BY c.id) FILTER (WHERE c.op = 'archive') AS archive_ids,
-	             bool_or(c.op = 'create') AS has_create,
-	             bool_or(c.op = 'create' AND c.attempts > 1) AS create_tried,
-	             bool_or(c.op = 'archive') AS has_archive,
-	             max(c.hs_object_id) AS hs_object_id,
-	             array_remove(array_agg(DISTINCT x), NULL) AS changed,
-	             max(c.attempts) AS attempts,
-	             min(c.created_at) AS first_created,
-	             bool_or(c.solo) AS solo,
-	             bool_or(c.priority > 0) AS realtime
-	      FROM claimed c LEFT JOIN LATERAL unnest(c.changed) x ON true
-	      GROUP BY c.hubsync_id) s;
-	IF agg IS NULL THEN
-		RETURN;
-	END IF;
-
-	-- 4. per object type, the current mirror rows and what HubSpot has
+	-- 3. per object type: lease every pending change of those records, one
+	-- summary each, with the current mirror row and what HubSpot has
 	FOR ot IN
-		SELECT DISTINCT t.object_type, t.api_name
-		FROM jsonb_array_elements(agg) e
-		JOIN hubsync.object_types t ON t.object_type = e ->> 'object_type'
+		SELECT t.object_type, t.api_name FROM hubsync.object_types t
+		WHERE t.object_type = ANY (types) ORDER BY t.object_type
 	LOOP
 		FOR r IN EXECUTE format(
-			'SELECT c.*, t.hubsync_id IS NOT NULL AS row_found, k.known_id,
+			'WITH claimed AS (
+			     UPDATE hubsync.outbox o
+			     SET state = ''in_flight'', lease_until = now() + make_interval(secs => $2),
+			         attempts = o.attempts + 1
+			     WHERE o.hubsync_id = ANY ($1) AND o.state = ''pending'' AND o.object_type = %1$L
+			     RETURNING o.*),
+			 c AS (
+			     SELECT c.hubsync_id,
+			            array_agg(c.id ORDER BY c.id) AS ids,
+			            array_agg(c.id ORDER BY c.id) FILTER (WHERE c.op = ''archive'') AS archive_ids,
+			            bool_or(c.op = ''create'') AS has_create,
+			            bool_or(c.op = ''create'' AND c.attempts > 1) AS create_tried,
+			            bool_or(c.op = ''archive'') AS has_archive,
+			            max(c.hs_object_id) AS hs_object_id,
+			            array_remove(array_agg(DISTINCT x), NULL) AS changed,
+			            max(c.attempts) AS attempts,
+			            min(c.created_at) AS first_created,
+			            bool_or(c.solo) AS solo,
+			            bool_or(c.priority > 0) AS realtime
+			     FROM claimed c LEFT JOIN LATERAL unnest(c.changed) x ON true
+			     GROUP BY c.hubsync_id)
+			 SELECT c.*, t.hubsync_id IS NOT NULL AS row_found, k.known_id,
 			        CASE WHEN t.hubsync_id IS NOT NULL AND NOT c.has_archive
-			             THEN hubsync._props_to_send(hubsync._wire_row(%L, to_jsonb(t)),
+			             THEN hubsync._props_to_send(hubsync._wire_row(%1$L, to_jsonb(t)),
 			                                         coalesce(c.changed, ''{}''),
 			                                         coalesce(s.remote, ''{}''),
 			                                         c.has_create OR k.known_id IS NULL)
 			        END AS sent
-			 FROM jsonb_to_recordset($1) AS c(hubsync_id uuid, object_type text, ids bigint[],
-			      archive_ids bigint[], has_create boolean, create_tried boolean, has_archive boolean, hs_object_id bigint,
-			      changed text[], attempts integer, first_created timestamptz, solo boolean,
-			      realtime boolean)
-			 LEFT JOIN hubspot.%I t ON t.hubsync_id = c.hubsync_id
+			 FROM c
+			 LEFT JOIN hubspot.%2$I t ON t.hubsync_id = c.hubsync_id
 			 LEFT JOIN hubsync.sync_state s ON s.hubsync_id = c.hubsync_id
 			 CROSS JOIN LATERAL (SELECT coalesce(t.hs_object_id, s.hs_object_id, c.hs_object_id) AS known_id) k
-			 WHERE c.object_type = %L
-			 ORDER BY c.realtime DESC, c.ids[1]', ot.object_type, ot.object_type, ot.object_type)
-			USING agg
+			 ORDER BY c.realtime DESC, c.ids[1]', ot.object_type, ot.object_type)
+			USING cand, p_lease_seconds
 		LOOP
 			hubsync_id := r.hubsync_id;
-			object_type := r.object_type;
+			object_type := ot.object_type;
 			api_name := ot.api_name;
 			outbox_ids := r.ids;
 			attempts := r.attempts;

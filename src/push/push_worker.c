@@ -53,6 +53,7 @@ PGDLLEXPORT void hubsync_push_worker_main(Datum main_arg) pg_attribute_noreturn(
 static MemoryContext push_cxt = NULL;	/* lives as long as the worker */
 static List *ready_batches = NIL;	/* claimed, waiting for quota */
 static bool outbox_drained = false;	/* last claim found nothing more */
+static bool commits_since_claim = true; /* changes may have been committed */
 static long idle_wait_ms = IDLE_WAIT_MS;
 static bool assoc_due = true;	/* an association round may find work */
 static double bulk_tokens = 0;	/* bulk batches that may leave now */
@@ -286,7 +287,25 @@ claim_batches(void)
 		MemoryContextSwitchTo(old);
 	}
 	outbox_drained = (claimed < limit);
+	commits_since_claim = false;
 	return claimed;
+}
+
+/*
+ * claim_wanted -- whether to claim now.  Fewer than max_inflight batches
+ * wait for the quota; claim once half of them have left, so that a claim
+ * (a dozen statements, one of them planned afresh each time) fills
+ * several batches, not one; and at once after new commits, so that a
+ * real-time change never waits behind the bulk batches' pacing.
+ */
+static bool
+claim_wanted(void)
+{
+	int			ready = list_length(ready_batches);
+
+	if (outbox_drained || hubsync_auth_blocked() || ready >= hubsync_max_inflight)
+		return false;
+	return ready <= hubsync_max_inflight / 2 || commits_since_claim;
 }
 
 /* start_batch -- build and send a batch's request */
@@ -486,8 +505,7 @@ push_loop(void)
 		 * are in flight.
 		 */
 		quota_wait = send_ready_batches();
-		if (list_length(ready_batches) < hubsync_max_inflight && !outbox_drained &&
-			!hubsync_auth_blocked())
+		if (claim_wanted())
 		{
 			claim_batches();
 			quota_wait = send_ready_batches();
@@ -509,7 +527,7 @@ push_loop(void)
 		}
 		if (quota_wait > 0)
 			timeout = quota_wait;
-		else if (!outbox_drained && list_length(ready_batches) < hubsync_max_inflight)
+		else if (claim_wanted())
 			timeout = 0;		/* more to claim */
 		else if (ready_batches == NIL && outbox_drained)
 			timeout = idle_wait_ms;
@@ -542,6 +560,7 @@ push_loop(void)
 			if (woken)
 			{
 				assoc_due = true;
+				commits_since_claim = true;
 				/* new commits: let a batch fill for batch_linger */
 				if (idle && hubsync_batch_linger > 0)
 					hubsync_worker_pause(hubsync_batch_linger);
@@ -551,7 +570,10 @@ push_loop(void)
 				outbox_drained = false; /* slept it out: a retry may be due */
 		}
 		else if (hubsync_worker_consume_wake())
+		{
 			outbox_drained = false;
+			commits_since_claim = true;
+		}
 		finish_requests();
 	}
 }
