@@ -75,7 +75,7 @@ RETURNS TABLE (hubsync_id uuid, object_type text, api_name text, kind text,
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
 	cand uuid[];
-	types text[];
+	cand_types text[];
 	ot record;
 	r record;
 	known_id bigint;
@@ -126,8 +126,8 @@ BEGIN
 	-- ... and every pending change of theirs locked; a record whose changes
 	-- another transaction holds (an inbound change being applied to it) is
 	-- left for a later claim
-	SELECT array_agg(x.id ORDER BY x.ord), array_agg(DISTINCT l.object_type)
-	INTO cand, types
+	SELECT array_agg(x.id ORDER BY x.ord), array_agg(l.object_type ORDER BY x.ord)
+	INTO cand, cand_types
 	FROM unnest(cand) WITH ORDINALITY AS x(id, ord)
 	JOIN (SELECT DISTINCT o.hubsync_id, o.object_type
 	      FROM (SELECT o.hubsync_id, o.object_type FROM hubsync.outbox o
@@ -141,15 +141,18 @@ BEGIN
 	-- 3. per object type: lease every pending change of those records, one
 	-- summary each, with the current mirror row and what HubSpot has
 	FOR ot IN
-		SELECT t.object_type, t.api_name FROM hubsync.object_types t
-		WHERE t.object_type = ANY (types) ORDER BY t.object_type
+		SELECT t.object_type, t.api_name,
+		       ARRAY(SELECT x.id FROM unnest(cand, cand_types) AS x(id, object_type)
+		             WHERE x.object_type = t.object_type) AS records
+		FROM hubsync.object_types t
+		WHERE t.object_type = ANY (cand_types) ORDER BY t.object_type
 	LOOP
 		FOR r IN EXECUTE format(
 			'WITH claimed AS (
 			     UPDATE hubsync.outbox o
 			     SET state = ''in_flight'', lease_until = now() + make_interval(secs => $2),
 			         attempts = o.attempts + 1
-			     WHERE o.hubsync_id = ANY ($1) AND o.state = ''pending'' AND o.object_type = %1$L
+			     WHERE o.hubsync_id = ANY ($1) AND o.state = ''pending''
 			     RETURNING o.*),
 			 c AS (
 			     SELECT c.hubsync_id,
@@ -178,7 +181,7 @@ BEGIN
 			 LEFT JOIN hubsync.sync_state s ON s.hubsync_id = c.hubsync_id
 			 CROSS JOIN LATERAL (SELECT coalesce(t.hs_object_id, s.hs_object_id, c.hs_object_id) AS known_id) k
 			 ORDER BY c.realtime DESC, c.ids[1]', ot.object_type, ot.object_type)
-			USING cand, p_lease_seconds
+			USING ot.records, p_lease_seconds
 		LOOP
 			hubsync_id := r.hubsync_id;
 			object_type := ot.object_type;
