@@ -425,34 +425,43 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off 
 DECLARE
 	v_odd uuid[];
 	v_fast uuid[];
+	v_merged uuid[];
 BEGIN
 	-- the records' queued changes locked first, as hubsync._push_done does
 	-- by deleting them: an inbound change being applied to one of them
 	-- (it locks them too, and never waits) commits before we look, so the
 	-- next statement sees it and sends that record the adopt path
 	PERFORM 1 FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids) ORDER BY o.id FOR UPDATE;
-	EXECUTE format($q$
-		WITH ob AS (
-			SELECT o.hubsync_id, min(o.created_at) AS created
-			FROM hubsync.outbox o WHERE o.id = ANY ($6) GROUP BY o.hubsync_id)
-		SELECT coalesce(array_agg(r.hubsync_id) FILTER (WHERE r.odd), '{}'),
-		       coalesce(array_agg(r.hubsync_id) FILTER (WHERE NOT r.odd), '{}')
-		FROM (SELECT r.hubsync_id,
-		             coalesce(($5 = 'update' AND r.hs_object_id IS NOT NULL AND EXISTS (
-		                 SELECT 1 FROM hubspot.%I m
-		                 WHERE m.hs_object_id = r.hs_object_id AND m.hubsync_id <> r.hubsync_id))
-		              OR s.synced_at > ob.created - interval '5 minutes'
-		              OR (r.updated_at IS NOT NULL AND r.sent IS NOT NULL AND EXISTS (
-		                 SELECT 1 FROM jsonb_object_keys(r.sent) k
-		                 WHERE k <> 'hubsync_id'
-		                   AND (s.versions ->> k)::bigint > (extract(epoch FROM r.updated_at) * 1000)::bigint)),
-		              false) AS odd
-		      FROM unnest($1, $2, $3, $4) AS r(hubsync_id, hs_object_id, sent, updated_at)
-		      LEFT JOIN hubsync.sync_state s ON s.hubsync_id = r.hubsync_id
-		      LEFT JOIN ob ON ob.hubsync_id = r.hubsync_id) r
-		$q$, p_object_type)
-		INTO v_odd, v_fast
-		USING p_hubsync_ids, p_hs_object_ids, p_sent, p_updated_at, p_kind, p_outbox_ids;
+	-- records that need the per-record path: something from HubSpot
+	-- reached the row since its change was queued (adopt), or a sent
+	-- property a rep changed again after our write landed
+	SELECT coalesce(array_agg(r.hubsync_id) FILTER (WHERE r.odd), '{}'),
+	       coalesce(array_agg(r.hubsync_id) FILTER (WHERE NOT r.odd), '{}')
+	INTO v_odd, v_fast
+	FROM (SELECT r.hubsync_id,
+	             coalesce(s.synced_at > ob.created - interval '5 minutes'
+	                      OR (r.updated_at IS NOT NULL AND r.sent IS NOT NULL AND EXISTS (
+	                          SELECT 1 FROM jsonb_object_keys(r.sent) k
+	                          WHERE k <> 'hubsync_id'
+	                            AND (s.versions ->> k)::bigint > (extract(epoch FROM r.updated_at) * 1000)::bigint)),
+	                      false) AS odd
+	      FROM unnest(p_hubsync_ids, p_sent, p_updated_at) AS r(hubsync_id, sent, updated_at)
+	      LEFT JOIN hubsync.sync_state s ON s.hubsync_id = r.hubsync_id
+	      LEFT JOIN (SELECT o.hubsync_id, min(o.created_at) AS created
+	                 FROM hubsync.outbox o WHERE o.id = ANY (p_outbox_ids)
+	                 GROUP BY o.hubsync_id) ob ON ob.hubsync_id = r.hubsync_id) r;
+	-- ... or an update HubSpot answered for another record of ours (a merge)
+	IF p_kind = 'update' THEN
+		EXECUTE format('SELECT coalesce(array_agg(r.hubsync_id), ''{}'')
+		                FROM unnest($1, $2) AS r(hubsync_id, hs_object_id)
+		                WHERE r.hubsync_id = ANY ($3) AND EXISTS (
+		                      SELECT 1 FROM hubspot.%I m
+		                      WHERE m.hs_object_id = r.hs_object_id AND m.hubsync_id <> r.hubsync_id)',
+		               p_object_type)
+			INTO v_merged USING p_hubsync_ids, p_hs_object_ids, v_fast;
+		v_odd := v_odd || v_merged;
+		v_fast := ARRAY(SELECT x FROM unnest(v_fast) x WHERE x <> ALL (v_merged));
+	END IF;
 	IF v_fast = '{}' THEN
 		RETURN v_odd;
 	END IF;

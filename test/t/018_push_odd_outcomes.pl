@@ -1,4 +1,7 @@
-# A rep's edit applied while our push of the same property is in flight,
+# The outcomes a batch's set-based booking (hubsync._push_done_batch)
+# hands to the per-record path.
+#
+# 1. A rep's edit applied while our push of the same property is in flight,
 # its transaction still open when the push's answer comes back: HubSpot
 # ends with our value (our write landed after the rep's), and so must the
 # mirror.  The push's bookkeeping waits for the inbound change to commit
@@ -6,6 +9,11 @@
 # cannot do it (it carries the version the push recorded, so it is stale).
 # A user BEFORE trigger that sleeps holds the inbound transaction open;
 # the fake's latency holds the push in flight.
+#
+# 2. An update HubSpot answers for another record of ours: a rep merged
+# the record into that one (and no webhook told us yet).  The merged-away
+# row goes, its lineage is kept, the survivor stays; the other records of
+# the batch are booked as usual.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -82,6 +90,28 @@ is(q1("SELECT firstname FROM hubspot.contacts WHERE hubsync_id = '$hid'"), 'App'
 is(q1("SELECT firstname FROM hubspot.contacts WHERE hubsync_id = '$other'"), 'App',
 	'the other record of the batch keeps our value');
 is(q1("SELECT count(*) FROM hubsync.outbox"), '0', 'nothing left to push');
+
+# ---- 2. an update answered for the record ours was merged into ----
+q1("DROP TRIGGER slow_on_rep ON hubspot.contacts");
+# (the merge keeps the primary's id, so the answer names a record we have)
+$fake->configure(webhookUrl => undef, mergeCreatesNewId => JSON::PP::false);
+my ($a_hid, $b_hid, $c_hid) = split /\n/, q1("INSERT INTO hubspot.contacts (email, firstname)
+	VALUES ('a\@example.com', 'A'), ('b\@example.com', 'B'), ('c\@example.com', 'C') RETURNING hubsync_id");
+ok(HubSync::Node::wait_outbox_empty($node), 'three more contacts created in HubSpot');
+my ($a_id, $b_id) = map { q1("SELECT hs_object_id FROM hubspot.contacts WHERE hubsync_id = '$_'") } ($a_hid, $b_hid);
+$fake->control('POST', 'ui/contacts/merge', { primaryObjectId => $a_id, objectIdToMerge => $b_id });
+q1("UPDATE hubspot.contacts SET lastname = 'Batch' WHERE hubsync_id IN ('$b_hid', '$c_hid')");
+ok(HubSync::Node::wait_outbox_empty($node), 'the batch of two updates was answered');
+is(q1("SELECT count(*) FROM hubspot.contacts WHERE hubsync_id = '$b_hid'"), '0',
+	'the merged-away row is gone');
+is(q1("SELECT survivor_id FROM hubsync.merges WHERE merged_id = $b_id"), $a_id, 'its lineage is kept');
+is(q1("SELECT count(*) FROM hubspot.contacts WHERE hubsync_id = '$a_hid' AND hs_object_id = $a_id"), '1',
+	'the survivor keeps its row');
+is(q1("SELECT lastname FROM hubspot.contacts WHERE hubsync_id = '$c_hid'"), 'Batch',
+	'the other record of the batch is booked as usual');
+is(q1("SELECT count(*) FROM hubsync.changes WHERE direction = 'out' AND hubsync_id = '$c_hid' AND properties ? 'lastname'"),
+	'1', '... with its change feed row');
+is(q1("SELECT count(*) FROM hubsync.dead_letters"), '0', 'nothing dead-lettered');
 
 $node->stop;
 $fake->stop;
