@@ -39,12 +39,7 @@ ok($node->poll_query_until('postgres',
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 
 # settled -- the fake delivered everything and the inbox is applied
-sub settled
-{
-	my $f = $fake->control('POST', 'webhooks/flush', { timeoutMs => 30000 });
-	return $f->{done} && $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM hubsync.inbox WHERE state = 'pending'");
-}
+sub settled { return HubSync::Node::webhooks_applied($node, $fake); }
 
 # two contacts: the push's bookkeeping books a batch of several records
 # set-based (hubsync._push_done_batch), where the race was

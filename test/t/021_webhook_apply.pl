@@ -33,12 +33,7 @@ sleep 1;
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 
 # settled -- the fake delivered everything and the inbox is applied
-sub settled
-{
-	my $f = $fake->control('POST', 'webhooks/flush', { timeoutMs => 30000 });
-	return $f->{done} && $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM hubsync.inbox WHERE state = 'pending'");
-}
+sub settled { return HubSync::Node::webhooks_applied($node, $fake); }
 
 sub counter { return q1("SELECT value FROM hubsync.webhook_stats WHERE counter = '$_[0]'"); }
 

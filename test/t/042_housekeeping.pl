@@ -21,7 +21,7 @@ my $node = HubSync::Node::new_node('housekeeping', create_extension => 1, conf =
 my $sql = sub { $node->safe_psql('postgres', $_[0]) };
 
 like($sql->("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'hubsync.outbox'::regclass"),
-	qr/fillfactor=80.*autovacuum_vacuum_scale_factor=0\.01/, 'outbox has its own autovacuum settings');
+	qr/fillfactor=50.*autovacuum_vacuum_scale_factor=0\.01/, 'outbox has its own autovacuum settings');
 ok($sql->("SELECT count(*) FROM pg_class WHERE relnamespace = 'hubsync'::regnamespace
            AND relname IN ('outbox', 'inbox', 'changes', 'sync_state')
            AND array_to_string(reloptions, ',') LIKE '%autovacuum_%'") == 4,

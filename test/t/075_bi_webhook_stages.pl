@@ -26,12 +26,7 @@ ok($node->poll_query_until('postgres',
 	"SELECT state = 'running' FROM hubsync.worker_status() WHERE worker = 'hubsync webhook'"),
 	'webhook worker runs');
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
-sub settled
-{
-	my $f = $fake->control('POST', 'webhooks/flush', { timeoutMs => 30000 });
-	return $f->{done} && $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM hubsync.inbox WHERE state = 'pending'");
-}
+sub settled { return HubSync::Node::webhooks_applied($node, $fake); }
 
 # a deal made here, pushed to HubSpot
 q1("INSERT INTO hubspot.deals (dealname, dealstage, pipeline, amount, deal_currency_code)

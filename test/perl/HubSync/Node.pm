@@ -48,6 +48,16 @@ sub with_fake
 	return ($node, $fake);
 }
 
+# webhooks_applied -- the fake delivered every webhook it holds and the
+# inbox has nothing pending
+sub webhooks_applied
+{
+	my ($node, $fake) = @_;
+	my $f = $fake->control('POST', 'webhooks/flush', { timeoutMs => 30000 });
+	return $f->{done} && $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM hubsync.inbox WHERE state = 'pending'");
+}
+
 # wait_outbox_empty -- wait until every queued change has left
 sub wait_outbox_empty
 {
