@@ -7,12 +7,15 @@
  *
  *	1. claim (short transaction): hubsync._claim() leases pending changes,
  *	   coalesced per record, and says what to send; they are grouped into
- *	   batches per object type and kind, up to hubsync.batch_size;
+ *	   batches per object type and kind, up to hubsync.batch_size.  Up to
+ *	   max_inflight batches wait claimed ahead of the quota; a claim runs
+ *	   once half of them have left, or at once after new commits;
  *	2. send (no transaction open): each batch waits for the shared quota,
  *	   then goes out through libcurl's multi interface;
- *	3. record (short transaction): each finished request's outcomes are
- *	   written record by record, each in its own subtransaction, so one bad
- *	   record never stops the rest.
+ *	3. record (short transaction): each finished request's plain successes
+ *	   are booked in one statement, every other outcome record by record,
+ *	   each in its own subtransaction, so one bad record never stops the
+ *	   rest (push_outcome.c).
  *
  * A crash between 1 and 3 leaves leases that run out (or are released when
  * the worker starts), and the changes are sent again; creates go through
