@@ -649,13 +649,9 @@ hubsync_metrics_configure(void)
 	if (metrics_daemon != NULL)
 		return true;
 	if (!hubsync_listen_address(hubsync_metrics_listen_address, hubsync_metrics_port,
-								&ss, &flags))
+								"metrics endpoint", "hubsync.metrics_listen_address",
+								!bind_failed_logged, &ss, &flags))
 	{
-		if (!bind_failed_logged)
-			ereport(WARNING,
-					(errmsg("hubsync metrics endpoint cannot resolve listen address \"%s\"",
-							hubsync_metrics_listen_address),
-					 errhint("Set hubsync.metrics_listen_address to an IP address of this host.")));
 		bind_failed_logged = true;
 		return false;
 	}

@@ -661,11 +661,14 @@ hubsync_receiver_run(void)
  * every address) and port, and the libmicrohttpd flags every hubsync
  * daemon starts with (external select mode on the worker's main thread,
  * suspend/resume, IPv6 for an IPv6 address).  Shared by the receiver and
- * the metrics endpoint.
+ * the metrics endpoint.  An address that does not resolve is a WARNING
+ * naming the daemon and its setting, when warn is set (the callers warn
+ * once, not at every retry).
  */
 bool
-hubsync_listen_address(const char *host, int port, struct sockaddr_storage *ss,
-					   unsigned int *mhd_flags)
+hubsync_listen_address(const char *host, int port, const char *daemon_name,
+					   const char *setting, bool warn,
+					   struct sockaddr_storage *ss, unsigned int *mhd_flags)
 {
 	struct addrinfo hints,
 			   *res = NULL;
@@ -679,7 +682,14 @@ hubsync_listen_address(const char *host, int port, struct sockaddr_storage *ss,
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, portstr, &hints, &res);
 	if (rc != 0 || res == NULL)
+	{
+		if (warn)
+			ereport(WARNING,
+					(errmsg("hubsync %s cannot resolve listen address \"%s\"",
+							daemon_name, host),
+					 errhint("Set %s to an IP address of this host.", setting)));
 		return false;
+	}
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
 	freeaddrinfo(res);
 
@@ -825,13 +835,9 @@ hubsync_receiver_configure(void)
 		return true;
 
 	if (!hubsync_listen_address(hubsync_webhook_listen_address, hubsync_webhook_port,
-								&ss, &flags))
+								"webhook receiver", "hubsync.webhook_listen_address",
+								!bind_failed_logged, &ss, &flags))
 	{
-		if (!bind_failed_logged)
-			ereport(WARNING,
-					(errmsg("hubsync webhook receiver cannot resolve listen address \"%s\"",
-							hubsync_webhook_listen_address),
-					 errhint("Set hubsync.webhook_listen_address to an IP address of this host.")));
 		bind_failed_logged = true;
 		return false;
 	}

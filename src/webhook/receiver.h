@@ -14,7 +14,8 @@
 struct sockaddr_storage;
 
 extern bool hubsync_listen_address(const char *host, int port,
-								   struct sockaddr_storage *ss,
+								   const char *daemon_name, const char *setting,
+								   bool warn, struct sockaddr_storage *ss,
 								   unsigned int *mhd_flags);
 extern bool hubsync_receiver_configure(void);
 extern void hubsync_receiver_stop(void);
