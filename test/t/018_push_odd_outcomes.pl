@@ -24,17 +24,7 @@ use lib 'test/perl';
 use HubSync::Node;
 use HubSync::FakeHubSpot;
 
-my $fake = HubSync::FakeHubSpot->start;
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $node = HubSync::Node::new_node('adoptrace', create_extension => 1,
-	conf => { 'hubsync.webhook_port' => $port, 'hubsync.app_id' => 54321,
-		'hubsync.api_base_url' => $fake->url });
-$node->safe_psql('postgres',
-	"SELECT hubsync.set_credentials(access_token => 'test-token', client_secret => 'hubsync-test-secret')");
-$fake->configure(webhookUrl => "http://127.0.0.1:$port/hubspot/webhooks");
-ok($node->poll_query_until('postgres',
-	"SELECT state = 'running' FROM hubsync.worker_status() WHERE worker = 'hubsync webhook'"),
-	'webhook worker runs');
+my ($node, $fake) = HubSync::Node::with_webhooks('adoptrace');
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 

@@ -16,34 +16,15 @@ use lib 'test/perl';
 use HubSync::Node;
 use HubSync::FakeHubSpot;
 
-my $fake = HubSync::FakeHubSpot->start;
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $node = HubSync::Node::new_node('revenue', create_extension => 1,
-	conf => { 'hubsync.webhook_port' => $port, 'hubsync.app_id' => 54321,
-		'hubsync.api_base_url' => $fake->url });
-$node->safe_psql('postgres',
-	"SELECT hubsync.set_credentials(access_token => 'test-token', client_secret => 'hubsync-test-secret')");
-$fake->configure(webhookUrl => "http://127.0.0.1:$port/hubspot/webhooks",
-	webhookPropertyChangeOnCreate => JSON::PP::true);
-ok($node->poll_query_until('postgres',
-	"SELECT state = 'running' FROM hubsync.worker_status() WHERE worker = 'hubsync webhook'"),
-	'webhook worker runs');
+my ($node, $fake) = HubSync::Node::with_webhooks('revenue',
+	fake_config => { webhookPropertyChangeOnCreate => JSON::PP::true });
 
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 my $auth = { Authorization => 'Bearer test-token' };
 sub api { my ($m, $p, $b) = @_; return $fake->request($m, $p, $b, $auth); }
 
 # settled -- pushes and associations left, HubSpot's news applied
-sub settled
-{
-	return 0 unless $node->poll_query_until('postgres',
-		"SELECT (SELECT count(*) FROM hubsync.outbox) = 0
-		    AND (SELECT count(*) FROM hubsync.association_outbox WHERE state <> 'failed') = 0");
-	my $f = $fake->control('POST', 'webhooks/flush', { timeoutMs => 30000 });
-	return $f->{done} && $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM hubsync.inbox WHERE state = 'pending'")
-	  && $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM hubsync.outbox");
-}
+sub settled { return HubSync::Node::all_settled($node, $fake); }
 sub hs { my ($t, $id) = @_; return $fake->control('GET', "records/$t/$id")->{properties}; }
 sub hsid { my ($t, $hid) = @_; return q1("SELECT hs_object_id FROM hubspot.$t WHERE hubsync_id = '$hid'"); }
 

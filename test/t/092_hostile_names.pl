@@ -14,17 +14,8 @@ use lib 'test/perl';
 use HubSync::Node;
 use HubSync::FakeHubSpot;
 
-my $fake = HubSync::FakeHubSpot->start;
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $node = HubSync::Node::new_node('hostile', create_extension => 1,
-	conf => { 'hubsync.webhook_port' => $port, 'hubsync.app_id' => 54321,
-		'hubsync.api_base_url' => $fake->url });
-$node->safe_psql('postgres',
-	"SELECT hubsync.set_credentials(access_token => 'test-token', client_secret => 'hubsync-test-secret')");
-$fake->configure(webhookUrl => "http://127.0.0.1:$port/hubspot/webhooks", strictPropertyNames => JSON::PP::false);
-ok($node->poll_query_until('postgres',
-	"SELECT state = 'running' FROM hubsync.worker_status() WHERE worker = 'hubsync webhook'"),
-	'webhook worker runs');
+my ($node, $fake) = HubSync::Node::with_webhooks('hostile',
+	fake_config => { strictPropertyNames => JSON::PP::false });
 
 my $json = JSON::PP->new->canonical->utf8;
 sub q1 { return decode_utf8($node->safe_psql('postgres', encode_utf8($_[0]))); }

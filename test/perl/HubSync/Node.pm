@@ -48,6 +48,29 @@ sub with_fake
 	return ($node, $fake);
 }
 
+# with_webhooks -- a fake HubSpot that delivers webhooks to the node's
+# receiver, and that node (extension created, token and client secret
+# set); checks that the webhook worker runs.  fake_config: more settings
+# of the fake.  Returns ($node, $fake, $port).
+sub with_webhooks
+{
+	my ($name, %opts) = @_;
+	require HubSync::FakeHubSpot;
+	my $fake = HubSync::FakeHubSpot->start;
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $node = new_node($name, create_extension => 1,
+		conf => { 'hubsync.webhook_port' => $port, 'hubsync.app_id' => 54321,
+			'hubsync.api_base_url' => $fake->url });
+	$node->safe_psql('postgres',
+		"SELECT hubsync.set_credentials(access_token => 'test-token', client_secret => 'hubsync-test-secret')");
+	$fake->configure(webhookUrl => "http://127.0.0.1:$port/hubspot/webhooks",
+		%{ $opts{fake_config} || {} });
+	ok($node->poll_query_until('postgres',
+		"SELECT state = 'running' FROM hubsync.worker_status() WHERE worker = 'hubsync webhook'"),
+		'webhook worker runs');
+	return ($node, $fake, $port);
+}
+
 # webhooks_applied -- the fake delivered every webhook it holds and the
 # inbox has nothing pending
 sub webhooks_applied
@@ -56,6 +79,18 @@ sub webhooks_applied
 	my $f = $fake->control('POST', 'webhooks/flush', { timeoutMs => 30000 });
 	return $f->{done} && $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM hubsync.inbox WHERE state = 'pending'");
+}
+
+# all_settled -- pushes and association changes left (failed ones
+# aside), every webhook delivered and applied, and nothing queued again
+sub all_settled
+{
+	my ($node, $fake) = @_;
+	return 0 unless $node->poll_query_until('postgres',
+		"SELECT (SELECT count(*) FROM hubsync.outbox) = 0
+		    AND (SELECT count(*) FROM hubsync.association_outbox WHERE state <> 'failed') = 0");
+	return webhooks_applied($node, $fake)
+	  && wait_outbox_empty($node);
 }
 
 # wait_outbox_empty -- wait until every queued change has left
